@@ -1,0 +1,33 @@
+"""Catalog changes (keyed by item): validate, keep the newest version of each item."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from agents.dead_letters import send_dead_letter
+from models.errors import ValidationError
+from app.records import decode_catalog
+from tables import catalog
+
+if TYPE_CHECKING:
+    from app.worker import Worker
+
+
+def register(worker: "Worker") -> Any:
+    settings, metrics = worker.settings, worker.metrics
+
+    @worker.app.agent(worker.catalog_topic, name="catalog-changes")
+    async def catalog_changes(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                change = decode_catalog(msg.value, settings.max_event_bytes, now=msg.timestamp or time.time())
+            except ValidationError as exc:
+                await send_dead_letter(worker, "catalog", event, exc.reason)
+                continue
+            if catalog.is_stale(worker.catalog.get(change.item_id), change):
+                continue
+            worker.catalog[change.item_id] = catalog.to_item(change)
+            metrics.catalog_changes.labels(op=change.op).inc()
+
+    return catalog_changes

@@ -1,0 +1,29 @@
+"""Sending a record that cannot be used to the dead-letter topic, with its reason."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from app.metrics import reason_label
+
+if TYPE_CHECKING:
+    from faust.types import EventT
+
+    from app.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+async def send_dead_letter(worker: "Worker", source: str, event: "EventT", reason: str) -> None:
+    """The original bytes go unchanged as the value; where they came from and why, as headers."""
+    msg = event.message
+    headers = [
+        ("reason", reason.encode()),
+        ("source_topic", msg.topic.encode()),
+        ("source_partition", str(msg.partition).encode()),
+        ("source_offset", str(msg.offset).encode()),
+    ]
+    value = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
+    await worker.dead_letters_topic.send(key=msg.key, value=value, headers=headers)
+    worker.metrics.dead_letters.labels(source=source, reason=reason_label(reason)).inc()
+    log.warning("dead letter from %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)

@@ -1,0 +1,61 @@
+"""User events (keyed by user): validate, drop duplicates, update the profile, forward by item."""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from agents.dead_letters import send_dead_letter
+from models.errors import ValidationError
+from app.records import UserEvent, decode_event
+from tables import seen_events, user_profiles
+
+if TYPE_CHECKING:
+    from app.worker import Worker
+
+
+def item_message(event: UserEvent, partition: int, offset: int) -> bytes:
+    """What item stats need of an event, with its source position for idempotency."""
+    return orjson.dumps({"type": event.type, "ts": event.ts, "src": [partition, offset]})
+
+
+def register(worker: "Worker") -> Any:
+    settings, metrics = worker.settings, worker.metrics
+
+    @worker.app.agent(worker.events_topic, name="user-events")
+    async def user_events(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                ev = decode_event(msg.value, settings.max_event_bytes, now=msg.timestamp or time.time())
+            except ValidationError as exc:
+                await send_dead_letter(worker, "events", event, exc.reason)
+                continue
+            if msg.key != ev.user_id.encode():
+                # Profiles are partitioned by user: a record keyed otherwise is sent round
+                # again under the right key rather than splitting the user over partitions.
+                await worker.events_topic.send(key=ev.user_id.encode(), value=msg.value)
+                metrics.events_rekeyed.inc()
+                continue
+            pos = (msg.partition, msg.offset)
+            seen = worker.seen.get(ev.event_id)
+            if seen_events.is_duplicate(seen, *pos):
+                metrics.events_duplicate.inc()
+                continue
+            if seen is None:
+                worker.seen[ev.event_id] = list(pos)
+            profile = worker.users.get(ev.user_id) or user_profiles.empty()
+            if user_profiles.already_applied(profile, *pos):
+                metrics.events_redelivered.labels(table=user_profiles.NAME).inc()
+            else:
+                worker.users[ev.user_id] = user_profiles.apply_event(
+                    profile, ev, *pos, recent_items=settings.recent_items)
+                metrics.events_processed.labels(type=ev.type).inc()
+            # Forwarded even when the profile had it: the send may be what the crash lost.
+            if ev.item_id is not None:
+                await worker.item_events_topic.send(key=ev.item_id.encode(), value=item_message(ev, *pos))
+            if msg.timestamp:
+                metrics.event_lag.observe(max(0.0, time.time() - msg.timestamp))
+
+    return user_events

@@ -1,0 +1,1 @@
+"""The HTTP gateway: aiohttp app factory, routes, handlers, and its in-memory read model."""

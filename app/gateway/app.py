@@ -1,0 +1,49 @@
+"""`init_app(settings)`: the aiohttp application, with its resources opened in cleanup_ctx."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from app.gateway.changelog import ChangelogFollower
+from app.gateway.errors import errors_and_metrics
+from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL, SETTINGS, SINK
+from app.gateway.read_model import ReadModel
+from app.gateway.routes import setup_routes
+from app.gateway.sink import EventSink, KafkaSink
+from app.metrics import Metrics
+from app.settings import Settings
+
+
+def init_app(
+    settings: Settings,
+    *,
+    sink: EventSink | None = None,
+    read_model: ReadModel | None = None,
+    follow_changelogs: bool = True,
+) -> web.Application:
+    """Tests pass their own sink and read model and turn the changelog follower off."""
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_and_metrics])
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[READ_MODEL] = read_model or ReadModel(settings)
+    app[SINK] = sink or KafkaSink(settings)
+    setup_routes(app)
+    app.cleanup_ctx.append(_sink_ctx)
+    if follow_changelogs:
+        app.cleanup_ctx.append(_follower_ctx)
+    return app
+
+
+async def _sink_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[SINK].start()
+    yield
+    await app[SINK].stop()
+
+
+async def _follower_ctx(app: web.Application) -> AsyncIterator[None]:
+    follower = ChangelogFollower(app[SETTINGS], app[READ_MODEL], app[METRICS])
+    app[FOLLOWER] = follower
+    await follower.start()
+    yield
+    await follower.stop()

@@ -1,0 +1,25 @@
+"""Liveness, readiness and Prometheus metrics."""
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.gateway.errors import json_response
+from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready once the read model has caught up with the changelogs (serving no stale start)."""
+    follower = request.app.get(FOLLOWER)
+    ready = follower is None or follower.caught_up.is_set()
+    body = {"ready": ready, "records": request.app[READ_MODEL].sizes()}
+    return json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,71 @@
+"""POST /v1/events and /v1/catalog: validate with the agents' rules, then produce to Kafka.
+
+A batch is all or nothing: if any record is invalid, none is produced and the answer lists
+each invalid record with its index and reason, so the client can fix and resend.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, TypeVar
+
+import orjson
+from aiohttp import web
+
+from models.errors import PayloadTooLarge, ValidationError
+from app.gateway.errors import error_response, json_response
+from app.gateway.keys import METRICS, SETTINGS, SINK
+from app.records import parse_catalog, parse_event
+
+T = TypeVar("T")
+
+
+async def _read_batch(request: web.Request, field: str) -> list[Any]:
+    settings = request.app[SETTINGS]
+    body = await request.read()  # aiohttp enforces client_max_size (413) while reading
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"body is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and field in data:
+        data = data[field]
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ValidationError("no records in the body")
+    if len(items) > settings.max_batch_events:
+        raise PayloadTooLarge(f"{len(items)} records in one request; the limit is {settings.max_batch_events}")
+    return items
+
+
+def _validate(items: list[Any], parse: Callable[[Any, float], T], max_bytes: int) -> tuple[list[T], list[dict[str, Any]]]:
+    now = time.time()
+    good: list[T] = []
+    bad: list[dict[str, Any]] = []
+    for index, obj in enumerate(items):
+        try:
+            if len(orjson.dumps(obj)) > max_bytes:
+                raise PayloadTooLarge(f"record is over the limit of {max_bytes} bytes")
+            good.append(parse(obj, now))
+        except ValidationError as exc:
+            bad.append({"index": index, "reason": exc.reason})
+    return good, bad
+
+
+async def post_events(request: web.Request) -> web.Response:
+    return await _intake(request, "events", parse_event, "send_events")
+
+
+async def post_catalog(request: web.Request) -> web.Response:
+    return await _intake(request, "changes", parse_catalog, "send_catalog")
+
+
+async def _intake(request: web.Request, field: str, parse: Callable[[Any, float], Any], send: str) -> web.Response:
+    settings, metrics = request.app[SETTINGS], request.app[METRICS]
+    items = await _read_batch(request, field)
+    good, bad = _validate(items, parse, settings.max_event_bytes)
+    if bad:
+        metrics.events_rejected.labels(kind=field).inc(len(bad))
+        return error_response(400, f"{len(bad)} of {len(items)} records are invalid; none was accepted",
+                              invalid=bad[:100])
+    await getattr(request.app[SINK], send)(good)
+    metrics.events_accepted.labels(kind=field).inc(len(good))
+    return json_response({"accepted": len(good)}, status=202)

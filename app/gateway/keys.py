@@ -1,0 +1,16 @@
+"""Typed keys for what the gateway's handlers share."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.gateway.changelog import ChangelogFollower
+from app.gateway.read_model import ReadModel
+from app.gateway.sink import EventSink
+from app.metrics import Metrics
+from app.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+READ_MODEL = web.AppKey("read_model", ReadModel)
+SINK = web.AppKey("sink", EventSink)
+FOLLOWER = web.AppKey("follower", ChangelogFollower)

@@ -1,0 +1,17 @@
+"""The gateway's URL map."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.gateway.handlers import health, intake, state
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/events", intake.post_events)
+    app.router.add_post("/v1/catalog", intake.post_catalog)
+    app.router.add_get("/v1/users/{user_id}", state.get_user)
+    app.router.add_get("/v1/items/popular", state.get_popular)
+    app.router.add_get("/v1/items/{item_id}", state.get_item)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)

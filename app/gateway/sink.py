@@ -1,0 +1,53 @@
+"""Where accepted events go: Kafka in production; tests inject their own sink."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from models.errors import BrokerUnavailable
+from app.kafka_io import make_producer
+from app.records import CatalogChange, UserEvent
+from app.settings import Settings
+
+
+class EventSink(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send_events(self, events: list[UserEvent]) -> None: ...
+    async def send_catalog(self, changes: list[CatalogChange]) -> None: ...
+
+
+class KafkaSink:
+    """Produces with acks=all and waits for every ack before the request is answered."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = make_producer(self.settings)
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send_events(self, events: list[UserEvent]) -> None:
+        topic = self.settings.topics.events
+        await self._send([(topic, e.user_id, e.to_json()) for e in events])
+
+    async def send_catalog(self, changes: list[CatalogChange]) -> None:
+        topic = self.settings.topics.catalog
+        await self._send([(topic, c.item_id, c.to_json()) for c in changes])
+
+    async def _send(self, records: list[tuple[str, str, bytes]]) -> None:
+        if self._producer is None:
+            raise BrokerUnavailable("the Kafka producer is not started")
+        try:
+            futures = [await self._producer.send(t, key=k.encode(), value=v) for t, k, v in records]
+            for fut in futures:
+                await fut
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"Kafka did not take the events: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Command-line jobs; each module registers one `streamrank` subcommand."""

@@ -1,0 +1,26 @@
+"""`streamrank gateway`: the HTTP API on uvloop, state from the changelogs, events to Kafka."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import uvloop
+from aiohttp import web
+
+from app.gateway.app import init_app
+from app.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("gateway", help="serve the HTTP API")
+    parser.add_argument("--host", help="bind address (default: settings.gateway_host)")
+    parser.add_argument("--port", type=int, help="port (default: settings.gateway_port)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    web.run_app(init_app(settings), host=args.host or settings.gateway_host,
+                port=args.port or settings.gateway_port, access_log=None)
+    return 0

@@ -1,0 +1,65 @@
+"""Kafka plumbing shared by the gateway and the jobs: waiting for the broker, topics, a producer."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from models.errors import BrokerUnavailable
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Return once the cluster answers a metadata request."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaConnectionError, OSError, asyncio.TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(
+                    f"Kafka at {settings.bootstrap_servers} did not answer in {timeout_s:.0f}s "
+                    "(start it with scripts/kafka.sh start, or set KAFKA_BROKER)") from exc
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the input topics with the configured partition count; returns those created."""
+    await wait_for_broker(settings)
+    t = settings.topics
+    wanted = [t.events, t.catalog, t.item_events, t.dead_letters]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(name, settings.topic_partitions, 1) for name in wanted if name not in existing]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race
+        return [n.name for n in new]
+    finally:
+        await admin.close()
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=settings.max_request_bytes * 2,
+        enable_idempotence=True,
+    )

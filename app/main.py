@@ -1,0 +1,21 @@
+"""The worker process as `faust -A app worker` starts it: settings from the environment."""
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import start_http_server
+
+from app.settings import Settings
+from app.worker import create_worker
+
+settings = Settings.from_env()
+worker = create_worker(settings)
+faust_app = worker.app
+log = logging.getLogger(__name__)
+
+
+@faust_app.task
+async def _serve_metrics() -> None:
+    if settings.worker_metrics_port > 0:
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1", registry=worker.metrics.registry)
+        log.info("worker metrics on http://127.0.0.1:%d/metrics", settings.worker_metrics_port)

@@ -1,0 +1,61 @@
+"""Every Prometheus metric of streamrank. Names: `streamrank_` prefix, base units, no ids as labels."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    """One registry per process (tests build their own, so nothing leaks between them)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events_processed = Counter(
+            "streamrank_events_processed_total", "Valid events applied to tables", ["type"], registry=r)
+        self.events_duplicate = Counter(
+            "streamrank_events_duplicate_total", "Events dropped because their event_id was seen", registry=r)
+        self.events_redelivered = Counter(
+            "streamrank_events_redelivered_total", "Redelivered events skipped by the offset guard", ["table"], registry=r)
+        self.events_rekeyed = Counter(
+            "streamrank_events_rekeyed_total", "Events re-sent keyed by their user id", registry=r)
+        self.dead_letters = Counter(
+            "streamrank_dead_letters_total", "Records sent to the dead-letter topic", ["source", "reason"], registry=r)
+        self.catalog_changes = Counter(
+            "streamrank_catalog_changes_total", "Catalog changes applied", ["op"], registry=r)
+        self.event_lag = Histogram(
+            "streamrank_event_processing_lag_seconds", "Wall time from Kafka append to table update",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        # Gateway
+        self.http_requests = Counter(
+            "streamrank_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=r)
+        self.http_latency = Histogram(
+            "streamrank_http_request_duration_seconds", "HTTP request latency", ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1), registry=r)
+        self.events_accepted = Counter(
+            "streamrank_http_events_accepted_total", "Events accepted over HTTP and produced", ["kind"], registry=r)
+        self.events_rejected = Counter(
+            "streamrank_http_events_rejected_total", "Events refused over HTTP", ["kind"], registry=r)
+        self.state_records = Gauge(
+            "streamrank_gateway_state_records", "Records held in gateway memory", ["table"], registry=r)
+        self.state_applied = Counter(
+            "streamrank_gateway_changelog_records_total", "Changelog records applied by the gateway",
+            ["table"], registry=r)
+        self.state_lag = Gauge(
+            "streamrank_gateway_changelog_lag_records", "Changelog records not yet applied", ["table"], registry=r)
+
+
+_REASON_LABELS = (
+    ("not valid JSON", "invalid_json"),
+    ("over the limit", "oversized"),
+    ("is required", "missing_field"),
+    ("must be", "invalid_field"),
+    ("longer than", "too_long"),
+)
+
+
+def reason_label(reason: str) -> str:
+    """A few-valued label from a free-text reason (the full reason goes in the dead letter)."""
+    for needle, label in _REASON_LABELS:
+        if needle in reason:
+            return label
+    return "other"

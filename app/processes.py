@@ -1,0 +1,111 @@
+"""Starting and stopping streamrank processes (worker, gateway) for the demo, tests and benchmarks."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.settings import ROOT, Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same settings."""
+    env = dict(os.environ)
+    env.update({
+        "KAFKA_BROKER": settings.kafka_broker,
+        "STREAMRANK_APP_ID": settings.app_id,
+        "STREAMRANK_TOPIC_PREFIX": settings.topic_prefix,
+        "STREAMRANK_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "STREAMRANK_STATE_DIR": str(settings.state_dir),
+        "STREAMRANK_STORE": settings.store,
+        "STREAMRANK_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
+        "STREAMRANK_GATEWAY_PORT": str(settings.gateway_port),
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@dataclass
+class Process:
+    """A child process with its log file; `kill()` is SIGKILL, `stop()` a clean SIGTERM."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen | None = field(default=None, repr=False)  # type: ignore[type-arg]
+
+    def start(self) -> "Process":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            self.proc.wait()  # type: ignore[union-attr]
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)  # type: ignore[union-attr]
+        try:
+            self.proc.wait(timeout_s)  # type: ignore[union-attr]
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def worker_process(settings: Settings, log_path: Path) -> Process:
+    faust = str(Path(sys.executable).with_name("faust"))
+    return Process([faust, "-A", "app", "worker", "--without-web", "-l", "info"], settings_env(settings), log_path)
+
+
+def gateway_process(settings: Settings, log_path: Path) -> Process:
+    return Process([sys.executable, "-m", "app.cli", "gateway"], settings_env(settings), log_path)
+
+
+def scrape(port: int, timeout_s: float = 2.0) -> dict[str, float]:
+    """Prometheus text from 127.0.0.1:port, summed per metric name (labels dropped)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
+        text = resp.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_labels, _, value = line.rpartition(" ")
+            name = name_labels.split("{", 1)[0]
+            totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.25, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass  # a server not listening yet
+        time.sleep(interval_s)
+    raise TimeoutError(f"{what} not reached in {timeout_s:.0f}s")

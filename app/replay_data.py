@@ -1,0 +1,51 @@
+"""Turning the shared data sets into the event stream a shop would send."""
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from app.records import UserEvent
+
+# A fixed origin keeps event ids and times identical between replays, so replaying twice
+# is recognised as duplicates instead of doubling every count.
+REPLAY_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """How a sequence file becomes timed events: each user starts somewhere in `span_s`."""
+
+    event_type: str = "purchase"
+    span_s: float = 180 * 24 * 3600.0
+    gap_s: float = 3 * 24 * 3600.0
+    seed: int = 7
+
+
+def read_sequences(path: Path) -> list[tuple[str, list[str]]]:
+    """`user item item ...` lines, items in time order."""
+    out = []
+    with path.open() as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) >= 2:
+                out.append((parts[0], parts[1:]))
+    return out
+
+
+def sequence_events(sequences: list[tuple[str, list[str]]], plan: ReplayPlan = ReplayPlan()) -> Iterator[UserEvent]:
+    """Events of all users interleaved by time, each user's items in their order."""
+    rng = random.Random(plan.seed)
+    heap: list[tuple[float, int, int]] = []
+    for u, (_, items) in enumerate(sequences):
+        heap.append((REPLAY_EPOCH + rng.random() * plan.span_s, u, 0))
+    heapq.heapify(heap)
+    while heap:
+        ts, u, k = heapq.heappop(heap)
+        user, items = sequences[u]
+        yield UserEvent(event_id=f"seq:{user}:{k}", user_id=user, type=plan.event_type,
+                        ts=round(ts, 3), item_id=items[k])
+        if k + 1 < len(items):
+            heapq.heappush(heap, (ts + plan.gap_s * (0.5 + rng.random()), u, k + 1))

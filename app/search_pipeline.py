@@ -1,0 +1,323 @@
+"""Search model life cycle shared by `streamrank finetune` and `streamrank evaluate search`.
+
+The model is a dual encoder with a frozen item tower (pretrained MiniLM, catalog embeddings
+cached on disk) and a fine-tuned query tower (MiniLM + QueryAdapter), plus a ranker over
+BM25, dense and item features. A checkpoint (`<model_dir>/search/vNNNN`) holds the adapter
+and ranker tensors; its card lists every query whose judgments were used in training.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.settings import Settings
+from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from models.data.homedepot import (
+    SearchData,
+    eligible_test_queries,
+    normalize_query,
+    queries_hash,
+    split_queries,
+    write_queries,
+)
+from models.embedding_cache import cached_embeddings
+from models.encoder import BASE_MODEL, TextEncoder
+from models.errors import DataError, ModelUnavailable
+from models.lexical import BM25Index
+from models.query_adapter import QueryAdapter
+from models.search_eval import search_metrics
+from models.search_ranker import HybridSearcher, SearchRanker, dense_search
+from models.search_training import Judged, candidate_targets, hard_negatives, train_adapter, train_ranker
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "search"
+ADAPTER_PREFIX = "adapter."
+DEV_QUERIES_FILE = "dev_queries.txt"
+TOP_K = 100
+
+
+@dataclass
+class SearchAssets:
+    """What every search system of one data file shares: catalog embeddings, BM25, query vectors."""
+
+    data: SearchData
+    encoder: TextEncoder
+    item_vecs: torch.Tensor  # [N, 384], pretrained item tower
+    index: BM25Index
+    row_of: dict[str, int] = field(default_factory=dict)
+    _queries: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def query_vecs(self, queries: Sequence[str]) -> torch.Tensor:
+        """Pretrained embeddings [Q, 384] of normalised queries (computed once per query)."""
+        missing = [q for q in dict.fromkeys(queries) if q not in self._queries]
+        if missing:
+            for q, vec in zip(missing, self.encoder.encode(missing, progress=len(missing) > 2000)):
+                self._queries[q] = vec
+        return torch.stack([self._queries[q] for q in queries]) if queries else torch.zeros(0, 384)
+
+    def judged(self, queries: Sequence[str]) -> list[Judged]:
+        """Catalog rows and gains of the judged products of each query."""
+        out = []
+        for q in queries:
+            gains = self.data.gains(q)
+            out.append(Judged(np.array([self.row_of[i] for i in gains], np.int64), np.array(list(gains.values()), np.float32)))
+        return out
+
+
+def configure_torch(settings: Settings) -> None:
+    if settings.torch_threads > 0:
+        torch.set_num_threads(settings.torch_threads)
+
+
+def prepare(settings: Settings, data: SearchData) -> SearchAssets:
+    """Load the pretrained encoder, embed the catalog (disk cache) and build BM25."""
+    configure_torch(settings)
+    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
+    started = time.monotonic()
+    item_vecs = cached_embeddings(
+        settings.embedding_cache_dir,
+        encoder.model_key,
+        data.titles,
+        lambda texts: encoder.encode(texts, settings.encoder_batch_size, progress=True),
+    )
+    log.info("catalog embeddings: %d items in %.1fs", len(data.items), time.monotonic() - started)
+    index = BM25Index.build(data.items, data.titles)
+    return SearchAssets(data, encoder, item_vecs, index, {item: r for r, item in enumerate(data.items)})
+
+
+# ---- ranking with each system ------------------------------------------------------------
+
+
+def rank_bm25(assets: SearchAssets, queries: Sequence[str], k: int = TOP_K) -> dict[str, list[str]]:
+    return {q: [i for i, _ in assets.index.search(q, k)] for q in queries}
+
+
+def rank_dense(assets: SearchAssets, queries: Sequence[str], q_vecs: torch.Tensor, k: int = TOP_K) -> dict[str, list[str]]:
+    top = dense_search(assets.item_vecs, q_vecs, k)
+    return {q: [assets.data.items[r] for r in row.tolist()] for q, row in zip(queries, top)}
+
+
+@torch.inference_mode()
+def tuned_query_vecs(assets: SearchAssets, adapter: QueryAdapter, queries: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fine-tuned [Q, 384], pretrained [Q, 384]) query embeddings."""
+    zero = assets.query_vecs(queries)
+    return adapter(zero), zero
+
+
+def searcher(settings: Settings, assets: SearchAssets, ranker: SearchRanker) -> HybridSearcher:
+    return HybridSearcher(assets.data.items, assets.item_vecs, assets.index, ranker, settings.search_candidates)
+
+
+def rank_model(
+    settings: Settings, assets: SearchAssets, adapter: QueryAdapter, ranker: SearchRanker, queries: Sequence[str], k: int = TOP_K
+) -> dict[str, list[str]]:
+    tuned, zero = tuned_query_vecs(assets, adapter, queries)
+    hybrid = searcher(settings, assets, ranker)
+    return {q: [i for i, _ in hybrid.search(q, tuned[n], zero[n], k)] for n, q in enumerate(queries)}
+
+
+def evaluate_all(
+    settings: Settings, assets: SearchAssets, adapter: QueryAdapter, ranker: SearchRanker, queries: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Metrics of the hybrid model, BM25, the fine-tuned dense retriever and the zero-shot encoder."""
+    tuned, zero = tuned_query_vecs(assets, adapter, queries)
+    data = assets.data
+    return {
+        "model": search_metrics(data, queries, rank_model(settings, assets, adapter, ranker, queries)),
+        "bm25": search_metrics(data, queries, rank_bm25(assets, queries)),
+        "zero_shot": search_metrics(data, queries, rank_dense(assets, queries, zero)),
+        "dense_tuned": search_metrics(data, queries, rank_dense(assets, queries, tuned)),
+    }
+
+
+# ---- fitting and saving ------------------------------------------------------------------
+
+
+@dataclass
+class FitResult:
+    adapter: QueryAdapter
+    ranker: SearchRanker
+    adapter_losses: list[float]
+    ranker_losses: list[float]
+    seconds: float
+
+
+def fit(
+    settings: Settings,
+    assets: SearchAssets,
+    train: Sequence[str],
+    calib: Sequence[str],
+    epochs: int,
+    max_steps: int | None = None,
+) -> FitResult:
+    """Adapter on `train` queries, then ranker on `calib` queries (scores the adapter never fitted)."""
+    started = time.monotonic()
+    torch.manual_seed(0)
+    adapter = QueryAdapter()
+    from tqdm import tqdm
+
+    steps = epochs * -(-len(train) // settings.finetune_batch_size)
+    bar = tqdm(total=min(steps, max_steps) if max_steps is not None else steps, desc="finetune query tower", unit="step", mininterval=2.0)
+    train_vecs = assets.query_vecs(train)
+    hard = hard_negatives(train_vecs, assets.item_vecs, settings.finetune_hard_negatives) if settings.finetune_hard_negatives > 0 else None
+    adapter_losses = train_adapter(
+        adapter,
+        train_vecs,
+        assets.judged(train),
+        assets.item_vecs,
+        negatives=settings.finetune_negatives,
+        hard=hard,
+        epochs=epochs,
+        batch_size=settings.finetune_batch_size,
+        lr=settings.finetune_lr,
+        temperature=settings.finetune_temperature,
+        max_steps=max_steps,
+        on_step=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")),
+    )
+    bar.close()
+    ranker = SearchRanker()
+    tuned, zero = tuned_query_vecs(assets, adapter, calib)
+    hybrid = searcher(settings, assets, ranker)
+    examples = []
+    for n, (q, judged) in enumerate(zip(calib, assets.judged(calib))):
+        cands = hybrid.candidates(q, tuned[n], zero[n])
+        examples.append((cands, candidate_targets(cands, judged)))
+    ranker_losses = train_ranker(ranker, examples)
+    return FitResult(adapter, ranker, adapter_losses, ranker_losses, time.monotonic() - started)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def finetune_search(
+    settings: Settings,
+    data_path: Path,
+    data: SearchData,
+    exclude: Iterable[str] = (),
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    assets: SearchAssets | None = None,
+    plot: bool = True,
+    hold_out_dev: bool = True,
+) -> Path:
+    """Fit on the file's queries minus `exclude` and the dev split; save and return the checkpoint folder.
+
+    Writes next to the weights: card.json, dev_queries.txt (held-out dev queries eligible as
+    test queries) and training_curve.png. Without `hold_out_dev` every query but the excluded
+    ones trains (what an evaluation that brings its own test queries wants).
+    """
+    started = time.monotonic()
+    excluded = sorted({normalize_query(q) for q in exclude})
+    dev_fraction = settings.search_dev_fraction if hold_out_dev else 0.0
+    splits = split_queries(data, excluded, dev_fraction, settings.search_calib_fraction)
+    if not splits["train"] or not splits["calib"]:
+        raise DataError(f"{data_path}: too few queries to fine-tune ({len(data.judgments)} judged queries)")
+    assets = assets or prepare(settings, data)
+    epochs = settings.finetune_epochs if epochs is None else epochs
+    result = fit(settings, assets, splits["train"], splits["calib"], epochs, max_steps)
+    dev = eligible_test_queries(data, [q for q in splits["dev"] if q not in set(excluded)])
+    metrics = evaluate_all(settings, assets, result.adapter, result.ranker, dev) if dev else {}
+    training = sorted(set(splits["train"]) | set(splits["calib"]))
+    card: dict[str, Any] = {
+        "kind": "search",
+        "model_id": uuid.uuid4().hex,
+        "base_model": BASE_MODEL,
+        "architecture": "frozen MiniLM item tower; MiniLM + QueryAdapter query tower; SearchRanker over hybrid candidates",
+        "data": {
+            "path": str(data_path),
+            "sha256": file_sha256(data_path),
+            "catalog_sha256": data.catalog_hash(),
+            "items": len(data.items),
+            "queries": len(data.judgments),
+        },
+        "settings": {
+            k: getattr(settings, k)
+            for k in (
+                "encoder_max_length", "search_candidates", "search_calib_fraction",
+                "finetune_batch_size", "finetune_lr", "finetune_temperature", "finetune_negatives",
+                "finetune_hard_negatives",
+            )
+        },
+        "dev_fraction": dev_fraction,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "adapter_steps": len(result.adapter_losses),
+        "fit_seconds": round(result.seconds, 1),
+        "seconds": round(time.monotonic() - started, 1),
+        "metrics": {"dev": metrics, "dev_queries": len(dev)},
+        "training_queries": training,
+        "training_queries_sha256": queries_hash(training),
+        "excluded_queries_sha256": queries_hash(excluded),
+        "excluded_queries": len(excluded),
+    }
+    tensors = {**{ADAPTER_PREFIX + k: v for k, v in result.adapter.state_dict().items()}, **result.ranker.state_tensors()}
+    path = save_checkpoint(settings.model_dir, MODEL_NAME, tensors, card)
+    write_queries(path / DEV_QUERIES_FILE, dev)
+    if plot:
+        plot_curves(path / "training_curve.png", result.adapter_losses, result.ranker_losses)
+    log.info("saved %s (dev metrics %s)", path, metrics)
+    return path
+
+
+def plot_curves(path: Path, adapter_losses: Sequence[float], ranker_losses: Sequence[float]) -> Path:
+    """PNG of the adapter loss per step and the ranker loss per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].plot(adapter_losses)
+    axes[0].set(title="query tower (full-catalog graded softmax)", xlabel="step", ylabel="loss")
+    axes[1].plot(ranker_losses)
+    axes[1].set(title="ranker (listwise, calibration queries)", xlabel="epoch", ylabel="loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+# ---- loading -----------------------------------------------------------------------------
+
+
+def load_search_model(checkpoint: Checkpoint) -> tuple[QueryAdapter, SearchRanker]:
+    """Adapter and ranker of a search checkpoint."""
+    if checkpoint.card.get("kind") != "search":
+        raise ModelUnavailable(f"{checkpoint.path} is not a search checkpoint (kind={checkpoint.card.get('kind')!r})")
+    adapter = QueryAdapter()
+    adapter.load_state_dict({k[len(ADAPTER_PREFIX):]: v for k, v in checkpoint.tensors.items() if k.startswith(ADAPTER_PREFIX)})
+    ranker = SearchRanker().load_tensors(checkpoint.tensors)
+    return adapter.eval(), ranker.eval()
+
+
+def latest_search_checkpoint(settings: Settings) -> Checkpoint | None:
+    root = settings.model_dir / MODEL_NAME
+    try:
+        return load_checkpoint(root)
+    except FileNotFoundError:
+        return None
+
+
+def leaked_queries(card: dict[str, Any], test_queries: Iterable[str]) -> set[str]:
+    """Test queries (normalised) whose judgments the checkpoint was trained on."""
+    if "training_queries" not in card:
+        raise ModelUnavailable("the checkpoint card has no training_queries: cannot check for leakage")
+    trained = set(card["training_queries"])
+    if queries_hash(card["training_queries"]) != card.get("training_queries_sha256"):
+        raise ModelUnavailable("the checkpoint card's training_queries do not match its hash")
+    return trained & set(test_queries)

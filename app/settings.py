@@ -1,0 +1,139 @@
+"""The one settings object: read once from the environment, failing fast on bad values."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from models.errors import SettingsError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    return (ROOT.parent / "shared" / "data").resolve()
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names; all derive from one prefix so several shops can share a cluster."""
+
+    prefix: str = "streamrank"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def catalog(self) -> str:
+        return f"{self.prefix}.catalog"
+
+    @property
+    def item_events(self) -> str:
+        return f"{self.prefix}.item-events"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of streamrank. Field `x` is read from env `STREAMRANK_X` (KAFKA_BROKER too)."""
+
+    kafka_broker: str = "kafka://127.0.0.1:19092"
+    app_id: str = "streamrank"
+    topic_prefix: str = "streamrank"
+    topic_partitions: int = 4
+    store: str = "rocksdb://"
+    state_dir: Path = ROOT / "var"
+    data_dir: Path = field(default_factory=_default_data_dir)
+    # Input limits: one record on a topic or in a request, and one HTTP body.
+    max_event_bytes: int = 64 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024
+    max_batch_events: int = 5000
+    # Profiles keep this many recent items (newest last).
+    recent_items: int = 50
+    # Half-life of the time-decayed popularity, in seconds of event time.
+    popularity_half_life_s: float = 7 * 24 * 3600.0
+    # A trending score compares a short half-life to the long one.
+    trending_half_life_s: float = 6 * 3600.0
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    worker_metrics_port: int = 9101
+    admin_token: str = ""
+    log_level: str = "info"
+    # Search: text encoder (all-MiniLM-L6-v2, offline), retrieval and fine-tuning knobs.
+    encoder_max_length: int = 32
+    encoder_batch_size: int = 128
+    encoder_query_cache: int = 4096
+    # Intra-op threads of torch on CPU (0: torch's default). 1 by default: on a small shared
+    # machine, extra threads spin against other processes (measured 7x slower with 2 on 2 busy cores).
+    torch_threads: int = 1
+    search_candidates: int = 200  # per retriever (BM25 and dense) before the ranker
+    search_dev_fraction: float = 0.2
+    search_calib_fraction: float = 0.1
+    finetune_epochs: int = 20
+    finetune_batch_size: int = 256
+    finetune_lr: float = 2e-3
+    finetune_temperature: float = 0.05
+    finetune_negatives: int = 2048  # random catalog rows per step (0: the full catalog)
+    finetune_hard_negatives: int = 16  # zero-shot top rows per query, scored as negatives unless judged
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """`host:port[,host:port]` for aiokafka, from the faust-style broker URL."""
+        return ",".join(u.split("://", 1)[-1] for u in self.kafka_broker.split(";"))
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(u if "://" in u else f"kafka://{u}" for u in self.kafka_broker.split(";"))
+
+    @property
+    def model_dir(self) -> Path:
+        return self.state_dir / "models"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        return self.state_dir / "cache" / "embeddings"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "KAFKA_BROKER" if f.name == "kafka_broker" else f"STREAMRANK_{f.name.upper()}"
+            raw = env.get(key)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(key, raw, f.type)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.topic_partitions < 1:
+            raise SettingsError("STREAMRANK_TOPIC_PARTITIONS must be at least 1")
+        if self.max_event_bytes < 256 or self.max_request_bytes < self.max_event_bytes:
+            raise SettingsError("need 256 <= STREAMRANK_MAX_EVENT_BYTES <= STREAMRANK_MAX_REQUEST_BYTES")
+        if self.popularity_half_life_s <= 0 or self.trending_half_life_s <= 0:
+            raise SettingsError("half-lives must be positive seconds")
+
+
+def _parse(key: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw).expanduser().resolve()
+    except ValueError as exc:
+        raise SettingsError(f"{key}={raw!r} is not a valid {kind}") from exc
+    return raw

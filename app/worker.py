@@ -1,0 +1,97 @@
+"""The Faust app: topics, tables and agents composed from settings. `faust -A app worker` runs it."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from app.metrics import Metrics
+from app.settings import Settings
+from tables import catalog, item_stats, seen_events, user_profiles
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    """What the agents need, handed to them explicitly instead of imported as globals."""
+
+    app: faust.App
+    settings: Settings
+    metrics: Metrics
+    events_topic: Any
+    catalog_topic: Any
+    item_events_topic: Any
+    dead_letters_topic: Any
+    users: Any
+    items: Any
+    catalog: Any
+    seen: Any
+
+
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    # Raw bytes in and out: the agents validate themselves, so a malformed record becomes
+    # a dead letter instead of a deserialisation error that drops it.
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions)
+
+
+def _table(app: faust.App, name: str, partitions: int) -> Any:
+    # Keys go to the changelog as UTF-8 (the app's raw key serializer), values as JSON:
+    # the gateway reads the changelogs without Faust.
+    return app.Table(name, default=None, key_type=str, partitions=partitions)
+
+
+def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
+    (settings.state_dir / "worker").parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store=settings.store,
+        datadir=str(settings.state_dir / "worker"),
+        topic_partitions=settings.topic_partitions,
+        # The gateway is its own process. `faust worker` turns Faust's web server on unless
+        # given --without-web; if it runs, it is loopback-only and without table routes.
+        web_enabled=False,
+        web_bind="127.0.0.1",
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        autodiscover=False,
+        producer_max_request_size=settings.max_request_bytes * 2,
+        consumer_max_fetch_size=settings.max_request_bytes * 2,
+        # Every event writes two or three changelog records and one forward: without linger
+        # each is its own produce request and the producer, not the agents, sets the pace.
+        producer_linger=0.01,
+        producer_max_batch_size=512 * 1024,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    n = settings.topic_partitions
+    worker = Worker(
+        app=app,
+        settings=settings,
+        metrics=metrics or Metrics(),
+        events_topic=_raw_topic(app, settings.topics.events, n),
+        catalog_topic=_raw_topic(app, settings.topics.catalog, n),
+        item_events_topic=_raw_topic(app, settings.topics.item_events, n),
+        dead_letters_topic=_raw_topic(app, settings.topics.dead_letters, n),
+        users=_table(app, user_profiles.NAME, n),
+        items=_table(app, item_stats.NAME, n),
+        catalog=_table(app, catalog.NAME, n),
+        seen=_table(app, seen_events.NAME, n),
+    )
+    # Imported here: agents depend on the Worker type above.
+    from agents import catalog_changes, item_events, user_events
+
+    user_events.register(worker)
+    item_events.register(worker)
+    catalog_changes.register(worker)
+    return worker
+
+
+def changelog_topic(settings: Settings, table_name: str) -> str:
+    """Faust's name for a table's changelog topic (the gateway follows these)."""
+    return f"{settings.app_id}-{table_name}-changelog"

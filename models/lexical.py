@@ -1,0 +1,193 @@
+"""BM25 over product text, with live `add` / `remove` of items.
+
+Postings are per-term dicts {slot: term frequency}; a term's postings are compiled to numpy
+arrays on first use after a change, so a query costs a few vector operations per term
+whatever the catalog size. Removed items free their slot for the next added item.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+_TOKEN = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+# Units and common spellings folded to one form ("in." / "inch" / "inches" -> "in").
+_UNITS = {
+    "inch": "in", "inches": "in", "in": "in",
+    "foot": "ft", "feet": "ft", "ft": "ft",
+    "gallon": "gal", "gallons": "gal", "gal": "gal",
+    "pound": "lb", "pounds": "lb", "lbs": "lb", "lb": "lb",
+    "ounce": "oz", "ounces": "oz", "oz": "oz",
+    "volt": "v", "volts": "v", "watt": "w", "watts": "w",
+    "sq": "sq", "square": "sq", "cu": "cu", "cubic": "cu",
+    "amp": "a", "amps": "a", "mm": "mm", "cm": "cm",
+}
+
+
+def stem(word: str) -> str:
+    """Light plural stemming: 'batteries' -> 'battery', 'boxes' -> 'box', 'doors' -> 'door'."""
+    if word in _UNITS:
+        return _UNITS[word]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase, split letters from digits and punctuation, fold units, stem plurals."""
+    return [stem(t) for t in _TOKEN.findall(text.lower())]
+
+
+def char_ngrams(text: str, n: int = 3) -> list[str]:
+    """Character n-grams of each token padded with '#' ('drill' -> '#dr', 'dri', ..., 'll#').
+
+    Misspelled queries ('drils', 'cieling') still share most n-grams with the title.
+    """
+    grams = []
+    for token in tokenize(text):
+        padded = f"#{token}#"
+        grams.extend(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
+    return grams
+
+
+class BM25Index:
+    """Okapi BM25 (k1, b) over items identified by string ids; `analyzer` maps text to terms."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75, analyzer: Callable[[str], list[str]] = tokenize):
+        self.analyzer = analyzer
+        self.k1 = k1
+        self.b = b
+        self._slot: dict[str, int] = {}
+        self._ids: list[str | None] = []
+        self._free: list[int] = []
+        self._lengths = np.zeros(0, dtype=np.float32)
+        self._terms: list[Counter[str]] = []
+        self._postings: dict[str, dict[int, int]] = {}
+        self._compiled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._total_length = 0
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._slot
+
+    @classmethod
+    def build(cls, item_ids: Sequence[str], texts: Sequence[str], **kwargs: Any) -> "BM25Index":
+        """An index holding every (id, text) pair."""
+        index = cls(**kwargs)
+        for item_id, text in zip(item_ids, texts):
+            index.add(item_id, text)
+        return index
+
+    def add(self, item_id: str, text: str) -> None:
+        """Index an item; an id already present is replaced (an upsert)."""
+        if item_id in self._slot:
+            self.remove(item_id)
+        terms = Counter(self.analyzer(text))
+        if self._free:
+            slot = self._free.pop()
+            self._ids[slot] = item_id
+            self._terms[slot] = terms
+        else:
+            slot = len(self._ids)
+            self._ids.append(item_id)
+            self._terms.append(terms)
+            if slot >= len(self._lengths):
+                grown = np.zeros(max(1024, 2 * len(self._lengths)), dtype=np.float32)
+                grown[: len(self._lengths)] = self._lengths
+                self._lengths = grown
+        self._slot[item_id] = slot
+        length = sum(terms.values())
+        self._lengths[slot] = length
+        self._total_length += length
+        for term, tf in terms.items():
+            self._postings.setdefault(term, {})[slot] = tf
+            self._compiled.pop(term, None)
+
+    def remove(self, item_id: str) -> bool:
+        """Drop an item; returns False when it was not indexed."""
+        slot = self._slot.pop(item_id, None)
+        if slot is None:
+            return False
+        for term in self._terms[slot]:
+            postings = self._postings[term]
+            del postings[slot]
+            if not postings:
+                del self._postings[term]
+            self._compiled.pop(term, None)
+        self._total_length -= int(self._lengths[slot])
+        self._lengths[slot] = 0
+        self._terms[slot] = Counter()
+        self._ids[slot] = None
+        self._free.append(slot)
+        return True
+
+    def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        compiled = self._compiled.get(term)
+        if compiled is None:
+            postings = self._postings.get(term, {})
+            compiled = (np.fromiter(postings.keys(), np.int64, len(postings)), np.fromiter(postings.values(), np.float32, len(postings)))
+            self._compiled[term] = compiled
+        return compiled
+
+    def _idf(self, df: int) -> float:
+        n = len(self._slot)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every slot, [n_slots] float32 (free slots score 0)."""
+        out = np.zeros(len(self._ids), dtype=np.float32)
+        if not self._slot:
+            return out
+        avg = self._total_length / len(self._slot) or 1.0
+        for term, qtf in Counter(self.analyzer(query)).items():
+            slots, tf = self._posting_arrays(term)
+            if not len(slots):
+                continue
+            norm = self.k1 * (1.0 - self.b + self.b * self._lengths[slots] / avg)
+            out[slots] += qtf * self._idf(len(slots)) * tf * (self.k1 + 1.0) / (tf + norm)
+        return out
+
+    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k best (item_id, score) pairs with a positive score, best first."""
+        scores = self.scores(query)
+        k = min(k, int((scores > 0).sum()))
+        if k <= 0:
+            return []
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self._ids[s], float(scores[s])) for s in top]  # type: ignore[misc]
+
+    def slots(self, item_ids: Iterable[str]) -> np.ndarray:
+        """Slot of each id ([m] int64), -1 for ids not indexed; indexes the array of `scores`."""
+        return np.array([self._slot.get(i, -1) for i in item_ids], dtype=np.int64)
+
+    def score_items(
+        self, query: str, item_ids: Iterable[str], scores: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 score and query-term coverage (0..1) of given items, [m] float32 each.
+
+        Unknown ids get 0. `scores` may pass `self.scores(query)` when the caller has it.
+        """
+        slots = self.slots(item_ids)
+        bm25 = np.zeros(len(slots), dtype=np.float32)
+        covered = np.zeros(len(slots), dtype=np.float32)
+        terms = set(self.analyzer(query))
+        if not terms or not self._slot:
+            return bm25, covered
+        scores = self.scores(query) if scores is None else scores
+        known = slots >= 0
+        bm25[known] = scores[slots[known]]
+        for term in terms:
+            postings = self._postings.get(term, {})
+            covered += np.fromiter((s in postings for s in slots), dtype=np.float32, count=len(slots))
+        return bm25, covered / len(terms)

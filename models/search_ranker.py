@@ -1,0 +1,164 @@
+"""Hybrid product search: BM25 and dense candidates, re-scored by a small learned ranker.
+
+Candidates are the union of the BM25 top-N and the dense top-N over the full catalog. Each
+(query, item, user) candidate gets the features in FEATURES:
+
+- dense: cosine of the fine-tuned query embedding and the item embedding
+- dense_zero_shot: cosine of the pretrained query embedding and the item embedding
+- bm25_rel: BM25 score / the best BM25 score of this query over the catalog (0..1)
+- bm25_log: log1p(BM25 score)
+- coverage: share of the query's (stemmed) terms found in the item text (0..1)
+- popularity_log: log1p(item popularity), e.g. a decayed event count (0 offline)
+- ctr: item click-through rate (0 offline)
+- personal: user affinity vector . item embedding (0 without a user)
+
+The last three are 0 in offline training, so their weights stay at 0 until a model is fitted
+on logged traffic that carries them.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.lexical import BM25Index
+
+FEATURES = ("dense", "dense_zero_shot", "bm25_rel", "bm25_log", "coverage", "popularity_log", "ctr", "personal")
+TENSOR_PREFIX = "ranker."
+
+
+class SearchRanker(nn.Module):
+    """Score candidates from features: linear part plus a small ReLU MLP.
+
+    forward(features [..., F]) -> scores [...]; inputs are standardised with buffers `mean`
+    and `std` fitted on training candidates (see `fit_scaling`).
+    """
+
+    def __init__(self, n_features: int = len(FEATURES), hidden: int = 16):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.linear = nn.Linear(n_features, 1)
+        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.linear.weight)
+        with torch.no_grad():
+            self.linear.weight[0, FEATURES.index("dense")] = 1.0  # start as the dense ranker
+        nn.init.zeros_(self.mlp[2].weight)
+
+    def fit_scaling(self, features: torch.Tensor) -> None:
+        """Set mean/std from training features [M, F]; constant features keep std 1."""
+        std = features.std(dim=0)
+        self.mean.copy_(features.mean(dim=0))
+        self.std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = (features - self.mean) / self.std
+        return (self.linear(x) + self.mlp(x)).squeeze(-1)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {TENSOR_PREFIX + k: v.detach().cpu() for k, v in self.state_dict().items()}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> "SearchRanker":
+        self.load_state_dict({k[len(TENSOR_PREFIX):]: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)})
+        return self
+
+
+@dataclass
+class Candidates:
+    """Candidate catalog rows of one query: idx [C] int64 and features [C, F] float32."""
+
+    idx: np.ndarray
+    features: torch.Tensor
+
+
+class HybridSearcher:
+    """Full-catalog hybrid retrieval over items aligned with `item_vecs` rows.
+
+    item_vecs: [N, D] normalised item embeddings; item_ids: N ids also indexed in `index`;
+    popularity, ctr: [N] float (zeros when absent).
+    """
+
+    def __init__(
+        self,
+        item_ids: Sequence[str],
+        item_vecs: torch.Tensor,
+        index: BM25Index,
+        ranker: SearchRanker,
+        n_candidates: int = 200,
+        popularity: torch.Tensor | None = None,
+        ctr: torch.Tensor | None = None,
+    ):
+        self.item_ids = list(item_ids)
+        self.item_vecs = item_vecs.float()
+        self.index = index
+        self.ranker = ranker
+        self.n_candidates = n_candidates
+        n = len(self.item_ids)
+        self.popularity = torch.zeros(n) if popularity is None else popularity.float()
+        self.ctr = torch.zeros(n) if ctr is None else ctr.float()
+        self._slots = index.slots(self.item_ids)  # catalog row -> BM25 slot
+
+    def bm25_scores(self, query: str, scores: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every catalog row, [N] float32 (`scores`: the index's, if known)."""
+        scores = self.index.scores(query) if scores is None else scores
+        out = np.zeros(len(self.item_ids), dtype=np.float32)
+        known = self._slots >= 0
+        out[known] = scores[self._slots[known]]
+        return out
+
+    def candidates(
+        self, query: str, q_tuned: torch.Tensor, q_zero: torch.Tensor, user_vec: torch.Tensor | None = None
+    ) -> Candidates:
+        """Union of BM25 and dense top-N with their features.
+
+        q_tuned, q_zero: [D] fine-tuned and pretrained query embeddings; user_vec: [D] or None.
+        """
+        raw = self.index.scores(query)
+        bm25 = self.bm25_scores(query, raw)
+        dense = self.item_vecs @ q_tuned  # [N]
+        n = min(self.n_candidates, len(self.item_ids))
+        lexical_top = np.argpartition(-bm25, n - 1)[:n] if n else np.zeros(0, np.int64)
+        lexical_top = lexical_top[bm25[lexical_top] > 0]
+        dense_top = torch.topk(dense, n).indices.numpy()
+        idx = np.unique(np.concatenate([lexical_top, dense_top]).astype(np.int64))
+        rows = torch.from_numpy(idx)
+        _, coverage = self.index.score_items(query, [self.item_ids[i] for i in idx], raw)
+        best = float(bm25.max()) if len(bm25) else 0.0
+        cand_bm25 = torch.from_numpy(bm25[idx])
+        vecs = self.item_vecs[rows]
+        personal = vecs @ user_vec if user_vec is not None else torch.zeros(len(idx))
+        features = torch.stack(
+            [
+                dense[rows],
+                vecs @ q_zero,
+                cand_bm25 / best if best > 0 else torch.zeros(len(idx)),
+                torch.log1p(cand_bm25),
+                torch.from_numpy(coverage),
+                torch.log1p(self.popularity[rows].clamp(min=0)),
+                self.ctr[rows],
+                personal,
+            ],
+            dim=1,
+        ).float()
+        return Candidates(idx=idx, features=features)
+
+    @torch.inference_mode()
+    def search(
+        self, query: str, q_tuned: torch.Tensor, q_zero: torch.Tensor, k: int = 10, user_vec: torch.Tensor | None = None
+    ) -> list[tuple[str, float]]:
+        """The k best (item_id, score) pairs for a query, best first."""
+        cands = self.candidates(query, q_tuned, q_zero, user_vec)
+        scores = self.ranker(cands.features)
+        order = torch.argsort(scores, descending=True, stable=True)[:k].numpy()
+        return [(self.item_ids[cands.idx[i]], float(scores[i])) for i in order]
+
+
+def dense_search(item_vecs: torch.Tensor, queries: torch.Tensor, k: int, chunk: int = 256) -> torch.Tensor:
+    """Top-k catalog rows per query by cosine: queries [Q, D], item_vecs [N, D] -> [Q, k] long."""
+    out = []
+    for start in range(0, queries.shape[0], chunk):
+        out.append(torch.topk(queries[start : start + chunk] @ item_vecs.T, min(k, item_vecs.shape[0]), dim=1).indices)
+    return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long)

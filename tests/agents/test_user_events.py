@@ -1,0 +1,73 @@
+import orjson
+
+from tables import user_profiles
+
+
+def raw(**fields):
+    base = {"event_id": "e1", "user_id": "u1", "type": "view", "item_id": "i1", "ts": 100.0}
+    base.update(fields)
+    return orjson.dumps(base)
+
+
+async def put_all(agent, records, partition=0):
+    async with agent.test_context() as ctx:
+        for key, value in records:
+            await ctx.put(value, key=key, partition=partition)
+
+
+async def test_valid_events_update_the_profile_and_are_forwarded_by_item(worker):
+    w, sent = worker
+    agent = w.app.agents["user-events"]
+    await put_all(agent, [(b"u1", raw(event_id="a", item_id="i1")),
+                          (b"u1", raw(event_id="b", item_id="i2", type="purchase"))])
+    profile = w.users["u1"]
+    assert profile["counts"] == {"view": 1, "purchase": 1}
+    assert profile["recent"] == ["i1", "i2"]
+    forwarded = sent.to(w.item_events_topic)
+    assert [k for k, _, _ in forwarded] == [b"i1", b"i2"]
+    assert orjson.loads(forwarded[1][1])["type"] == "purchase"
+    assert w.metrics.events_processed.labels(type="view")._value.get() == 1
+
+
+async def test_malformed_records_become_dead_letters_with_reason_and_original_bytes(worker):
+    w, sent = worker
+    agent = w.app.agents["user-events"]
+    bad = [b"not json", raw(type="like"), raw(user_id=None), b'{"event_id": "x"', raw(query="q" * 70000)]
+    await put_all(agent, [(b"u1", v) for v in bad] + [(b"u1", raw(event_id="ok"))])
+    letters = sent.to(w.dead_letters_topic)
+    assert [value for _, value, _ in letters] == bad
+    reasons = [dict(h)["reason"].decode() for _, _, h in letters]
+    assert "not valid JSON" in reasons[0] and "'type' must be one of" in reasons[1]
+    assert "'user_id' is required" in reasons[2] and "over the limit" in reasons[4]
+    assert dict(letters[0][2])["source_offset"] == b"0"
+    # the worker went on: the valid event after the garbage was applied
+    assert w.users["u1"]["counts"] == {"view": 1}
+
+
+async def test_duplicate_event_id_counts_once_but_redelivery_is_processed_by_offset(worker):
+    w, sent = worker
+    agent = w.app.agents["user-events"]
+    await put_all(agent, [(b"u1", raw(event_id="same")), (b"u1", raw(event_id="same")),
+                          (b"u1", raw(event_id="other"))])
+    assert w.users["u1"]["counts"] == {"view": 2}
+    assert w.metrics.events_duplicate._value.get() == 1
+    assert len(sent.to(w.item_events_topic)) == 2
+
+
+async def test_redelivered_offsets_do_not_count_twice(worker):
+    w, _ = worker
+    # A profile already holding offset 5 of partition 0, as after a crash before commit.
+    profile = user_profiles.empty()
+    profile["src"] = {"0": 5}
+    w.users.data["u1"] = profile  # straight into the store, as recovery from the changelog would
+    agent = w.app.agents["user-events"]
+    await put_all(agent, [(b"u1", raw(event_id=f"r{i}")) for i in range(8)])  # offsets 0..7
+    assert w.users["u1"]["counts"] == {"view": 2}  # offsets 6 and 7 only
+    assert w.metrics.events_redelivered.labels(table="user_profiles")._value.get() == 6
+
+
+async def test_wrongly_keyed_event_is_sent_again_under_its_user(worker):
+    w, sent = worker
+    await put_all(w.app.agents["user-events"], [(b"someone-else", raw())])
+    assert "u1" not in w.users
+    assert [k for k, _, _ in sent.to(w.events_topic)] == [b"u1"]

@@ -1,0 +1,49 @@
+"""The real gateway app, with an in-memory sink in place of Kafka and a read model fed by hand."""
+from __future__ import annotations
+
+import pytest
+
+from app.gateway.app import init_app
+from app.gateway.read_model import ReadModel
+from app.records import CatalogChange, UserEvent
+from app.settings import Settings
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.events: list[UserEvent] = []
+        self.catalog: list[CatalogChange] = []
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def send_events(self, events: list[UserEvent]) -> None:
+        self.events.extend(events)
+
+    async def send_catalog(self, changes: list[CatalogChange]) -> None:
+        self.catalog.extend(changes)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50)
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+def read_model(settings) -> ReadModel:
+    return ReadModel(settings)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings, sink, read_model):
+    app = init_app(settings, sink=sink, read_model=read_model, follow_changelogs=False)
+    return await aiohttp_client(app)

@@ -1,0 +1,50 @@
+import orjson
+
+
+def ev(i, **fields):
+    base = {"event_id": f"e{i}", "user_id": "u1", "type": "view", "item_id": f"i{i}"}
+    base.update(fields)
+    return base
+
+
+async def test_one_event_and_a_batch_are_accepted_and_produced(client, sink):
+    r = await client.post("/v1/events", data=orjson.dumps(ev(1)))
+    assert r.status == 202 and (await r.json()) == {"accepted": 1}
+    r = await client.post("/v1/events", data=orjson.dumps({"events": [ev(2), ev(3, type="click")]}))
+    assert r.status == 202
+    assert [e.event_id for e in sink.events] == ["e1", "e2", "e3"]
+    assert sink.events[2].type == "click"
+
+
+async def test_a_batch_with_an_invalid_record_is_refused_whole_with_reasons(client, sink):
+    r = await client.post("/v1/events", data=orjson.dumps([ev(1), ev(2, type="like"), ev(3, user_id=None)]))
+    body = await r.json()
+    assert r.status == 400 and sink.events == []
+    assert [x["index"] for x in body["invalid"]] == [1, 2]
+    assert "'type' must be one of" in body["invalid"][0]["reason"]
+    assert "'user_id' is required" in body["invalid"][1]["reason"]
+
+
+async def test_garbage_and_wrong_shapes_get_400(client):
+    for data in (b"\x00garbage", b'{"event_id": "e1"', b"[]", b"42"):
+        r = await client.post("/v1/events", data=data)
+        assert r.status == 400, data
+        assert "error" in await r.json()
+
+
+async def test_oversized_body_record_or_batch_get_413(client):
+    big_body = orjson.dumps([ev(i, query="q" * 900) for i in range(40)])  # > 16 KiB
+    assert (await client.post("/v1/events", data=big_body)).status == 413
+    big_record = await client.post("/v1/events", data=orjson.dumps(ev(1, query="q" * 1500)))
+    assert big_record.status == 400
+    assert "over the limit" in (await big_record.json())["invalid"][0]["reason"]
+    too_many = await client.post("/v1/events", data=orjson.dumps([ev(i) for i in range(51)]))
+    assert too_many.status == 413
+
+
+async def test_catalog_changes_are_validated_and_produced(client, sink):
+    r = await client.post("/v1/catalog", data=orjson.dumps([{"item_id": "i1", "title": "Drill"},
+                                                            {"op": "delete", "item_id": "i2"}]))
+    assert r.status == 202 and [c.op for c in sink.catalog] == ["upsert", "delete"]
+    r = await client.post("/v1/catalog", data=orjson.dumps({"item_id": "i3"}))
+    assert r.status == 400

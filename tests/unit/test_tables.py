@@ -1,0 +1,72 @@
+import math
+
+from app.records import UserEvent
+from models.decay import add_decayed, decayed
+from tables import catalog, item_stats, seen_events, user_profiles
+from app.records import CatalogChange
+
+DAY = 86400.0
+
+
+def ev(k, etype="view", item="i1", ts=1000.0, query=None):
+    return UserEvent(event_id=f"e{k}", user_id="u1", type=etype, ts=ts, item_id=item, query=query)
+
+
+def test_profile_counts_recent_items_and_does_not_mutate_input():
+    p0 = user_profiles.empty()
+    p1 = user_profiles.apply_event(p0, ev(1, "view", "a"), 0, 10, recent_items=2)
+    p2 = user_profiles.apply_event(p1, ev(2, "purchase", "b"), 0, 11, recent_items=2)
+    p3 = user_profiles.apply_event(p2, ev(3, "view", "c"), 0, 12, recent_items=2)
+    assert p0 == user_profiles.empty() and p1["recent"] == ["a"]
+    assert p3["counts"] == {"view": 2, "purchase": 1}
+    assert p3["recent"] == ["b", "c"]
+
+
+def test_impressions_count_but_do_not_enter_the_sequence_and_queries_are_kept():
+    p = user_profiles.apply_event(user_profiles.empty(), ev(1, "impression", "a"), 0, 1, 5)
+    p = user_profiles.apply_event(p, ev(2, "search", None, query="drill"), 0, 2, 5)
+    assert p["recent"] == [] and p["queries"] == ["drill"]
+    assert p["counts"] == {"impression": 1, "search": 1}
+
+
+def test_offset_guard_recognises_redelivery_per_partition():
+    p = user_profiles.apply_event(user_profiles.empty(), ev(1), 3, 100, 5)
+    assert user_profiles.already_applied(p, 3, 100)
+    assert user_profiles.already_applied(p, 3, 99)
+    assert not user_profiles.already_applied(p, 3, 101)
+    assert not user_profiles.already_applied(p, 1, 5)
+
+
+def test_duplicate_event_id_is_told_from_a_redelivery():
+    assert not seen_events.is_duplicate(None, 0, 5)
+    assert not seen_events.is_duplicate([0, 5], 0, 5)
+    assert seen_events.is_duplicate([0, 5], 0, 9)
+
+
+def test_decay_halves_over_one_half_life_and_late_events_land_in_the_past():
+    assert math.isclose(decayed(8.0, 0.0, DAY, DAY), 4.0)
+    in_order = add_decayed(*add_decayed(0.0, 0.0, 1.0, 0.0, DAY), 1.0, DAY, DAY)
+    late = add_decayed(*add_decayed(0.0, 0.0, 1.0, DAY, DAY), 1.0, 0.0, DAY)
+    assert math.isclose(in_order[0], late[0]) and in_order[1] == late[1] == DAY
+
+
+def test_item_stats_counts_popularity_trend_and_ctr():
+    s = item_stats.empty()
+    s = item_stats.apply_event(s, "impression", 0.0, 0, 1, DAY, DAY / 4)
+    s = item_stats.apply_event(s, "impression", 0.0, 0, 2, DAY, DAY / 4)
+    s = item_stats.apply_event(s, "click", 0.0, 0, 3, DAY, DAY / 4)
+    assert s["counts"] == {"impression": 2, "click": 1}
+    assert item_stats.ctr(s) == 0.5
+    assert math.isclose(item_stats.popularity_at(s, DAY, DAY), 1.0)  # click weight 2, halved
+    assert item_stats.already_applied(s, 0, 3) and not item_stats.already_applied(s, 1, 3)
+    assert item_stats.trending_at(s, DAY, DAY, DAY / 4) < 1.0  # interest is fading
+
+
+def test_catalog_keeps_newest_and_tombstones_deletes():
+    up = CatalogChange(op="upsert", item_id="i", ts=10.0, title="Drill")
+    old = CatalogChange(op="upsert", item_id="i", ts=5.0, title="Old drill")
+    gone = CatalogChange(op="delete", item_id="i", ts=20.0)
+    item = catalog.to_item(up)
+    assert catalog.is_live(item) and catalog.is_stale(item, old)
+    tomb = catalog.to_item(gone)
+    assert not catalog.is_live(tomb) and catalog.is_stale(tomb, up)
