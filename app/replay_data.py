@@ -24,6 +24,11 @@ class ReplayPlan:
     seed: int = 7
 
 
+def first_user(path: Path) -> str:
+    """The user whose events the replay sends first (the demo shows this one)."""
+    return next(sequence_events(read_sequences(path))).user_id
+
+
 def read_sequences(path: Path) -> list[tuple[str, list[str]]]:
     """`user item item ...` lines, items in time order."""
     out = []

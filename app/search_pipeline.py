@@ -32,7 +32,7 @@ from models.data.homedepot import (
 from models.embedding_cache import cached_embeddings
 from models.encoder import BASE_MODEL, TextEncoder
 from models.errors import DataError, ModelUnavailable
-from models.lexical import BM25Index
+from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter
 from models.search_eval import search_metrics
 from models.search_ranker import HybridSearcher, SearchRanker, dense_search
@@ -54,6 +54,7 @@ class SearchAssets:
     encoder: TextEncoder
     item_vecs: torch.Tensor  # [N, 384], pretrained item tower
     index: BM25Index
+    char_index: BM25Index
     row_of: dict[str, int] = field(default_factory=dict)
     _queries: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -92,7 +93,8 @@ def prepare(settings: Settings, data: SearchData) -> SearchAssets:
     )
     log.info("catalog embeddings: %d items in %.1fs", len(data.items), time.monotonic() - started)
     index = BM25Index.build(data.items, data.titles)
-    return SearchAssets(data, encoder, item_vecs, index, {item: r for r, item in enumerate(data.items)})
+    char_index = BM25Index.build(data.items, data.titles, analyzer=char_ngrams)
+    return SearchAssets(data, encoder, item_vecs, index, char_index, {item: r for r, item in enumerate(data.items)})
 
 
 # ---- ranking with each system ------------------------------------------------------------
@@ -115,7 +117,9 @@ def tuned_query_vecs(assets: SearchAssets, adapter: QueryAdapter, queries: Seque
 
 
 def searcher(settings: Settings, assets: SearchAssets, ranker: SearchRanker) -> HybridSearcher:
-    return HybridSearcher(assets.data.items, assets.item_vecs, assets.index, ranker, settings.search_candidates)
+    return HybridSearcher(
+        assets.data.items, assets.item_vecs, assets.index, assets.char_index, ranker, settings.search_candidates
+    )
 
 
 def rank_model(

@@ -1,6 +1,7 @@
 """Hybrid product search: BM25 and dense candidates, re-scored by a small learned ranker.
 
-Candidates are the union of the BM25 top-N and the dense top-N over the full catalog. Each
+Candidates are the union of the top-N of word BM25, character 3-gram BM25 and the dense
+retriever over the full catalog. Each
 (query, item, user) candidate gets the features in FEATURES:
 
 - dense: cosine of the fine-tuned query embedding and the item embedding
@@ -8,6 +9,7 @@ Candidates are the union of the BM25 top-N and the dense top-N over the full cat
 - bm25_rel: BM25 score / the best BM25 score of this query over the catalog (0..1)
 - bm25_log: log1p(BM25 score)
 - coverage: share of the query's (stemmed) terms found in the item text (0..1)
+- chars_rel, chars_log: the same two for BM25 over character 3-grams (robust to misspellings)
 - popularity_log: log1p(item popularity), e.g. a decayed event count (0 offline)
 - ctr: item click-through rate (0 offline)
 - personal: user affinity vector . item embedding (0 without a user)
@@ -26,7 +28,10 @@ from torch import nn
 
 from models.lexical import BM25Index
 
-FEATURES = ("dense", "dense_zero_shot", "bm25_rel", "bm25_log", "coverage", "popularity_log", "ctr", "personal")
+FEATURES = (
+    "dense", "dense_zero_shot", "bm25_rel", "bm25_log", "coverage", "chars_rel", "chars_log",
+    "popularity_log", "ctr", "personal",
+)
 TENSOR_PREFIX = "ranker."
 
 
@@ -77,8 +82,9 @@ class Candidates:
 class HybridSearcher:
     """Full-catalog hybrid retrieval over items aligned with `item_vecs` rows.
 
-    item_vecs: [N, D] normalised item embeddings; item_ids: N ids also indexed in `index`;
-    popularity, ctr: [N] float (zeros when absent).
+    item_vecs: [N, D] normalised item embeddings; item_ids: N ids also indexed in `index`
+    (word BM25) and `char_index` (BM25 over `char_ngrams`); popularity, ctr: [N] float
+    (zeros when absent).
     """
 
     def __init__(
@@ -86,6 +92,7 @@ class HybridSearcher:
         item_ids: Sequence[str],
         item_vecs: torch.Tensor,
         index: BM25Index,
+        char_index: BM25Index,
         ranker: SearchRanker,
         n_candidates: int = 200,
         popularity: torch.Tensor | None = None,
@@ -94,20 +101,25 @@ class HybridSearcher:
         self.item_ids = list(item_ids)
         self.item_vecs = item_vecs.float()
         self.index = index
+        self.char_index = char_index
         self.ranker = ranker
         self.n_candidates = n_candidates
         n = len(self.item_ids)
         self.popularity = torch.zeros(n) if popularity is None else popularity.float()
         self.ctr = torch.zeros(n) if ctr is None else ctr.float()
         self._slots = index.slots(self.item_ids)  # catalog row -> BM25 slot
+        self._char_slots = char_index.slots(self.item_ids)
 
-    def bm25_scores(self, query: str, scores: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every catalog row, [N] float32 (`scores`: the index's, if known)."""
-        scores = self.index.scores(query) if scores is None else scores
+    def _rows(self, scores: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Index scores [n_slots] -> scores of catalog rows [N] (0 for ids not indexed)."""
         out = np.zeros(len(self.item_ids), dtype=np.float32)
-        known = self._slots >= 0
-        out[known] = scores[self._slots[known]]
+        known = slots >= 0
+        out[known] = scores[slots[known]]
         return out
+
+    def bm25_scores(self, query: str) -> np.ndarray:
+        """Word BM25 score of every catalog row, [N] float32."""
+        return self._rows(self.index.scores(query), self._slots)
 
     def candidates(
         self, query: str, q_tuned: torch.Tensor, q_zero: torch.Tensor, user_vec: torch.Tensor | None = None
@@ -117,26 +129,24 @@ class HybridSearcher:
         q_tuned, q_zero: [D] fine-tuned and pretrained query embeddings; user_vec: [D] or None.
         """
         raw = self.index.scores(query)
-        bm25 = self.bm25_scores(query, raw)
+        bm25 = self._rows(raw, self._slots)
+        chars = self._rows(self.char_index.scores(query), self._char_slots)
         dense = self.item_vecs @ q_tuned  # [N]
         n = min(self.n_candidates, len(self.item_ids))
-        lexical_top = np.argpartition(-bm25, n - 1)[:n] if n else np.zeros(0, np.int64)
-        lexical_top = lexical_top[bm25[lexical_top] > 0]
-        dense_top = torch.topk(dense, n).indices.numpy()
-        idx = np.unique(np.concatenate([lexical_top, dense_top]).astype(np.int64))
+        idx = np.unique(
+            np.concatenate([_top(bm25, n), _top(chars, n), torch.topk(dense, n).indices.numpy()]).astype(np.int64)
+        )
         rows = torch.from_numpy(idx)
         _, coverage = self.index.score_items(query, [self.item_ids[i] for i in idx], raw)
-        best = float(bm25.max()) if len(bm25) else 0.0
-        cand_bm25 = torch.from_numpy(bm25[idx])
         vecs = self.item_vecs[rows]
         personal = vecs @ user_vec if user_vec is not None else torch.zeros(len(idx))
         features = torch.stack(
             [
                 dense[rows],
                 vecs @ q_zero,
-                cand_bm25 / best if best > 0 else torch.zeros(len(idx)),
-                torch.log1p(cand_bm25),
+                *_relative_and_log(bm25, idx),
                 torch.from_numpy(coverage),
+                *_relative_and_log(chars, idx),
                 torch.log1p(self.popularity[rows].clamp(min=0)),
                 self.ctr[rows],
                 personal,
@@ -154,6 +164,21 @@ class HybridSearcher:
         scores = self.ranker(cands.features)
         order = torch.argsort(scores, descending=True, stable=True)[:k].numpy()
         return [(self.item_ids[cands.idx[i]], float(scores[i])) for i in order]
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Rows of the n highest positive scores (unordered), [<= n] int64."""
+    if n <= 0 or not len(scores):
+        return np.zeros(0, np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[scores[top] > 0]
+
+
+def _relative_and_log(scores: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score / best score of the catalog, log1p(score)) of rows idx, [C] each."""
+    best = float(scores.max()) if len(scores) else 0.0
+    picked = torch.from_numpy(scores[idx])
+    return (picked / best if best > 0 else torch.zeros(len(idx))), torch.log1p(picked)
 
 
 def dense_search(item_vecs: torch.Tensor, queries: torch.Tensor, k: int, chunk: int = 256) -> torch.Tensor:

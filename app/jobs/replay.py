@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import itertools
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--rate", type=float, default=0.0, help="events per second (0: as fast as possible)")
     parser.add_argument("--limit", type=int, default=0, help="stop after this many events (0: all)")
     parser.add_argument("--type", default="purchase", help="event type of each interaction")
+    parser.add_argument("--event-time", choices=("live", "synthetic"), default="live",
+                        help="live: stamp events when sent (a shop's stream); synthetic: the "
+                             "reproducible timeline of the replay plan")
     parser.set_defaults(run=run)
 
 
@@ -31,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         total = min(total, args.limit)
     events = itertools.islice(sequence_events(sequences, ReplayPlan(event_type=args.type)), total)
+    if args.event_time == "live":
+        events = (replace(e, ts=time.time()) for e in events)
     sent, seconds = asyncio.run(_produce(settings, events, total, args.rate))
     print(f"replayed {sent} events from {path} to {settings.topics.events} "
           f"in {seconds:.1f}s ({sent / max(seconds, 1e-9):.0f} events/s)")

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.lexical import BM25Index
+from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter, graded_softmax_loss
 from models.search_ranker import FEATURES, Candidates, HybridSearcher, SearchRanker, dense_search
 from models.search_training import Judged, candidate_targets, hard_negatives, train_adapter, train_ranker
@@ -69,11 +69,17 @@ def test_hybrid_searcher_unions_both_retrievers():
     titles = ["angle bracket", "cordless drill", "ceiling fan", "garden hose"]
     vecs = torch.eye(4, 384)
     index = BM25Index.build(ids, titles)
-    searcher = HybridSearcher(ids, vecs, index, SearchRanker(), n_candidates=1)
+    chars = BM25Index.build(ids, titles, analyzer=char_ngrams)
+    searcher = HybridSearcher(ids, vecs, index, chars, SearchRanker(), n_candidates=1)
     q = torch.zeros(384)
     q[2] = 1.0  # dense says "c"
-    cands = searcher.candidates("angle bracket", q, q)  # BM25 says "a"
+    cands = searcher.candidates("angle bracket", q, q)  # both BM25s say "a"
     assert sorted(cands.idx.tolist()) == [0, 2]
+    cands = searcher.candidates("anlge brackt", q, q)  # misspelt: only the character index finds "a"
+    assert sorted(cands.idx.tolist()) == [0, 2]
+    row_a = cands.features[cands.idx.tolist().index(0)]
+    assert row_a[FEATURES.index("bm25_rel")] == 0.0 and row_a[FEATURES.index("chars_rel")] == 1.0
+    cands = searcher.candidates("angle bracket", q, q)
     row_a = cands.features[cands.idx.tolist().index(0)]
     assert row_a[FEATURES.index("bm25_rel")] == 1.0 and row_a[FEATURES.index("coverage")] == 1.0
     assert row_a[FEATURES.index("personal")] == 0.0

@@ -1,0 +1,31 @@
+# The two entry points (see README.md): `make demo` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: venv kafka-start kafka-stop demo demo-stop test test-unit bench
+
+venv:
+	@scripts/venv.sh
+
+kafka-start:
+	@scripts/kafka.sh start
+
+kafka-stop:
+	@scripts/kafka.sh stop
+
+demo: venv
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
+
+# Starts the project's Kafka unless KAFKA_BROKER names another, runs every test, stops
+# the broker again if this target started it.
+test: venv
+	@scripts/test.sh
+
+test-unit: venv
+	@$(PY) -m pytest tests/unit tests/agents tests/gateway -q
+
+bench: venv
+	@$(PY) bench/ingest.py

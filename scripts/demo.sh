@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The demo: Kafka, a worker, the gateway, and the Amazon Beauty events streaming in.
+#   scripts/demo.sh         start everything, replay, stay in the foreground (Ctrl-C stops all)
+#   scripts/demo.sh stop    stop what a detached demo left running
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+run=$root/var/demo
+mkdir -p "$run"
+export STREAMRANK_STATE_DIR=${STREAMRANK_STATE_DIR:-$root/var}
+port=${STREAMRANK_GATEWAY_PORT:-8080}
+rate=${DEMO_RATE:-500}
+
+stop_all() {
+  for name in replay gateway worker; do
+    if [ -f "$run/$name.pid" ]; then
+      kill "$(cat "$run/$name.pid")" 2>/dev/null || true
+      rm -f "$run/$name.pid"
+    fi
+  done
+}
+
+if [ "${1:-}" = "stop" ]; then stop_all; scripts/kafka.sh stop; exit 0; fi
+
+scripts/kafka.sh start
+.venv/bin/streamrank topics
+.venv/bin/faust -A app worker --without-web -l info > "$run/worker.log" 2>&1 &
+echo $! > "$run/worker.pid"
+.venv/bin/streamrank gateway > "$run/gateway.log" 2>&1 &
+echo $! > "$run/gateway.pid"
+trap 'echo; echo "stopping the demo (Kafka keeps running: scripts/kafka.sh stop)"; stop_all' EXIT INT TERM
+
+for _ in $(seq 1 120); do
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  sleep 0.5
+done
+.venv/bin/streamrank replay --rate "$rate" > "$run/replay.log" 2>&1 &
+echo $! > "$run/replay.pid"
+user=$(.venv/bin/python -c "from app.replay_data import first_user; from app.settings import Settings
+print(first_user(Settings.from_env().data_dir / 'amazon-beauty' / 'Beauty.txt'))")
+cat <<MSG
+
+streamrank demo is up (logs in $run/):
+  Kafka          127.0.0.1:${KAFKA_PORT:-19092}
+  worker         faust -A app worker   metrics http://127.0.0.1:${STREAMRANK_WORKER_METRICS_PORT:-9101}/metrics
+  gateway        http://127.0.0.1:$port
+  replay         Amazon Beauty at $rate events/s
+
+Try:
+  curl -s http://127.0.0.1:$port/v1/users/$user
+  curl -s 'http://127.0.0.1:$port/v1/items/popular?k=5'
+  curl -s http://127.0.0.1:$port/readyz
+  curl -s -XPOST http://127.0.0.1:$port/v1/events -d '{"event_id":"demo-1","user_id":"$user","type":"click","item_id":"1"}'
+  curl -s http://127.0.0.1:$port/metrics | grep ^streamrank_
+
+Ctrl-C stops the worker, gateway and replay.
+MSG
+while kill -0 "$(cat "$run/worker.pid")" 2>/dev/null; do
+  sleep 10
+  counts=$(curl -s "http://127.0.0.1:$port/v1/users/$user" || true)
+  echo "$(date +%T) user $user: $counts"
+done
+echo "worker stopped; see $run/worker.log"
