@@ -167,6 +167,10 @@ class BM25Index:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(self._ids[s], float(scores[s])) for s in top]  # type: ignore[misc]
 
+    def lengths(self, slots: np.ndarray) -> np.ndarray:
+        """Number of terms of the items in `slots` ([m] float32; 0 for -1)."""
+        return np.where(slots >= 0, self._lengths[np.maximum(slots, 0)], 0.0).astype(np.float32)
+
     def slots(self, item_ids: Iterable[str]) -> np.ndarray:
         """Slot of each id ([m] int64), -1 for ids not indexed; indexes the array of `scores`."""
         return np.array([self._slot.get(i, -1) for i in item_ids], dtype=np.int64)

@@ -10,6 +10,9 @@ retriever over the full catalog. Each
 - bm25_log: log1p(BM25 score)
 - coverage: share of the query's (stemmed) terms found in the item text (0..1)
 - chars_rel, chars_log: the same two for BM25 over character 3-grams (robust to misspellings)
+- query_terms: log1p(number of query terms), the same for every candidate: lets the MLP trust
+  the lexical features more on long queries
+- title_terms: log1p(number of terms in the item text)
 - popularity_log: log1p(item popularity), e.g. a decayed event count (0 offline)
 - ctr: item click-through rate (0 offline)
 - personal: user affinity vector . item embedding (0 without a user)
@@ -30,7 +33,7 @@ from models.lexical import BM25Index
 
 FEATURES = (
     "dense", "dense_zero_shot", "bm25_rel", "bm25_log", "coverage", "chars_rel", "chars_log",
-    "popularity_log", "ctr", "personal",
+    "query_terms", "title_terms", "popularity_log", "ctr", "personal",
 )
 TENSOR_PREFIX = "ranker."
 
@@ -147,6 +150,8 @@ class HybridSearcher:
                 *_relative_and_log(bm25, idx),
                 torch.from_numpy(coverage),
                 *_relative_and_log(chars, idx),
+                torch.full((len(idx),), float(np.log1p(len(self.index.analyzer(query))))),
+                torch.from_numpy(np.log1p(self.index.lengths(self._slots[idx]))),
                 torch.log1p(self.popularity[rows].clamp(min=0)),
                 self.ctr[rows],
                 personal,

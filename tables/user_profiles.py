@@ -11,11 +11,14 @@ from app.records import UserEvent
 
 NAME = "user_profiles"
 MAX_QUERIES = 10
+MAX_PURCHASED = 100
+# Event types that put an item into the user's sequence (impressions are only shown items).
+SEQUENCE_TYPES = ("view", "click", "add_to_cart", "purchase")
 Profile = dict[str, Any]
 
 
 def empty() -> Profile:
-    return {"counts": {}, "recent": [], "queries": [], "ts": 0.0, "src": {}}
+    return {"counts": {}, "recent": [], "purchased": [], "queries": [], "ts": 0.0, "src": {}}
 
 
 def already_applied(profile: Profile, partition: int, offset: int) -> bool:
@@ -28,9 +31,13 @@ def apply_event(profile: Profile, event: UserEvent, partition: int, offset: int,
     counts = dict(profile["counts"])
     counts[event.type] = counts.get(event.type, 0) + 1
     recent = list(profile["recent"])
-    if event.item_id is not None and event.type != "impression":
+    if event.item_id is not None and event.type in SEQUENCE_TYPES:
         recent.append(event.item_id)
         del recent[:-recent_items]
+    purchased = list(profile.get("purchased", ()))
+    if event.type == "purchase" and event.item_id is not None and event.item_id not in purchased:
+        purchased.append(event.item_id)
+        del purchased[:-MAX_PURCHASED]
     queries = list(profile["queries"])
     if event.query:
         queries.append(event.query)
@@ -38,10 +45,30 @@ def apply_event(profile: Profile, event: UserEvent, partition: int, offset: int,
     return {
         "counts": counts,
         "recent": recent,
+        "purchased": purchased,
         "queries": queries,
         "ts": max(profile["ts"], event.ts),
         "src": {**profile["src"], str(partition): offset},
     }
+
+
+def sequence_length(profile: Profile) -> int:
+    return sum(profile["counts"].get(t, 0) for t in SEQUENCE_TYPES)
+
+
+def appended_items(old: Profile | None, new: Profile) -> tuple[str | None, list[str]]:
+    """Items added to the sequence between two versions of a profile, and the item before them.
+
+    Changelogs may skip versions (compaction), so this is the difference in sequence length,
+    read off the end of the new recent list (at most its length).
+    """
+    n = sequence_length(new) - (sequence_length(old) if old else 0)
+    recent = new["recent"]
+    n = min(max(n, 0), len(recent))
+    if n == 0:
+        return None, []
+    before = recent[-n - 1] if len(recent) > n else (old["recent"][-1] if old and old["recent"] else None)
+    return before, recent[len(recent) - n:]
 
 
 def public_view(user_id: str, profile: Profile) -> dict[str, Any]:
@@ -50,6 +77,7 @@ def public_view(user_id: str, profile: Profile) -> dict[str, Any]:
         "user_id": user_id,
         "counts": profile["counts"],
         "recent_items": profile["recent"],
+        "purchased_items": profile.get("purchased", []),
         "recent_queries": profile["queries"],
         "last_event_ts": profile["ts"],
     }

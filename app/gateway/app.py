@@ -7,9 +7,10 @@ from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
-from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL, SETTINGS, SINK
+from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL, SERVING, SETTINGS, SINK
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
+from app.gateway.serving import ServingModels
 from app.gateway.sink import EventSink, KafkaSink
 from app.metrics import Metrics
 from app.settings import Settings
@@ -27,6 +28,7 @@ def init_app(
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[READ_MODEL] = read_model or ReadModel(settings)
+    app[SERVING] = ServingModels(app[READ_MODEL])
     app[SINK] = sink or KafkaSink(settings)
     setup_routes(app)
     app.cleanup_ctx.append(_sink_ctx)

@@ -5,6 +5,7 @@ from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.read_model import ReadModel
+from app.gateway.serving import ServingModels
 from app.gateway.sink import EventSink
 from app.metrics import Metrics
 from app.settings import Settings
@@ -14,3 +15,4 @@ METRICS = web.AppKey("metrics", Metrics)
 READ_MODEL = web.AppKey("read_model", ReadModel)
 SINK = web.AppKey("sink", EventSink)
 FOLLOWER = web.AppKey("follower", ChangelogFollower)
+SERVING = web.AppKey("serving", ServingModels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import heapq
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from app.settings import Settings
 from tables import catalog, item_stats, user_profiles
@@ -19,18 +19,21 @@ class ReadModel:
     settings: Settings
     tables: dict[str, dict[str, Any]] = field(default_factory=lambda: {name: {} for name in TABLES})
     clock: float = 0.0
+    # Called as listener(table, key, old, new) after each change (serving models learn here).
+    listeners: list[Callable[[str, str, Any, Any], None]] = field(default_factory=list)
     _popular: list[tuple[str, float]] = field(default_factory=list)
     _popular_at: float = -1.0
 
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
         rows = self.tables[table]
-        if value is None:
-            rows.pop(key, None)
-            return
-        rows[key] = value
-        if table == item_stats.NAME and value["ts"] > self.clock:
-            self.clock = value["ts"]
+        old = rows.pop(key, None) if value is None else rows.get(key)
+        if value is not None:
+            rows[key] = value
+            if table == item_stats.NAME and value["ts"] > self.clock:
+                self.clock = value["ts"]
+        for listener in self.listeners:
+            listener(table, key, old, value)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         profile = self.tables[user_profiles.NAME].get(user_id)

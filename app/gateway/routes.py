@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.gateway.handlers import health, intake, state
+from app.gateway.handlers import health, intake, openapi, ranking, state
 
 
 def setup_routes(app: web.Application) -> None:
@@ -12,6 +12,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/users/{user_id}", state.get_user)
     app.router.add_get("/v1/items/popular", state.get_popular)
     app.router.add_get("/v1/items/{item_id}", state.get_item)
+    app.router.add_get("/v1/items/{item_id}/similar", ranking.similar)
+    app.router.add_get("/v1/recommend", ranking.recommend)
+    app.router.add_get("/v1/search", ranking.search)
+    app.router.add_get("/openapi.json", openapi.spec)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)

@@ -70,3 +70,21 @@ def test_catalog_keeps_newest_and_tombstones_deletes():
     assert catalog.is_live(item) and catalog.is_stale(item, old)
     tomb = catalog.to_item(gone)
     assert not catalog.is_live(tomb) and catalog.is_stale(tomb, up)
+
+
+def test_purchases_are_remembered_once_for_exclusion():
+    p = user_profiles.empty()
+    for k, (t, item) in enumerate([("purchase", "a"), ("view", "b"), ("purchase", "a"), ("purchase", "c")]):
+        p = user_profiles.apply_event(p, ev(k, t, item), 0, k, 10)
+    assert p["purchased"] == ["a", "c"]
+
+
+def test_appended_items_between_profile_versions():
+    p0 = user_profiles.apply_event(user_profiles.empty(), ev(1, "view", "a"), 0, 1, 3)
+    p1 = user_profiles.apply_event(p0, ev(2, "click", "b"), 0, 2, 3)
+    p2 = user_profiles.apply_event(p1, ev(3, "impression", "z"), 0, 3, 3)
+    p3 = user_profiles.apply_event(user_profiles.apply_event(p2, ev(4, "view", "c"), 0, 4, 3), ev(5, "view", "d"), 0, 5, 3)
+    assert user_profiles.appended_items(None, p0) == (None, ["a"])
+    assert user_profiles.appended_items(p0, p1) == ("a", ["b"])
+    assert user_profiles.appended_items(p1, p2) == (None, [])
+    assert user_profiles.appended_items(p2, p3) == ("b", ["c", "d"])  # a skipped version

@@ -1,0 +1,75 @@
+"""GET /v1/recommend, /v1/items/{id}/similar, /v1/search: ranked items from memory."""
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from app.gateway.errors import json_response
+from app.gateway.handlers.state import int_param
+from app.gateway.keys import READ_MODEL, SERVING
+from app.gateway.serving import Filters
+from models.errors import ValidationError
+from tables import catalog
+
+MAX_K = 100
+MAX_QUERY_CHARS = 512
+
+
+def _float_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(f"'{name}' must be a number, got {raw!r}") from None
+    if value != value or value < 0:
+        raise ValidationError(f"'{name}' must be a non-negative number")
+    return value
+
+
+def _filters(request: web.Request) -> Filters:
+    in_stock = request.query.get("in_stock", "false").lower()
+    if in_stock not in ("true", "false", "1", "0"):
+        raise ValidationError("'in_stock' must be true or false")
+    return Filters(in_stock=in_stock in ("true", "1"), category=request.query.get("category") or None,
+                   min_price=_float_param(request, "min_price"), max_price=_float_param(request, "max_price"))
+
+
+def _ranked(request: web.Request, ranked: list[tuple[str, float]], **extra: object) -> web.Response:
+    entries = request.app[READ_MODEL].tables[catalog.NAME]
+    items = []
+    for item_id, score in ranked:
+        entry = entries.get(item_id)
+        live = catalog.is_live(entry)
+        items.append({"item_id": item_id, "score": score,
+                      "title": entry.get("title") if live else None,
+                      "price": entry.get("price") if live else None})
+    return json_response({"items": items, "model_version": request.app[SERVING].version,
+                          "request_id": uuid.uuid4().hex, **extra})
+
+
+async def recommend(request: web.Request) -> web.Response:
+    user_id = request.query.get("user_id") or None
+    k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
+    strategy, ranked = request.app[SERVING].recommend(user_id, k, _filters(request))
+    return _ranked(request, ranked, user_id=user_id, strategy=strategy)
+
+
+async def similar(request: web.Request) -> web.Response:
+    item_id = request.match_info["item_id"]
+    k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
+    return _ranked(request, request.app[SERVING].similar(item_id, k, _filters(request)), item_id=item_id)
+
+
+async def search(request: web.Request) -> web.Response:
+    query = (request.query.get("q") or "").strip()
+    if not query:
+        raise ValidationError("'q' is required")
+    if len(query) > MAX_QUERY_CHARS:
+        raise ValidationError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
+    user_id = request.query.get("user_id") or None
+    k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
+    ranked = request.app[SERVING].search(query, user_id, k, _filters(request))
+    return _ranked(request, ranked, query=query, user_id=user_id)

@@ -1,0 +1,103 @@
+from app.records import CatalogChange, UserEvent
+from tables import catalog, item_stats, user_profiles
+
+
+def profile(items, purchased=()):
+    p = user_profiles.empty()
+    for k, item in enumerate(items):
+        etype = "purchase" if item in purchased else "view"
+        p = user_profiles.apply_event(p, UserEvent(f"e{k}", "u", etype, 10.0 + k, item), 0, k, 50)
+    return p
+
+
+def put_item(read_model, item_id, title, **fields):
+    read_model.apply(catalog.NAME, item_id, catalog.to_item(CatalogChange("upsert", item_id, 1.0, title=title, **fields)))
+
+
+def fill(read_model):
+    # Three shoppers teach: a -> b (twice), a -> c, b -> d.
+    for n, seq in enumerate([["a", "b", "d"], ["a", "b"], ["a", "c"]]):
+        read_model.apply(user_profiles.NAME, f"s{n}", profile(seq))
+    put_item(read_model, "b", "Cordless drill 18V", stock=0, price=99.0, category="tools")
+    put_item(read_model, "c", "Hammer drill", stock=5, price=49.0, category="tools")
+    put_item(read_model, "d", "Garden hose", stock=2, price=19.0, category="garden")
+    for item, n in (("t1", 5), ("t2", 3)):
+        s = item_stats.empty()
+        for k in range(n):
+            s = item_stats.apply_event(s, "purchase", 10.0, 0, k, 86400.0, 3600.0)
+        read_model.apply(item_stats.NAME, item, s)
+
+
+async def test_personal_recommendations_follow_what_people_took_next(client, read_model):
+    fill(read_model)
+    read_model.apply(user_profiles.NAME, "me", profile(["x", "a"]))
+    body = await (await client.get("/v1/recommend?user_id=me&k=2")).json()
+    assert body["strategy"] == "personal"
+    assert [i["item_id"] for i in body["items"]] == ["b", "c"]
+    assert body["items"][0]["title"] == "Cordless drill 18V"
+    assert body["model_version"].startswith("transitions-") and len(body["request_id"]) == 32
+
+
+async def test_a_new_event_changes_the_next_answer(client, read_model):
+    fill(read_model)
+    read_model.apply(user_profiles.NAME, "me", profile(["a"]))
+    before = await (await client.get("/v1/recommend?user_id=me&k=1")).json()
+    for n in range(3):  # c becomes what people take after a
+        read_model.apply(user_profiles.NAME, f"new{n}", profile(["a", "c"]))
+    after = await (await client.get("/v1/recommend?user_id=me&k=1")).json()
+    assert before["items"][0]["item_id"] == "b" and after["items"][0]["item_id"] == "c"
+    assert before["model_version"] != after["model_version"]
+
+
+async def test_bought_items_are_excluded_and_filters_apply(client, read_model):
+    fill(read_model)
+    read_model.apply(user_profiles.NAME, "me", profile(["a", "b"], purchased={"b"}))
+    items = [i["item_id"] for i in (await (await client.get("/v1/recommend?user_id=me&k=10")).json())["items"]]
+    assert "b" not in items and items[0] == "d"
+    in_stock = await (await client.get("/v1/items/a/similar?in_stock=true")).json()
+    assert [i["item_id"] for i in in_stock["items"]] == ["c"]  # b has no stock
+    cheap = await (await client.get("/v1/items/a/similar?max_price=60&category=tools")).json()
+    assert [i["item_id"] for i in cheap["items"]] == ["c"]
+
+
+async def test_unknown_users_get_trending_items_not_an_error(client, read_model):
+    fill(read_model)
+    r = await client.get("/v1/recommend?user_id=stranger&k=2")
+    body = await r.json()
+    assert r.status == 200 and body["strategy"] == "trending"
+    assert [i["item_id"] for i in body["items"]] == ["t1", "t2"]
+
+
+async def test_search_matches_catalog_text_and_follows_catalog_changes(client, read_model):
+    fill(read_model)
+    body = await (await client.get("/v1/search?q=drill")).json()
+    assert {i["item_id"] for i in body["items"]} == {"b", "c"}
+    read_model.apply(catalog.NAME, "c", catalog.to_item(CatalogChange("delete", "c", 2.0)))
+    body = await (await client.get("/v1/search?q=drill")).json()
+    assert [i["item_id"] for i in body["items"]] == ["b"]
+    put_item(read_model, "e", "Drill bits set")
+    assert "e" in [i["item_id"] for i in (await (await client.get("/v1/search?q=drill bits")).json())["items"]]
+
+
+async def test_search_personalisation_reorders_near_ties(client, read_model):
+    fill(read_model)
+    put_item(read_model, "c", "Cordless drill 18V", stock=5)  # now b and c tie on text
+    read_model.apply(user_profiles.NAME, "fan_of_c", profile(["a", "c", "a", "c"]))
+    for user, want in (("fan_of_c", "c"),):
+        body = await (await client.get(f"/v1/search?q=cordless drill&user_id={user}")).json()
+        assert body["items"][0]["item_id"] == want
+
+
+async def test_bad_parameters_get_400_with_a_message(client):
+    for url in ("/v1/search", "/v1/search?q=%20", "/v1/recommend?k=0", "/v1/recommend?k=abc",
+                "/v1/recommend?in_stock=maybe", "/v1/recommend?max_price=cheap", "/v1/items/a/similar?k=101",
+                "/v1/search?q=" + "x" * 600):
+        r = await client.get(url)
+        assert r.status == 400, url
+        assert (await r.json())["error"]
+
+
+async def test_openapi_describes_every_route(client):
+    spec = await (await client.get("/openapi.json")).json()
+    routes = {r.resource.canonical for r in client.app.router.routes() if r.method != "HEAD"}
+    assert routes == set(spec["paths"])

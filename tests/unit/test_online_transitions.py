@@ -1,0 +1,57 @@
+import math
+
+import numpy as np
+
+from models.rec.baselines import Transition
+from models.rec.online_transitions import OnlineTransitions
+
+
+def test_scores_follow_counts_normalised_by_out_degree():
+    m = OnlineTransitions()
+    m.learn_sequence(["a", "b", "c"])
+    m.learn_sequence(["a", "b"])
+    m.learn_sequence(["a", "d"])
+    s = m.scores(["a"])
+    assert math.isclose(s["b"], 2 / math.sqrt(4)) and math.isclose(s["d"], 1 / math.sqrt(4))
+    assert [b for b, _ in m.rank(["a"], 2)] == ["b", "d"]
+
+
+def test_history_weights_and_exclusion_and_filter():
+    m = OnlineTransitions()
+    m.learn_sequence(["x", "p"])
+    m.learn_sequence(["y", "q"])
+    ranked = m.rank(["y", "x"], 5)  # x is the last item: weight 1; y weight 0.5
+    assert [b for b, _ in ranked] == ["p", "q"]
+    assert [b for b, _ in m.rank(["y", "x"], 5, exclude=["p"])] == ["q"]
+    assert [b for b, _ in m.rank(["y", "x"], 5, allow=lambda i: i != "q")] == ["p"]
+
+
+def test_fallback_fills_cold_histories_below_real_scores():
+    m = OnlineTransitions()
+    m.learn_sequence(["a", "b"])
+    ranked = m.rank(["a"], 3, fallback=[("t1", 9.0), ("b", 8.0), ("t2", 7.0)])
+    assert [b for b, _ in ranked] == ["b", "t1", "t2"]
+    assert ranked[0][1] > ranked[1][1] > ranked[2][1]
+    assert [b for b, _ in m.rank([], 2, fallback=[("t1", 1.0), ("t2", 0.5)])] == ["t1", "t2"]
+
+
+def test_matches_the_offline_transition_baseline_ranking():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 30, size=rng.integers(2, 8)) for _ in range(300)]
+    offline = Transition(30).fit(seqs)
+    online = OnlineTransitions()
+    for s in seqs:
+        online.learn_sequence([str(i) for i in s])
+    history = seqs[0]
+    off = offline.score([history])[0].numpy()
+    on = online.scores([str(i) for i in history])
+    for item, score in on.items():
+        assert math.isclose(score, off[int(item)] - 1e-3 * offline.popularity[int(item)], rel_tol=1e-4, abs_tol=1e-6)
+
+
+def test_neighbour_lists_stay_bounded():
+    from models.rec.online_transitions import OnlineTransitionConfig
+    m = OnlineTransitions(OnlineTransitionConfig(max_neighbours=10))
+    for i in range(100):
+        m.learn_one("hub", f"i{i}")
+    assert len(m.next["hub"]) <= 20
