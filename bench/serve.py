@@ -1,0 +1,155 @@
+"""Serving latency and throughput of /v1/recommend and /v1/search, against a fixed-body handler.
+
+Starts the real stack (Kafka, a worker, the gateway as its own process), loads the Amazon
+Beauty events (users and their sequences) and the Home Depot catalog through Kafka, then:
+- peak: `wrk -t1 -c32` for `--seconds` (random URLs from a list, via a Lua script);
+- latency at a fixed rate: `vegeta attack -rate R` (open loop, no coordinated omission).
+The fixed-body aiohttp handler runs the same two loads in the same run.
+Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}}
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
+from app.processes import Process, free_port, gateway_process, wait_until, worker_process  # noqa: E402
+from app.records import CatalogChange  # noqa: E402
+from app.replay_data import read_sequences, sequence_events  # noqa: E402
+from app.settings import ROOT, Settings  # noqa: E402
+from models.data.homedepot import load_homedepot  # noqa: E402
+from models.errors import BrokerUnavailable  # noqa: E402
+
+TOOLS = Path.home() / ".cache" / "streamrank" / "bin"
+
+
+def ensure_tools() -> tuple[str, str]:
+    """wrk from Debian, vegeta built from the Go module proxy (once, cached)."""
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    vegeta = TOOLS / "vegeta"
+    if not vegeta.exists():
+        TOOLS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["go", "install", "github.com/tsenart/vegeta/v12@v12.12.0"], check=True,
+                       env={**os.environ, "GOBIN": str(TOOLS)}, capture_output=True)
+    return shutil.which("wrk") or "wrk", str(vegeta)
+
+
+async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[str]]:
+    """Produce events and the catalog; returns user ids and search queries for the load."""
+    await ensure_topics(settings)
+    sequences = read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")
+    events = list(itertools.islice(sequence_events(sequences), n_events))
+    data = load_homedepot(settings.data_dir / "homedepot" / "train.csv.gz")
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
+        for item, title in zip(data.items, data.titles):
+            change = CatalogChange("upsert", item, time.time(), title=title, stock=1 + len(title) % 5)
+            await producer.send(settings.topics.catalog, key=item.encode(), value=change.to_json())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    users = sorted({e.user_id for e in events})
+    return users, [data.query_text[q] for q in data.judgments]
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+                "math.randomseed(7)\nrequest = function()\n"
+                "  return wrk.format('GET', paths[math.random(#paths)])\nend\n")
+    out = subprocess.run([wrk, "-t1", "-c32", f"-d{seconds}s", "-s", f.name, base], capture_output=True,
+                         text=True, check=True).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: int) -> dict:
+    targets = "\n".join(f"GET {base}{p}" for p in paths) + "\n"
+    attack = subprocess.run([vegeta, "attack", f"-rate={rate}/s", f"-duration={seconds}s", "-timeout=5s"],
+                            input=targets.encode(), capture_output=True, check=True)
+    report = json.loads(subprocess.run([vegeta, "report", "-type=json"], input=attack.stdout,
+                                       capture_output=True, check=True).stdout)
+    lat = report["latencies"]
+    return {"p50_ms": lat["50th"] / 1e6, "p99_ms": lat["99th"] / 1e6, "rate": rate,
+            "success_ratio": report["success"], "errors": len(report.get("errors") or [])}
+
+
+def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int) -> dict:
+    wrk, vegeta = tools
+    latency = vegeta_latency(vegeta, base, paths, rate, seconds)
+    return {**latency, "rps": round(wrk_peak(wrk, base, paths, seconds), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--rate", type=int, default=1000, help="fixed request rate for latency")
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    tools = ensure_tools()
+    run = f"serve-{uuid.uuid4().hex[:8]}"
+    base_settings = Settings.from_env()
+    state = Path(tempfile.mkdtemp(prefix="streamrank-serve-"))
+    settings = replace(base_settings, app_id=run, topic_prefix=run, state_dir=state,
+                       worker_metrics_port=free_port(), gateway_port=free_port())
+    try:
+        asyncio.run(wait_for_broker(settings, timeout_s=5))
+    except BrokerUnavailable:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
+    users, queries = asyncio.run(load_data(settings, args.events))
+    worker = worker_process(settings, state / "worker.log").start()
+    gateway = gateway_process(settings, state / "gateway.log").start()
+    fixed_port = free_port()
+    fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
+                    state / "fixed.log").start()
+    base = f"http://127.0.0.1:{settings.gateway_port}"
+    try:
+        n_items = 54_000
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items * 0.99, 900, 2.0,
+                   "catalog loaded")
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users), 900, 2.0,
+                   "users loaded")
+        print(f"loaded: {get_json(f'{base}/readyz')['records']}", flush=True)
+        rng = random.Random(1)
+        rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, min(5000, len(users)))]
+        search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
+        results = {
+            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds),
+            "search": measure(tools, base, search_paths, args.rate, args.seconds),
+            "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds),
+        }
+        for name in ("recommend", "search"):
+            results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
+        print(json.dumps(results))
+    finally:
+        for p in (fixed, gateway, worker):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
