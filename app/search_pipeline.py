@@ -1,9 +1,10 @@
 """Search model life cycle shared by `streamrank finetune` and `streamrank evaluate search`.
 
 The model is a dual encoder with a frozen item tower (pretrained MiniLM, catalog embeddings
-cached on disk) and a fine-tuned query tower (MiniLM + QueryAdapter), plus a ranker over
-BM25, dense and item features. A checkpoint (`<model_dir>/search/vNNNN`) holds the adapter
-and ranker tensors; its card lists every query whose judgments were used in training.
+cached on disk) and a fine-tuned query tower (MiniLM, optionally fine-tuned, + QueryAdapter),
+plus a ranker over BM25, dense and item features. A checkpoint (`<model_dir>/search/vNNNN`)
+holds the adapter, ranker and (when fine-tuned) query-encoder tensors; its card lists every
+query whose judgments were used in training.
 """
 from __future__ import annotations
 
@@ -31,12 +32,20 @@ from models.data.homedepot import (
 )
 from models.embedding_cache import cached_embeddings
 from models.encoder import BASE_MODEL, TextEncoder
+from models.encoder import TENSOR_PREFIX as ENCODER_PREFIX
 from models.errors import DataError, ModelUnavailable
 from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter
 from models.search_eval import search_metrics
-from models.search_ranker import HybridSearcher, SearchRanker, dense_search
-from models.search_training import Judged, candidate_targets, hard_negatives, train_adapter, train_ranker
+from models.search_ranker import FEATURES, HybridSearcher, SearchRanker, dense_search
+from models.search_training import (
+    Judged,
+    candidate_targets,
+    hard_negatives,
+    train_adapter,
+    train_query_side,
+    train_ranker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +118,23 @@ def rank_dense(assets: SearchAssets, queries: Sequence[str], q_vecs: torch.Tenso
     return {q: [assets.data.items[r] for r in row.tolist()] for q, row in zip(queries, top)}
 
 
-@torch.inference_mode()
-def tuned_query_vecs(assets: SearchAssets, adapter: QueryAdapter, queries: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fine-tuned [Q, 384], pretrained [Q, 384]) query embeddings."""
-    zero = assets.query_vecs(queries)
-    return adapter(zero), zero
+@dataclass
+class QueryTower:
+    """Query side of the model: a MiniLM (None: the pretrained one of the assets) and the adapter."""
+
+    encoder: TextEncoder | None
+    adapter: QueryAdapter
+
+    @torch.inference_mode()
+    def encode(self, assets: SearchAssets, queries: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(fine-tuned [Q, 384], pretrained [Q, 384]) embeddings of normalised queries."""
+        zero = assets.query_vecs(queries)
+        base = zero if self.encoder is None else self.encoder.encode(queries, progress=len(queries) > 2000)
+        return self.adapter(base), zero
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {ADAPTER_PREFIX + k: v.detach().cpu() for k, v in self.adapter.state_dict().items()}
+        return out if self.encoder is None else {**out, **self.encoder.state_tensors()}
 
 
 def searcher(settings: Settings, assets: SearchAssets, ranker: SearchRanker) -> HybridSearcher:
@@ -123,21 +144,21 @@ def searcher(settings: Settings, assets: SearchAssets, ranker: SearchRanker) -> 
 
 
 def rank_model(
-    settings: Settings, assets: SearchAssets, adapter: QueryAdapter, ranker: SearchRanker, queries: Sequence[str], k: int = TOP_K
+    settings: Settings, assets: SearchAssets, tower: QueryTower, ranker: SearchRanker, queries: Sequence[str], k: int = TOP_K
 ) -> dict[str, list[str]]:
-    tuned, zero = tuned_query_vecs(assets, adapter, queries)
+    tuned, zero = tower.encode(assets, queries)
     hybrid = searcher(settings, assets, ranker)
     return {q: [i for i, _ in hybrid.search(q, tuned[n], zero[n], k)] for n, q in enumerate(queries)}
 
 
 def evaluate_all(
-    settings: Settings, assets: SearchAssets, adapter: QueryAdapter, ranker: SearchRanker, queries: Sequence[str]
+    settings: Settings, assets: SearchAssets, tower: QueryTower, ranker: SearchRanker, queries: Sequence[str]
 ) -> dict[str, dict[str, float]]:
     """Metrics of the hybrid model, BM25, the fine-tuned dense retriever and the zero-shot encoder."""
-    tuned, zero = tuned_query_vecs(assets, adapter, queries)
+    tuned, zero = tower.encode(assets, queries)
     data = assets.data
     return {
-        "model": search_metrics(data, queries, rank_model(settings, assets, adapter, ranker, queries)),
+        "model": search_metrics(data, queries, rank_model(settings, assets, tower, ranker, queries)),
         "bm25": search_metrics(data, queries, rank_bm25(assets, queries)),
         "zero_shot": search_metrics(data, queries, rank_dense(assets, queries, zero)),
         "dense_tuned": search_metrics(data, queries, rank_dense(assets, queries, tuned)),
@@ -149,11 +170,50 @@ def evaluate_all(
 
 @dataclass
 class FitResult:
-    adapter: QueryAdapter
+    tower: QueryTower
     ranker: SearchRanker
+    encoder_losses: list[float]
     adapter_losses: list[float]
     ranker_losses: list[float]
     seconds: float
+
+
+def _progress(total: int, desc: str) -> tuple[Any, Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="step", mininterval=2.0)
+    return bar, lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}"))
+
+
+def _steps(n: int, epochs: int, batch_size: int, max_steps: int | None) -> int:
+    steps = epochs * -(-n // batch_size)
+    return min(steps, max_steps) if max_steps is not None else steps
+
+
+def fit_query_encoder(
+    settings: Settings, assets: SearchAssets, train: Sequence[str], epochs: int, max_steps: int | None
+) -> tuple[TextEncoder, list[float]]:
+    """Fine-tune a copy of MiniLM as the query tower against the frozen item embeddings."""
+    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
+    for param in encoder.transformer.embeddings.parameters():  # the 30k-word table: slow, overfits
+        param.requires_grad = False
+    bar, on_step = _progress(_steps(len(train), epochs, settings.finetune_encoder_batch_size, max_steps), "finetune query encoder")
+    losses = train_query_side(
+        encoder,
+        lambda batch: encoder.embed([train[i] for i in batch]),
+        assets.judged(train),
+        assets.item_vecs,
+        epochs=epochs,
+        batch_size=settings.finetune_encoder_batch_size,
+        lr=settings.finetune_encoder_lr,
+        temperature=settings.finetune_temperature,
+        negatives=settings.finetune_negatives,
+        max_steps=max_steps,
+        on_step=on_step,
+    )
+    bar.close()
+    encoder.eval()
+    return encoder, losses
 
 
 def fit(
@@ -163,41 +223,46 @@ def fit(
     calib: Sequence[str],
     epochs: int,
     max_steps: int | None = None,
+    encoder_epochs: int = 0,
 ) -> FitResult:
-    """Adapter on `train` queries, then ranker on `calib` queries (scores the adapter never fitted)."""
+    """Query tower on `train` queries, then ranker on `calib` queries (scores the tower never fitted).
+
+    The query encoder is fine-tuned only when `encoder_epochs` > 0 (slow on a CPU); the adapter
+    is trained on top of it in every case.
+    """
     started = time.monotonic()
     torch.manual_seed(0)
-    adapter = QueryAdapter()
-    from tqdm import tqdm
-
-    steps = epochs * -(-len(train) // settings.finetune_batch_size)
-    bar = tqdm(total=min(steps, max_steps) if max_steps is not None else steps, desc="finetune query tower", unit="step", mininterval=2.0)
-    train_vecs = assets.query_vecs(train)
-    hard = hard_negatives(train_vecs, assets.item_vecs, settings.finetune_hard_negatives) if settings.finetune_hard_negatives > 0 else None
+    encoder, encoder_losses = (
+        fit_query_encoder(settings, assets, train, encoder_epochs, max_steps) if encoder_epochs > 0 else (None, [])
+    )
+    tower = QueryTower(encoder, QueryAdapter())
+    base = assets.query_vecs(train) if encoder is None else encoder.encode(train, progress=True)
+    hard = hard_negatives(base, assets.item_vecs, settings.finetune_hard_negatives) if settings.finetune_hard_negatives > 0 else None
+    bar, on_step = _progress(_steps(len(train), epochs, settings.finetune_batch_size, max_steps), "finetune query adapter")
     adapter_losses = train_adapter(
-        adapter,
-        train_vecs,
+        tower.adapter,
+        base,
         assets.judged(train),
         assets.item_vecs,
+        epochs,
         negatives=settings.finetune_negatives,
         hard=hard,
-        epochs=epochs,
         batch_size=settings.finetune_batch_size,
         lr=settings.finetune_lr,
         temperature=settings.finetune_temperature,
         max_steps=max_steps,
-        on_step=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.3f}")),
+        on_step=on_step,
     )
     bar.close()
     ranker = SearchRanker()
-    tuned, zero = tuned_query_vecs(assets, adapter, calib)
+    tuned, zero = tower.encode(assets, calib)
     hybrid = searcher(settings, assets, ranker)
     examples = []
     for n, (q, judged) in enumerate(zip(calib, assets.judged(calib))):
         cands = hybrid.candidates(q, tuned[n], zero[n])
         examples.append((cands, candidate_targets(cands, judged)))
     ranker_losses = train_ranker(ranker, examples)
-    return FitResult(adapter, ranker, adapter_losses, ranker_losses, time.monotonic() - started)
+    return FitResult(tower, ranker, encoder_losses, adapter_losses, ranker_losses, time.monotonic() - started)
 
 
 def file_sha256(path: Path) -> str:
@@ -218,6 +283,7 @@ def finetune_search(
     assets: SearchAssets | None = None,
     plot: bool = True,
     hold_out_dev: bool = True,
+    encoder_epochs: int | None = None,
 ) -> Path:
     """Fit on the file's queries minus `exclude` and the dev split; save and return the checkpoint folder.
 
@@ -233,15 +299,21 @@ def finetune_search(
         raise DataError(f"{data_path}: too few queries to fine-tune ({len(data.judgments)} judged queries)")
     assets = assets or prepare(settings, data)
     epochs = settings.finetune_epochs if epochs is None else epochs
-    result = fit(settings, assets, splits["train"], splits["calib"], epochs, max_steps)
+    encoder_epochs = settings.finetune_encoder_epochs if encoder_epochs is None else encoder_epochs
+    result = fit(settings, assets, splits["train"], splits["calib"], epochs, max_steps, encoder_epochs)
+    model_id = uuid.uuid4().hex
+    if result.tower.encoder is not None:
+        result.tower.encoder.weights_id = model_id  # its query cache entries belong to this model
     dev = eligible_test_queries(data, [q for q in splits["dev"] if q not in set(excluded)])
-    metrics = evaluate_all(settings, assets, result.adapter, result.ranker, dev) if dev else {}
+    metrics = evaluate_all(settings, assets, result.tower, result.ranker, dev) if dev else {}
     training = sorted(set(splits["train"]) | set(splits["calib"]))
     card: dict[str, Any] = {
         "kind": "search",
-        "model_id": uuid.uuid4().hex,
+        "model_id": model_id,
         "base_model": BASE_MODEL,
         "architecture": "frozen MiniLM item tower; MiniLM + QueryAdapter query tower; SearchRanker over hybrid candidates",
+        "query_encoder": "pretrained" if result.tower.encoder is None else "fine-tuned",
+        "features": list(FEATURES),
         "data": {
             "path": str(data_path),
             "sha256": file_sha256(data_path),
@@ -254,12 +326,14 @@ def finetune_search(
             for k in (
                 "encoder_max_length", "search_candidates", "search_calib_fraction",
                 "finetune_batch_size", "finetune_lr", "finetune_temperature", "finetune_negatives",
-                "finetune_hard_negatives",
+                "finetune_hard_negatives", "finetune_encoder_batch_size", "finetune_encoder_lr",
             )
         },
         "dev_fraction": dev_fraction,
         "epochs": epochs,
+        "encoder_epochs": encoder_epochs,
         "max_steps": max_steps,
+        "encoder_steps": len(result.encoder_losses),
         "adapter_steps": len(result.adapter_losses),
         "fit_seconds": round(result.seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
@@ -269,27 +343,31 @@ def finetune_search(
         "excluded_queries_sha256": queries_hash(excluded),
         "excluded_queries": len(excluded),
     }
-    tensors = {**{ADAPTER_PREFIX + k: v for k, v in result.adapter.state_dict().items()}, **result.ranker.state_tensors()}
+    tensors = {**result.tower.tensors(), **result.ranker.state_tensors()}
     path = save_checkpoint(settings.model_dir, MODEL_NAME, tensors, card)
     write_queries(path / DEV_QUERIES_FILE, dev)
     if plot:
-        plot_curves(path / "training_curve.png", result.adapter_losses, result.ranker_losses)
+        plot_curves(path / "training_curve.png", result.encoder_losses, result.adapter_losses, result.ranker_losses)
     log.info("saved %s (dev metrics %s)", path, metrics)
     return path
 
 
-def plot_curves(path: Path, adapter_losses: Sequence[float], ranker_losses: Sequence[float]) -> Path:
-    """PNG of the adapter loss per step and the ranker loss per epoch."""
+def plot_curves(
+    path: Path, encoder_losses: Sequence[float], adapter_losses: Sequence[float], ranker_losses: Sequence[float]
+) -> Path:
+    """PNG of the training losses: query encoder and adapter per step, ranker per epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    axes[0].plot(adapter_losses)
-    axes[0].set(title="query tower (full-catalog graded softmax)", xlabel="step", ylabel="loss")
-    axes[1].plot(ranker_losses)
-    axes[1].set(title="ranker (listwise, calibration queries)", xlabel="epoch", ylabel="loss")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    axes[0].plot(encoder_losses)
+    axes[0].set(title="query encoder (graded softmax)" + ("" if encoder_losses else ": not fine-tuned"), xlabel="step", ylabel="loss")
+    axes[1].plot(adapter_losses)
+    axes[1].set(title="query adapter (graded softmax)", xlabel="step", ylabel="loss")
+    axes[2].plot(ranker_losses)
+    axes[2].set(title="ranker (listwise, calibration queries)", xlabel="epoch", ylabel="loss")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -299,14 +377,23 @@ def plot_curves(path: Path, adapter_losses: Sequence[float], ranker_losses: Sequ
 # ---- loading -----------------------------------------------------------------------------
 
 
-def load_search_model(checkpoint: Checkpoint) -> tuple[QueryAdapter, SearchRanker]:
-    """Adapter and ranker of a search checkpoint."""
-    if checkpoint.card.get("kind") != "search":
-        raise ModelUnavailable(f"{checkpoint.path} is not a search checkpoint (kind={checkpoint.card.get('kind')!r})")
+def load_search_model(settings: Settings, checkpoint: Checkpoint) -> tuple[QueryTower, SearchRanker]:
+    """Query tower and ranker of a search checkpoint."""
+    card = checkpoint.card
+    if card.get("kind") != "search" or card.get("features") != list(FEATURES):
+        raise ModelUnavailable(f"{checkpoint.path} is not a search checkpoint of this version: run `streamrank finetune`")
     adapter = QueryAdapter()
     adapter.load_state_dict({k[len(ADAPTER_PREFIX):]: v for k, v in checkpoint.tensors.items() if k.startswith(ADAPTER_PREFIX)})
+    encoder = None
+    if any(k.startswith(ENCODER_PREFIX) for k in checkpoint.tensors):
+        encoder = TextEncoder.from_tensors(
+            checkpoint.tensors,
+            weights_id=str(card["model_id"]),
+            max_length=settings.encoder_max_length,
+            cache_size=settings.encoder_query_cache,
+        )
     ranker = SearchRanker().load_tensors(checkpoint.tensors)
-    return adapter.eval(), ranker.eval()
+    return QueryTower(encoder, adapter.eval()), ranker.eval()
 
 
 def latest_search_checkpoint(settings: Settings) -> Checkpoint | None:

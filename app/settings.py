@@ -76,10 +76,21 @@ class Settings:
     search_calib_fraction: float = 0.1
     finetune_epochs: int = 20
     finetune_batch_size: int = 256
-    finetune_lr: float = 2e-3
+    finetune_lr: float = 2e-4
     finetune_temperature: float = 0.05
-    finetune_negatives: int = 2048  # random catalog rows per step (0: the full catalog)
-    finetune_hard_negatives: int = 16  # zero-shot top rows per query, scored as negatives unless judged
+    finetune_negatives: int = 8192  # random catalog rows per step (0: the full catalog)
+    # Hard negatives (zero-shot top rows) hurt here: many unjudged top products are relevant.
+    finetune_hard_negatives: int = 0
+    # Fine-tuning the MiniLM query encoder itself (before the adapter): ~2 s/step on a busy CPU.
+    finetune_encoder_epochs: int = 0
+    finetune_encoder_batch_size: int = 64
+    finetune_encoder_lr: float = 3e-5
+    # Recommendation (SASRec + transitions): epochs and a wall-clock cap per training run
+    # (validation run and final run each; the final run repeats the validation run's epochs).
+    rec_epochs: int = 30
+    rec_time_budget_s: float = 270.0
+    rec_dim: int = 64
+    rec_negatives: int = 512  # shared sampled negatives per batch (0: full softmax)
 
     @property
     def topics(self) -> Topics:

@@ -52,8 +52,8 @@ def ensure_tools() -> tuple[str, str]:
     return shutil.which("wrk") or "wrk", str(vegeta)
 
 
-async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[str]]:
-    """Produce events and the catalog; returns user ids and search queries for the load."""
+async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[str], int]:
+    """Produce events and the catalog; returns user ids, search queries and catalog size."""
     await ensure_topics(settings)
     sequences = read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")
     events = list(itertools.islice(sequence_events(sequences), n_events))
@@ -70,7 +70,7 @@ async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[
     finally:
         await producer.stop()
     users = sorted({e.user_id for e in events})
-    return users, [data.query_text[q] for q in data.judgments]
+    return users, [data.query_text[q] for q in data.judgments], len(data.items)
 
 
 def get_json(url: str) -> dict:
@@ -121,7 +121,7 @@ def main() -> None:
         asyncio.run(wait_for_broker(settings, timeout_s=5))
     except BrokerUnavailable:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
-    users, queries = asyncio.run(load_data(settings, args.events))
+    users, queries, n_items = asyncio.run(load_data(settings, args.events))
     worker = worker_process(settings, state / "worker.log").start()
     gateway = gateway_process(settings, state / "gateway.log").start()
     fixed_port = free_port()
@@ -129,8 +129,7 @@ def main() -> None:
                     state / "fixed.log").start()
     base = f"http://127.0.0.1:{settings.gateway_port}"
     try:
-        n_items = 54_000
-        wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items * 0.99, 900, 2.0,
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items, 900, 2.0,
                    "catalog loaded")
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users), 900, 2.0,
                    "users loaded")

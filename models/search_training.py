@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from models.query_adapter import QueryAdapter, graded_softmax_loss
 from models.search_ranker import Candidates, SearchRanker
@@ -46,40 +48,42 @@ def _columns(batch_rows: list[np.ndarray], n_items: int, negatives: int, gen: to
     return torch.unique(torch.cat([torch.from_numpy(np.concatenate(batch_rows)), random_rows]))
 
 
-def train_adapter(
-    adapter: QueryAdapter,
-    queries: torch.Tensor,
+def train_query_side(
+    module: nn.Module,
+    embed: Callable[[list[int]], torch.Tensor],
     judged: Sequence[Judged],
     item_vecs: torch.Tensor,
     epochs: int,
     batch_size: int = 256,
-    lr: float = 2e-3,
+    lr: float = 5e-4,
     temperature: float = 0.05,
     max_steps: int | None = None,
-    negatives: int = 2048,
+    negatives: int = 8192,
     hard: Sequence[np.ndarray] | None = None,
     seed: int = 0,
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """Fit the adapter with a graded softmax over sampled catalog rows; returns the loss of each step.
+    """Fit the trainable parameters of `module` with a graded softmax over sampled catalog rows.
 
-    queries: [Q, D] pretrained query embeddings; judged: Q entries with catalog rows and
-    gains; item_vecs: [N, D] frozen item embeddings. Each step scores the batch's judged
-    rows, its `hard` negative rows (per query, e.g. from `hard_negatives`) and `negatives`
-    random rows (0: the full catalog), shared by the batch; every scored row not judged for
-    a query is a negative of that query. Queries without a positive gain are skipped.
+    embed(query positions) -> [B, D] normalised query embeddings, differentiable through
+    `module`; judged: one entry per query with catalog rows and gains; item_vecs: [N, D] frozen
+    item embeddings. Each step scores the batch's judged rows, its `hard` negative rows (per
+    query) and `negatives` random rows (0: the full catalog), shared by the batch; every scored
+    row not judged for a query is a negative of that query. Queries without a positive gain
+    are skipped. Returns the loss of each step.
     """
     keep = [i for i, j in enumerate(judged) if (j.gains > 0).any()]
-    device = next(adapter.parameters()).device
+    params = [p for p in module.parameters() if p.requires_grad]
+    device = params[0].device
     items = item_vecs.to(device)
-    opt = torch.optim.AdamW(adapter.parameters(), lr=lr, weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     total = epochs * ((len(keep) + batch_size - 1) // batch_size)
     if max_steps is not None:
         total = min(total, max_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     losses: list[float] = []
-    adapter.train()
+    module.train()
     while len(losses) < total:
         order = torch.randperm(len(keep), generator=gen).tolist()
         for start in range(0, len(order), batch_size):
@@ -93,7 +97,7 @@ def train_adapter(
             weights = torch.zeros(len(batch), len(cols))
             for b, q in enumerate(batch):
                 weights[b, position[torch.from_numpy(judged[q].rows)]] = gain_weights(judged[q].gains)
-            logits = adapter(queries[batch].to(device)) @ items[cols.to(device)].T / temperature  # [B, C]
+            logits = embed(batch) @ items[cols.to(device)].T / temperature  # [B, C]
             loss = graded_softmax_loss(logits, weights.to(device))
             opt.zero_grad()
             loss.backward()
@@ -102,8 +106,14 @@ def train_adapter(
             losses.append(loss.item())
             if on_step is not None:
                 on_step(len(losses), losses[-1])
-    adapter.eval()
+    module.eval()
     return losses
+
+
+def train_adapter(adapter: QueryAdapter, queries: torch.Tensor, judged: Sequence[Judged], item_vecs: torch.Tensor, epochs: int, **kwargs: Any) -> list[float]:
+    """`train_query_side` for the adapter over fixed pretrained query embeddings [Q, D]."""
+    device = next(adapter.parameters()).device
+    return train_query_side(adapter, lambda batch: adapter(queries[batch].to(device)), judged, item_vecs, epochs, **kwargs)
 
 
 def candidate_targets(cands: Candidates, judged: Judged) -> torch.Tensor:

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--data", type=Path, default=None, help="judgments CSV(.gz) (default: data_dir/homedepot/train.csv.gz)")
     parser.add_argument("--test-queries", type=Path, default=None, help="queries (one a line) never to train on")
     parser.add_argument("--epochs", type=int, default=None, help="passes over the training queries (default: settings)")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop the query tower after this many steps")
+    parser.add_argument("--encoder-epochs", type=int, default=None, help="also fine-tune the MiniLM query encoder (slow on CPU; default: settings)")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap each query-tower stage at this many steps")
     parser.add_argument("--write-test-queries", type=Path, default=None, help="also copy dev_queries.txt here")
     parser.set_defaults(run=run)
 
@@ -39,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     data_path = (args.data or default_csv(settings)).resolve()
     data = load_homedepot(data_path)
     exclude = load_test_queries(args.test_queries) if args.test_queries else []
-    path = finetune_search(settings, data_path, data, exclude, epochs=args.epochs, max_steps=args.max_steps)
+    path = finetune_search(
+        settings, data_path, data, exclude, epochs=args.epochs, max_steps=args.max_steps, encoder_epochs=args.encoder_epochs
+    )
     dev_file = path / DEV_QUERIES_FILE
     if args.write_test_queries:
         write_queries(args.write_test_queries, dev_file.read_text(encoding="utf-8").splitlines())

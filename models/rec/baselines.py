@@ -99,7 +99,12 @@ class Transition:
         self.popularity = counts / max(counts.max(initial=0.0), 1.0)
         return self
 
+    def popularity_tensor(self) -> torch.Tensor:
+        """[n_items] float32 popularity in [0, 1]."""
+        return torch.from_numpy(self.popularity.astype(np.float32))
+
     def score(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """[B, n_items] float32 transition scores plus the popularity tie-break."""
         w = history_weights(histories, self.n_items, self.config.weights)
         dense = np.asarray((w @ self.matrix).todense(), dtype=np.float64)
         dense += self.config.popularity_weight * self.popularity[None, :]

@@ -1,12 +1,13 @@
-"""Blending per-user score rows of several recommenders into one ranking.
+"""Blending a sequence model with transition counts into one score row per user.
 
-Each component's row is first turned into a distribution over items (softmax for model
-logits, sum-normalisation for non-negative count scores), so weights mean the same for every
-user; the blend is the weighted mixture, plus a tiny popularity prior that breaks ties.
+The transition row is normalised per user into a distribution q over items and smoothed;
+the blend is log(q + smoothing) + scale * logits, i.e. a product of experts in which
+`scale` (tuned on validation) says how much the neural model sharpens or overrides the
+counts. Users without any transition evidence get a flat q, so the neural model decides.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -14,36 +15,33 @@ import torch
 TIE_BREAK = 1e-6
 
 
-def softmax_rows(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """[B, N] logits -> [B, N] probabilities per row."""
-    return torch.softmax(logits / temperature, dim=1)
-
-
 def sum_normalise_rows(scores: torch.Tensor) -> torch.Tensor:
     """[B, N] non-negative scores -> rows summing to 1 (all-zero rows stay zero)."""
-    total = scores.clamp(min=0).sum(dim=1, keepdim=True)
-    return scores.clamp(min=0) / total.clamp(min=1e-12)
+    clipped = scores.clamp(min=0)
+    return clipped / clipped.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
 
 @dataclass(frozen=True)
-class Blend:
-    """Weights per component name (they need not sum to 1) and the neural temperature."""
+class LogBlend:
+    """score = log(q + smoothing) + scale * logits + TIE_BREAK * prior.
 
-    weights: Mapping[str, float]
-    temperature: float = 1.0
+    scale=0 ranks by transitions alone (popularity breaking ties); neural_only ignores q.
+    """
 
-    def __call__(self, parts: Mapping[str, torch.Tensor], prior: torch.Tensor) -> torch.Tensor:
-        """parts: name -> [B, N] normalised rows; prior: [N] in [0, 1]. Returns [B, N]."""
-        out = TIE_BREAK * prior.unsqueeze(0).expand_as(next(iter(parts.values()))).clone()
-        for name, w in self.weights.items():
-            if w:
-                out += w * parts[name]
+    scale: float
+    smoothing: float = 1e-4
+    neural_only: bool = False
+
+    def __call__(self, parts: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """parts: "neural" [B, N] logits, "transition" [B, N] rows of q, "prior" [B or 1, N] in [0, 1]."""
+        prior = parts["prior"]
+        if self.neural_only:
+            return parts["neural"] + TIE_BREAK * prior
+        out = torch.log(parts["transition"] + self.smoothing) + TIE_BREAK * prior
+        if self.scale:
+            out = out + self.scale * parts["neural"]
         return out
 
-
-def weight_grid(names: Sequence[str], steps: int = 10) -> list[Blend]:
-    """Blends of two components with weights (w, 1 - w), w in 0, 1/steps, ..., 1."""
-    if len(names) != 2:
-        raise ValueError("weight_grid blends exactly two components")
-    a, b = names
-    return [Blend({a: i / steps, b: 1 - i / steps}) for i in range(steps + 1)]
+    @property
+    def name(self) -> str:
+        return "neural" if self.neural_only else f"blend(scale={self.scale:g},smoothing={self.smoothing:g})"

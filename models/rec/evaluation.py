@@ -9,22 +9,23 @@ import torch
 from models.data.sequences import Split
 from models.metrics import DEFAULT_KS, batch_ranks, rank_metrics
 
-Scorer = Callable[[list[np.ndarray]], torch.Tensor]  # histories -> [B, n_items]
-Ranker = Callable[[Mapping[str, torch.Tensor]], torch.Tensor]  # component rows -> [B, n_items]
+Parts = Mapping[str, torch.Tensor]
+PartsFn = Callable[[list[np.ndarray]], Parts]  # histories -> named [B, n_items] (or [1, n_items]) rows
+Ranker = Callable[[Parts], torch.Tensor]  # named rows -> [B, n_items] scores
 
 
 def evaluate_split(
     split: Split,
-    components: Mapping[str, Scorer],
+    parts: PartsFn,
     rankers: Mapping[str, Ranker],
     batch_size: int = 1024,
     users: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """Target ranks [E] of every ranker over the evaluated users of `split`.
 
-    Each batch of users is scored once by every component; every ranker then combines the
-    component rows. History items (the target excepted) are masked before ranking.
-    `users`, if given, restricts evaluation to those positions of split.evaluated.
+    Each batch of users is scored once by `parts`; every ranker then combines those rows.
+    History items (the target excepted) are masked before ranking; ties count against the
+    target. `users`, if given, restricts evaluation to those positions of split.evaluated.
     """
     positions = np.arange(len(split.evaluated)) if users is None else users
     ranks: dict[str, list[torch.Tensor]] = {name: [] for name in rankers}
@@ -32,9 +33,10 @@ def evaluate_split(
         chunk = positions[start : start + batch_size]
         histories = [split.train[u] for u in split.evaluated[chunk]]
         targets = torch.from_numpy(split.targets[chunk])
-        parts = {name: scorer(histories) for name, scorer in components.items()}
+        rows = parts(histories)
         for name, ranker in rankers.items():
-            ranks[name].append(batch_ranks(ranker(parts).clone(), targets, histories))
+            scores = ranker(rows).expand(len(histories), -1).clone()
+            ranks[name].append(batch_ranks(scores, targets, histories))
     return {name: torch.cat(r) if r else torch.zeros(0, dtype=torch.long) for name, r in ranks.items()}
 
 

@@ -29,12 +29,15 @@ class OnlineTransitions:
         self.next: dict[str, Counter[str]] = defaultdict(Counter)
         self.out_degree: Counter[str] = Counter()
         self.popularity: Counter[str] = Counter()
+        self.top_popularity = 1  # kept as counts grow: a max over all items per request is slow
         self.events = 0
 
     def learn_one(self, previous: str | None, item: str) -> None:
         """One step of a user's sequence: `item` followed `previous` (None for a first item)."""
         self.events += 1
         self.popularity[item] += 1
+        if self.popularity[item] > self.top_popularity:
+            self.top_popularity = self.popularity[item]
         if previous is None:
             return
         neighbours = self.next[previous]
@@ -74,8 +77,7 @@ class OnlineTransitions:
         little; its scores are shifted below every transition score.
         """
         excluded = set(exclude)
-        top_pop = max(self.popularity.values(), default=1)
-        pw = self.config.popularity_weight / top_pop
+        pw = self.config.popularity_weight / self.top_popularity
         candidates = (
             (b, s + pw * self.popularity[b]) for b, s in self.scores(history).items()
             if b not in excluded and (allow is None or allow(b))

@@ -1,4 +1,7 @@
-"""SASRec-style next-item transformer trained with full-softmax cross-entropy (eSASRec recipe).
+"""SASRec-style next-item transformer trained with softmax cross-entropy on every position.
+
+The loss is the eSASRec recipe: cross-entropy against all items (full softmax) or against
+a large set of shared sampled negatives (much cheaper on CPU, close in quality).
 
 Items are indices 0..n_items-1; index n_items is padding. An item's vector is its own
 embedding plus the mean of its attribute embeddings (when attributes are given), and the

@@ -135,3 +135,18 @@ def test_evaluation_never_trains_on_a_test_query(csv_path, tmp_path, capsys, mon
 
     code, _, err = run_cli(capsys, "evaluate", "search", "--data", str(csv_path), "--test-queries", str(test_file), "--no-train", "--checkpoint", str(first.path))
     assert code == 2
+
+
+def test_fine_tuned_query_encoder_is_saved_and_used(csv_path, tmp_path, capsys):
+    code, _, _ = run_cli(capsys, "finetune", "--data", str(csv_path), "--epochs", "1", "--encoder-epochs", "1")
+    assert code == 0
+    ckpt = load_checkpoint(tmp_path / "var" / "models" / "search")
+    assert ckpt.card["query_encoder"] == "fine-tuned" and ckpt.card["encoder_steps"] >= 1
+    assert any(k.startswith("encoder.") for k in ckpt.tensors)
+    tower, _ = pipeline.load_search_model(pipeline.Settings.from_env(), ckpt)
+    assert tower.encoder is not None and tower.encoder.weights_id == ckpt.card["model_id"]
+    code, out, _ = run_cli(
+        capsys, "evaluate", "search", "--data", str(csv_path), "--test-queries", str(ckpt.path / "dev_queries.txt"),
+        "--checkpoint", str(ckpt.path), "--json", "--no-train",
+    )
+    assert code == 0 and json.loads(out[-1])["model"]["nDCG@10"] > 0

@@ -1,0 +1,1 @@
+"""Recommendation: count baselines, the SASRec model, their blend and the evaluation protocol."""
