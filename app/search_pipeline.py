@@ -300,6 +300,8 @@ def finetune_search(
     assets = assets or prepare(settings, data)
     epochs = settings.finetune_epochs if epochs is None else epochs
     encoder_epochs = settings.finetune_encoder_epochs if encoder_epochs is None else encoder_epochs
+    if encoder_epochs < 0:
+        encoder_epochs = 3 if torch.cuda.is_available() else 0
     result = fit(settings, assets, splits["train"], splits["calib"], epochs, max_steps, encoder_epochs)
     model_id = uuid.uuid4().hex
     if result.tower.encoder is not None:
