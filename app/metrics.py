@@ -40,6 +40,10 @@ class Metrics:
         self.state_applied = Counter(
             "streamrank_gateway_changelog_records_total", "Changelog records applied by the gateway",
             ["table"], registry=r)
+        self.model_swaps = Counter(
+            "streamrank_model_swaps_total", "Model versions installed for serving", registry=r)
+        self.model_load_failures = Counter(
+            "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
         self.state_lag = Gauge(
             "streamrank_gateway_changelog_lag_records", "Changelog records not yet applied", ["table"], registry=r)
 

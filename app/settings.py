@@ -62,6 +62,10 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     worker_metrics_port: int = 9101
+    # How often the gateway looks for a new model version in model_dir (seconds).
+    model_poll_s: float = 5.0
+    # Weight of the embedding model against item transitions when both score an item.
+    embedding_blend: float = 0.5
     admin_token: str = ""
     log_level: str = "info"
     # Search: text encoder (all-MiniLM-L6-v2, offline), retrieval and fine-tuning knobs.
@@ -135,6 +139,21 @@ class Settings:
             raise SettingsError("need 256 <= STREAMRANK_MAX_EVENT_BYTES <= STREAMRANK_MAX_REQUEST_BYTES")
         if self.popularity_half_life_s <= 0 or self.trending_half_life_s <= 0:
             raise SettingsError("half-lives must be positive seconds")
+        if self.rec_epochs < 1 or self.rec_time_budget_s <= 0 or self.rec_dim < 2 or self.rec_dim % 2 or self.rec_negatives < 0:
+            raise SettingsError("need STREAMRANK_REC_EPOCHS >= 1, STREAMRANK_REC_TIME_BUDGET_S > 0, "
+                                "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0")
+        self._check_search()
+
+    def _check_search(self) -> None:
+        if min(self.encoder_max_length, self.encoder_batch_size, self.search_candidates, self.finetune_batch_size,
+               self.finetune_encoder_batch_size) < 1 or self.torch_threads < 0:
+            raise SettingsError("STREAMRANK_ENCODER_*, STREAMRANK_SEARCH_CANDIDATES and batch sizes must be positive, "
+                                "STREAMRANK_TORCH_THREADS >= 0")
+        if not (0 <= self.search_dev_fraction and 0 < self.search_calib_fraction
+                and self.search_dev_fraction + self.search_calib_fraction < 1):
+            raise SettingsError("need 0 <= STREAMRANK_SEARCH_DEV_FRACTION, 0 < STREAMRANK_SEARCH_CALIB_FRACTION, sum < 1")
+        if self.finetune_lr <= 0 or self.finetune_encoder_lr <= 0 or self.finetune_temperature <= 0:
+            raise SettingsError("STREAMRANK_FINETUNE_LR, _ENCODER_LR and _TEMPERATURE must be positive")
 
 
 def _parse(key: str, raw: str, kind: Any) -> Any:

@@ -7,7 +7,8 @@ from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
-from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL, SERVING, SETTINGS, SINK
+from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.model_watcher import ModelWatcher
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
 from app.gateway.serving import ServingModels
@@ -22,18 +23,21 @@ def init_app(
     sink: EventSink | None = None,
     read_model: ReadModel | None = None,
     follow_changelogs: bool = True,
+    watch_models: bool = True,
 ) -> web.Application:
     """Tests pass their own sink and read model and turn the changelog follower off."""
     app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_and_metrics])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[READ_MODEL] = read_model or ReadModel(settings)
-    app[SERVING] = ServingModels(app[READ_MODEL])
+    app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend)
     app[SINK] = sink or KafkaSink(settings)
     setup_routes(app)
     app.cleanup_ctx.append(_sink_ctx)
     if follow_changelogs:
         app.cleanup_ctx.append(_follower_ctx)
+    if watch_models:
+        app.cleanup_ctx.append(_watcher_ctx)
     return app
 
 
@@ -49,3 +53,11 @@ async def _follower_ctx(app: web.Application) -> AsyncIterator[None]:
     await follower.start()
     yield
     await follower.stop()
+
+
+async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    watcher = ModelWatcher(app[SETTINGS], app[SERVING], app[METRICS])
+    app[WATCHER] = watcher
+    await watcher.start()
+    yield
+    await watcher.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
+from app.gateway.model_watcher import ModelWatcher
 from app.gateway.read_model import ReadModel
 from app.gateway.serving import ServingModels
 from app.gateway.sink import EventSink
@@ -16,3 +17,4 @@ READ_MODEL = web.AppKey("read_model", ReadModel)
 SINK = web.AppKey("sink", EventSink)
 FOLLOWER = web.AppKey("follower", ChangelogFollower)
 SERVING = web.AppKey("serving", ServingModels)
+WATCHER = web.AppKey("watcher", ModelWatcher)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from app.gateway.read_model import ReadModel
 from models.lexical import BM25Index
+from models.rec.embedding_version import EmbeddingRecVersion
 from models.rec.online_transitions import OnlineTransitions
 from tables import catalog, user_profiles
 
@@ -38,11 +39,31 @@ def item_text(entry: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+@dataclass(frozen=True)
+class Ranking:
+    items: list[tuple[str, float]]
+    version: str
+    strategy: str = "personal"
+
+
+def blend(parts: list[tuple[float, list[tuple[str, float]]]], k: int) -> list[tuple[str, float]]:
+    """Weighted sum of rankings, each scaled by its best score; an item absent from one counts 0."""
+    total: dict[str, float] = {}
+    for weight, ranked in parts:
+        best = max((abs(s) for _, s in ranked), default=0.0) or 1.0
+        for item, score in ranked:
+            total[item] = total.get(item, 0.0) + weight * score / best
+    return sorted(total.items(), key=lambda kv: -kv[1])[:k]
+
+
 @dataclass
 class ServingModels:
     read_model: ReadModel
+    embedding_blend: float = 0.5
     transitions: OnlineTransitions = field(default_factory=OnlineTransitions)
     lexical: BM25Index = field(default_factory=BM25Index)
+    # Swapped whole by `install`; a request reads this reference once.
+    embedding: EmbeddingRecVersion | None = None
 
     def __post_init__(self) -> None:
         for table in (catalog.NAME, user_profiles.NAME):  # whatever the read model holds already
@@ -52,7 +73,14 @@ class ServingModels:
 
     @property
     def version(self) -> str:
-        return f"transitions-{self.transitions.events}"
+        return self._version(self.embedding)
+
+    def _version(self, embedding: EmbeddingRecVersion | None) -> str:
+        live = f"transitions-{self.transitions.events}"
+        return f"{embedding.version}+{live}" if embedding is not None else live
+
+    def install(self, model: EmbeddingRecVersion) -> None:
+        self.embedding = model
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table == user_profiles.NAME and new is not None:
@@ -83,20 +111,40 @@ class ServingModels:
 
         return ok
 
-    def recommend(self, user_id: str | None, k: int, filters: Filters) -> tuple[str, list[tuple[str, float]]]:
-        """(strategy, ranked items): personal from the user's sequence, else trending."""
+    def recommend(self, user_id: str | None, k: int, filters: Filters) -> Ranking:
+        """Personal from the user's sequence (transitions blended with the embedding model),
+        trending for users the stream has not seen."""
+        embedding = self.embedding
         profile = self.read_model.tables[user_profiles.NAME].get(user_id) if user_id else None
         history = profile["recent"] if profile else []
-        exclude = profile.get("purchased", []) if profile else []
+        # What the user bought or just looked at is not news to them.
+        exclude = [*profile.get("purchased", []), *history] if profile else []
         trending = self.read_model.popular(max(k * 4, 100))
         allow = self.allow(filters)
-        ranked = self.transitions.rank(history, k, exclude=exclude, allow=allow, fallback=trending)
-        return ("personal" if history else "trending"), ranked
+        ranked = self._personal(embedding, history, k, exclude, allow)
+        if len(ranked) < k:  # trending fills what the history cannot
+            ranked += self.transitions.rank([], k - len(ranked), exclude=[*exclude, *(i for i, _ in ranked)],
+                                            allow=allow, fallback=trending)
+        return Ranking(ranked, self._version(embedding), "personal" if history else "trending")
 
-    def similar(self, item_id: str, k: int, filters: Filters) -> list[tuple[str, float]]:
-        return self.transitions.similar(item_id, k, allow=self.allow(filters))
+    def similar(self, item_id: str, k: int, filters: Filters) -> Ranking:
+        embedding = self.embedding
+        ranked = self._personal(embedding, [item_id], k, [item_id], self.allow(filters))
+        return Ranking(ranked, self._version(embedding))
 
-    def search(self, query: str, user_id: str | None, k: int, filters: Filters) -> list[tuple[str, float]]:
+    def _personal(self, embedding: EmbeddingRecVersion | None, history: list[str], k: int,
+                  exclude: list[str], allow: Callable[[str], bool] | None) -> list[tuple[str, float]]:
+        if not history:
+            return []
+        depth = max(4 * k, 50)
+        by_transitions = self.transitions.rank(history, depth, exclude=exclude, allow=allow)
+        if embedding is None:
+            return by_transitions[:k]
+        by_embedding = embedding.rank(history, depth, exclude=exclude, allow=allow)
+        w = self.embedding_blend
+        return blend([(1.0 - w, by_transitions), (w, by_embedding)], k)
+
+    def search(self, query: str, user_id: str | None, k: int, filters: Filters) -> Ranking:
         """BM25 over the live catalog, personalised by the user's transitions when given."""
         allow = self.allow(filters)
         hits = self.lexical.search(query, k=max(k * 5, 50))
@@ -111,4 +159,4 @@ class ServingModels:
                 peak = max(boost.values(), default=0.0) or 1.0
                 hits = [(i, s + 0.1 * top * boost.get(i, 0.0) / peak) for i, s in hits]
                 hits.sort(key=lambda kv: -kv[1])
-        return hits[:k]
+        return Ranking(hits[:k], "bm25")

@@ -8,7 +8,7 @@ from aiohttp import web
 from app.gateway.errors import json_response
 from app.gateway.handlers.state import int_param
 from app.gateway.keys import READ_MODEL, SERVING
-from app.gateway.serving import Filters
+from app.gateway.serving import Filters, Ranking
 from models.errors import ValidationError
 from tables import catalog
 
@@ -37,24 +37,24 @@ def _filters(request: web.Request) -> Filters:
                    min_price=_float_param(request, "min_price"), max_price=_float_param(request, "max_price"))
 
 
-def _ranked(request: web.Request, ranked: list[tuple[str, float]], **extra: object) -> web.Response:
+def _ranked(request: web.Request, ranking: Ranking, **extra: object) -> web.Response:
     entries = request.app[READ_MODEL].tables[catalog.NAME]
     items = []
-    for item_id, score in ranked:
+    for item_id, score in ranking.items:
         entry = entries.get(item_id)
         live = catalog.is_live(entry)
         items.append({"item_id": item_id, "score": score,
                       "title": entry.get("title") if live else None,
                       "price": entry.get("price") if live else None})
-    return json_response({"items": items, "model_version": request.app[SERVING].version,
+    return json_response({"items": items, "model_version": ranking.version,
                           "request_id": uuid.uuid4().hex, **extra})
 
 
 async def recommend(request: web.Request) -> web.Response:
     user_id = request.query.get("user_id") or None
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
-    strategy, ranked = request.app[SERVING].recommend(user_id, k, _filters(request))
-    return _ranked(request, ranked, user_id=user_id, strategy=strategy)
+    ranking = request.app[SERVING].recommend(user_id, k, _filters(request))
+    return _ranked(request, ranking, user_id=user_id, strategy=ranking.strategy)
 
 
 async def similar(request: web.Request) -> web.Response:
