@@ -14,6 +14,7 @@ rate=${DEMO_RATE:-500}
 stop_all() {
   for name in replay gateway worker; do
     if [ -f "$run/$name.pid" ]; then
+      pkill -P "$(cat "$run/$name.pid")" 2>/dev/null || true  # the replay runs in a subshell
       kill "$(cat "$run/$name.pid")" 2>/dev/null || true
       rm -f "$run/$name.pid"
     fi
@@ -34,7 +35,8 @@ for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
   sleep 0.5
 done
-.venv/bin/streamrank replay --rate "$rate" > "$run/replay.log" 2>&1 &
+(.venv/bin/streamrank replay --dataset homedepot --rate "$((rate * 4))" > "$run/catalog.log" 2>&1;
+ .venv/bin/streamrank replay --rate "$rate" > "$run/replay.log" 2>&1) &
 echo $! > "$run/replay.pid"
 user=$(.venv/bin/python -c "from app.replay_data import first_user; from app.settings import Settings
 print(first_user(Settings.from_env().data_dir / 'amazon-beauty' / 'Beauty.txt'))")
@@ -44,11 +46,14 @@ streamrank demo is up (logs in $run/):
   Kafka          127.0.0.1:${KAFKA_PORT:-19092}
   worker         faust -A app worker   metrics http://127.0.0.1:${STREAMRANK_WORKER_METRICS_PORT:-9101}/metrics
   gateway        http://127.0.0.1:$port
-  replay         Amazon Beauty at $rate events/s
+  replay         Home Depot catalog, then Amazon Beauty events, at $rate records/s
 
 Try:
   curl -s http://127.0.0.1:$port/v1/users/$user
   curl -s 'http://127.0.0.1:$port/v1/items/popular?k=5'
+  curl -s 'http://127.0.0.1:$port/v1/recommend?user_id=$user&k=5'
+  curl -s 'http://127.0.0.1:$port/v1/search?q=cordless+drill&k=5'
+  curl -s http://127.0.0.1:$port/openapi.json
   curl -s http://127.0.0.1:$port/readyz
   curl -s -XPOST http://127.0.0.1:$port/v1/events -d '{"event_id":"demo-1","user_id":"$user","type":"click","item_id":"1"}'
   curl -s http://127.0.0.1:$port/metrics | grep ^streamrank_
