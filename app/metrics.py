@@ -40,6 +40,8 @@ class Metrics:
         self.state_applied = Counter(
             "streamrank_gateway_changelog_records_total", "Changelog records applied by the gateway",
             ["table"], registry=r)
+        self.dense_items = Gauge(
+            "streamrank_gateway_dense_items", "Catalog items with a vector for dense search", registry=r)
         self.model_swaps = Counter(
             "streamrank_model_swaps_total", "Model versions installed for serving", registry=r)
         self.model_load_failures = Counter(

@@ -62,6 +62,10 @@ class Settings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     worker_metrics_port: int = 9101
+    # Dense (MiniLM) retrieval beside BM25 in /v1/search; off saves memory and start-up time.
+    search_dense: bool = True
+    # Weight of the dense cosine against the relative BM25 score in hybrid search.
+    search_dense_weight: float = 0.5
     # How often the gateway looks for a new model version in model_dir (seconds).
     model_poll_s: float = 5.0
     # Weight of the embedding model against item transitions when both score an item.
@@ -158,6 +162,10 @@ class Settings:
 
 def _parse(key: str, raw: str, kind: Any) -> Any:
     kind = str(kind)
+    if kind == "bool":
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise SettingsError(f"{key}={raw!r} is not a boolean (true/false)")
+        return raw.lower() in ("1", "true", "yes")
     try:
         if kind == "int":
             return int(raw)

@@ -7,7 +7,8 @@ from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
-from app.gateway.keys import FOLLOWER, METRICS, READ_MODEL, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.dense_search import DenseSearch
+from app.gateway.keys import DENSE, FOLLOWER, METRICS, READ_MODEL, SERVING, SETTINGS, SINK, WATCHER
 from app.gateway.model_watcher import ModelWatcher
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
@@ -30,7 +31,8 @@ def init_app(
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[READ_MODEL] = read_model or ReadModel(settings)
-    app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend)
+    app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend,
+                                 search_dense_weight=settings.search_dense_weight)
     app[SINK] = sink or KafkaSink(settings)
     setup_routes(app)
     app.cleanup_ctx.append(_sink_ctx)
@@ -38,6 +40,8 @@ def init_app(
         app.cleanup_ctx.append(_follower_ctx)
     if watch_models:
         app.cleanup_ctx.append(_watcher_ctx)
+    if settings.search_dense:
+        app.cleanup_ctx.append(_dense_ctx)
     return app
 
 
@@ -61,3 +65,12 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await watcher.start()
     yield
     await watcher.stop()
+
+
+async def _dense_ctx(app: web.Application) -> AsyncIterator[None]:
+    dense = DenseSearch(app[METRICS])
+    await dense.start()
+    app[DENSE] = dense
+    app[READ_MODEL].subscribe(dense.on_change)
+    yield
+    await dense.stop()

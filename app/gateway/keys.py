@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
+from app.gateway.dense_search import DenseSearch
 from app.gateway.model_watcher import ModelWatcher
 from app.gateway.read_model import ReadModel
 from app.gateway.serving import ServingModels
@@ -18,3 +19,4 @@ SINK = web.AppKey("sink", EventSink)
 FOLLOWER = web.AppKey("follower", ChangelogFollower)
 SERVING = web.AppKey("serving", ServingModels)
 WATCHER = web.AppKey("watcher", ModelWatcher)
+DENSE = web.AppKey("dense", DenseSearch)

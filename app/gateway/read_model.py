@@ -35,6 +35,13 @@ class ReadModel:
         for listener in self.listeners:
             listener(table, key, old, value)
 
+    def subscribe(self, listener: Callable[[str, str, Any, Any], None]) -> None:
+        """Call `listener` for every record held now (as new), then for each change."""
+        for table, rows in self.tables.items():
+            for key, value in list(rows.items()):
+                listener(table, key, None, value)
+        self.listeners.append(listener)
+
     def user(self, user_id: str) -> dict[str, Any] | None:
         profile = self.tables[user_profiles.NAME].get(user_id)
         return None if profile is None else user_profiles.public_view(user_id, profile)

@@ -60,16 +60,14 @@ def blend(parts: list[tuple[float, list[tuple[str, float]]]], k: int) -> list[tu
 class ServingModels:
     read_model: ReadModel
     embedding_blend: float = 0.5
+    search_dense_weight: float = 0.5
     transitions: OnlineTransitions = field(default_factory=OnlineTransitions)
     lexical: BM25Index = field(default_factory=BM25Index)
     # Swapped whole by `install`; a request reads this reference once.
     embedding: EmbeddingRecVersion | None = None
 
     def __post_init__(self) -> None:
-        for table in (catalog.NAME, user_profiles.NAME):  # whatever the read model holds already
-            for key, value in list(self.read_model.tables[table].items()):
-                self.on_change(table, key, None, value)
-        self.read_model.listeners.append(self.on_change)
+        self.read_model.subscribe(self.on_change)
 
     @property
     def version(self) -> str:
@@ -144,19 +142,26 @@ class ServingModels:
         w = self.embedding_blend
         return blend([(1.0 - w, by_transitions), (w, by_embedding)], k)
 
-    def search(self, query: str, user_id: str | None, k: int, filters: Filters) -> Ranking:
-        """BM25 over the live catalog, personalised by the user's transitions when given."""
+    def search(
+        self, query: str, user_id: str | None, k: int, filters: Filters,
+        dense_hits: list[tuple[str, float]] = (), dense_version: str | None = None,  # type: ignore[assignment]
+    ) -> Ranking:
+        """Hybrid: relative BM25 plus dense cosine, personalised by the user's transitions."""
         allow = self.allow(filters)
-        hits = self.lexical.search(query, k=max(k * 5, 50))
-        if allow is not None:
-            hits = [(i, s) for i, s in hits if allow(i)]
+        lexical = self.lexical.search(query, k=max(k * 5, 50))
+        w = self.search_dense_weight if dense_hits else 0.0
+        best = lexical[0][1] if lexical else 1.0
+        scores: dict[str, float] = {i: (1.0 - w) * s / best for i, s in lexical}
+        for item, cosine in dense_hits:
+            if item in self.lexical:  # deleted since it was encoded: the lexical index is current
+                scores[item] = scores.get(item, 0.0) + w * max(cosine, 0.0)
+        hits = [(i, s) for i, s in scores.items() if allow is None or allow(i)]
         if user_id and hits:
             profile = self.read_model.tables[user_profiles.NAME].get(user_id)
             if profile and profile["recent"]:
                 boost = self.transitions.scores(profile["recent"])
-                top = hits[0][1]
-                # at most a tenth of the best text score: personalisation reorders near-ties
                 peak = max(boost.values(), default=0.0) or 1.0
-                hits = [(i, s + 0.1 * top * boost.get(i, 0.0) / peak) for i, s in hits]
-                hits.sort(key=lambda kv: -kv[1])
-        return Ranking(hits[:k], "bm25")
+                # at most a tenth of a perfect text score: personalisation reorders near-ties
+                hits = [(i, s + 0.1 * boost.get(i, 0.0) / peak) for i, s in hits]
+        hits.sort(key=lambda kv: -kv[1])
+        return Ranking(hits[:k], f"bm25+{dense_version}" if dense_hits else "bm25")

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from app.gateway.errors import json_response
 from app.gateway.handlers.state import int_param
-from app.gateway.keys import READ_MODEL, SERVING
+from app.gateway.keys import DENSE, READ_MODEL, SERVING
 from app.gateway.serving import Filters, Ranking
 from models.errors import ValidationError
 from tables import catalog
@@ -71,5 +71,9 @@ async def search(request: web.Request) -> web.Response:
         raise ValidationError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
     user_id = request.query.get("user_id") or None
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
-    ranked = request.app[SERVING].search(query, user_id, k, _filters(request))
-    return _ranked(request, ranked, query=query, user_id=user_id)
+    filters = _filters(request)
+    dense = request.app.get(DENSE)
+    dense_hits = await dense.search(query, max(5 * k, 50)) if dense is not None else []
+    ranking = request.app[SERVING].search(query, user_id, k, filters, dense_hits,
+                                          dense.version if dense is not None else None)
+    return _ranked(request, ranking, query=query, user_id=user_id)
