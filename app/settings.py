@@ -97,9 +97,11 @@ class Settings:
     # Recommendation (SASRec + transitions): epochs and a wall-clock cap per training run
     # (validation run and final run each; the final run repeats the validation run's epochs).
     rec_epochs: int = 30
-    rec_time_budget_s: float = 270.0
+    rec_time_budget_s: float = 300.0
     rec_dim: int = 64
     rec_negatives: int = 512  # shared sampled negatives per batch (0: full softmax)
+    rec_lr: float = 2e-3
+    rec_batch_size: int = 256
 
     @property
     def topics(self) -> Topics:
@@ -143,9 +145,11 @@ class Settings:
             raise SettingsError("need 256 <= STREAMRANK_MAX_EVENT_BYTES <= STREAMRANK_MAX_REQUEST_BYTES")
         if self.popularity_half_life_s <= 0 or self.trending_half_life_s <= 0:
             raise SettingsError("half-lives must be positive seconds")
-        if self.rec_epochs < 1 or self.rec_time_budget_s <= 0 or self.rec_dim < 2 or self.rec_dim % 2 or self.rec_negatives < 0:
+        if (self.rec_epochs < 1 or self.rec_time_budget_s <= 0 or self.rec_dim < 2 or self.rec_dim % 2
+                or self.rec_negatives < 0 or self.rec_lr <= 0 or self.rec_batch_size < 1):
             raise SettingsError("need STREAMRANK_REC_EPOCHS >= 1, STREAMRANK_REC_TIME_BUDGET_S > 0, "
-                                "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0")
+                                "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0, "
+                                "STREAMRANK_REC_LR > 0, STREAMRANK_REC_BATCH_SIZE >= 1")
         self._check_search()
 
     def _check_search(self) -> None:

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.gateway.read_model import TABLES, ReadModel
+from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
 from app.settings import Settings
 from app.worker import changelog_topic
@@ -31,12 +32,7 @@ class ChangelogFollower:
         self._task = asyncio.create_task(self._run(), name="changelog-follower")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         # Retries forever: a gateway outlives broker restarts and may start before the worker.

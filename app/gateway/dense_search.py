@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from app.gateway.serving import item_text
+from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
 from models.dense_index import DenseIndex
 from models.encoder import DIM, TextEncoder
@@ -44,12 +45,7 @@ class DenseSearch:
         self._task = asyncio.create_task(self._encode_loop(), name="encode-catalog")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         self._catalog_pool.shutdown(wait=False, cancel_futures=True)
         self._query_pool.shutdown(wait=False, cancel_futures=True)
 

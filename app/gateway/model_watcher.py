@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 from app.gateway.serving import ServingModels
+from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
 from app.settings import Settings
 from models.checkpoint import latest_version, version_path
@@ -30,12 +31,7 @@ class ModelWatcher:
         self._task = asyncio.create_task(self._run(), name="model-watcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

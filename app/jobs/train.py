@@ -63,7 +63,10 @@ def hybrid_config(settings: Settings, args: argparse.Namespace) -> Any:
     budget = args.time_budget if args.time_budget is not None else settings.rec_time_budget_s
     if epochs < 1 or budget <= 0:
         raise DataError("--epochs must be >= 1 and --time-budget > 0")
-    train = TrainConfig(epochs=epochs, time_budget_s=budget, negatives=settings.rec_negatives)
+    train = TrainConfig(
+        epochs=epochs, time_budget_s=budget, negatives=settings.rec_negatives,
+        lr=settings.rec_lr, batch_size=settings.rec_batch_size,
+    )
     return HybridConfig(dim=settings.rec_dim, train=train)
 
 

@@ -17,8 +17,8 @@ class TrainConfig:
     """Optimisation knobs; training stops at `epochs` or after `time_budget_s` seconds."""
 
     epochs: int = 60
-    batch_size: int = 128
-    lr: float = 1e-3
+    batch_size: int = 256
+    lr: float = 2e-3
     negatives: int = 512  # shared sampled negatives per batch; 0 = full softmax
     weight_decay: float = 0.0
     time_budget_s: float = math.inf
