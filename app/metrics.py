@@ -46,8 +46,6 @@ class Metrics:
             "streamrank_model_swaps_total", "Model versions installed for serving", registry=r)
         self.model_load_failures = Counter(
             "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
-        self.state_lag = Gauge(
-            "streamrank_gateway_changelog_lag_records", "Changelog records not yet applied", ["table"], registry=r)
 
 
 _REASON_LABELS = (
