@@ -53,8 +53,9 @@ def register(worker: "Worker") -> Any:
                     profile, ev, *pos, recent_items=settings.recent_items)
                 metrics.events_processed.labels(type=ev.type).inc()
             # Forwarded even when the profile had it: the send may be what the crash lost.
+            # send_soon buffers without waiting; Faust flushes the buffer before it commits.
             if ev.item_id is not None:
-                await worker.item_events_topic.send(key=ev.item_id.encode(), value=item_message(ev, *pos))
+                worker.item_events_topic.send_soon(key=ev.item_id.encode(), value=item_message(ev, *pos))
             if msg.timestamp:
                 metrics.event_lag.observe(max(0.0, time.time() - msg.timestamp))
 
