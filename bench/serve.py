@@ -78,6 +78,14 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
+def dense_items(base: str) -> float:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("streamrank_gateway_dense_items "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
@@ -115,6 +123,9 @@ def main() -> None:
     run = f"serve-{uuid.uuid4().hex[:8]}"
     base_settings = Settings.from_env()
     state = Path(tempfile.mkdtemp(prefix="streamrank-serve-"))
+    # Fresh tables per run, but item vectors cached across runs (the first encode takes minutes).
+    (ROOT / "var" / "cache").mkdir(parents=True, exist_ok=True)
+    (state / "cache").symlink_to(ROOT / "var" / "cache")
     settings = replace(base_settings, app_id=run, topic_prefix=run, state_dir=state,
                        worker_metrics_port=free_port(), gateway_port=free_port())
     try:
@@ -133,7 +144,8 @@ def main() -> None:
                    "catalog loaded")
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users), 900, 2.0,
                    "users loaded")
-        print(f"loaded: {get_json(f'{base}/readyz')['records']}", flush=True)
+        wait_until(lambda: dense_items(base) >= n_items, 1800, 5.0, "catalog vectors for dense search")
+        print(f"loaded: {get_json(f'{base}/readyz')['records']}, {dense_items(base):.0f} item vectors", flush=True)
         rng = random.Random(1)
         rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, min(5000, len(users)))]
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
