@@ -84,7 +84,7 @@ def pipeline_rate(settings: Settings, n: int, log: Path) -> tuple[float, float]:
         while (last := processed()) < n:
             if not worker.alive():
                 raise RuntimeError(f"worker died:\n{worker.tail()}")
-            time.sleep(0.05)
+            time.sleep(0.5)  # scraping costs the worker CPU: not too often
         rate = (last - 1.0) / (time.perf_counter() - start)  # from the event that started the clock
         return rate, (cpu_seconds(worker.proc.pid) - cpu0) / (last - 1.0) * 1000  # type: ignore[union-attr]
     finally:

@@ -18,7 +18,7 @@ class TrainConfig:
 
     epochs: int = 60
     batch_size: int = 256
-    lr: float = 3e-3
+    lr: float = 1e-3
     negatives: int = 512  # shared sampled negatives per batch; 0 = full softmax
     weight_decay: float = 0.0
     time_budget_s: float = math.inf

@@ -1,0 +1,148 @@
+"""The hybrid searcher of `search_ranker` over a catalog that changes while it serves.
+
+Same candidates (word BM25, character 3-gram BM25 and dense top-N) and the same FEATURES as
+`HybridSearcher`, so a ranker fitted offline scores live candidates exactly as it scored
+offline ones. Word and character BM25 receive the same adds and removes, so they share slots;
+slots are the candidate rows. Dense vectors live in a `DenseIndex`: an item is found by its
+text at once and by meaning once its vector arrives.
+
+Not thread-safe: one thread applies the changes and runs the searches.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from models.dense_index import DenseIndex
+from models.lexical import BM25Index, char_ngrams
+# Shared with the offline searcher so both select and scale candidates identically.
+from models.search_ranker import SearchRanker, _relative_and_log, _top
+
+# item ids -> (popularity [C], ctr [C]) float32, e.g. read from live item statistics.
+ItemStats = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
+
+
+class LiveSearcher:
+    """Word + char BM25 + dense candidates over live items, scored by a `SearchRanker`."""
+
+    def __init__(self, dim: int = 384, n_candidates: int = 200) -> None:
+        self.index = BM25Index()
+        self.char_index = BM25Index(analyzer=char_ngrams)
+        self.dense = DenseIndex(dim)
+        self.n_candidates = n_candidates
+        self.texts: dict[str, str] = {}
+        self._slot_ids: list[str | None] = []  # BM25 slot -> item id
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.texts
+
+    def upsert(self, item_id: str, text: str, vector: torch.Tensor | None = None) -> None:
+        """Index an item's text (and its vector [D] if given); a changed text drops the old vector."""
+        if self.texts.get(item_id) != text:
+            self.texts[item_id] = text
+            self.index.add(item_id, text)
+            self.char_index.add(item_id, text)
+            slot = int(self.index.slots([item_id])[0])
+            self._slot_ids.extend([None] * (slot + 1 - len(self._slot_ids)))
+            self._slot_ids[slot] = item_id
+            self.dense.remove(item_id)  # it was the vector of the old text
+        if vector is not None:
+            self.dense.upsert([item_id], vector.unsqueeze(0))
+
+    def set_vectors(self, items: Sequence[tuple[str, str]], vectors: torch.Tensor) -> int:
+        """Vectors [n, D] of (item_id, text) pairs; pairs whose text is no longer current are skipped.
+
+        Returns how many were set. Lets an encoder run behind the catalog without a stale
+        vector ever overwriting a newer text's.
+        """
+        keep = [n for n, (item_id, text) in enumerate(items) if self.texts.get(item_id) == text]
+        if keep:
+            self.dense.upsert([items[n][0] for n in keep], vectors[keep])
+        return len(keep)
+
+    def remove(self, item_id: str) -> bool:
+        if self.texts.pop(item_id, None) is None:
+            return False
+        slot = int(self.index.slots([item_id])[0])
+        self.index.remove(item_id)
+        self.char_index.remove(item_id)
+        self.dense.remove(item_id)
+        self._slot_ids[slot] = None
+        return True
+
+    def candidates(
+        self,
+        query: str,
+        q_zero: torch.Tensor,
+        q_tuned: torch.Tensor,
+        item_stats: ItemStats | None = None,
+        user_vec: torch.Tensor | None = None,
+    ) -> tuple[list[str], torch.Tensor]:
+        """Candidate ids (in slot order) and their features [C, F], as `HybridSearcher.candidates`."""
+        raw = self.index.scores(query)  # [S] by slot, as are chars
+        chars = self.char_index.scores(query)
+        n = min(self.n_candidates, len(self.texts))
+        dense_rows = len(self.dense.ids)
+        dense_all = (self.dense.vectors[:dense_rows] @ q_tuned).masked_fill(~self.dense.live[:dense_rows], float("-inf"))
+        top_dense = torch.topk(dense_all, min(n, len(self.dense))).indices.tolist() if n else []
+        dense_slots = self.index.slots([self.dense.ids[r] for r in top_dense])  # type: ignore[misc]
+        slots = np.unique(np.concatenate([_top(raw, n), _top(chars, n), dense_slots[dense_slots >= 0]]).astype(np.int64))
+        ids: list[str] = [self._slot_ids[s] for s in slots]  # type: ignore[misc]
+        rows = torch.tensor([self.dense.slot.get(i, -1) for i in ids], dtype=torch.long)
+        has_vec = rows >= 0
+        vecs = self.dense.vectors[rows.clamp(min=0)] * has_vec.unsqueeze(1)  # no vector yet: zeros
+        dense = torch.where(has_vec, dense_all[rows.clamp(min=0)] if dense_rows else torch.zeros(len(ids)), torch.zeros(len(ids)))
+        _, coverage = self.index.score_items(query, ids, raw)
+        popularity, ctr = item_stats(ids) if item_stats is not None else (np.zeros(len(ids), np.float32),) * 2
+        features = torch.stack(
+            [
+                dense,
+                vecs @ q_zero,
+                *_relative_and_log(raw, slots),
+                torch.from_numpy(coverage),
+                *_relative_and_log(chars, slots),
+                torch.full((len(ids),), float(np.log1p(len(self.index.analyzer(query))))),
+                torch.from_numpy(np.log1p(self.index.lengths(slots))),
+                torch.log1p(torch.as_tensor(popularity, dtype=torch.float32).clamp(min=0)),
+                torch.as_tensor(ctr, dtype=torch.float32),
+                vecs @ user_vec if user_vec is not None else torch.zeros(len(ids)),
+            ],
+            dim=1,
+        ).float()
+        return ids, features
+
+    @torch.inference_mode()
+    def search(
+        self,
+        query: str,
+        q_zero: torch.Tensor,
+        q_tuned: torch.Tensor,
+        ranker: SearchRanker,
+        k: int = 10,
+        allow: Callable[[str], bool] | None = None,
+        item_stats: ItemStats | None = None,
+        user_vec: torch.Tensor | None = None,
+    ) -> list[tuple[str, float]]:
+        """The k best (item_id, score) pairs that `allow` passes, best first.
+
+        q_zero, q_tuned: [D] pretrained and fine-tuned query embeddings; the ranker is an
+        argument because model versions change while the catalog state stays.
+        """
+        ids, features = self.candidates(query, q_zero, q_tuned, item_stats, user_vec)
+        if allow is not None:
+            keep = [n for n, i in enumerate(ids) if allow(i)]
+            ids, features = [ids[n] for n in keep], features[keep]
+        if not ids:
+            return []
+        scores = ranker(features)
+        order = torch.argsort(scores, descending=True, stable=True)[:k].tolist()
+        return [(ids[n], float(scores[n])) for n in order]
+
+    def dense_search(self, query: torch.Tensor, k: int) -> list[tuple[str, float]]:
+        """Top k (item_id, cosine) by vector alone, for a normalised query [D]."""
+        return self.dense.search(query, k)

@@ -1,0 +1,109 @@
+"""LiveSearcher ranks exactly like the offline HybridSearcher, and follows catalog changes."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.lexical import BM25Index, char_ngrams
+from models.live_search import LiveSearcher
+from models.search_ranker import FEATURES, HybridSearcher, SearchRanker
+
+WORDS = "drill cordless hammer sink steel kitchen light ceiling led hose garden grey couch paint white door".split()
+QUERIES = ["cordless drill", "steel kitchen sink", "led light", "garden hose 50 ft", "drils", "white paint door", "zzz"]
+
+
+def catalog(n: int = 40, seed: int = 0) -> tuple[list[str], list[str], torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i}" for i in range(n)]
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 6)))) for _ in ids]
+    return ids, texts, F.normalize(torch.randn(n, 8, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+def ranker() -> SearchRanker:
+    """A ranker whose MLP and every feature matter (a fresh one only looks at `dense`)."""
+    torch.manual_seed(1)
+    model = SearchRanker()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p))
+        model.fit_scaling(torch.rand(100, len(FEATURES)))
+    return model.eval()
+
+
+def queries(n: int = len(QUERIES)) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return F.normalize(torch.randn(n, 8, generator=g), dim=1), F.normalize(torch.randn(n, 8, generator=g), dim=1)
+
+
+def stats_of(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    popularity = {i: float(n % 7) for n, i in enumerate(catalog()[0])}
+    return (np.array([popularity.get(i, 0.0) for i in ids], np.float32),
+            np.array([0.1 * (popularity.get(i, 0.0) % 3) for i in ids], np.float32))
+
+
+def offline(ids, texts, vecs, n_candidates) -> HybridSearcher:
+    pop, ctr = stats_of(ids)
+    return HybridSearcher(ids, vecs, BM25Index.build(ids, texts), BM25Index.build(ids, texts, analyzer=char_ngrams),
+                          ranker(), n_candidates, torch.from_numpy(pop), torch.from_numpy(ctr))
+
+
+@pytest.mark.parametrize("n_candidates", [5, 200])
+def test_ranks_exactly_like_the_offline_hybrid_searcher(n_candidates):
+    ids, texts, vecs = catalog()
+    hybrid = offline(ids, texts, vecs, n_candidates)
+    live = LiveSearcher(dim=8, n_candidates=n_candidates)
+    for item, text, vec in zip(ids, texts, vecs):
+        live.upsert(item, text, vec)
+    tuned, zero = queries()
+    user = F.normalize(torch.ones(8), dim=0)
+    for n, q in enumerate(QUERIES):
+        cands = hybrid.candidates(q, tuned[n], zero[n], user)
+        live_ids, features = live.candidates(q, zero[n], tuned[n], stats_of, user)
+        assert live_ids == [ids[i] for i in cands.idx]
+        assert torch.equal(features, cands.features)
+        assert live.search(q, zero[n], tuned[n], hybrid.ranker, 10, item_stats=stats_of, user_vec=user) \
+            == hybrid.search(q, tuned[n], zero[n], 10, user)
+
+
+def test_upserts_and_removes_take_effect_and_stale_vectors_are_ignored():
+    ids, texts, vecs = catalog()
+    live = LiveSearcher(dim=8, n_candidates=200)
+    for item, text, vec in zip(ids, texts, vecs):
+        live.upsert(item, text, vec)
+    tuned, zero = queries(1)
+    model = ranker()
+    live.upsert("new", "titanium cordless drill")  # found by its text before it has a vector
+    assert "new" in [i for i, _ in live.search("titanium", zero[0], tuned[0], model, 3)]
+    assert live.set_vectors([("new", "an older title")], vecs[:1]) == 0  # stale: not applied
+    assert "new" not in live.dense
+    assert live.set_vectors([("new", "titanium cordless drill")], vecs[:1]) == 1
+    assert "new" in live.dense
+    live.upsert("new", "titanium cordless drill")  # same text (e.g. a price change): vector kept
+    assert "new" in live.dense
+    live.upsert("new", "titanium hammer")  # new text: old vector dropped until re-encoded
+    assert "new" not in live.dense
+    assert live.remove("new") and not live.remove("new")
+    assert "new" not in [i for i, _ in live.search("titanium", zero[0], tuned[0], model, 50)]
+    allowed = live.search("cordless drill", zero[0], tuned[0], model, 50, allow=lambda i: i.endswith("1"))
+    assert allowed and all(i.endswith("1") for i, _ in allowed)
+
+
+def test_after_churn_ranks_like_an_offline_searcher_over_the_final_catalog():
+    ids, texts, vecs = catalog()
+    live = LiveSearcher(dim=8, n_candidates=200)
+    extra_ids, extra_texts, extra_vecs = catalog(10, seed=5)
+    for item, text, vec in zip(extra_ids, extra_texts, extra_vecs):
+        live.upsert("x" + item, text, vec)
+    for item, text, vec in zip(ids, texts, vecs):
+        live.upsert(item, "placeholder " + text)
+        live.upsert(item, text)
+        live.set_vectors([(item, text)], vec.unsqueeze(0))
+    for item in extra_ids:
+        live.remove("x" + item)
+    hybrid = offline(ids, texts, vecs, 200)
+    tuned, zero = queries()
+    for n, q in enumerate(QUERIES):
+        got = live.search(q, zero[n], tuned[n], hybrid.ranker, 10, item_stats=stats_of)
+        want = hybrid.search(q, tuned[n], zero[n], 10)
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
