@@ -73,28 +73,42 @@ async def raw_consume(settings: Settings, n: int) -> tuple[float, float]:
         await consumer.stop()
 
 
-def pipeline_rate(settings: Settings, n: int, log: Path) -> tuple[float, float]:
-    """(events/s, worker CPU s per 1000 events) from the first processed event to the n-th."""
-    worker = worker_process(settings, log).start()
+def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, float]:
+    """(events/s, worker CPU s per 1000 events) from the first processed event to the n-th.
+
+    Several workers join one consumer group and split the partitions; each has its own
+    state folder (RocksDB) and metrics port.
+    """
+    configs = [replace(settings, state_dir=settings.state_dir / f"w{i}", worker_metrics_port=free_port())
+               for i in range(workers)]
+    procs = [worker_process(c, c.state_dir / "worker.log").start() for c in configs]
+
+    def processed() -> float:
+        return sum(scrape(c.worker_metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
+
+    def cpu() -> float:
+        return sum(cpu_seconds(p.proc.pid) for p in procs)  # type: ignore[union-attr]
+
     try:
-        processed = lambda: scrape(settings.worker_metrics_port).get("streamrank_events_processed_total", 0.0)  # noqa: E731
         wait_until(lambda: processed() > 0, 180, 0.05, "first event processed")
-        start, last = time.perf_counter(), 0.0
-        cpu0 = cpu_seconds(worker.proc.pid)  # type: ignore[union-attr]
+        start, last, cpu0 = time.perf_counter(), 0.0, cpu()
         while (last := processed()) < n:
-            if not worker.alive():
-                raise RuntimeError(f"worker died:\n{worker.tail()}")
+            dead = [p for p in procs if not p.alive()]
+            if dead:
+                raise RuntimeError(f"worker died:\n{dead[0].tail()}")
             time.sleep(0.5)  # scraping costs the worker CPU: not too often
         rate = (last - 1.0) / (time.perf_counter() - start)  # from the event that started the clock
-        return rate, (cpu_seconds(worker.proc.pid) - cpu0) / (last - 1.0) * 1000  # type: ignore[union-attr]
+        return rate, (cpu() - cpu0) / (last - 1.0) * 1000
     finally:
-        worker.stop()
+        for p in procs:
+            p.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--store", default="rocksdb://")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
     args = parser.parse_args()
     run_id = uuid.uuid4().hex[:8]
     base = Settings.from_env()
@@ -108,12 +122,13 @@ def main() -> None:
     asyncio.run(produce(settings, args.events))
     raw, raw_cpu = asyncio.run(raw_consume(settings, args.events))
     print(f"bare aiokafka consumer: {raw:,.0f} events/s, {raw_cpu:.3f} CPU s per 1000 events")
-    pipe, pipe_cpu = pipeline_rate(settings, args.events, settings.state_dir / "worker.log")
-    print(f"streamrank worker ({args.store}): {pipe:,.0f} events/s, {pipe_cpu:.3f} CPU s per 1000 events")
+    pipe, pipe_cpu = pipeline_rate(settings, args.events, args.workers)
+    print(f"streamrank, {args.workers} worker(s) ({args.store}): {pipe:,.0f} events/s, "
+          f"{pipe_cpu:.3f} CPU s per 1000 events")
     # CPU per event is the figure that survives a busy machine; events/s is what users see.
     print(orjson.dumps({"pipeline_eps": round(pipe, 1), "raw_eps": round(raw, 1), "ratio": round(pipe / raw, 4),
                         "pipeline_cpu_ms_per_event": round(pipe_cpu, 3), "raw_cpu_ms_per_event": round(raw_cpu, 4),
-                        "events": args.events, "store": args.store}).decode())
+                        "events": args.events, "workers": args.workers, "store": args.store}).decode())
 
 
 if __name__ == "__main__":
