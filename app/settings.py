@@ -66,6 +66,8 @@ class Settings:
     search_dense: bool = True
     # Weight of the dense cosine against the relative BM25 score in hybrid search.
     search_dense_weight: float = 0.5
+    # How often the gateway writes new item vectors to its on-disk cache (seconds; also on stop).
+    vector_cache_save_s: float = 60.0
     # How often the gateway looks for a new model version in model_dir (seconds).
     model_poll_s: float = 5.0
     # Weight of the embedding model against item transitions when both score an item.

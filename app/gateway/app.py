@@ -8,8 +8,8 @@ from aiohttp import web
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
 from app.gateway.dense_search import DenseSearch
-from app.gateway.keys import DENSE, FOLLOWER, METRICS, READ_MODEL, SERVING, SETTINGS, SINK, WATCHER
-from app.gateway.model_watcher import ModelWatcher
+from app.gateway.keys import DENSE, FOLLOWER, METRICS, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.model_watcher import recommender_watcher, search_watcher
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
 from app.gateway.serving import ServingModels
@@ -42,6 +42,8 @@ def init_app(
         app.cleanup_ctx.append(_watcher_ctx)
     if settings.search_dense:
         app.cleanup_ctx.append(_dense_ctx)
+        if watch_models:  # the search model needs the dense searcher's item vectors
+            app.cleanup_ctx.append(_search_watcher_ctx)
     return app
 
 
@@ -60,7 +62,7 @@ async def _follower_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
-    watcher = ModelWatcher(app[SETTINGS], app[SERVING], app[METRICS])
+    watcher = recommender_watcher(app[SETTINGS], app[SERVING], app[METRICS])
     app[WATCHER] = watcher
     await watcher.start()
     yield
@@ -68,9 +70,17 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _dense_ctx(app: web.Application) -> AsyncIterator[None]:
-    dense = DenseSearch(app[METRICS])
+    dense = DenseSearch(app[SETTINGS], app[METRICS])
     await dense.start()
     app[DENSE] = dense
     app[READ_MODEL].subscribe(dense.on_change)
     yield
     await dense.stop()
+
+
+async def _search_watcher_ctx(app: web.Application) -> AsyncIterator[None]:
+    watcher = search_watcher(app[SETTINGS], app[DENSE], app[METRICS])
+    app[SEARCH_WATCHER] = watcher
+    await watcher.start()
+    yield
+    await watcher.stop()

@@ -1,51 +1,116 @@
-"""Dense retrieval in the gateway: catalog vectors kept current, queries encoded off the loop.
+"""Dense and fine-tuned search in the gateway: a live hybrid searcher, queries ranked off the loop.
 
-Catalog changes queue up and are encoded in batches on a background thread; until an item
-has its vector, search finds it lexically only. Queries are encoded (with an LRU cache) and
-matched on a second thread, so neither blocks the event loop or waits behind the other.
+Catalog changes reach the `LiveSearcher` as a queue of operations that only the query
+thread applies (before each search, and when idle), so the searcher is never read and
+written at once and the event loop never waits for it. Item texts are encoded in batches
+on a second thread through an on-disk `VectorCache`: a restarted gateway gets the vectors
+of an unchanged catalog back without encoding. Until an item has its vector, search finds
+it by its text only.
+
+A search checkpoint (query adapter + ranker, `SearchModel`) is installed by swapping one
+reference; without one, search is BM25 blended with the pretrained dense hits.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
 from app.gateway.serving import item_text
 from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
+from app.search_pipeline import load_search_model
+from app.settings import Settings
+from models.checkpoint import load_checkpoint
+from models.data.homedepot import normalize_query
 from models.dense_index import DenseIndex
-from models.encoder import DIM, TextEncoder
+from models.encoder import BASE_MODEL, DIM, TextEncoder
+from models.errors import ModelUnavailable
+from models.live_search import ItemStats, LiveSearcher
+from models.query_adapter import QueryAdapter
+from models.search_ranker import SearchRanker
+from models.vector_cache import VectorCache, text_key
 from tables import catalog
 
 log = logging.getLogger(__name__)
 BATCH = 256
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SearchModel:
+    """One search checkpoint as served; `encoder` is a fine-tuned query MiniLM or None (pretrained)."""
+
+    version: str
+    adapter: QueryAdapter
+    ranker: SearchRanker
+    encoder: TextEncoder | None
+
+    @classmethod
+    def load(cls, settings: Settings, path: Path) -> "SearchModel":
+        checkpoint = load_checkpoint(path)
+        card = checkpoint.card
+        trained_length = card.get("settings", {}).get("encoder_max_length", settings.encoder_max_length)
+        if card.get("base_model", BASE_MODEL) != BASE_MODEL or trained_length != settings.encoder_max_length:
+            raise ModelUnavailable(f"{path} was trained against other item vectors ({card.get('base_model')}, "
+                                   f"max_length {trained_length}) than the gateway serves")
+        tower, ranker = load_search_model(settings, checkpoint)
+        return cls(f"search-v{checkpoint.version}", tower.adapter, ranker, tower.encoder)
+
+
+def vector_cache_path(settings: Settings, encoder: TextEncoder) -> Path:
+    """One cache file per item tower (weights and settings), under the state dir."""
+    digest = hashlib.sha256(encoder.model_key.encode()).hexdigest()[:12]
+    return settings.state_dir / "cache" / f"item-vectors-minilm-{digest}.safetensors"
 
 
 class DenseSearch:
     version = "minilm-l6-pretrained"
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
         self.metrics = metrics
-        self.index = DenseIndex(DIM)
-        self.pending: dict[str, str | None] = {}  # item -> text to encode, None to remove
+        self.searcher = LiveSearcher(DIM, settings.search_candidates)  # query thread only
+        # Swapped whole by `install`; a request reads this reference once.
+        self.model: SearchModel | None = None
+        self.texts: dict[str, str] = {}  # current text of each live item, as the loop saw it
+        self.pending: dict[str, str] = {}  # item -> text waiting for its vector
+        self._ops: deque[Callable[[], Any]] = deque()  # searcher changes, applied on the query thread
         self._catalog_pool = ThreadPoolExecutor(1, thread_name_prefix="encode-catalog")
         self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="encode-query")
         self._catalog_encoder: TextEncoder | None = None
         self._query_encoder: TextEncoder | None = None
+        self._cache: VectorCache | None = None
+        self._saved_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        encoder = partial(TextEncoder, max_length=self.settings.encoder_max_length,
+                          cache_size=self.settings.encoder_query_cache)
         # Two instances: a tokenizer must not be used from two threads at once.
-        self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, TextEncoder)
-        self._query_encoder = await loop.run_in_executor(self._query_pool, TextEncoder)
+        self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, encoder)
+        self._cache = await loop.run_in_executor(self._catalog_pool, _open_cache,
+                                                 vector_cache_path(self.settings, self._catalog_encoder))
+        self._query_encoder = await loop.run_in_executor(self._query_pool, encoder)
         self._task = asyncio.create_task(self._encode_loop(), name="encode-catalog")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, list(self.texts.values()))
+        except Exception:  # noqa: BLE001 — a cache is an optimisation; stopping must go on
+            log.exception("could not save the item vector cache")
         self._catalog_pool.shutdown(wait=False, cancel_futures=True)
         self._query_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -53,44 +118,129 @@ class DenseSearch:
     def ready(self) -> bool:
         return self._query_encoder is not None
 
+    @property
+    def index(self) -> DenseIndex:
+        """Vectors of the items the searcher holds (read its size only: the query thread writes it)."""
+        return self.searcher.dense
+
+    def install(self, model: SearchModel) -> None:
+        self.model = model
+
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
-        if table == catalog.NAME:
-            self.pending[key] = item_text(new) if catalog.is_live(new) else None
+        if table != catalog.NAME:
+            return
+        if not catalog.is_live(new):
+            if self.texts.pop(key, None) is not None:
+                self.pending.pop(key, None)
+                self._ops.append(partial(self.searcher.remove, key))
+            return
+        text = item_text(new)
+        if self.texts.get(key) != text:  # a price or stock change needs no new vector
+            self.texts[key] = text
+            self.pending[key] = text
+            self._ops.append(partial(self.searcher.upsert, key, text))
+
+    def _apply(self) -> None:
+        """Query thread: bring the searcher up to the changes the loop has seen."""
+        while self._ops:
+            self._ops.popleft()()
+        self.metrics.dense_items.set(len(self.searcher.dense))
+
+    async def _on_query_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._query_pool, fn)
 
     async def _encode_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self.pending:
+                try:
+                    await self._idle(loop)
+                except Exception:  # noqa: BLE001 — this loop must outlive one bad change or a full disk
+                    log.exception("applying catalog changes or saving the vector cache failed")
                 await asyncio.sleep(0.1)
                 continue
             batch: list[tuple[str, str]] = []
             while self.pending and len(batch) < BATCH:
-                item, text = next(iter(self.pending.items()))
-                del self.pending[item]
-                if text is None:
-                    self.index.remove(item)
-                else:
-                    batch.append((item, text))
-            if batch:
-                try:
-                    vectors = await loop.run_in_executor(
-                        self._catalog_pool, self._catalog_encoder.encode, [t for _, t in batch])  # type: ignore[union-attr]
-                except Exception:  # noqa: BLE001 — keep serving; the items stay lexical-only
-                    log.exception("encoding %d catalog items failed", len(batch))
-                    continue
-                # Applied on the loop, after the await: a newer change queued meanwhile wins.
-                fresh = [(i, v) for (i, _), v in zip(batch, vectors) if i not in self.pending]
-                if fresh:
-                    self.index.upsert([i for i, _ in fresh], torch.stack([v for _, v in fresh]))
-                self.metrics.dense_items.set(len(self.index))
+                item = next(iter(self.pending))
+                batch.append((item, self.pending.pop(item)))
+            try:
+                vectors = await loop.run_in_executor(self._catalog_pool, self._vectors, [t for _, t in batch])
+            except Exception:  # noqa: BLE001 — keep serving; the items stay lexical-only
+                log.exception("encoding %d catalog items failed", len(batch))
+                continue
+            # The searcher skips pairs whose text changed meanwhile: a newer change wins.
+            self._ops.append(partial(self.searcher.set_vectors, batch, vectors))
+            try:
+                await self._on_query_thread(self._apply)
+            except Exception:  # noqa: BLE001 — the next search or idle pass applies the rest
+                log.exception("applying catalog changes to the searcher failed")
+
+    async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep the searcher current without queries; save new vectors now and then."""
+        if self._ops:
+            await self._on_query_thread(self._apply)
+        if time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
+            self._saved_at = time.monotonic()
+            await loop.run_in_executor(self._catalog_pool, self._save_cache, list(self.texts.values()))
+
+    def _vectors(self, texts: Sequence[str]) -> torch.Tensor:
+        """Catalog thread: vectors [n, DIM] of texts, from the cache where it has them."""
+        assert self._cache is not None and self._catalog_encoder is not None
+        found = [self._cache.get(t) for t in texts]
+        missing = [t for t, v in zip(texts, found) if v is None]
+        if missing:
+            encoded = self._catalog_encoder.encode(missing, self.settings.encoder_batch_size)
+            self._cache.put(missing, encoded)
+            fresh = iter(encoded)
+            found = [v if v is not None else next(fresh) for v in found]
+        return torch.stack(found) if found else torch.zeros(0, DIM)  # type: ignore[arg-type]
+
+    def _save_cache(self, live_texts: list[str]) -> None:
+        """Catalog thread: write the cache, first dropping texts no live item has once it grew 2x."""
+        cache = self._cache
+        if cache is None:
+            return
+        if len(cache.vectors) > 2 * len(live_texts) + 1000:
+            keep = {text_key(t) for t in live_texts}
+            cache.vectors = {k: v for k, v in cache.vectors.items() if k in keep}
+            cache.dirty = True
+        cache.save()
 
     async def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Top `k` (item, cosine) for a query; [] until the encoder is loaded."""
-        if self._query_encoder is None:
+        """Top `k` (item, cosine) by the pretrained encoder; [] until it is loaded."""
+        encoder = self._query_encoder
+        if encoder is None:
             return []
-        encoder, index = self._query_encoder, self.index
 
         def run() -> list[tuple[str, float]]:
-            return index.search(encoder.encode_queries([query])[0], k)
+            self._apply()
+            return self.searcher.dense_search(encoder.encode_queries([query])[0], k)
 
-        return await asyncio.get_running_loop().run_in_executor(self._query_pool, run)
+        return await self._on_query_thread(run)
+
+    async def rank(self, model: SearchModel, query: str, k: int, allow: Callable[[str], bool] | None,
+                   item_stats: ItemStats | None) -> list[tuple[str, float]]:
+        """Top `k` (item, ranker score) by the hybrid model `model`, filtered by `allow`."""
+        encoder = self._query_encoder
+        if encoder is None:
+            return []
+
+        @torch.inference_mode()
+        def run() -> list[tuple[str, float]]:
+            self._apply()
+            q = normalize_query(query)  # as the model was trained and evaluated
+            zero = encoder.encode_queries([q])[0]
+            base = zero if model.encoder is None else model.encoder.encode_queries([q])[0]
+            tuned = model.adapter(base.unsqueeze(0))[0]
+            return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats)
+
+        return await self._on_query_thread(run)
+
+
+def _open_cache(path: Path) -> VectorCache:
+    try:
+        return VectorCache(path, DIM)
+    except Exception:  # noqa: BLE001 — a damaged cache costs one re-encode, not the gateway
+        log.exception("item vector cache %s unreadable; starting empty", path)
+        path.rename(path.with_suffix(".unreadable"))
+        return VectorCache(path, DIM)

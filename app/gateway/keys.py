@@ -18,5 +18,6 @@ READ_MODEL = web.AppKey("read_model", ReadModel)
 SINK = web.AppKey("sink", EventSink)
 FOLLOWER = web.AppKey("follower", ChangelogFollower)
 SERVING = web.AppKey("serving", ServingModels)
-WATCHER = web.AppKey("watcher", ModelWatcher)
+WATCHER = web.AppKey("watcher", ModelWatcher)  # the recommender's
+SEARCH_WATCHER = web.AppKey("search_watcher", ModelWatcher)
 DENSE = web.AppKey("dense", DenseSearch)

@@ -2,20 +2,24 @@
 
 - recommendations: online item-to-item transitions learned from each profile change, with
   trending items for users the stream has not seen;
-- search: a BM25 index over the live catalog (upserts re-index, deletes remove).
+- search: a BM25 index over the live catalog (upserts re-index, deletes remove), the
+  fallback when no search model is served (see dense_search.py), and the personal nudge.
 Both change under the single-threaded event loop between requests, so a request always
 ranks against one whole state; `version` names it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import numpy as np
 
 from app.gateway.read_model import ReadModel
 from models.lexical import BM25Index
 from models.rec.embedding_version import EmbeddingRecVersion
 from models.rec.online_transitions import OnlineTransitions
-from tables import catalog, user_profiles
+from tables import catalog, item_stats, user_profiles
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ class ServingModels:
         self, query: str, user_id: str | None, k: int, filters: Filters,
         dense_hits: list[tuple[str, float]] = (), dense_version: str | None = None,  # type: ignore[assignment]
     ) -> Ranking:
-        """Hybrid: relative BM25 plus dense cosine, personalised by the user's transitions."""
+        """Without a search model: relative BM25 plus dense cosine, personalised by the user's transitions."""
         allow = self.allow(filters)
         lexical = self.lexical.search(query, k=max(k * 5, 50))
         w = self.search_dense_weight if dense_hits else 0.0
@@ -156,12 +160,37 @@ class ServingModels:
             if item in self.lexical:  # deleted since it was encoded: the lexical index is current
                 scores[item] = scores.get(item, 0.0) + w * max(cosine, 0.0)
         hits = [(i, s) for i, s in scores.items() if allow is None or allow(i)]
-        if user_id and hits:
-            profile = self.read_model.tables[user_profiles.NAME].get(user_id)
-            if profile and profile["recent"]:
-                boost = self.transitions.scores(profile["recent"])
-                peak = max(boost.values(), default=0.0) or 1.0
-                # at most a tenth of a perfect text score: personalisation reorders near-ties
-                hits = [(i, s + 0.1 * boost.get(i, 0.0) / peak) for i, s in hits]
+        hits = self._personalise(hits, user_id, scale=1.0)  # scores are relative: 1 is a perfect text match
         hits.sort(key=lambda kv: -kv[1])
         return Ranking(hits[:k], f"bm25+{dense_version}" if dense_hits else "bm25")
+
+    def search_ranked(self, hits: list[tuple[str, float]], version: str, user_id: str | None, k: int) -> Ranking:
+        """Hits a search model ranked (best first, filtered), personalised by the user's transitions."""
+        # Ranker scores are logits of no fixed range: the nudge scales with their spread.
+        spread = hits[0][1] - hits[-1][1] if len(hits) > 1 else 1.0
+        hits = self._personalise(hits, user_id, scale=spread)
+        hits.sort(key=lambda kv: -kv[1])  # stable: the model's order stands where the nudge is 0
+        return Ranking(hits[:k], version)
+
+    def _personalise(self, hits: list[tuple[str, float]], user_id: str | None, scale: float) -> list[tuple[str, float]]:
+        if not user_id or not hits:
+            return hits
+        profile = self.read_model.tables[user_profiles.NAME].get(user_id)
+        if not profile or not profile["recent"]:
+            return hits
+        boost = self.transitions.scores(profile["recent"])
+        peak = max(boost.values(), default=0.0) or 1.0
+        # at most a tenth of the score scale: personalisation reorders near-ties
+        return [(i, s + 0.1 * scale * boost.get(i, 0.0) / peak) for i, s in hits]
+
+    def item_signals(self, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Decayed popularity and CTR (0 before any impression) of items, [n] float32 each.
+
+        Called from the search thread: it only reads, and stats records are replaced whole.
+        """
+        rows = self.read_model.tables[item_stats.NAME]
+        now, half_life = self.read_model.clock, self.read_model.settings.popularity_half_life_s
+        found = [rows.get(i) for i in item_ids]
+        popularity = np.array([item_stats.popularity_at(s, now, half_life) if s else 0.0 for s in found], np.float32)
+        ctr = np.array([(item_stats.ctr(s) or 0.0) if s else 0.0 for s in found], np.float32)
+        return popularity, ctr

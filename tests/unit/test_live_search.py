@@ -107,3 +107,13 @@ def test_after_churn_ranks_like_an_offline_searcher_over_the_final_catalog():
         want = hybrid.search(q, tuned[n], zero[n], 10)
         assert [i for i, _ in got] == [i for i, _ in want]
         assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+
+
+def test_empty_and_vectorless_catalogs_search_without_errors():
+    live = LiveSearcher(dim=8)
+    tuned, zero = queries(1)
+    assert live.search("drill", zero[0], tuned[0], ranker(), 5) == []
+    live.upsert("a", "cordless drill")
+    live.upsert("b", "garden hose")
+    assert [i for i, _ in live.search("drill", zero[0], tuned[0], ranker(), 5)] == ["a"]
+    assert live.dense_search(tuned[0], 5) == []

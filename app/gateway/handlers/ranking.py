@@ -72,8 +72,13 @@ async def search(request: web.Request) -> web.Response:
     user_id = request.query.get("user_id") or None
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
     filters = _filters(request)
-    dense = request.app.get(DENSE)
-    dense_hits = await dense.search(query, max(5 * k, 50)) if dense is not None else []
-    ranking = request.app[SERVING].search(query, user_id, k, filters, dense_hits,
-                                          dense.version if dense is not None else None)
+    serving, dense = request.app[SERVING], request.app.get(DENSE)
+    depth = max(5 * k, 50)  # room for the filters and the personal nudge
+    model = dense.model if dense is not None else None  # read once: a request ranks with one version
+    if dense is not None and model is not None:
+        hits = await dense.rank(model, query, depth, serving.allow(filters), serving.item_signals)
+        ranking = serving.search_ranked(hits, model.version, user_id, k)
+    else:
+        dense_hits = await dense.search(query, depth) if dense is not None else []
+        ranking = serving.search(query, user_id, k, filters, dense_hits, dense.version if dense is not None else None)
     return _ranked(request, ranking, query=query, user_id=user_id)
