@@ -70,6 +70,7 @@ def save_checkpoint(model_dir: Path | str, name: str, tensors: dict[str, torch.T
                 "tensors": {k: list(v.shape) for k, v in plain.items()},
             }
             (tmp / CARD_FILE).write_text(json.dumps(full_card, indent=2, sort_keys=True, default=str))
+            os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; readers may be other users
             os.rename(tmp, final)  # fails if another writer took this version: retry with the next
             return final
         except OSError:

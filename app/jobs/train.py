@@ -146,6 +146,18 @@ def save(settings: Settings, args: argparse.Namespace, data: Any, model: Any, re
     return path
 
 
+def export_item_vectors(settings: Settings, data: Any, model: Any, checkpoint: Path) -> str:
+    """The model's item vectors as a servable `rec-embeddings` version for the gateways."""
+    import torch
+
+    from models.rec.embedding_version import EmbeddingRecVersion
+
+    with torch.no_grad():
+        vectors = model.sasrec.encoder.all()
+    version = EmbeddingRecVersion.build("export", data.items, vectors)
+    return version.save(settings.model_dir, {"kind": "item-vectors", "source": str(checkpoint)})
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     settings = Settings.from_env()
@@ -153,9 +165,11 @@ def run(args: argparse.Namespace) -> int:
     validation = {"blend": report.blend.name, **report.validation[report.blend.name]}
     neural = report.validation.get("neural", {})
     path = save(settings, args, data, model, report, config, {"validation": validation, "validation_neural": neural})
+    serving = export_item_vectors(settings, data, model, path)
     print(f"data: {len(data.users)} users, {data.n_items} items, {data.n_interactions} interactions")
     print(f"epochs: {len(report.history.loss)} (final loss {report.history.loss[-1]:.4f}); blend: {report.blend.name}")
     print(f"validation HR@10 {validation['HR@10']:.4f}  NDCG@10 {validation['NDCG@10']:.4f}")
     print(f"checkpoint: {path}  (plot: {path / 'training.png'})")
+    print(f"serving item vectors: {serving}  (gateways hot-swap to it within STREAMRANK_MODEL_POLL_S)")
     print(json.dumps({"checkpoint": str(path), "validation": validation, "seconds": round(time.monotonic() - started, 1)}))
     return 0

@@ -119,3 +119,16 @@ def test_train_writes_checkpoint_card_and_plot_that_reload(data_file, capsys, st
 def test_missing_file_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", "rec", "--data", str(tmp_path / "nope.txt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_exports_item_vectors_the_gateway_can_serve(data_file, capsys, state_dir):
+    from models.rec.embedding_version import NAME, EmbeddingRecVersion
+
+    path, attrs = data_file
+    assert main(["train", "--data", str(path), "--attributes", str(attrs), "--epochs", "1"]) == 0
+    served = EmbeddingRecVersion.from_checkpoint(str(state_dir / "models" / NAME))
+    data = load_sequences(path, attrs)
+    assert served.item_ids == tuple(data.items) and served.vectors.shape[0] == data.n_items
+    history = [data.items[i] for i in data.sequences[0][:3]]
+    ranked = served.rank(history, 5, exclude=history)
+    assert len(ranked) == 5 and not set(history) & {i for i, _ in ranked}
