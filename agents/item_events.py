@@ -24,6 +24,8 @@ def register(worker: "Worker") -> Any:
             src_partition, src_offset = body["src"]
             stats = worker.items.get(item_id) or item_stats.empty()
             if item_stats.already_applied(stats, src_partition, src_offset):
+                # Rewritten: the local store may hold what the changelog lost (see user_events).
+                worker.items[item_id] = stats
                 metrics.events_redelivered.labels(table=item_stats.NAME).inc()
                 continue
             worker.items[item_id] = item_stats.apply_event(

@@ -43,10 +43,13 @@ def register(worker: "Worker") -> Any:
             if seen_events.is_duplicate(seen, *pos):
                 metrics.events_duplicate.inc()
                 continue
-            if seen is None:
-                worker.seen[ev.event_id] = list(pos)
+            # A redelivery (same position seen) rewrites what the local store already holds:
+            # RocksDB keeps a write that a SIGKILL took from the producer buffer before its
+            # changelog record left, and only the rewrite puts it back in the changelog.
+            worker.seen[ev.event_id] = list(pos)
             profile = worker.users.get(ev.user_id) or user_profiles.empty()
             if user_profiles.already_applied(profile, *pos):
+                worker.users[ev.user_id] = profile
                 metrics.events_redelivered.labels(table=user_profiles.NAME).inc()
             else:
                 worker.users[ev.user_id] = user_profiles.apply_event(
