@@ -123,9 +123,11 @@ def main() -> None:
     run = f"serve-{uuid.uuid4().hex[:8]}"
     base_settings = Settings.from_env()
     state = Path(tempfile.mkdtemp(prefix="streamrank-serve-"))
-    # Fresh tables per run, but item vectors cached across runs (the first encode takes minutes).
-    (ROOT / "var" / "cache").mkdir(parents=True, exist_ok=True)
-    (state / "cache").symlink_to(ROOT / "var" / "cache")
+    # Fresh tables per run, but the trained models and the item vectors cached across runs
+    # (the first encode of the catalog takes minutes) are those of var/.
+    for shared in ("cache", "models"):
+        (ROOT / "var" / shared).mkdir(parents=True, exist_ok=True)
+        (state / shared).symlink_to(ROOT / "var" / shared)
     settings = replace(base_settings, app_id=run, topic_prefix=run, state_dir=state,
                        worker_metrics_port=free_port(), gateway_port=free_port())
     try:
@@ -146,6 +148,10 @@ def main() -> None:
                    "users loaded")
         wait_until(lambda: dense_items(base) >= n_items, 1800, 5.0, "catalog vectors for dense search")
         print(f"loaded: {get_json(f'{base}/readyz')['records']}, {dense_items(base):.0f} item vectors", flush=True)
+        probe = f"{base}/v1/recommend?user_id={users[0]}&k=10"
+        search_probe = f"{base}/v1/search?q=drill&k=10"
+        models = {"recommend": get_json(probe)["model_version"], "search": get_json(search_probe)["model_version"]}
+        print(f"serving {models}", flush=True)
         rng = random.Random(1)
         rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, min(5000, len(users)))]
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
@@ -156,6 +162,7 @@ def main() -> None:
         }
         for name in ("recommend", "search"):
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
+            results[name]["model_version"] = models[name]
         print(json.dumps(results))
     finally:
         for p in (fixed, gateway, worker):
