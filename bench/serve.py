@@ -52,8 +52,9 @@ def ensure_tools() -> tuple[str, str]:
     return shutil.which("wrk") or "wrk", str(vegeta)
 
 
-async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[str], int]:
-    """Produce events and the catalog; returns user ids, search queries and catalog size."""
+async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[str], int, int]:
+    """Produce events and the catalog; returns user ids, search queries, catalog size and
+    the number of items the events touch."""
     await ensure_topics(settings)
     sequences = read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")
     events = list(itertools.islice(sequence_events(sequences), n_events))
@@ -70,7 +71,7 @@ async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[
     finally:
         await producer.stop()
     users = sorted({e.user_id for e in events})
-    return users, [data.query_text[q] for q in data.judgments], len(data.items)
+    return users, [data.query_text[q] for q in data.judgments], len(data.items), len({e.item_id for e in events})
 
 
 def get_json(url: str) -> dict:
@@ -116,8 +117,11 @@ def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seco
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=30_000)
-    parser.add_argument("--rate", type=int, default=1000, help="fixed request rate for latency")
+    parser.add_argument("--rate", type=int, default=1000, help="fixed request rate for /v1/recommend latency")
+    parser.add_argument("--search-rate", type=int, default=20,
+                        help="fixed request rate for /v1/search latency (a query costs tens of ms of CPU)")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes sharing the port")
     args = parser.parse_args()
     tools = ensure_tools()
     run = f"serve-{uuid.uuid4().hex[:8]}"
@@ -134,9 +138,9 @@ def main() -> None:
         asyncio.run(wait_for_broker(settings, timeout_s=5))
     except BrokerUnavailable:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
-    users, queries, n_items = asyncio.run(load_data(settings, args.events))
+    users, queries, n_items, n_event_items = asyncio.run(load_data(settings, args.events))
     worker = worker_process(settings, state / "worker.log").start()
-    gateway = gateway_process(settings, state / "gateway.log").start()
+    gateways = [gateway_process(settings, state / f"gateway{i}.log").start() for i in range(args.gateways)]
     fixed_port = free_port()
     fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
                     state / "fixed.log").start()
@@ -146,6 +150,9 @@ def main() -> None:
                    "catalog loaded")
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users), 900, 2.0,
                    "users loaded")
+        # Measured once the worker is done: every event's item has its stats in the gateway.
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["item_stats"] >= n_event_items, 900, 2.0,
+                   "item stats loaded")
         wait_until(lambda: dense_items(base) >= n_items, 1800, 5.0, "catalog vectors for dense search")
         print(f"loaded: {get_json(f'{base}/readyz')['records']}, {dense_items(base):.0f} item vectors", flush=True)
         probe = f"{base}/v1/recommend?user_id={users[0]}&k=10"
@@ -157,15 +164,16 @@ def main() -> None:
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
         results = {
             "recommend": measure(tools, base, rec_paths, args.rate, args.seconds),
-            "search": measure(tools, base, search_paths, args.rate, args.seconds),
+            "search": measure(tools, base, search_paths, args.search_rate, args.seconds),
             "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds),
         }
         for name in ("recommend", "search"):
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
             results[name]["model_version"] = models[name]
+        results["gateways"] = args.gateways
         print(json.dumps(results))
     finally:
-        for p in (fixed, gateway, worker):
+        for p in (fixed, *gateways, worker):
             p.stop()
 
 

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # reuse_port: several gateway processes can share one port; the kernel spreads connections.
     web.run_app(init_app(settings), host=args.host or settings.gateway_host,
-                port=args.port or settings.gateway_port, access_log=None)
+                port=args.port or settings.gateway_port, access_log=None, reuse_port=True)
     return 0
