@@ -72,8 +72,6 @@ class Settings:
     model_poll_s: float = 5.0
     # Weight of the embedding model against item transitions when both score an item.
     embedding_blend: float = 0.5
-    admin_token: str = ""
-    log_level: str = "info"
     # Search: text encoder (all-MiniLM-L6-v2, offline), retrieval and fine-tuning knobs.
     encoder_max_length: int = 32
     encoder_batch_size: int = 128
