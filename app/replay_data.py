@@ -19,6 +19,8 @@ class ReplayPlan:
     """How a sequence file becomes timed events: each user starts somewhere in `span_s`."""
 
     event_type: str = "purchase"
+    # Event ids are `<run>:<user>:<k>`: the same run replayed again is all duplicates.
+    run: str = "seq"
     span_s: float = 180 * 24 * 3600.0
     gap_s: float = 3 * 24 * 3600.0
     seed: int = 7
@@ -50,7 +52,7 @@ def sequence_events(sequences: list[tuple[str, list[str]]], plan: ReplayPlan = R
     while heap:
         ts, u, k = heapq.heappop(heap)
         user, items = sequences[u]
-        yield UserEvent(event_id=f"seq:{user}:{k}", user_id=user, type=plan.event_type,
+        yield UserEvent(event_id=f"{plan.run}:{user}:{k}", user_id=user, type=plan.event_type,
                         ts=round(ts, 3), item_id=items[k])
         if k + 1 < len(items):
             heapq.heappush(heap, (ts + plan.gap_s * (0.5 + rng.random()), u, k + 1))

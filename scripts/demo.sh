@@ -36,7 +36,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 (.venv/bin/streamrank replay --dataset homedepot --rate "$((rate * 4))" > "$run/catalog.log" 2>&1;
- .venv/bin/streamrank replay --rate "$rate" > "$run/replay.log" 2>&1) &
+ .venv/bin/streamrank replay --rate "$rate" --run-id "demo-$(date +%s)" > "$run/replay.log" 2>&1) &
 echo $! > "$run/replay.pid"
 user=$(.venv/bin/python -c "from app.replay_data import first_user; from app.settings import Settings
 print(first_user(Settings.from_env().data_dir / 'amazon-beauty' / 'Beauty.txt'))")

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--rate", type=float, default=0.0, help="records per second (0: as fast as possible)")
     parser.add_argument("--limit", type=int, default=0, help="stop after this many records (0: all)")
     parser.add_argument("--type", default="purchase", help="beauty: event type of each interaction")
+    parser.add_argument("--run-id", default="seq", help="beauty: event-id prefix; replaying a run again sends "
+                                                     "only duplicates, a new run new events")
     parser.add_argument("--event-time", choices=("live", "synthetic"), default="live",
                         help="beauty: live stamps events when sent (a shop's stream); synthetic "
                              "keeps the reproducible timeline of the replay plan")
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def beauty_records(settings: Settings, path: Path, args: argparse.Namespace) -> tuple[int, Iterator[Record]]:
     sequences = read_sequences(path)
     total = sum(len(items) for _, items in sequences)
-    events: Iterable = sequence_events(sequences, ReplayPlan(event_type=args.type))
+    events: Iterable = sequence_events(sequences, ReplayPlan(event_type=args.type, run=args.run_id))
     if args.event_time == "live":
         events = (replace(e, ts=time.time()) for e in events)
     topic = settings.topics.events

@@ -94,3 +94,10 @@ def test_catalog_upsert_and_delete():
 def test_invalid_catalog_changes(obj, reason):
     with pytest.raises(ValidationError, match=reason):
         decode_catalog(orjson.dumps(obj), 1000, NOW)
+
+
+def test_replay_job_parses_its_options():
+    from app.cli import build_parser
+
+    args = build_parser(["replay"]).parse_args(["replay", "--run-id", "demo-1", "--limit", "5"])
+    assert args.run_id == "demo-1" and args.limit == 5 and callable(args.run)
