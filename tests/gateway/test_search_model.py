@@ -106,15 +106,26 @@ async def test_swaps_under_concurrent_requests_never_mix_versions(aiohttp_client
     stop = asyncio.Event()
     results = []
 
+    answered = asyncio.Event()
+
     async def swapper():
         for n in range(40):
             dense.install(models[n % 2])
+            # Swap at random points, but only after some request saw this version: on a
+            # slow machine a whole batch could otherwise outlast every swap.
+            answered.clear()
+            await answered.wait()
             await asyncio.sleep(random.random() * 0.004)
         stop.set()
 
+    async def one_search():
+        result = await search(client, "sofa", k="1")
+        results.append(result)
+        answered.set()
+
     async def load():
         while not stop.is_set():
-            results.extend(await asyncio.gather(*(search(client, "sofa", k="1") for _ in range(10))))
+            await asyncio.gather(*(one_search() for _ in range(10)))
 
     await asyncio.gather(swapper(), load())
     assert {version for _, version in results} == {"search-v1", "search-v2"}

@@ -1,8 +1,13 @@
-"""The broker restarts mid-stream: the worker and the gateway carry on by themselves."""
+"""The broker restarts mid-stream: the worker and the gateway carry on by themselves.
+
+The test restarts a broker of its own (scripts/kafka.sh with a private KAFKA_HOME and
+port), never the shared one nor a cluster that KAFKA_BROKER names.
+"""
 from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 import subprocess
 import time
 
@@ -10,7 +15,8 @@ import orjson
 import pytest
 
 from app.gateway.app import init_app
-from app.processes import worker_process
+from app.kafka_io import ensure_topics
+from app.processes import free_port, worker_process
 from app.settings import ROOT
 
 
@@ -35,10 +41,25 @@ async def wait_for_counts(client, user_id, want, timeout_s=120.0):
     return got
 
 
-async def test_worker_and_gateway_recover_from_a_broker_restart(stack_settings, aiohttp_client, tmp_path):
-    if os.environ.get("KAFKA_BROKER"):
-        pytest.skip("restarts only the project's own broker, not the cluster KAFKA_BROKER names")
-    settings = stack_settings
+@pytest.fixture
+def private_broker(tmp_path):
+    """(kafka.sh with this broker's environment, its port); stopped after the test."""
+    port = free_port()
+    env = {**os.environ, "KAFKA_HOME": str(tmp_path / "kafka"), "KAFKA_PORT": str(port)}
+
+    def kafka(command: str) -> None:
+        done = subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"kafka.sh {command} failed:\n{done.stdout}\n{done.stderr}"
+
+    kafka("start")
+    yield kafka, port
+    kafka("stop")
+
+
+async def test_worker_and_gateway_recover_from_a_broker_restart(stack_settings, private_broker, aiohttp_client, tmp_path):
+    kafka, port = private_broker
+    settings = replace(stack_settings, kafka_broker=f"127.0.0.1:{port}")
+    await ensure_topics(settings)
     worker = worker_process(settings, tmp_path / "worker.log").start()
     try:
         client = await aiohttp_client(init_app(settings))
@@ -46,7 +67,7 @@ async def test_worker_and_gateway_recover_from_a_broker_restart(stack_settings, 
         assert await post_until_accepted(client, {**ev, "event_id": "before"}) == 202
         assert await wait_for_counts(client, "ur", {"view": 1}) == {"view": 1}, worker.tail()
 
-        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "restart"], check=True, capture_output=True)
+        kafka("restart")
 
         for i in range(3):
             assert await post_until_accepted(client, {**ev, "event_id": f"after{i}", "type": "click"}) == 202

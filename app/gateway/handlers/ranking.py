@@ -6,8 +6,8 @@ import uuid
 from aiohttp import web
 
 from app.gateway.errors import json_response
-from app.gateway.handlers.state import int_param
 from app.gateway.keys import DENSE, READ_MODEL, SERVING
+from app.gateway.params import float_param, int_param
 from app.gateway.serving import Filters, Ranking
 from models.errors import ValidationError
 from tables import catalog
@@ -16,25 +16,12 @@ MAX_K = 100
 MAX_QUERY_CHARS = 512
 
 
-def _float_param(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValidationError(f"'{name}' must be a number, got {raw!r}") from None
-    if value != value or value < 0:
-        raise ValidationError(f"'{name}' must be a non-negative number")
-    return value
-
-
 def _filters(request: web.Request) -> Filters:
     in_stock = request.query.get("in_stock", "false").lower()
     if in_stock not in ("true", "false", "1", "0"):
         raise ValidationError("'in_stock' must be true or false")
     return Filters(in_stock=in_stock in ("true", "1"), category=request.query.get("category") or None,
-                   min_price=_float_param(request, "min_price"), max_price=_float_param(request, "max_price"))
+                   min_price=float_param(request, "min_price"), max_price=float_param(request, "max_price"))
 
 
 def _ranked(request: web.Request, ranking: Ranking, **extra: object) -> web.Response:

@@ -3,23 +3,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from models.errors import NotFound, ValidationError
 from app.gateway.errors import json_response
 from app.gateway.keys import READ_MODEL
+from app.gateway.params import int_param
+from models.errors import NotFound
 from tables import catalog
-
-
-def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"'{name}' must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ValidationError(f"'{name}' must be between {lo} and {hi}")
-    return value
 
 
 async def get_user(request: web.Request) -> web.Response:
