@@ -52,9 +52,14 @@ def register(worker: "Worker") -> Any:
                 worker.users[ev.user_id] = profile
                 metrics.events_redelivered.labels(table=user_profiles.NAME).inc()
             else:
-                worker.users[ev.user_id] = user_profiles.apply_event(
-                    profile, ev, *pos, recent_items=settings.recent_items)
+                worker.users[ev.user_id], samples = user_profiles.apply_event_and_sample(
+                    profile, ev, *pos, recent_items=settings.recent_items,
+                    impression_window_s=settings.impression_window_s)
                 metrics.events_processed.labels(type=ev.type).inc()
+                for sample in samples:
+                    # Key by user: one partition today, but a user's samples stay in order.
+                    worker.samples_topic.send_soon(key=ev.user_id.encode(), value=orjson.dumps(sample))
+                    metrics.samples_made.labels(kind=sample["kind"]).inc()
             # Forwarded even when the profile had it: the send may be what the crash lost.
             # send_soon buffers without waiting; Faust flushes the buffer before it commits.
             if ev.item_id is not None:

@@ -38,12 +38,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
     """Create the input topics with the configured partition count; returns those created."""
     await wait_for_broker(settings)
     t = settings.topics
-    wanted = [t.events, t.catalog, t.item_events, t.dead_letters]
+    wanted = {name: settings.topic_partitions for name in (t.events, t.catalog, t.item_events, t.dead_letters)}
+    # One partition each: the learner reads every sample in order, and every gateway reads
+    # every model update in the order the learner decided them.
+    wanted.update({t.samples: 1, t.model_updates: 1})
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, settings.topic_partitions, 1) for name in wanted if name not in existing]
+        new = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
         if new:
             try:
                 await admin.create_topics(new)

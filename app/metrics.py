@@ -25,6 +25,35 @@ class Metrics:
         self.event_lag = Histogram(
             "streamrank_event_processing_lag_seconds", "Wall time from Kafka append to table update",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.samples_made = Counter(
+            "streamrank_samples_total", "Training samples derived from events", ["kind"], registry=r)
+        # Online learner
+        self.learner_samples = Counter(
+            "streamrank_learner_samples_total", "Samples the learner scored and learned from", ["kind"], registry=r)
+        self.learner_skipped = Counter(
+            "streamrank_learner_samples_skipped_total", "Samples dropped: already learned or unreadable",
+            ["reason"], registry=r)
+        self.learner_batch_seconds = Histogram(
+            "streamrank_learner_batch_seconds", "Time to score and learn one micro-batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
+        self.online_metric = Gauge(
+            "streamrank_online_metric", "Progressive validation over the window since the last version",
+            ["model", "metric"], registry=r)
+        self.model_decisions = Counter(
+            "streamrank_model_decisions_total", "Learner decisions on proposed versions",
+            ["decision"], registry=r)
+        self.learner_version = Gauge(
+            "streamrank_learner_serving_version", "Version the learner last promoted (what gateways serve)", registry=r)
+        self.embedding_rows = Gauge(
+            "streamrank_embedding_rows", "Rows held per embedding shard", ["table", "shard"], registry=r)
+        self.embedding_bytes = Gauge(
+            "streamrank_embedding_bytes", "Tensor bytes per embedding shard", ["table", "shard"], registry=r)
+        self.embedding_admissions = Gauge(
+            "streamrank_embedding_admissions", "Ids given a row so far", ["table"], registry=r)
+        self.embedding_evictions = Gauge(
+            "streamrank_embedding_evictions", "Rows evicted so far", ["table"], registry=r)
+        self.process_resident_bytes = Gauge(
+            "streamrank_learner_resident_bytes", "Resident memory of the learner's process", registry=r)
         # Gateway
         self.http_requests = Counter(
             "streamrank_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=r)
@@ -44,6 +73,10 @@ class Metrics:
             "streamrank_gateway_dense_items", "Catalog items with a vector for dense search", registry=r)
         self.model_swaps = Counter(
             "streamrank_model_swaps_total", "Model versions installed for serving", registry=r)
+        self.online_version = Gauge(
+            "streamrank_gateway_online_version", "Online model version this gateway serves", registry=r)
+        self.online_updates = Counter(
+            "streamrank_gateway_model_updates_total", "Model-update records applied", ["type"], registry=r)
         self.model_load_failures = Counter(
             "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from app.settings import ROOT, Settings
@@ -23,18 +23,20 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read the same settings."""
     env = dict(os.environ)
-    env.update({
-        "KAFKA_BROKER": settings.kafka_broker,
-        "STREAMRANK_APP_ID": settings.app_id,
-        "STREAMRANK_TOPIC_PREFIX": settings.topic_prefix,
-        "STREAMRANK_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "STREAMRANK_STATE_DIR": str(settings.state_dir),
-        "STREAMRANK_STORE": settings.store,
-        "STREAMRANK_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
-        "STREAMRANK_GATEWAY_PORT": str(settings.gateway_port),
-        "PYTHONUNBUFFERED": "1",
-    })
+    defaults = Settings()
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value == getattr(defaults, f.name) and f.name not in ALWAYS_PASSED:
+            continue
+        key = "KAFKA_BROKER" if f.name == "kafka_broker" else f"STREAMRANK_{f.name.upper()}"
+        env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# Passed even at their defaults: a parent's environment must not override what it was given.
+ALWAYS_PASSED = ("kafka_broker", "app_id", "topic_prefix", "topic_partitions", "state_dir", "store",
+                 "worker_metrics_port", "gateway_port")
 
 
 @dataclass

@@ -37,6 +37,14 @@ class Topics:
     def dead_letters(self) -> str:
         return f"{self.prefix}.dead-letters"
 
+    @property
+    def samples(self) -> str:
+        return f"{self.prefix}.samples"
+
+    @property
+    def model_updates(self) -> str:
+        return f"{self.prefix}.model-updates"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -64,6 +72,8 @@ class Settings:
     worker_metrics_port: int = 9101
     # Dense (MiniLM) retrieval beside BM25 in /v1/search; off saves memory and start-up time.
     search_dense: bool = True
+    # Weight of the online click model's item attractiveness in search ranking (0: off).
+    search_click_weight: float = 0.1
     # Weight of the dense cosine against the relative BM25 score in hybrid search.
     search_dense_weight: float = 0.5
     # How often the gateway writes new item vectors to its on-disk cache (seconds; also on stop).
@@ -102,7 +112,22 @@ class Settings:
     rec_negatives: int = 512  # shared sampled negatives per batch (0: full softmax)
     rec_lr: float = 1e-3  # 3e-3 converges faster but overfits: worse blend on Beauty (0.0630 vs 0.0650)
     rec_batch_size: int = 256
-
+    # Online learning (the learner runs in the leader worker; samples and model-updates
+    # topics have one partition each, so one learner sees every sample in order).
+    learner_enabled: bool = True
+    learner_batch: int = 512  # samples per micro-batch
+    learner_poll_s: float = 0.2  # how often the learner looks for new samples
+    version_interval_s: float = 5.0  # a version is proposed this often (if enough samples came)
+    guard_min_samples: int = 200  # samples scored since the last version before any decision
+    guard_ratio: float = 0.9  # promote only if live NDCG@10 >= ratio x the serving version's
+    fusion_alpha: float = 0.8  # weight of the new model against the last good one
+    online_dim: int = 64
+    online_capacity: int = 200_000  # embedding rows per shard (the memory budget)
+    online_shards: int = 0  # 0: one per device present
+    online_min_count: int = 1  # sightings before an id gets its own row
+    impression_window_s: float = 1800.0  # a click joins an impression shown this recently
+    # Bearer token for /v1/admin/*; empty: the admin API answers 403.
+    admin_token: str = ""
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
@@ -119,6 +144,10 @@ class Settings:
     @property
     def model_dir(self) -> Path:
         return self.state_dir / "models"
+
+    @property
+    def online_model_dir(self) -> Path:
+        return self.model_dir / "online"
 
     @property
     def embedding_cache_dir(self) -> Path:
@@ -151,6 +180,12 @@ class Settings:
                                 "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0, "
                                 "STREAMRANK_REC_LR > 0, STREAMRANK_REC_BATCH_SIZE >= 1")
         self._check_search()
+        if (self.learner_batch < 1 or self.version_interval_s <= 0 or self.guard_min_samples < 1
+                or not 0 < self.guard_ratio <= 1 or not 0 < self.fusion_alpha <= 1 or self.online_dim < 2
+                or self.online_capacity < 1 or self.online_min_count < 1 or self.impression_window_s <= 0):
+            raise SettingsError("need STREAMRANK_LEARNER_BATCH >= 1, _VERSION_INTERVAL_S > 0, _GUARD_MIN_SAMPLES >= 1, "
+                                "0 < _GUARD_RATIO <= 1, 0 < _FUSION_ALPHA <= 1, _ONLINE_DIM >= 2, "
+                                "_ONLINE_CAPACITY >= 1, _ONLINE_MIN_COUNT >= 1, _IMPRESSION_WINDOW_S > 0")
 
     def _check_search(self) -> None:
         if min(self.encoder_max_length, self.encoder_batch_size, self.search_candidates, self.finetune_batch_size,

@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from app.metrics import Metrics
+from app.producer_flush import make_flush_complete
 from app.settings import Settings
 from tables import catalog, item_stats, seen_events, user_profiles
 
@@ -25,10 +26,13 @@ class Worker:
     catalog_topic: Any
     item_events_topic: Any
     dead_letters_topic: Any
+    samples_topic: Any
+    model_updates_topic: Any
     users: Any
     items: Any
     catalog: Any
     seen: Any
+    learner: Any = None  # the LearnerService, when learner_enabled
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -69,6 +73,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
+    make_flush_complete(app.producer.buffer)
     n = settings.topic_partitions
     worker = Worker(
         app=app,
@@ -78,17 +83,21 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         catalog_topic=_raw_topic(app, settings.topics.catalog, n),
         item_events_topic=_raw_topic(app, settings.topics.item_events, n),
         dead_letters_topic=_raw_topic(app, settings.topics.dead_letters, n),
+        samples_topic=_raw_topic(app, settings.topics.samples, 1),
+        model_updates_topic=_raw_topic(app, settings.topics.model_updates, 1),
         users=_table(app, user_profiles.NAME, n),
         items=_table(app, item_stats.NAME, n),
         catalog=_table(app, catalog.NAME, n),
         seen=_table(app, seen_events.NAME, n),
     )
     # Imported here: agents depend on the Worker type above.
-    from agents import catalog_changes, item_events, user_events
+    from agents import catalog_changes, item_events, learner, user_events
 
     user_events.register(worker)
     item_events.register(worker)
     catalog_changes.register(worker)
+    if settings.learner_enabled:
+        worker.learner = learner.register(worker)
     return worker
 
 

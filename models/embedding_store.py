@@ -101,6 +101,7 @@ class EmbeddingStore:
         self.default = torch.zeros(config.dim, device=self.output_device)
         self.counts: OrderedDict[Id, int] = OrderedDict()
         self.version = 0
+        self.admissions = 0  # ids given a row since this store was made (a counter for metrics)
         self.evicted: list[tuple[int, Id]] = []  # (version, id), so replicas can drop rows too
 
     # ---- id handling ------------------------------------------------------------------
@@ -130,6 +131,7 @@ class EmbeddingStore:
                 self.counts.popitem(last=False)
             return None
         self.version += 1
+        self.admissions += 1
         row, evicted = shard.allocate(key)
         shard.row_version[row] = self.version
         if evicted is not None:
@@ -165,6 +167,10 @@ class EmbeddingStore:
         """The vector of one admitted id ([dim], a copy) or None. Does not count a sighting."""
         where = self.rows_for([key])[0]
         return None if where is None else self.shards[where[0]].weights[where[1]].clone()
+
+    def locate(self, ids: Sequence[Id]) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """Per shard: (shard, positions in ids [m] long, rows [m] long) of the ids that have a row."""
+        return self._group(ids)
 
     def _group(self, ids: Sequence[Id]) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """Per shard: (shard, positions in ids, rows) of the ids that have a row."""
@@ -240,6 +246,69 @@ class EmbeddingStore:
             shard.weights[row] = weights[pos].to(shard.device, torch.float32)
             shard.accum[row] = 0.0 if accum is None else float(accum[pos])
             shard.row_version[row] = self.version
+
+    def overwrite_rows(self, ids: Sequence[Id], weights: torch.Tensor) -> None:
+        """Replace the weights of rows that exist (weights [n, dim]); recency and Adagrad state stay.
+
+        For blending a model with another version: unlike import_rows it admits nothing.
+        """
+        if weights.shape != (len(ids), self.config.dim):
+            raise ValueError(f"weights must be [{len(ids)}, {self.config.dim}], got {tuple(weights.shape)}")
+        self.version += 1
+        for s, positions, rows in self._group(ids):
+            shard = self.shards[s]
+            shard.weights[rows.to(shard.device)] = weights[positions].to(shard.device, torch.float32)
+            shard.row_version[rows] = self.version
+
+    def used_rows(self, shard: int) -> int:
+        """Rows 0..n-1 of a shard are in use: rows are handed out in order and never freed."""
+        return len(self.shards[shard].rows)
+
+    def row_ids(self, shard: int) -> list[Id | None]:
+        """Id of each row of a shard (None for a row never used)."""
+        return self.shards[shard].ids
+
+    # ---- full state (checkpoints) ----------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(CPU tensors, JSON-able meta) that `from_state` turns back into an identical store.
+
+        Keeps LRU order, admission counts, free rows and the init generator, so that a
+        restored store admits, evicts and initialises exactly as this one would.
+        """
+        tensors: dict[str, torch.Tensor] = {"generator": self.shards[0].generator.get_state()}
+        shards = []
+        for s, shard in enumerate(self.shards):
+            tensors[f"shard{s}.weights"] = shard.weights.cpu()
+            tensors[f"shard{s}.accum"] = shard.accum.cpu()
+            tensors[f"shard{s}.row_version"] = shard.row_version.clone()
+            shards.append({"rows": list(shard.rows.items()), "free": shard.free, "ids": shard.ids})
+        meta = {
+            "config": self.config.__dict__,
+            "shards": shards,
+            "counts": list(self.counts.items()),
+            "version": self.version,
+            "evicted": self.evicted,
+        }
+        return tensors, meta
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict,
+                   devices: list[torch.device] | None = None) -> "EmbeddingStore":
+        store = cls(StoreConfig(**meta["config"]), devices)
+        if len(meta["shards"]) != len(store.shards):
+            raise ValueError(f"state has {len(meta['shards'])} shards, this store {len(store.shards)}")
+        store.shards[0].generator.set_state(tensors["generator"])
+        for s, (shard, m) in enumerate(zip(store.shards, meta["shards"])):
+            shard.weights.copy_(tensors[f"shard{s}.weights"])
+            shard.accum.copy_(tensors[f"shard{s}.accum"])
+            shard.row_version.copy_(tensors[f"shard{s}.row_version"])
+            shard.rows = OrderedDict((key, row) for key, row in m["rows"])
+            shard.free = list(m["free"])
+            shard.ids = list(m["ids"])
+        store.counts = OrderedDict((key, n) for key, n in meta["counts"])
+        store.version = meta["version"]
+        store.evicted = [(v, key) for v, key in meta["evicted"]]
+        return store
 
     # ---- reporting and serving ----------------------------------------------------------
     def memory_bytes(self) -> list[int]:

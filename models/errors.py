@@ -35,3 +35,7 @@ class ModelUnavailable(StreamrankError):
 
 class DataError(StreamrankError):
     """An input data file is missing or malformed; the message names the file and the problem."""
+
+
+class GatewayUnavailable(StreamrankError):
+    """The HTTP gateway a job calls did not answer or answered with an error; the message names the URL."""

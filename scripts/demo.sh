@@ -10,6 +10,8 @@ mkdir -p "$run"
 export STREAMRANK_STATE_DIR=${STREAMRANK_STATE_DIR:-$root/var}
 port=${STREAMRANK_GATEWAY_PORT:-8080}
 rate=${DEMO_RATE:-500}
+# The admin API (manual rollback) needs a token; the demo sets one unless you do.
+export STREAMRANK_ADMIN_TOKEN=${STREAMRANK_ADMIN_TOKEN:-demo-token}
 
 stop_all() {
   for name in replay gateway worker; do
@@ -35,8 +37,12 @@ for _ in $(seq 1 120); do
   curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
   sleep 0.5
 done
-(.venv/bin/streamrank replay --dataset homedepot --rate "$((rate * 4))" > "$run/catalog.log" 2>&1;
- .venv/bin/streamrank replay --rate "$rate" --run-id "demo-$(date +%s)" > "$run/replay.log" 2>&1) &
+# Catalog first, then the Beauty events (the learner trains on them as they come), then
+# simulated search sessions on the live /v1/search (impressions and clicks for the click model).
+(.venv/bin/streamrank replay --dataset homedepot --sessions 0 --rate "$((rate * 4))" > "$run/catalog.log" 2>&1;
+ .venv/bin/streamrank replay --rate "$rate" --run-id "demo-$(date +%s)" > "$run/replay.log" 2>&1;
+ .venv/bin/streamrank replay --dataset homedepot --sessions-only --sessions 2000 --rate 5 \
+   --run-id "demo-$(date +%s)" > "$run/sessions.log" 2>&1) &
 echo $! > "$run/replay.pid"
 user=$(.venv/bin/python -c "from app.replay_data import first_user; from app.settings import Settings
 print(first_user(Settings.from_env().data_dir / 'amazon-beauty' / 'Beauty.txt'))")
@@ -46,7 +52,8 @@ streamrank demo is up (logs in $run/):
   Kafka          127.0.0.1:${KAFKA_PORT:-19092}
   worker         faust -A app worker   metrics http://127.0.0.1:${STREAMRANK_WORKER_METRICS_PORT:-9101}/metrics
   gateway        http://127.0.0.1:$port
-  replay         Home Depot catalog, then Amazon Beauty events, at $rate records/s
+  replay         Home Depot catalog, then Amazon Beauty events at $rate records/s, then search sessions
+  learner        in the worker: a new online model version every ${STREAMRANK_VERSION_INTERVAL_S:-5} s
 
 Try:
   curl -s http://127.0.0.1:$port/v1/users/$user
@@ -57,6 +64,9 @@ Try:
   curl -s http://127.0.0.1:$port/readyz
   curl -s -XPOST http://127.0.0.1:$port/v1/events -d '{"event_id":"demo-1","user_id":"$user","type":"click","item_id":"1"}'
   curl -s http://127.0.0.1:$port/metrics | grep ^streamrank_
+  curl -s http://127.0.0.1:${STREAMRANK_WORKER_METRICS_PORT:-9101}/metrics | grep -E '^streamrank_(online|model_decisions|learner|embedding)'
+  curl -s -H "Authorization: Bearer $STREAMRANK_ADMIN_TOKEN" http://127.0.0.1:$port/v1/admin/model
+  curl -s -XPOST -H "Authorization: Bearer $STREAMRANK_ADMIN_TOKEN" http://127.0.0.1:$port/v1/admin/model -d '{"action":"rollback","version":1}'
 
 Ctrl-C stops the worker, gateway and replay.
 MSG

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.records import UserEvent
+from tables import samples as sampling
 
 NAME = "user_profiles"
 MAX_QUERIES = 10
@@ -49,7 +50,18 @@ def apply_event(profile: Profile, event: UserEvent, partition: int, offset: int,
         "queries": queries,
         "ts": max(profile["ts"], event.ts),
         "src": {**profile["src"], str(partition): offset},
+        "pending": profile.get("pending", []),
     }
+
+
+def apply_event_and_sample(profile: Profile, event: UserEvent, partition: int, offset: int, recent_items: int,
+                           impression_window_s: float) -> tuple[Profile, list[sampling.Sample]]:
+    """`apply_event`, plus the training samples the event makes (see tables/samples.py)."""
+    new = apply_event(profile, event, partition, offset, recent_items)
+    src = [partition, offset]
+    made = sampling.next_item(profile["recent"], event, src) if event.type in SEQUENCE_TYPES else []
+    new["pending"], clicks = sampling.join_impressions(profile.get("pending", []), event, src, impression_window_s)
+    return new, made + clicks
 
 
 def sequence_length(profile: Profile) -> int:

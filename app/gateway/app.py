@@ -8,7 +8,8 @@ from aiohttp import web
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
 from app.gateway.dense_search import DenseSearch
-from app.gateway.keys import DENSE, FOLLOWER, METRICS, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.keys import DENSE, FOLLOWER, METRICS, MODEL_UPDATES, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.model_updates import ModelUpdatesFollower
 from app.gateway.model_watcher import recommender_watcher, search_watcher
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
@@ -32,7 +33,8 @@ def init_app(
     app[METRICS] = Metrics()
     app[READ_MODEL] = read_model or ReadModel(settings)
     app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend,
-                                 search_dense_weight=settings.search_dense_weight)
+                                 search_dense_weight=settings.search_dense_weight,
+                                 click_weight=settings.search_click_weight)
     app[SINK] = sink or KafkaSink(settings)
     setup_routes(app)
     app.cleanup_ctx.append(_sink_ctx)
@@ -40,6 +42,8 @@ def init_app(
         app.cleanup_ctx.append(_follower_ctx)
     if watch_models:
         app.cleanup_ctx.append(_watcher_ctx)
+    if follow_changelogs:  # the learner's versions come over Kafka, like the changelogs
+        app.cleanup_ctx.append(_model_updates_ctx)
     if settings.search_dense:
         app.cleanup_ctx.append(_dense_ctx)
         if watch_models:  # the search model needs the dense searcher's item vectors
@@ -67,6 +71,14 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await watcher.start()
     yield
     await watcher.stop()
+
+
+async def _model_updates_ctx(app: web.Application) -> AsyncIterator[None]:
+    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
+    app[MODEL_UPDATES] = follower
+    await follower.start()
+    yield
+    await follower.stop()
 
 
 async def _dense_ctx(app: web.Application) -> AsyncIterator[None]:

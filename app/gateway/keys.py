@@ -5,6 +5,7 @@ from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.dense_search import DenseSearch
+from app.gateway.model_updates import ModelUpdatesFollower
 from app.gateway.model_watcher import ModelWatcher
 from app.gateway.read_model import ReadModel
 from app.gateway.serving import ServingModels
@@ -21,3 +22,4 @@ SERVING = web.AppKey("serving", ServingModels)
 WATCHER = web.AppKey("watcher", ModelWatcher)  # the recommender's
 SEARCH_WATCHER = web.AppKey("search_watcher", ModelWatcher)
 DENSE = web.AppKey("dense", DenseSearch)
+MODEL_UPDATES = web.AppKey("model_updates", ModelUpdatesFollower)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.gateway.handlers import health, intake, openapi, ranking, state
+from app.gateway.handlers import admin, health, intake, openapi, ranking, state
 
 
 def setup_routes(app: web.Application) -> None:
@@ -15,6 +15,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/items/{item_id}/similar", ranking.similar)
     app.router.add_get("/v1/recommend", ranking.recommend)
     app.router.add_get("/v1/search", ranking.search)
+    app.router.add_get("/v1/admin/model", admin.model_status)
+    app.router.add_post("/v1/admin/model", admin.model_command)
     app.router.add_get("/openapi.json", openapi.spec)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

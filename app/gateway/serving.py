@@ -67,22 +67,28 @@ class ServingModels:
     search_dense_weight: float = 0.5
     transitions: OnlineTransitions = field(default_factory=OnlineTransitions)
     lexical: BM25Index = field(default_factory=BM25Index)
-    # Swapped whole by `install`; a request reads this reference once.
+    # Swapped whole by `install` / `install_online`; a request reads each reference once.
     embedding: EmbeddingRecVersion | None = None
+    online: Any = None  # models.online.serving.ServingRecModel, from the learner's versions
+    online_click: Any = None  # models.online.click_serving.ServingClickModel, same version
+    click_weight: float = 0.1
 
     def __post_init__(self) -> None:
         self.read_model.subscribe(self.on_change)
 
     @property
     def version(self) -> str:
-        return self._version(self.embedding)
+        return self._version(self.embedding, self.online)
 
-    def _version(self, embedding: EmbeddingRecVersion | None) -> str:
-        live = f"transitions-{self.transitions.events}"
+    def _version(self, embedding: EmbeddingRecVersion | None, online: Any = None) -> str:
+        live = f"online-v{online.version}" if online is not None else f"transitions-{self.transitions.events}"
         return f"{embedding.version}+{live}" if embedding is not None else live
 
     def install(self, model: EmbeddingRecVersion) -> None:
         self.embedding = model
+
+    def install_online(self, model: Any, click: Any = None) -> None:
+        self.online, self.online_click = model, click
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table == user_profiles.NAME and new is not None:
@@ -116,30 +122,35 @@ class ServingModels:
     def recommend(self, user_id: str | None, k: int, filters: Filters) -> Ranking:
         """Personal from the user's sequence (transitions blended with the embedding model),
         trending for users the stream has not seen."""
-        embedding = self.embedding
+        embedding, online = self.embedding, self.online
         profile = self.read_model.tables[user_profiles.NAME].get(user_id) if user_id else None
         history = profile["recent"] if profile else []
         # What the user bought or just looked at is not news to them.
         exclude = [*profile.get("purchased", []), *history] if profile else []
         trending = self.read_model.popular(max(k * 4, 100))
         allow = self.allow(filters)
-        ranked = self._personal(embedding, history, k, exclude, allow)
+        ranked = self._personal(embedding, online, history, k, exclude, allow)
         if len(ranked) < k:  # trending fills what the history cannot
             ranked += self.transitions.rank([], k - len(ranked), exclude=[*exclude, *(i for i, _ in ranked)],
                                             allow=allow, fallback=trending)
-        return Ranking(ranked, self._version(embedding), "personal" if history else "trending")
+        return Ranking(ranked, self._version(embedding, online), "personal" if history else "trending")
 
     def similar(self, item_id: str, k: int, filters: Filters) -> Ranking:
-        embedding = self.embedding
-        ranked = self._personal(embedding, [item_id], k, [item_id], self.allow(filters))
-        return Ranking(ranked, self._version(embedding))
+        embedding, online = self.embedding, self.online
+        ranked = self._personal(embedding, online, [item_id], k, [item_id], self.allow(filters))
+        return Ranking(ranked, self._version(embedding, online))
 
-    def _personal(self, embedding: EmbeddingRecVersion | None, history: list[str], k: int,
+    def _personal(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], k: int,
                   exclude: list[str], allow: Callable[[str], bool] | None) -> list[tuple[str, float]]:
         if not history:
             return []
         depth = max(4 * k, 50)
-        by_transitions = self.transitions.rank(history, depth, exclude=exclude, allow=allow)
+        # The learner's version holds its own transitions (a version behind the gateway's);
+        # without one, the gateway's transitions, learned from each profile change, rank.
+        if online is not None:
+            by_transitions = online.rank(history, depth, exclude=exclude, allow=allow)
+        else:
+            by_transitions = self.transitions.rank(history, depth, exclude=exclude, allow=allow)
         if embedding is None:
             return by_transitions[:k]
         by_embedding = embedding.rank(history, depth, exclude=exclude, allow=allow)
@@ -161,6 +172,7 @@ class ServingModels:
                 scores[item] = scores.get(item, 0.0) + w * max(cosine, 0.0)
         hits = [(i, s) for i, s in scores.items() if allow is None or allow(i)]
         hits = self._personalise(hits, user_id, scale=1.0)  # scores are relative: 1 is a perfect text match
+        hits = self._click_nudge(hits, scale=1.0)
         hits.sort(key=lambda kv: -kv[1])
         return Ranking(hits[:k], f"bm25+{dense_version}" if dense_hits else "bm25")
 
@@ -169,8 +181,17 @@ class ServingModels:
         # Ranker scores are logits of no fixed range: the nudge scales with their spread.
         spread = hits[0][1] - hits[-1][1] if len(hits) > 1 else 1.0
         hits = self._personalise(hits, user_id, scale=spread)
+        hits = self._click_nudge(hits, scale=spread)
         hits.sort(key=lambda kv: -kv[1])  # stable: the model's order stands where the nudge is 0
         return Ranking(hits[:k], version)
+
+    def _click_nudge(self, hits: list[tuple[str, float]], scale: float) -> list[tuple[str, float]]:
+        """Items people click more than their position explains (the online click model) move up."""
+        click = self.online_click
+        if click is None or not len(click) or not hits:
+            return hits
+        relevance = click.relevance([i for i, _ in hits]).tolist()
+        return [(i, s + self.click_weight * scale * r) for (i, s), r in zip(hits, relevance)]
 
     def _personalise(self, hits: list[tuple[str, float]], user_id: str | None, scale: float) -> list[tuple[str, float]]:
         if not user_id or not hits:

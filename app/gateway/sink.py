@@ -17,6 +17,7 @@ class EventSink(Protocol):
     async def stop(self) -> None: ...
     async def send_events(self, events: list[UserEvent]) -> None: ...
     async def send_catalog(self, changes: list[CatalogChange]) -> None: ...
+    async def send_model_command(self, command: bytes) -> None: ...
 
 
 class KafkaSink:
@@ -41,6 +42,16 @@ class KafkaSink:
     async def send_catalog(self, changes: list[CatalogChange]) -> None:
         topic = self.settings.topics.catalog
         await self._send([(topic, c.item_id, c.to_json()) for c in changes])
+
+    async def send_model_command(self, command: bytes) -> None:
+        """An admin command for the learner, on the model-updates topic it reads."""
+        if self._producer is None:
+            raise BrokerUnavailable("the Kafka producer is not started")
+        try:
+            await self._producer.send_and_wait(self.settings.topics.model_updates, command, key=b"rec",
+                                               headers=[("type", b"command")])
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"Kafka did not take the command: {exc}") from exc
 
     async def _send(self, records: list[tuple[str, str, bytes]]) -> None:
         if self._producer is None:

@@ -7,6 +7,7 @@ import importlib
 PROTOCOLS = {
     "rec": "app.jobs.evaluate_rec",
     "search": "app.jobs.evaluate_search",
+    "online": "app.jobs.evaluate_online",
 }
 
 

@@ -2,42 +2,90 @@
 
 - `--dataset beauty` (default): the Amazon Beauty sequences as user events, users
   interleaved in time, each user's items in order;
-- `--dataset homedepot`: the Home Depot products as catalog upserts (what search serves).
+- `--dataset homedepot`: the Home Depot products as catalog upserts (what search serves),
+  then simulated search sessions on the training queries: each session searches (the live
+  gateway, or BM25 in-process with `--ranker local`), sends the search, one impression per
+  result and the clicks of a position-based click model as user events.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from app.kafka_io import ensure_topics, make_producer
-from app.records import CatalogChange
+from app.records import CatalogChange, UserEvent
 from app.replay_data import ReplayPlan, read_sequences, sequence_events
+from app.search_sessions import SessionPlan, SessionSimulator, SessionSummary, training_queries
+from app.session_rankers import GatewayRanker, LocalRanker, Ranker
 from app.settings import Settings
-from models.data.homedepot import load_homedepot
+from models.data.homedepot import SearchData, load_homedepot, load_test_queries
+from models.errors import DataError
 
 Record = tuple[str, str, bytes]  # topic, key, value
+Send = Callable[[UserEvent], Awaitable[None]]
+
+DATASETS = {
+    "beauty": Path("amazon-beauty") / "Beauty.txt",
+    "homedepot": Path("homedepot") / "train.csv.gz",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("replay", help="replay a data set into Kafka (user events or catalog)")
-    parser.add_argument("--dataset", choices=("beauty", "homedepot"), default="beauty")
+    parser = sub.add_parser("replay", help="replay a data set into Kafka (user events, catalog, search sessions)")
+    parser.add_argument("--dataset", choices=tuple(DATASETS), default="beauty")
     parser.add_argument("--data", type=Path, help="the file (default: the shared copy of the dataset)")
-    parser.add_argument("--rate", type=float, default=0.0, help="records per second (0: as fast as possible)")
-    parser.add_argument("--limit", type=int, default=0, help="stop after this many records (0: all)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="records per second (0: as fast as possible); homedepot: catalog records, "
+                             "then search sessions per second")
+    parser.add_argument("--limit", type=int, default=0, help="stop after this many records (0: all); "
+                                                             "homedepot: catalog records")
     parser.add_argument("--type", default="purchase", help="beauty: event type of each interaction")
-    parser.add_argument("--run-id", default="seq", help="beauty: event-id prefix; replaying a run again sends "
+    parser.add_argument("--run-id", default="seq", help="event-id prefix; replaying a run again sends "
                                                      "only duplicates, a new run new events")
     parser.add_argument("--event-time", choices=("live", "synthetic"), default="live",
                         help="beauty: live stamps events when sent (a shop's stream); synthetic "
                              "keeps the reproducible timeline of the replay plan")
+    sessions = parser.add_argument_group("homedepot search sessions")
+    sessions.add_argument("--sessions", type=int, default=2000, help="search sessions after the catalog (0: none)")
+    sessions.add_argument("--sessions-only", action="store_true", help="skip the catalog (already sent)")
+    sessions.add_argument("--ranker", choices=("gateway", "local"), default="gateway",
+                          help="gateway: GET /v1/search of a running gateway; local: BM25 over the titles here")
+    sessions.add_argument("--gateway", default=None,
+                          help="gateway base URL (default: http://STREAMRANK_GATEWAY_HOST:STREAMRANK_GATEWAY_PORT)")
+    sessions.add_argument("--users", type=_positive, default=500, help="simulated users hd-u0 .. hd-u{N-1}")
+    sessions.add_argument("--k", type=_positive, default=10, help="results shown per search")
+    sessions.add_argument("--seed", type=int, default=7, help="seed of users, queries and clicks")
+    sessions.add_argument("--test-queries", type=Path, default=None,
+                          help="queries (one a line) never to search, besides the dev split")
     parser.set_defaults(run=run)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    path = args.data or settings.data_dir / DATASETS[args.dataset]
+    if args.dataset == "homedepot":
+        return asyncio.run(replay_homedepot(settings, path, args))
+    records, total = _limited(*beauty_records(settings, path, args), args.limit)
+    _report(args.dataset, path, *asyncio.run(_produce(settings, records, total, args.rate)))
+    return 0
 
 
 def beauty_records(settings: Settings, path: Path, args: argparse.Namespace) -> tuple[int, Iterator[Record]]:
@@ -50,40 +98,103 @@ def beauty_records(settings: Settings, path: Path, args: argparse.Namespace) -> 
     return total, ((topic, e.user_id, e.to_json()) for e in events)
 
 
-def homedepot_records(settings: Settings, path: Path, args: argparse.Namespace) -> tuple[int, Iterator[Record]]:
-    data = load_homedepot(path)
+def catalog_records(settings: Settings, data: SearchData) -> tuple[int, Iterator[Record]]:
     topic = settings.topics.catalog
     changes = (CatalogChange(op="upsert", item_id=item, ts=time.time(), title=title)
                for item, title in zip(data.items, data.titles))
     return len(data.items), ((topic, c.item_id, c.to_json()) for c in changes)
 
 
-DATASETS = {
-    "beauty": (Path("amazon-beauty") / "Beauty.txt", beauty_records),
-    "homedepot": (Path("homedepot") / "train.csv.gz", homedepot_records),
-}
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    default_path, records_of = DATASETS[args.dataset]
-    path = args.data or settings.data_dir / default_path
-    total, records = records_of(settings, path, args)
-    if args.limit:
-        total = min(total, args.limit)
-    sent, seconds = asyncio.run(_produce(settings, itertools.islice(records, total), total, args.rate))
-    print(f"replayed {sent} {args.dataset} records from {path} in {seconds:.1f}s "
-          f"({sent / max(seconds, 1e-9):.0f} records/s)")
+async def replay_homedepot(settings: Settings, path: Path, args: argparse.Namespace) -> int:
+    """Catalog (unless --sessions-only), then --sessions simulated search sessions."""
+    data = load_homedepot(path)
+    simulator = session_simulator(settings, data, args) if args.sessions > 0 else None
+    # Entering the gateway ranker checks it answers: fail before sending the catalog, not after.
+    async with ranker_of(settings, data, args) if simulator else contextlib.nullcontext() as ranker:
+        if not args.sessions_only:
+            records, total = _limited(*catalog_records(settings, data), args.limit)
+            _report("homedepot catalog", path, *await _produce(settings, records, total, args.rate))
+        if simulator is not None:
+            summary = await _simulate_to_kafka(settings, simulator, ranker, args.sessions, args.rate)
+            print(json.dumps(summary.as_dict()))
     return 0
 
 
-async def _produce(settings: Settings, records: Iterable[Record], total: int, rate: float) -> tuple[int, float]:
+def session_simulator(settings: Settings, data: SearchData, args: argparse.Namespace) -> SessionSimulator:
+    exclude = load_test_queries(args.test_queries) if args.test_queries else []
+    queries = training_queries(data, settings.search_dev_fraction, settings.search_calib_fraction, exclude)
+    if not queries:
+        raise DataError("no training queries left to simulate sessions with (all in dev or --test-queries)")
+    plan = SessionPlan(run=args.run_id, users=args.users, k=args.k, seed=args.seed)
+    return SessionSimulator(data, queries, plan)
+
+
+def ranker_of(settings: Settings, data: SearchData, args: argparse.Namespace) -> Ranker:
+    if args.ranker == "local":
+        return LocalRanker(data)
+    return GatewayRanker(args.gateway or f"http://{settings.gateway_host}:{settings.gateway_port}")
+
+
+async def simulate_sessions(simulator: SessionSimulator, ranker: Ranker, send: Send,
+                            sessions: int, rate: float = 0.0) -> SessionSummary:
+    """Run sessions 0..sessions-1: search with `ranker`, `send` each event; rate in sessions/s (0: no pacing)."""
+    summary = SessionSummary()
+    start = time.monotonic()
+    for number in tqdm(range(sessions), unit="session", desc="sessions"):
+        session = simulator.session(number)
+        results = await ranker.search(session.text, session.user_id, simulator.plan.k)
+        events = simulator.events(session, results, time.time())
+        for event in events:
+            await send(event)
+        summary.add(events)
+        if rate > 0:
+            await _pace(start, number + 1, rate)
+    return summary
+
+
+async def _simulate_to_kafka(settings: Settings, simulator: SessionSimulator, ranker: Ranker,
+                             sessions: int, rate: float) -> SessionSummary:
+    topic = settings.topics.events
+    async with _producer(settings) as producer:
+
+        async def send(event: UserEvent) -> None:  # keyed by user: a user's events stay in order
+            await producer.send(topic, key=event.user_id.encode(), value=event.to_json())
+
+        return await simulate_sessions(simulator, ranker, send, sessions, rate)
+
+
+def _limited(total: int, records: Iterator[Record], limit: int) -> tuple[Iterator[Record], int]:
+    total = min(total, limit) if limit else total
+    return itertools.islice(records, total), total
+
+
+def _report(what: str, path: Path, sent: int, seconds: float) -> None:
+    print(f"replayed {sent} {what} records from {path} in {seconds:.1f}s "
+          f"({sent / max(seconds, 1e-9):.0f} records/s)")
+
+
+async def _pace(start: float, done: int, rate: float) -> None:
+    ahead = done / rate - (time.monotonic() - start)
+    if ahead > 0:
+        await asyncio.sleep(ahead)
+
+
+@contextlib.asynccontextmanager
+async def _producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
     await ensure_topics(settings)
     producer = make_producer(settings)
     await producer.start()
-    start = time.monotonic()
-    sent = 0
     try:
+        yield producer
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _produce(settings: Settings, records: Iterable[Record], total: int, rate: float) -> tuple[int, float]:
+    sent = 0
+    async with _producer(settings) as producer:
+        start = time.monotonic()
         with tqdm(total=total, unit="rec", desc="replay") as bar:
             for topic, key, value in records:
                 await producer.send(topic, key=key.encode(), value=value)
@@ -91,11 +202,6 @@ async def _produce(settings: Settings, records: Iterable[Record], total: int, ra
                 if sent % 1000 == 0:
                     bar.update(1000)
                     if rate > 0:  # pace in blocks: a sleep per record would cap the rate
-                        ahead = sent / rate - (time.monotonic() - start)
-                        if ahead > 0:
-                            await asyncio.sleep(ahead)
+                        await _pace(start, sent, rate)
             bar.update(sent % 1000)
-        await producer.flush()
-    finally:
-        await producer.stop()
     return sent, time.monotonic() - start

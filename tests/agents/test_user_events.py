@@ -71,3 +71,25 @@ async def test_wrongly_keyed_event_is_sent_again_under_its_user(worker):
     await put_all(w.app.agents["user-events"], [(b"someone-else", raw())])
     assert "u1" not in w.users
     assert [k for k, _, _ in sent.to(w.events_topic)] == [b"u1"]
+
+
+async def test_sequences_and_impressions_become_training_samples(worker):
+    w, sent = worker
+    agent = w.app.agents["user-events"]
+    await put_all(agent, [
+        (b"u1", raw(event_id="a", item_id="i1", ts=100.0)),
+        (b"u1", raw(event_id="b", item_id="i1", type="click", ts=101.0)),  # same item again: no pair
+        (b"u1", raw(event_id="c", item_id="i2", ts=102.0)),
+        (b"u1", raw(event_id="d", item_id="i7", type="impression", position=0, request_id="r1", ts=103.0)),
+        (b"u1", raw(event_id="e", item_id="i8", type="impression", position=1, request_id="r1", ts=103.0)),
+        (b"u1", raw(event_id="f", item_id="i8", type="click", request_id="r1", ts=104.0)),
+        # far later: the unclicked impression of i7 times out as a negative
+        (b"u1", raw(event_id="g", item_id="i9", ts=104.0 + w.settings.impression_window_s + 1)),
+    ])
+    samples = [orjson.loads(v) for _, v, _ in sent.to(w.samples_topic)]
+    nexts = [(s["history"], s["target"]) for s in samples if s["kind"] == "next"]
+    assert nexts == [(["i1", "i1"], "i2"), (["i1", "i1", "i2"], "i8"), (["i1", "i1", "i2", "i8"], "i9")]
+    clicks = [(s["item"], s["position"], s["label"], s["request_id"]) for s in samples if s["kind"] == "click"]
+    assert clicks == [("i8", 1, 1, "r1"), ("i7", 0, 0, "r1")]
+    assert all(s["src"][0] == 0 for s in samples)
+    assert w.users["u1"]["pending"] == []

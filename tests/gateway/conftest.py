@@ -13,6 +13,7 @@ class MemorySink:
     def __init__(self) -> None:
         self.events: list[UserEvent] = []
         self.catalog: list[CatalogChange] = []
+        self.commands: list[bytes] = []
         self.started = False
 
     async def start(self) -> None:
@@ -26,6 +27,9 @@ class MemorySink:
 
     async def send_catalog(self, changes: list[CatalogChange]) -> None:
         self.catalog.extend(changes)
+
+    async def send_model_command(self, command: bytes) -> None:
+        self.commands.append(command)
 
 
 @pytest.fixture

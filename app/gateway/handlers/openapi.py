@@ -68,8 +68,27 @@ SPEC: dict[str, Any] = {
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
             "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": _get("This document", [], OBJ),
+        "/v1/admin/model": {
+            "get": {"summary": "The online model version served and the versions held (admin token)",
+                    "security": [{"bearer": []}], "responses": {
+                        "200": {"description": "OK", "content": {"application/json": {"schema": OBJ}}},
+                        **{str(c): {"description": "error", "content": {"application/json": {"schema": ERROR}}}
+                           for c in (401, 403)}}},
+            "post": {"summary": "Ask the learner to serve a held version again (rollback or promote; admin token)",
+                     "security": [{"bearer": []}],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "$ref": "#/components/schemas/ModelCommand"}}}},
+                     "responses": {
+                         "202": {"description": "sent to the learner",
+                                 "content": {"application/json": {"schema": OBJ}}},
+                         **{str(c): {"description": "error", "content": {"application/json": {"schema": ERROR}}}
+                            for c in (400, 401, 403, 503)}}},
+        },
     },
-    "components": {"schemas": {
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": {
+        "ModelCommand": {"type": "object", "required": ["action", "version"], "properties": {
+            "action": {"type": "string", "enum": ["rollback", "promote"]},
+            "version": {"type": "integer", "minimum": 1}}},
         "Error": {"type": "object", "required": ["error"], "properties": {
             "error": {"type": "string"}, "invalid": {"type": "array", "items": OBJ}}},
         "Ranked": {"type": "object", "required": ["items", "model_version", "request_id"], "properties": {

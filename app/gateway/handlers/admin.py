@@ -1,0 +1,58 @@
+"""Token-protected model administration: what is served, and a manual rollback or promote.
+
+The learner decides (it must learn on from the version served), so a command goes to it on
+the model-updates topic; every gateway then switches when the learner publishes the outcome.
+"""
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from aiohttp import web
+
+from app.gateway.errors import error_response, json_response
+from app.gateway.keys import MODEL_UPDATES, SETTINGS, SINK
+from models.errors import ValidationError
+
+ACTIONS = ("rollback", "promote")
+
+
+def _authorised(request: web.Request) -> web.Response | None:
+    """None when the bearer token matches; else the error response to send."""
+    token = request.app[SETTINGS].admin_token
+    if not token:
+        return error_response(403, "the admin API is disabled: set STREAMRANK_ADMIN_TOKEN")
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), token.encode()):
+        return error_response(401, "a valid 'Authorization: Bearer <token>' header is required")
+    return None
+
+
+async def model_status(request: web.Request) -> web.Response:
+    if (refused := _authorised(request)) is not None:
+        return refused
+    follower = request.app.get(MODEL_UPDATES)
+    held = sorted(follower.held) if follower is not None else []
+    serving = follower.serving_version if follower is not None else 0
+    return json_response({"serving_version": serving, "held_versions": held})
+
+
+async def model_command(request: web.Request) -> web.Response:
+    if (refused := _authorised(request)) is not None:
+        return refused
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object")
+    action, version = body.get("action"), body.get("version")
+    if action not in ACTIONS:
+        raise ValidationError(f"'action' must be one of {', '.join(ACTIONS)}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError("'version' must be a positive integer")
+    follower = request.app.get(MODEL_UPDATES)
+    if follower is not None and version not in follower.held:
+        raise ValidationError(f"version {version} is not held; held versions: {sorted(follower.held)}")
+    await request.app[SINK].send_model_command(orjson.dumps({"action": action, "version": version}))
+    return json_response({"accepted": True, "action": action, "version": version}, status=202)

@@ -1,0 +1,189 @@
+"""`streamrank evaluate online`: the online learner, fed once through the real pipeline.
+
+    streamrank evaluate online --data FILE [--attributes FILE] [--skip-offline] --json
+
+Every user's items but the last go, interleaved in time as `replay` sends them, into Kafka
+(topics of a run of their own); a worker process turns them into profiles and samples, and
+its learner learns from each sample once, scoring it first. When the learner has taken every
+sample, the version it serves ranks each user's last item over all items (history masked),
+beside the offline model (trained on the same items), popularity and item transitions (a
+one-pass streaming method itself). The progressive curve is the learner's window metric at
+each version. The last stdout line is one JSON object keyed by system.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.jobs.train import add_data_arguments, data_paths
+from app.settings import Settings
+
+REPORTED = ("HR@10", "NDCG@10")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("online", help="one pass through Kafka, the worker and the learner; then leave-one-out")
+    add_data_arguments(parser)
+    parser.add_argument("--skip-offline", action="store_true", help="leave out the offline model (minutes to train)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the learner")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed; kept for scripts)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.data import load_sequences
+    from models.data.sequences import split_leave_one_out
+
+    started = time.monotonic()
+    base = Settings.from_env()
+    data_path, attr_path = data_paths(base, args)
+    data = load_sequences(data_path, attr_path)
+    test = split_leave_one_out(data.sequences, holdout=1)
+    print(f"data: {len(data.users)} users, {data.n_items} items, {data.n_interactions} interactions")
+
+    workdir = Path(tempfile.mkdtemp(prefix="streamrank-online-"))
+    try:
+        online, curve, learner_s = asyncio.run(_through_the_pipeline(base, data, test, workdir, args.timeout))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results: dict[str, Any] = {"online": online}
+    results.update(_baselines_and_offline(base, data, args))
+    for name, metrics in results.items():
+        print(f"{name:12s}" + "".join(f"  {k} {v:.4f}" for k, v in metrics.items()))
+    base_ndcg = results["transition"]["NDCG@10"]
+    if base_ndcg > 0:
+        print(f"online / transition NDCG@10: {online['NDCG@10'] / base_ndcg:.3f}")
+    print("progressive NDCG@10 at each version: " + ", ".join(f"{p['samples']}:{p['NDCG@10']:.4f}" for p in curve))
+    out = {name: {k: round(v, 6) for k, v in m.items() if k in REPORTED} for name, m in results.items()}
+    print(json.dumps({**out, "progressive": curve, "learner_seconds": round(learner_s, 1),
+                      "seconds": round(time.monotonic() - started, 1)}))
+    return 0
+
+
+def _baselines_and_offline(settings: Settings, data: Any, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    from models.rec.protocol import evaluate_test
+
+    if args.skip_offline:
+        from models.online.evaluation import baseline_metrics
+
+        return baseline_metrics(data)
+    from app.jobs.train import fit
+
+    _, model, _, _ = fit(settings, args)
+    test = evaluate_test(data, model)
+    return {"offline": test["model"], "popularity": test["popularity"], "transition": test["transition"]}
+
+
+async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: Path,
+                                timeout_s: float) -> tuple[dict[str, float], list[dict[str, Any]], float]:
+    from app.kafka_io import ensure_topics, make_producer, wait_for_broker
+    from app.processes import free_port, scrape, worker_process
+    from app.replay_data import ReplayPlan, sequence_events
+    from app.learner import load_latest
+    from models.online.evaluation import leave_one_out_metrics
+
+    run_id = uuid.uuid4().hex[:8]
+    settings = replace(base, app_id=f"eval-online-{run_id}", topic_prefix=f"eval-online-{run_id}",
+                       state_dir=workdir, worker_metrics_port=free_port(), search_dense=False,
+                       version_interval_s=min(base.version_interval_s, 2.0))
+    await wait_for_broker(settings)
+    await ensure_topics(settings)
+    sequences = [(user, [data.items[i] for i in seq]) for user, seq in zip(data.users, test.train)]
+    events = list(sequence_events([(u, s) for u, s in sequences if s], ReplayPlan(run=run_id)))
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    print(f"sent {len(events)} events; the worker and its learner take them now")
+
+    worker = worker_process(settings, workdir / "worker.log").start()
+    learn_start = time.monotonic()
+    try:
+        await _wait_until_learned(settings, len(events), timeout_s, worker, scrape)
+        learner_s = time.monotonic() - learn_start
+    finally:
+        worker.stop()
+    learner, _ = load_latest(settings)
+    if learner.version == 0:
+        raise RuntimeError(f"the learner published no version:\n{worker.tail()}")
+    metrics = leave_one_out_metrics(learner.serving_model(), data, test)
+    curve = await _progressive_curve(settings)
+    return metrics, curve, learner_s
+
+
+async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: float, worker: Any, scrape: Any) -> None:
+    """Until every event is processed, every sample is learned and a version holds them."""
+    deadline = time.monotonic() + timeout_s
+    tp = TopicPartition(settings.topics.samples, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    try:
+        last_print = 0.0
+        while True:
+            if not worker.alive():
+                raise RuntimeError(f"the worker exited:\n{worker.tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the learner did not finish in {timeout_s:.0f}s:\n{worker.tail()}")
+            await asyncio.sleep(1.0)
+            try:
+                m = scrape(settings.worker_metrics_port)
+            except OSError:
+                continue
+            processed = m.get("streamrank_events_processed_total", 0.0)
+            learned = m.get("streamrank_learner_samples_total", 0.0) + m.get("streamrank_learner_samples_skipped_total", 0.0)
+            if time.monotonic() - last_print > 10:
+                print(f"  events {processed:.0f}/{n_events}, samples learned {learned:.0f}")
+                last_print = time.monotonic()
+            if processed < n_events:
+                continue
+            end = (await consumer.end_offsets([tp]))[tp]
+            if learned >= end and m.get("streamrank_model_decisions_total", 0.0) > 0:
+                # one more proposal after the last sample, so the served version holds it
+                await asyncio.sleep(settings.version_interval_s * 2 + 1)
+                return
+    finally:
+        await consumer.stop()
+
+
+async def _progressive_curve(settings: Settings) -> list[dict[str, Any]]:
+    """(samples seen, live NDCG@10 over the window) of each decision the learner published."""
+    tp = TopicPartition(settings.topics.model_updates, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                                max_partition_fetch_bytes=settings.max_request_bytes * 4)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        end = (await consumer.end_offsets([tp]))[tp]
+        curve: list[dict[str, Any]] = []
+        seen = 0
+        from models.online.versions import Version
+
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for msg in batch.get(tp, []):
+                kind = dict(msg.headers or ()).get("type", b"").decode()
+                metrics = (Version.from_bytes(msg.value).metrics if kind == "version"
+                           else orjson.loads(msg.value).get("metrics") if kind == "decision" else None)
+                if metrics and "live" in metrics:
+                    seen += metrics["live"].get("samples") or 0
+                    curve.append({"samples": seen, "decision": kind,
+                                  "NDCG@10": round(metrics["live"].get("NDCG@10") or 0.0, 4)})
+        return curve
+    finally:
+        await consumer.stop()

@@ -1,0 +1,163 @@
+"""Simulated search sessions: training queries, a position-based click model, the events a shop sends.
+
+A session is one user searching one Home Depot training query, seeing the ranked results and
+clicking some of them. Which results get clicked follows the position-based model:
+P(click at position p) = examine(p) * attract(relevance label), each decision flipped with
+probability `noise`. Everything here is pure: the ranked results are passed in.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.records import UserEvent
+from models.data.homedepot import SearchData, split_queries
+
+# Seconds between the search and each following click: a click comes after what it clicks on.
+CLICK_DELAY_S = 2.0
+
+
+def training_queries(data: SearchData, dev_fraction: float, calib_fraction: float,
+                     exclude: Iterable[str] = ()) -> list[str]:
+    """Normalised queries the search model may train on (train + calib splits), sorted.
+
+    Dev queries and `exclude` (test queries) never appear: sessions on them would leak their
+    clicks into the online model that is later evaluated on them.
+    """
+    splits = split_queries(data, exclude, dev_fraction, calib_fraction)
+    return sorted(set(splits["train"]) | set(splits["calib"]))
+
+
+@dataclass(frozen=True)
+class PositionClickModel:
+    """Position-based click model over graded labels (1..3; None: unjudged)."""
+
+    eta: float = 1.0
+    noise: float = 0.1
+    unjudged: float = 0.05
+
+    def examine(self, position: int) -> float:
+        """Probability a user looks at the result at `position` (0-based)."""
+        return float(1.0 / (1.0 + position) ** self.eta)
+
+    def attract(self, relevance: float | None) -> float:
+        """Probability a user who looks at a result clicks it: 0.1 at label 1 up to 0.9 at label 3."""
+        if relevance is None:
+            return self.unjudged
+        return ((min(max(relevance, 1.0), 3.0) - 1.0) / 2.0) * 0.8 + 0.1
+
+    def click_probability(self, position: int, relevance: float | None) -> float:
+        """examine * attract, before noise."""
+        return self.examine(position) * self.attract(relevance)
+
+    def clicks(self, relevances: Sequence[float | None], rng: np.random.Generator) -> list[bool]:
+        """One click decision per shown result, in position order."""
+        # Two draws per position whatever the outcome, so a flip never shifts later draws.
+        draws = rng.random((len(relevances), 2))
+        out = []
+        for position, relevance in enumerate(relevances):
+            clicked = bool(draws[position, 0] < self.click_probability(position, relevance))
+            out.append(clicked != bool(draws[position, 1] < self.noise))
+        return out
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    """What one search returned: item ids best first, and the response's request id."""
+
+    item_ids: list[str]
+    request_id: str
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Session:
+    """Who searches what in session `number`."""
+
+    number: int
+    user_id: str
+    query: str  # normalised; the key into the judgments
+    text: str  # as the user typed it (the query's first raw spelling)
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """How sessions are drawn; the same plan and session number give the same session and clicks."""
+
+    run: str = "seq"
+    users: int = 500
+    k: int = 10
+    seed: int = 7
+
+
+class SessionSimulator:
+    """Draws sessions over training queries and turns a session's results into user events."""
+
+    def __init__(self, data: SearchData, queries: Sequence[str], plan: SessionPlan = SessionPlan(),
+                 click_model: PositionClickModel = PositionClickModel()) -> None:
+        if not queries:
+            raise ValueError("no queries to simulate sessions with")
+        self.data = data
+        self.queries = list(queries)
+        self.plan = plan
+        self.click_model = click_model
+
+    def _rng(self, number: int, stream: int) -> np.random.Generator:
+        # One generator per (session, purpose): a session is the same whatever ran before it.
+        return np.random.default_rng([self.plan.seed, number, stream])
+
+    def session(self, number: int) -> Session:
+        rng = self._rng(number, 0)
+        user = int(rng.integers(self.plan.users))
+        query = self.queries[int(rng.integers(len(self.queries)))]
+        return Session(number, f"hd-u{user}", query, self.data.query_text.get(query, query))
+
+    def event_id(self, number: int, kind: str, position: int | None = None) -> str:
+        """`<run>:hd:<session>:<kind>[:<position>]`: a replayed run is all duplicates, a new run new events."""
+        base = f"{self.plan.run}:hd:{number}:{kind}"
+        return base if position is None else f"{base}:{position}"
+
+    def events(self, session: Session, results: SearchResults, ts: float) -> list[UserEvent]:
+        """The search, one impression per shown result, then the clicks (time order)."""
+        shown = results.item_ids[: self.plan.k]
+        n, user, rid, text = session.number, session.user_id, results.request_id, session.text
+        events = [UserEvent(self.event_id(n, "search"), user, "search", ts, query=text, request_id=rid)]
+        events += [UserEvent(self.event_id(n, "impression", p), user, "impression", ts, item_id=item,
+                             query=text, position=p, request_id=rid) for p, item in enumerate(shown)]
+        judged = self.data.judgments.get(session.query, {})
+        clicked = self.click_model.clicks([judged.get(item) for item in shown], self._rng(n, 1))
+        positions = [p for p, hit in enumerate(clicked) if hit]
+        events += [UserEvent(self.event_id(n, "click", p), user, "click", ts + CLICK_DELAY_S * (i + 1),
+                             item_id=shown[p], query=text, position=p, request_id=rid)
+                   for i, p in enumerate(positions)]
+        return events
+
+
+@dataclass
+class SessionSummary:
+    """Counts over the sessions sent; CTR by position over the first `positions` positions."""
+
+    positions: int = 5
+    sessions: int = 0
+    impressions: Counter[int] = field(default_factory=Counter)  # position -> count
+    clicks: Counter[int] = field(default_factory=Counter)
+
+    def add(self, events: Iterable[UserEvent]) -> None:
+        self.sessions += 1
+        for e in events:
+            if e.type == "impression" and e.position is not None:
+                self.impressions[e.position] += 1
+            elif e.type == "click" and e.position is not None:
+                self.clicks[e.position] += 1
+
+    def ctr(self, position: int) -> float | None:
+        """Clicks per impression at `position`; None before any impression there."""
+        shown = self.impressions[position]
+        return round(self.clicks[position] / shown, 4) if shown else None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sessions": self.sessions, "impressions": sum(self.impressions.values()),
+                "clicks": sum(self.clicks.values()), "ctr_by_position": [self.ctr(p) for p in range(self.positions)]}

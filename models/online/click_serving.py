@@ -1,0 +1,62 @@
+"""Read-only click model for serving: each item's position-free attractiveness, learned online.
+
+Built from the click part of the learner's versions (rows, impression/click counts, dense
+weights) and moved forward copy-on-write like ServingRecModel. Search adds it to its
+ranking, so results people click more than their position explains move up.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
+import math
+
+import torch
+
+if TYPE_CHECKING:
+    from models.online.versions import Version
+
+Id = Hashable
+
+
+class ServingClickModel:
+    def __init__(self, logit: dict[Id, float], stats: dict[Id, tuple[float, float]],
+                 weights: torch.Tensor, bias: float) -> None:
+        self.logit = logit  # per item: the sum of its row (its learned attractiveness)
+        self.stats = stats  # per item: (impressions, clicks)
+        self.weights = weights  # [2] over log1p(impressions), smoothed CTR
+        self.bias = bias
+
+    @classmethod
+    def empty(cls) -> "ServingClickModel":
+        return cls({}, {}, torch.zeros(2), -1.0)
+
+    def apply(self, version: "Version") -> "ServingClickModel":
+        """This model with the version's click delta applied (this object is left unchanged);
+        a full version replaces everything."""
+        logit = {} if version.full else dict(self.logit)
+        stats = {} if version.full else dict(self.stats)
+        if version.click_row_ids:
+            sums = version.click_rows.float().sum(dim=1).tolist()
+            counts = version.click_stats.float().tolist()
+            for key, s, (impressions, clicks) in zip(version.click_row_ids, sums, counts):
+                logit[key] = s
+                stats[key] = (impressions, clicks)
+        dense = version.click_dense
+        weights = dense["feature_weight"].float().clone() if "feature_weight" in dense else self.weights
+        bias = float(dense["bias"]) if "bias" in dense else self.bias
+        return ServingClickModel(logit, stats, weights, bias)
+
+    def relevance(self, item_ids: Sequence[Id]) -> torch.Tensor:
+        """[n] click probability at a slot without position bias; 0 for items never shown."""
+        w0, w1 = (float(w) for w in self.weights)
+        out = torch.zeros(len(item_ids))
+        for i, key in enumerate(item_ids):  # plain floats: a search ranks tens of items
+            if key in self.stats:
+                impressions, clicks = self.stats[key]
+                z = self.logit.get(key, 0.0) + w0 * math.log1p(impressions) + w1 * (clicks + 1) / (impressions + 2) + self.bias
+                out[i] = 1.0 / (1.0 + math.exp(-z))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.stats)

@@ -1,0 +1,145 @@
+"""Streaming item-to-item co-occurrence counts, bounded, keyed by item id, in several channels.
+
+The count-based half of the online recommender. Channel 0 is `count(a -> b)` (b came right
+after a); channels 1..gaps-1 are skip transitions (b came g+1 steps after a); the last channel,
+when `reverse`, is `count(b -> a)` read from a (what came right BEFORE a: co-purchase is
+nearly symmetric). Every channel keeps its own source degree for the normalisation.
+Popularity lives beside the embedding rows (see rec_model) so that it is evicted with them.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+
+Id = Hashable
+
+
+class TransitionCounts:
+    """count(a -> b) per channel with at most ~2 * max_neighbours successors kept per source."""
+
+    def __init__(self, max_neighbours: int = 500, gaps: int = 1, reverse: bool = False) -> None:
+        self.max_neighbours = max_neighbours
+        self.gaps = max(1, gaps)
+        self.reverse = reverse
+        n = self.channels
+        self.neighbours: list[dict[Id, Counter[Id]]] = [{} for _ in range(n)]
+        self.degrees: list[dict[Id, int]] = [{} for _ in range(n)]
+
+    @property
+    def channels(self) -> int:
+        return self.gaps + int(self.reverse)
+
+    # channel 0, the plain next-item counts (kept under their historical names)
+    @property
+    def next(self) -> dict[Id, Counter[Id]]:
+        return self.neighbours[0]
+
+    @property
+    def out_degree(self) -> dict[Id, int]:
+        return self.degrees[0]
+
+    def empty_like(self) -> "TransitionCounts":
+        return TransitionCounts(self.max_neighbours, self.gaps, self.reverse)
+
+    def add(self, previous: Id, item: Id, channel: int = 0) -> None:
+        neighbours = self.neighbours[channel].setdefault(previous, Counter())
+        neighbours[item] += 1
+        degree = self.degrees[channel]
+        degree[previous] = degree.get(previous, 0) + 1
+        if len(neighbours) > 2 * self.max_neighbours:
+            # halving in one go keeps the cost amortised O(1) per event
+            for b, _ in neighbours.most_common()[self.max_neighbours:]:
+                del neighbours[b]
+
+    def add_sample(self, history: Sequence[Id], target: Id, known: Iterable[Id] | None = None) -> set[Id]:
+        """Count what `target` following `history` (oldest first) adds to every channel; items
+        not in `known` (when given) are left out. Returns the sources whose rows changed."""
+        allowed = None if known is None else set(known)
+        ok = (lambda x: True) if allowed is None else (lambda x: x in allowed)  # noqa: E731
+        changed: set[Id] = set()
+        if not ok(target):
+            return changed
+        for g in range(1, min(self.gaps, len(history)) + 1):
+            a = history[-g]
+            if ok(a):
+                self.add(a, target, g - 1)
+                changed.add(a)
+        if self.reverse and history and ok(history[-1]):
+            self.add(target, history[-1], self.gaps)
+            changed.add(target)
+        return changed
+
+    def drop(self, items: Iterable[Id]) -> None:
+        """Forget the rows of these sources (they were evicted). Counts INTO them stay until pruned."""
+        for item in items:
+            for neighbours, degree in zip(self.neighbours, self.degrees):
+                neighbours.pop(item, None)
+                degree.pop(item, None)
+
+    def __contains__(self, source: Id) -> bool:
+        return any(source in n for n in self.neighbours)
+
+    def features(self, histories: Sequence[Sequence[Id]], k: int) -> list[tuple[int, int, Id, float]]:
+        """Non-zero feature values as (sample, f, item, value), f = channel * k + j:
+        count_c(h_j -> i) / sqrt(1 + degree_c(h_j)), h_0 the most recent history item
+        (histories are oldest first)."""
+        out: list[tuple[int, int, Id, float]] = []
+        for c, (table, degree) in enumerate(zip(self.neighbours, self.degrees)):
+            for b, history in enumerate(histories):
+                for j in range(min(k, len(history))):
+                    a = history[len(history) - 1 - j]
+                    neighbours = table.get(a)
+                    if not neighbours:
+                        continue
+                    norm = 1.0 / math.sqrt(1.0 + degree[a])
+                    f = c * k + j
+                    out.extend((b, f, item, count * norm) for item, count in neighbours.items())
+        return out
+
+    def edges(self) -> int:
+        return sum(len(v) for table in self.neighbours for v in table.values())
+
+    def to_json(self, sources: Iterable[Id] | None = None) -> list:
+        """[[source, out_degree, [[item, count], ...], extra], ...] for all or the given sources.
+
+        The first three fields are channel 0 (degree 0 and no pairs when the source has no row
+        there); `extra`, present when there is more than one channel, is [[degree, pairs], ...]
+        of channels 1.. ."""
+        if sources is None:
+            keys: Iterable[Id] = dict.fromkeys(a for table in self.neighbours for a in table)
+        else:
+            keys = [s for s in dict.fromkeys(sources) if s in self]
+
+        def channel(c: int, a: Id) -> list:
+            pairs = self.neighbours[c].get(a)
+            return [self.degrees[c].get(a, 0), [[b, n] for b, n in pairs.items()] if pairs else []]
+
+        out = []
+        for a in keys:
+            row = [a, *channel(0, a)]
+            if self.channels > 1:
+                row.append([channel(c, a) for c in range(1, self.channels)])
+            out.append(row)
+        return out
+
+    def load_json(self, rows: list) -> None:
+        """Upsert sources from `to_json` output (replacing their rows in every channel given)."""
+        for row in rows:
+            a = row[0]
+            channels = [row[1:3], *(row[3] if len(row) > 3 else [])]
+            for c, (degree, pairs) in enumerate(channels[: self.channels]):
+                if pairs or degree:
+                    self.neighbours[c][a] = Counter({b: n for b, n in pairs})
+                    self.degrees[c][a] = degree
+                else:
+                    self.neighbours[c].pop(a, None)
+                    self.degrees[c].pop(a, None)
+
+    def without(self, sources: Iterable[Id]) -> "TransitionCounts":
+        """A new object sharing the rows (Counters) of every source but `sources`."""
+        dropped = set(sources)
+        out = self.empty_like()
+        out.neighbours = [{a: v for a, v in t.items() if a not in dropped} for t in self.neighbours]
+        out.degrees = [{a: v for a, v in t.items() if a not in dropped} for t in self.degrees]
+        return out

@@ -1,0 +1,126 @@
+"""Read-only recommender for serving, built from a full snapshot and moved forward by versions.
+
+`apply(version)` returns a NEW object (copy-on-write): a reader holding the old one keeps
+seeing one whole version. Scoring is the live model's (`scoring`), over one flat table.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from models.online.counts import TransitionCounts
+from models.online.rec_model import OnlineRecModel, top_k
+from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
+
+if TYPE_CHECKING:
+    from models.online.versions import Version
+
+Id = Hashable
+
+
+class ServingRecModel:
+    """One immutable version of the recommender: rows (fp32 or fp16), popularity, dense, counts."""
+
+    def __init__(self, version: int, ids: list[Id], rows: torch.Tensor, popularity: torch.Tensor,
+                 dense: DenseScorer, counts: TransitionCounts, history: int) -> None:
+        self.version = version
+        self.ids = ids
+        self.index = {key: i for i, key in enumerate(ids)}
+        self.rows = rows
+        self.popularity = popularity
+        self.dense = dense
+        self.counts = counts
+        self.history = history
+
+    @classmethod
+    def from_model(cls, model: OnlineRecModel, version: int = 0, fp16: bool = False) -> "ServingRecModel":
+        """A full snapshot of a live model (copied: later learning does not show here)."""
+        ids = [key for s in range(len(model.store.shards))
+               for key in model.store.row_ids(s)[: model.store.used_rows(s)]]
+        tables = model.tables()
+        rows = torch.cat([t.rows.cpu() for t in tables]).clone()
+        popularity = torch.cat([t.popularity.cpu() for t in tables]).clone()
+        counts = model.counts.empty_like()
+        counts.load_json(model.counts.to_json())
+        dense = copy.deepcopy(model.dense).cpu().requires_grad_(False)
+        return cls(version, ids, rows.half() if fp16 else rows, popularity, dense, counts, model.config.history)
+
+    def memory_bytes(self) -> int:
+        """Bytes of the row and popularity tensors (dicts and counts excluded)."""
+        return sum(t.element_size() * t.nelement() for t in (self.rows, self.popularity))
+
+    def apply(self, version: "Version") -> "ServingRecModel":
+        """The next version: this one with the delta applied (this object is left unchanged)."""
+        dropped = set(version.evicted)
+        keep = [i for i, key in enumerate(self.ids) if key not in dropped]
+        ids = [self.ids[i] for i in keep]
+        rows = self.rows[keep].clone()
+        popularity = self.popularity[keep].clone()
+        index = {key: i for i, key in enumerate(ids)}
+        new = [key for key in version.row_ids if key not in index]
+        ids += new
+        index.update({key: len(index) + n for n, key in enumerate(new)})
+        rows = torch.cat([rows, torch.zeros(len(new), rows.shape[1], dtype=rows.dtype)])
+        popularity = torch.cat([popularity, torch.zeros(len(new))])
+        if version.row_ids:
+            rows[[index[key] for key in version.row_ids]] = version.rows.to(rows.dtype)
+        known = [(index[key], p) for key, p in zip(version.pop_ids, version.popularity.tolist()) if key in index]
+        if known:
+            at, values = zip(*known)
+            popularity[list(at)] = torch.tensor(values)
+        counts = self.counts.without(version.dropped_sources)
+        counts.load_json(version.transitions)  # new Counters: the old object's are not touched
+        dense = copy.deepcopy(self.dense)
+        # versions from before the embedding gate had none: it was 1
+        dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})
+        return ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history)
+
+    # ---- scoring (same math as OnlineRecModel) ---------------------------------------------
+    def _locate(self, ids: Sequence[Id]) -> list[tuple[int, int] | None]:
+        return [None if (i := self.index.get(key)) is None else (0, i) for key in ids]
+
+    def _scores(self, histories: Sequence[Sequence[Id]], masked: Sequence[Sequence[Id]],
+                keep: Sequence[Id | None]) -> torch.Tensor:
+        with torch.no_grad():
+            recent = [list(reversed(h[-self.history:])) for h in histories]
+            mask = torch.zeros(len(recent), self.history, dtype=torch.bool)
+            index = torch.full((len(recent), self.history), len(self.ids), dtype=torch.long)
+            for b, items in enumerate(recent):
+                for j, item in enumerate(items):
+                    if (i := self.index.get(item)) is not None:
+                        mask[b, j], index[b, j] = True, i
+            rows = self.rows.float()
+            padded = torch.cat([rows, torch.zeros(1, rows.shape[1])])
+            users = self.dense.user(padded[index], mask)
+            entries = self.counts.features(histories, self.history)
+            table = Table(rows, self.popularity)
+            return full_scores(self.dense, users, [table], self._locate, entries, masked, keep)[0]
+
+    def score_batch(self, histories: Sequence[Sequence[Id]], targets: Sequence[Id]) -> list[int | None]:
+        """0-based rank of each target, history masked (see OnlineRecModel.score_batch)."""
+        return target_ranks([self._scores(histories, histories, targets)], self._locate(targets))
+
+    def rank(self, history: Sequence[Id], k: int, exclude: Sequence[Id] = (),
+             allow: Callable[[Id], bool] | None = None) -> list[tuple[Id, float]]:
+        """Top `k` (item, score), as OnlineRecModel.rank."""
+        return top_k(self._scores([history], [[]], [None])[0], self.ids, k, exclude, allow)
+
+
+def serving_for(base: ServingRecModel | None, version: "Version") -> ServingRecModel:
+    """The serving model of `version`: its parent's with the delta applied, or built whole
+    from a full version (a rollback, or a reader that starts late) or from a first version
+    (parent 0: the delta from a model that had learned nothing)."""
+    if version.full or base is None:
+        if not version.full and version.parent != 0:
+            raise ValueError(f"version {version.number} is a delta on {version.parent}, and no base was given")
+        history = int(version.dense["position"].numel())
+        dim = int(version.rows.shape[1]) if version.rows.dim() == 2 and version.rows.shape[1] else 1
+        # a reader only scores: the channels need their order, not how they were counted
+        channels = max(1, int(version.dense["trans_weight"].numel()) // max(1, history))
+        base = ServingRecModel(0, [], torch.zeros(0, dim), torch.zeros(0),
+                               DenseScorer(dim, history, 0.0, 0.0, [0.0] * channels), TransitionCounts(gaps=channels),
+                               history)
+    return base.apply(version)

@@ -1,0 +1,135 @@
+"""The gateway applies the learner's versions atomically, and the admin API is token-protected."""
+import asyncio
+
+import orjson
+import pytest
+
+from app.gateway.keys import METRICS, READ_MODEL, SERVING
+from app.gateway.model_updates import ModelUpdatesFollower
+from app.records import UserEvent
+from models.online.click_model import OnlineClickModel
+from models.online.rec_model import OnlineRecConfig, OnlineRecModel
+from models.online.versions import LearnerConfig, OnlineLearner
+from tables import user_profiles
+
+
+def versions(n: int) -> list[bytes]:
+    """n published versions; after version v, the item that most often follows `a` is x{v}."""
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
+                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
+    out = []
+    for v in range(1, n + 1):
+        learner.step([(["a"], f"x{v}")] * (40 * v))
+        decision = learner.propose(float(v))
+        assert decision.action == "promote", decision.reason
+        out.append(decision.version.to_bytes())
+    return out
+
+
+def shopper(read_model, user="u", items=("a",)):
+    p = user_profiles.empty()
+    for k, item in enumerate(items):
+        p = user_profiles.apply_event(p, UserEvent(f"e{k}", user, "view", 10.0 + k, item), 0, k, 50)
+    read_model.apply(user_profiles.NAME, user, p)
+
+
+async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(client):
+    app = client.server.app
+    shopper(app[READ_MODEL])
+    follower = ModelUpdatesFollower(app[app_settings_key(app)], app[SERVING], app[METRICS])
+    published = versions(6)
+    answers = []
+    done = asyncio.Event()
+
+    async def hammer():
+        while not done.is_set():
+            body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
+            answers.append((body["model_version"], body["items"][0]["item_id"] if body["items"] else None))
+
+    tasks = [asyncio.create_task(hammer()) for _ in range(8)]
+    for payload in published:
+        await follower.apply("version", payload)
+        await asyncio.sleep(0.05)
+    done.set()
+    await asyncio.gather(*tasks)
+    online = [(v, item) for v, item in answers if "online-v" in v]
+    assert len({v for v, _ in online}) >= 3, "versions changed while requests ran"
+    for version, item in online:
+        number = int(version.rsplit("online-v", 1)[1])
+        assert item == f"x{number}", (version, item)  # never the rows of one version with another's counts
+    assert follower.serving_version == 6 and sorted(follower.held) == [3, 4, 5, 6]
+    assert app[METRICS].online_version._value.get() == 6
+
+
+def app_settings_key(app):
+    from app.gateway.keys import SETTINGS
+    return SETTINGS
+
+
+async def test_a_delta_without_its_parent_is_refused_and_serving_goes_on(client):
+    app = client.server.app
+    shopper(app[READ_MODEL])
+    follower = ModelUpdatesFollower(app[app_settings_key(app)], app[SERVING], app[METRICS])
+    published = versions(2)
+    await follower.apply("version", published[1])  # version 2 is a delta on 1, which never came
+    assert follower.serving_version == 0
+    assert app[METRICS].model_load_failures._value.get() == 1
+    body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
+    assert "online-v" not in body["model_version"]
+
+
+@pytest.mark.parametrize("token, header, status", [
+    ("", "Bearer x", 403), ("s3cret", None, 401), ("s3cret", "Bearer wrong", 401), ("s3cret", "Bearer s3cret", 202)])
+async def test_admin_rollback_needs_the_token(aiohttp_client, settings, sink, read_model, token, header, status):
+    from dataclasses import replace
+
+    from app.gateway.app import init_app
+    client = await aiohttp_client(init_app(replace(settings, admin_token=token), sink=sink, read_model=read_model,
+                                           follow_changelogs=False))
+    headers = {"Authorization": header} if header else {}
+    r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": 1}), headers=headers)
+    assert r.status == status, await r.text()
+    assert "error" in await r.json() or status == 202
+    if status == 202:
+        assert [orjson.loads(c) for c in sink.commands] == [{"action": "rollback", "version": 1}]
+    else:
+        assert sink.commands == []
+
+
+async def test_admin_command_validation(aiohttp_client, settings, sink, read_model):
+    from dataclasses import replace
+
+    from app.gateway.app import init_app
+    client = await aiohttp_client(init_app(replace(settings, admin_token="t"), sink=sink, read_model=read_model,
+                                           follow_changelogs=False))
+    auth = {"Authorization": "Bearer t"}
+    for body in (b"nope", b"[]", b'{"action": "delete", "version": 1}', b'{"action": "rollback", "version": 0}',
+                 b'{"action": "rollback", "version": true}'):
+        r = await client.post("/v1/admin/model", data=body, headers=auth)
+        assert r.status == 400, body
+    status = await (await client.get("/v1/admin/model", headers=auth)).json()
+    assert status == {"serving_version": 0, "held_versions": []}
+    assert sink.commands == []
+
+
+async def test_search_moves_up_what_people_click_more_than_its_position_explains(client):
+    from app.gateway.keys import SETTINGS
+    from app.records import CatalogChange
+    from models.online.click_model import ClickSample
+    from tables import catalog
+
+    app = client.server.app
+    for item, title in (("d1", "cordless drill red"), ("d2", "cordless drill blue")):  # a near tie on text
+        app[READ_MODEL].apply(catalog.NAME, item, catalog.to_item(CatalogChange("upsert", item, 1.0, title=title)))
+    before = [i["item_id"] for i in (await (await client.get("/v1/search?q=cordless+drill&k=2")).json())["items"]]
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=4, num_shards=1, capacity=100, negatives=4)),
+                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
+    loser, winner = before
+    clicks = [ClickSample("u", winner, 1, 1), ClickSample("u", loser, 0, 0)] * 300
+    for start in range(0, len(clicks), 50):
+        learner.step([], clicks[start:start + 50])
+    decision = learner.propose(1.0)
+    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
+    await follower.apply("version", decision.version.to_bytes())
+    after = [i["item_id"] for i in (await (await client.get("/v1/search?q=cordless+drill&k=2")).json())["items"]]
+    assert after == [winner, loser]

@@ -1,0 +1,184 @@
+"""The online learner on real Kafka: samples from events, versions to the gateway, a manual
+rollback through the admin API, and a learner killed mid-stream that resumes from its
+checkpoint without losing a sample or learning one twice."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import replace
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from app.gateway.app import init_app
+from app.kafka_io import make_producer
+from app.learner import SampleDedupe, load_latest
+from app.processes import scrape, worker_process
+from app.replay_data import read_sequences, sequence_events
+
+N_EVENTS = 4000
+
+
+@pytest.fixture(scope="module")
+def events(broker):
+    sequences = read_sequences(broker.data_dir / "amazon-beauty" / "Beauty.txt")
+    return list(itertools.islice(sequence_events(sequences), N_EVENTS))
+
+
+@pytest.fixture
+def learner_settings(stack_settings):
+    # Every proposal with a sample promotes (guard_min_samples 1, a guard nothing fails), so
+    # the last checkpoint holds every sample; the guard itself is tested in tests/unit.
+    return replace(stack_settings, version_interval_s=1.0, guard_min_samples=1, guard_ratio=0.001,
+                   learner_poll_s=0.05, admin_token="t0ken", search_dense=False)
+
+
+async def produce(settings, events):
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def distinct_samples(settings) -> dict[str, int]:
+    """Samples in the samples topic per kind, each counted once (redeliveries make copies)."""
+    tp = TopicPartition(settings.topics.samples, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, 0)
+        dedupe, counts = SampleDedupe(), {}
+        while await consumer.position(tp) < end:
+            for msg in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                sample = orjson.loads(msg.value)
+                if dedupe.is_new(sample):
+                    counts[sample["kind"]] = counts.get(sample["kind"], 0) + 1
+        return counts
+    finally:
+        await consumer.stop()
+
+
+def worker_metric(settings, name: str) -> float:
+    try:
+        return scrape(settings.worker_metrics_port).get(name, 0.0)
+    except OSError:
+        return 0.0
+
+
+async def wait_for(predicate, timeout_s: float, what: str, worker) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert worker.alive(), f"worker exited:\n{worker.tail()}"
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout_s:.0f}s\n{worker.tail()}"
+        await asyncio.sleep(0.5)
+
+
+async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the_learner(
+        learner_settings, events, aiohttp_client, tmp_path):
+    settings = learner_settings
+    await produce(settings, events)
+    worker = worker_process(settings, tmp_path / "worker.log").start()
+    try:
+        await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 3, 300,
+                       "three versions", worker)
+        client = await aiohttp_client(init_app(settings))
+        auth = {"Authorization": "Bearer t0ken"}
+
+        async def status():
+            return await (await client.get("/v1/admin/model", headers=auth)).json()
+
+        deadline = time.monotonic() + 60
+        while (await status())["serving_version"] < 3:
+            assert time.monotonic() < deadline, await status()
+            await asyncio.sleep(0.5)
+        user = events[-1].user_id
+        body = await (await client.get(f"/v1/recommend?user_id={user}&k=5")).json()
+        assert "online-v" in body["model_version"] and body["items"]
+
+        # A new event is learned and served within seconds: after x -> y, y follows x.
+        await produce(settings, [replace(events[0], event_id="fresh-1", user_id="fresh-u", item_id="fresh-x"),
+                                 replace(events[0], event_id="fresh-2", user_id="fresh-u", item_id="fresh-y")])
+        deadline = time.monotonic() + 60
+        while True:
+            similar = await (await client.get("/v1/items/fresh-x/similar?k=5")).json()
+            if "fresh-y" in [i["item_id"] for i in similar["items"]] and "online-v" in similar["model_version"]:
+                break
+            assert time.monotonic() < deadline, (similar, scrape(settings.worker_metrics_port),
+                                                 await (await client.get("/v1/users/fresh-u")).text())
+            await asyncio.sleep(0.5)
+
+        before = await status()
+        target = before["held_versions"][-2]
+        r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": target}),
+                              headers=auth)
+        assert r.status == 202, await r.text()
+        await wait_for(lambda: rollback_counted(settings), 60, "the learner's rollback", worker)
+        deadline = time.monotonic() + 60
+        while (await status())["serving_version"] <= before["serving_version"]:
+            assert time.monotonic() < deadline, await status()
+            await asyncio.sleep(0.5)
+        assert "rolled back to version" in worker.tail(400)
+    finally:
+        worker.stop()
+
+
+def rollback_counted(settings) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return False
+    return any(line.startswith('streamrank_model_decisions_total{decision="manual_rollback"} 1')
+               for line in text.splitlines())
+
+
+async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_repeating_samples(
+        learner_settings, events, tmp_path):
+    settings = learner_settings
+    await produce(settings, events)
+    log = tmp_path / "worker.log"
+    worker = worker_process(settings, log).start()
+    await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 2, 300,
+                   "two versions", worker)
+    worker.kill()  # SIGKILL: what was learned since the last checkpoint is gone with it
+
+    restarted = worker_process(settings, log).start()
+    try:
+        # Done when the topic stopped growing and the newest checkpoint reached its end.
+        deadline = time.monotonic() + 300
+        last_end, stable_since = -1, time.monotonic()
+        while True:
+            assert restarted.alive(), restarted.tail()
+            assert time.monotonic() < deadline, restarted.tail()
+            end = await samples_end(settings)
+            if end != last_end:
+                last_end, stable_since = end, time.monotonic()
+            learner, offsets = load_latest(settings)
+            if end > 0 and offsets.get("samples") == end and time.monotonic() - stable_since > 3:
+                break
+            await asyncio.sleep(1.0)
+        expected = await distinct_samples(settings)
+        assert learner.live_rec.samples_learned == expected["next"], (learner.live_rec.samples_learned, expected)
+        assert "learner started at serving version" in restarted.tail(3000)
+    finally:
+        restarted.stop()
+
+
+async def samples_end(settings) -> int:
+    tp = TopicPartition(settings.topics.samples, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    try:
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()

@@ -1,0 +1,138 @@
+import copy
+
+import torch
+
+from models.online.serving import ServingRecModel
+from models.online.versions import LearnerConfig, OnlineLearner, Version
+from tests.unit.online_streams import batches, chain_stream, shuffled_targets, small_model
+
+
+def make_learner(model=None, **config) -> OnlineLearner:
+    config = LearnerConfig(**{"min_samples": 300, "window": 10_000, **config})
+    return OnlineLearner(model or small_model(), config=config)
+
+
+def feed(learner, samples, size=64):
+    for batch in batches(samples, size):
+        learner.step(batch)
+
+
+def rows_of(model):
+    return [s.weights.clone() for s in model.store.shards]
+
+
+def models_equal(a, b) -> bool:
+    rows = all(torch.equal(x.weights, y.weights) and torch.equal(x.accum, y.accum)
+               for x, y in zip(a.store.shards, b.store.shards))
+    dense = all(torch.equal(p, q) for p, q in zip(a.dense.parameters(), b.dense.parameters()))
+    return rows and dense and a.counts.next == b.counts.next
+
+
+def test_guard_refuses_a_poisoned_version_and_resets_the_live_model():
+    # the window holds the latest 300 samples: the guard judges on the traffic after the flood
+    learner = make_learner(min_samples=150, window=300)
+    feed(learner, chain_stream(60, seed=1))
+    assert learner.propose(now=1.0).action == "promote"
+    feed(learner, shuffled_targets(chain_stream(1000, seed=2)))  # a flood of shuffled targets
+    feed(learner, chain_stream(100, seed=3))  # real traffic again
+    decision = learner.propose(now=2.0)
+    assert decision.action == "refuse", decision
+    assert models_equal(learner.live_rec, learner.serving_rec)
+    assert learner.live_rec is not learner.serving_rec
+    feed(learner, chain_stream(100, seed=4))
+    decision = learner.propose(now=3.0)
+    assert decision.action == "promote" and decision.version.number == 2 and decision.version.parent == 1
+
+
+def test_wait_below_min_samples():
+    learner = make_learner(min_samples=10_000)
+    feed(learner, chain_stream(50))
+    assert learner.propose(now=1.0).action == "wait"
+    assert learner.version == 0
+
+
+def test_fusion_blends_changed_rows_and_dense_weights():
+    learner = make_learner(fusion_alpha=0.25)
+    feed(learner, chain_stream(200, seed=1))
+    learner.propose(now=1.0)
+    feed(learner, chain_stream(200, seed=2))
+    live, serving = copy.deepcopy(learner.live_rec), copy.deepcopy(learner.serving_rec)
+    version = learner.propose(now=2.0).version
+    assert version is not None and version.row_ids
+    ids, new, _ = live.store.export_rows(version.row_ids)
+    _, old, _ = serving.store.export_rows(ids)
+    _, fused, _ = learner.serving_rec.store.export_rows(ids)
+    assert torch.allclose(fused, 0.25 * new + 0.75 * old, atol=1e-6)
+    for p, q, f in zip(live.dense.parameters(), serving.dense.parameters(), learner.serving_rec.dense.parameters()):
+        assert torch.allclose(f, 0.25 * p + 0.75 * q, atol=1e-6)
+    assert models_equal(learner.live_rec, learner.serving_rec)  # live continues from the fused state
+    assert learner.serving_rec.counts.next == live.counts.next  # counts: live's
+
+
+def test_version_bytes_round_trip():
+    learner = make_learner()
+    feed(learner, chain_stream(200))
+    version = learner.propose(now=5.0).version
+    back = Version.from_bytes(version.to_bytes())
+    assert (back.number, back.parent, back.created, back.row_ids) == (1, 0, 5.0, version.row_ids)
+    assert torch.equal(back.rows, version.rows) and torch.equal(back.popularity, version.popularity)
+    assert back.transitions == version.transitions and back.metrics == version.metrics
+    assert all(torch.equal(back.dense[k], v) for k, v in version.dense.items())
+
+
+def test_serving_model_applies_versions_copy_on_write_and_ranks_like_live():
+    # in-batch negatives only, so rows touched = items seen; the guard is off: this is about deltas
+    learner = make_learner(small_model(negatives=0), guard_ratio=0.0)
+    reader = learner.serving_model()
+    sizes, rows = [], []
+    for seed, chains in ((1, 12), (2, 3)):
+        feed(learner, chain_stream(200, chains=chains, seed=seed))
+        version = learner.propose(now=float(seed)).version
+        wire = version.to_bytes()
+        sizes.append(len(wire))
+        rows.append(len(version.row_ids))
+        old_rows = reader.rows.clone()
+        new = reader.apply(Version.from_bytes(wire))
+        assert torch.equal(reader.rows, old_rows) and reader.version == seed - 1  # old reader untouched
+        reader = new
+        assert reader.version == seed
+        for history in (["x3"], ["x5", "y5"], ["z1", "x2"]):
+            served = reader.rank(history, 5)
+            live = learner.live_rec.rank(history, 5)
+            assert [i for i, _ in served] == [i for i, _ in live]
+            assert torch.allclose(torch.tensor([s for _, s in served]), torch.tensor([s for _, s in live]), atol=1e-5)
+    # the second delta holds only the rows of the 3 chains seen since the first
+    assert rows == [36, 9] and sizes[1] < sizes[0]
+    half = learner.serving_model(fp16=True)
+    assert half.memory_bytes() < reader.memory_bytes()
+    assert [i for i, _ in half.rank(["x3"], 3)] == [i for i, _ in reader.rank(["x3"], 3)]
+
+
+def test_rollback_pins_a_kept_version():
+    learner = make_learner()
+    feed(learner, chain_stream(200, seed=1))
+    learner.propose(now=1.0)
+    v1 = copy.deepcopy(learner.serving_rec)
+    feed(learner, chain_stream(200, seed=2))
+    learner.propose(now=2.0)
+    full = learner.rollback(1, now=3.0)
+    assert full.full and full.number == 3 and full.metrics == {"rollback_to": 1}
+    assert models_equal(learner.live_rec, v1) and models_equal(learner.serving_rec, v1)
+    rebuilt = ServingRecModel.from_model(v1, 0).apply(Version.from_bytes(full.to_bytes()))
+    assert [i for i, _ in rebuilt.rank(["x3"], 3)] == [i for i, _ in v1.rank(["x3"], 3)]
+
+
+def test_save_and_load_resume_exactly(tmp_path):
+    learner = make_learner()
+    feed(learner, chain_stream(200, seed=1))
+    learner.propose(now=1.0)
+    feed(learner, chain_stream(100, seed=2))
+    learner.save(tmp_path / "learner", offsets={"events-0": 1234})
+    restored, offsets = OnlineLearner.load(tmp_path / "learner")
+    assert offsets == {"events-0": 1234}
+    nxt = chain_stream(100, seed=5) + [(["x1"], "brand-new"), ([], "other")]
+    for a in (learner, restored):
+        feed(a, nxt)
+    assert models_equal(learner.live_rec, restored.live_rec)
+    assert learner.live_rec.rank(["x1"], 5) == restored.live_rec.rank(["x1"], 5)
+    assert learner.propose(now=2.0).metrics == restored.propose(now=2.0).metrics
