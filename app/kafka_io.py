@@ -4,12 +4,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from models.errors import BrokerUnavailable
+from app.records import UserEvent
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,3 +68,18 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         max_request_size=settings.max_request_bytes * 2,
         enable_idempotence=True,
     )
+
+
+async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int:
+    """Produce user events keyed by user and wait for every ack; returns how many were sent."""
+    producer = make_producer(settings)
+    await producer.start()
+    sent = 0
+    try:
+        for e in events:
+            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent

@@ -315,7 +315,7 @@ class LearnerService:
                 self.metrics.embedding_rows.labels(table=table, shard=str(shard)).set(len(s.rows))
                 self.metrics.embedding_bytes.labels(table=table, shard=str(shard)).set(nbytes)
             self.metrics.embedding_admissions.labels(table=table).set(store.admissions)
-            self.metrics.embedding_evictions.labels(table=table).set(len(store.evicted))
+            self.metrics.embedding_evictions.labels(table=table).set(store.evictions)
         self.metrics.process_resident_bytes.set(resident_bytes())
 
 

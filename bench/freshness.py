@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
+from app.kafka_io import ensure_topics, produce_events, wait_for_broker  # noqa: E402
 from app.processes import free_port, gateway_process, wait_until, worker_process  # noqa: E402
 from app.records import UserEvent  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
@@ -47,15 +47,8 @@ def percentile(values: list[float], q: float) -> float:
 
 async def produce(settings: Settings, events: list[UserEvent]) -> float:
     """Send and wait for the acks; returns the time the last one was acknowledged."""
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
-        await producer.flush()
-        return time.monotonic()
-    finally:
-        await producer.stop()
+    await produce_events(settings, events)
+    return time.monotonic()
 
 
 def trial(settings: Settings, base: str, n: int, run: str, timeout_s: float) -> tuple[float, float]:

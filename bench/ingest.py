@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
+from app.kafka_io import ensure_topics, produce_events, wait_for_broker  # noqa: E402
 from app.processes import free_port, scrape, wait_until, worker_process  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -35,14 +35,7 @@ from models.errors import BrokerUnavailable  # noqa: E402
 async def produce(settings: Settings, n: int) -> None:
     await ensure_topics(settings)
     events = itertools.islice(sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")), n)
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_events(settings, events)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--report-every", type=int, default=100_000)
+    parser.add_argument("--version-every", type=int, default=10_000, help="samples between versions")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = OnlineRecModel(OnlineRecConfig(dim=args.dim, capacity=args.capacity, num_shards=args.shards,
@@ -69,12 +70,17 @@ def main() -> None:
     for batch in stream(args.batch, seed=0):
         model.learn(batch)
         seen += len(batch)
+        if seen % args.version_every < args.batch:
+            # What the learner does at each promoted version: changes shipped, evictions pruned.
+            model.changed_sources.clear()
+            model.changed_popularity.clear()
+            store.prune_evicted(store.version)
         if seen % args.report_every < args.batch:
             rows = [len(s.rows) for s in store.shards]
             rss.append(round(rss_mb(), 1))
             if full_at is None and all(r >= args.capacity for r in rows):
                 full_at = rss[-1]
-            print(f"{seen:>9d} samples  rows/shard {rows}  evicted {len(store.evicted)}  "
+            print(f"{seen:>9d} samples  rows/shard {rows}  evicted {store.evictions}  "
                   f"edges {model.counts.edges()}  rss {rss[-1]:.0f} MB", flush=True)
         if seen >= args.samples:
             break
@@ -88,7 +94,7 @@ def main() -> None:
         "fp16_row_bytes": round(fp16.memory_bytes() / rows, 1),
         "int8_row_bytes": round(int8.memory_bytes() / rows, 1),
         "int8_vs_raw": round(int8.memory_bytes() / rows / raw, 3),
-        "rows": rows, "capacity": args.capacity * len(store.shards), "evicted": len(store.evicted),
+        "rows": rows, "capacity": args.capacity * len(store.shards), "evicted": store.evictions,
         "samples": seen, "seconds": round(time.monotonic() - started, 1),
         "rss_mb": rss,
         "rss_growth_after_full_mb": round(rss[-1] - full_at, 1) if full_at is not None else None,

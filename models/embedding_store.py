@@ -102,6 +102,7 @@ class EmbeddingStore:
         self.counts: OrderedDict[Id, int] = OrderedDict()
         self.version = 0
         self.admissions = 0  # ids given a row since this store was made (a counter for metrics)
+        self.evictions = 0  # rows evicted since this store was made (the list below is pruned)
         self.evicted: list[tuple[int, Id]] = []  # (version, id), so replicas can drop rows too
 
     # ---- id handling ------------------------------------------------------------------
@@ -136,6 +137,7 @@ class EmbeddingStore:
         shard.row_version[row] = self.version
         if evicted is not None:
             self.evicted.append((self.version, evicted))
+            self.evictions += 1
         return row
 
     def rows_for(self, ids: Sequence[Id]) -> list[tuple[int, int] | None]:
@@ -216,6 +218,11 @@ class EmbeddingStore:
                     changed.append(key)
         return changed
 
+    def prune_evicted(self, up_to_version: int) -> None:
+        """Forget evictions at or before `up_to_version` (every replica has them): the list
+        would otherwise grow with every id that ever passed through a full table."""
+        self.evicted = [(v, key) for v, key in self.evicted if v > up_to_version]
+
     def evicted_since(self, version: int) -> list[Id]:
         """Ids evicted after `version` (a replica should drop them unless re-imported)."""
         return [key for v, key in self.evicted if v > version and key not in self]
@@ -243,6 +250,7 @@ class EmbeddingStore:
                 row, evicted = shard.allocate(key)
                 if evicted is not None:
                     self.evicted.append((self.version, evicted))
+                    self.evictions += 1
             shard.weights[row] = weights[pos].to(shard.device, torch.float32)
             shard.accum[row] = 0.0 if accum is None else float(accum[pos])
             shard.row_version[row] = self.version
@@ -288,6 +296,7 @@ class EmbeddingStore:
             "counts": list(self.counts.items()),
             "version": self.version,
             "evicted": self.evicted,
+            "evictions": self.evictions,
         }
         return tensors, meta
 
@@ -308,6 +317,7 @@ class EmbeddingStore:
         store.counts = OrderedDict((key, n) for key, n in meta["counts"])
         store.version = meta["version"]
         store.evicted = [(v, key) for v, key in meta["evicted"]]
+        store.evictions = meta.get("evictions", len(store.evicted))
         return store
 
     # ---- reporting and serving ----------------------------------------------------------

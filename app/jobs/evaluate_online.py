@@ -87,7 +87,7 @@ def _baselines_and_offline(settings: Settings, data: Any, args: argparse.Namespa
 
 async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: Path,
                                 timeout_s: float) -> tuple[dict[str, float], list[dict[str, Any]], float]:
-    from app.kafka_io import ensure_topics, make_producer, wait_for_broker
+    from app.kafka_io import ensure_topics, produce_events, wait_for_broker
     from app.processes import free_port, scrape, worker_process
     from app.replay_data import ReplayPlan, sequence_events
     from app.learner import load_latest
@@ -101,14 +101,7 @@ async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: P
     await ensure_topics(settings)
     sequences = [(user, [data.items[i] for i in seq]) for user, seq in zip(data.users, test.train)]
     events = list(sequence_events([(u, s) for u, s in sequences if s], ReplayPlan(run=run_id)))
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_events(settings, events)
     print(f"sent {len(events)} events; the worker and its learner take them now")
 
     worker = worker_process(settings, workdir / "worker.log").start()

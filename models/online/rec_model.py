@@ -91,7 +91,7 @@ class OnlineRecModel:
         trained = [p for p in self.dense.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trained, lr=c.dense_lr, weight_decay=c.weight_decay)
         self.generator = torch.Generator().manual_seed(c.seed + 1)
-        self.seen_evictions = 0
+        self.seen_evictions = 0  # store version up to which evictions were taken into account
         # what changed since the last published version (read and cleared by the learner)
         self.changed_sources: set[Id] = set()
         self.changed_popularity: set[Id] = set()
@@ -209,8 +209,9 @@ class OnlineRecModel:
                 self.changed_sources |= self.counts.add_sample(recent, target, [i for i in recent if i in self.store] + [target])
 
     def _forget_evicted(self) -> None:
-        evicted = [key for _, key in self.store.evicted[self.seen_evictions:]]
-        self.seen_evictions = len(self.store.evicted)
+        # By store version, not list index: the list is pruned at every promoted version.
+        evicted = [key for v, key in self.store.evicted if v > self.seen_evictions]
+        self.seen_evictions = self.store.version
         self.counts.drop(evicted)
         self.changed_sources.update(evicted)
 

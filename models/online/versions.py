@@ -182,6 +182,10 @@ class OnlineLearner:
         version = delta_version(self.live_rec, self.serving_rec, self.live_click, self.serving_click,
                                 self.version + 1, self.version, now, metrics)
         self.version = version.number
+        # Shipped: older evictions are known to every reader of this version.
+        self.live_rec.store.prune_evicted(self.live_rec.store.version)
+        if self.live_click is not None:
+            self.live_click.store.prune_evicted(self.live_click.store.version)
         self._set_serving(version.number)
         return version
 

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.gateway.app import init_app
-from app.kafka_io import make_producer
+from app.kafka_io import produce_events
 from app.learner import SampleDedupe, load_latest
 from app.processes import scrape, worker_process
 from app.replay_data import read_sequences, sequence_events
@@ -35,15 +35,7 @@ def learner_settings(stack_settings):
                    learner_poll_s=0.05, admin_token="t0ken", search_dense=False)
 
 
-async def produce(settings, events):
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for e in events:
-            await producer.send(settings.topics.events, key=e.user_id.encode(), value=e.to_json())
-        await producer.flush()
-    finally:
-        await producer.stop()
+produce = produce_events
 
 
 async def distinct_samples(settings) -> dict[str, int]:
