@@ -7,8 +7,10 @@ The model work is pure (`models.online.OnlineLearner`); this class only moves by
   learned through are saved together, so a restarted learner starts exactly after the last
   sample its checkpoint holds (nothing lost, nothing learned twice). A sample already learned
   (a redelivered event makes its samples again) is recognised by its source position.
-- Every `version_interval_s` the learner proposes a version. A promoted one is saved as a
-  checkpoint first, then published to the model-updates topic; gateways apply it. A refused
+- Every `version_interval_s` the learner proposes a version. A promoted one is published to
+  the model-updates topic (gateways apply it) and, every `checkpoint_interval_s`, saved with
+  the offsets as a checkpoint. A learner that crashed resumes from its last checkpoint and
+  republishes that version whole, so gateways step back to what it will build on. A refused
   one is counted, logged and published as a decision record (gateways keep serving).
 - Manual rollback/promote commands come through the model-updates topic too (the gateway's
   admin API writes them); the learner carries them out and publishes the outcome.
@@ -122,6 +124,8 @@ class LearnerService:
         self.next_update_offset = 0
         self.dedupe = SampleDedupe()
         self.last_proposal = time.monotonic()
+        self.last_checkpoint = 0.0
+        self.checkpointed = 0
         self._samples: AIOKafkaConsumer | None = None
         self._updates: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -152,6 +156,7 @@ class LearnerService:
         self._updates.assign([self.updates_tp])
         self._updates.seek(self.updates_tp, self.next_update_offset)
         self.learner = learner
+        self.checkpointed = learner.version
         await self._republish_if_gateways_lack(learner)
         self.last_proposal = time.monotonic()
         log.info("learner started at serving version %d, samples offset %d", learner.version,
@@ -159,6 +164,9 @@ class LearnerService:
         self._report()
 
     async def stop(self) -> None:
+        async with self._lock:  # not in the middle of a tick's learning
+            if self.learner is not None and self.learner.version > self.checkpointed:
+                await self._checkpoint()  # a clean stop loses nothing; a crash resumes from the last one
         for client in (self._samples, self._updates, self._producer):
             if client is not None:
                 await client.stop()
@@ -177,7 +185,8 @@ class LearnerService:
                     published = int(dict(msg.headers).get("version", b"0"))
             self._updates.seek(self.updates_tp, max(self.next_update_offset, 0))
         if learner.version > 0 and published != learner.version:
-            # The same number, whole: a gateway holding that version rebuilds the same state.
+            # The checkpoint's version, whole: gateways ahead of it (the learner crashed after
+            # publishing) step back to the state it learns on from.
             version = await asyncio.to_thread(
                 full_version, learner.serving_rec, learner.serving_click, learner.version, learner.version, time.time(),
                 {"republished": True})
@@ -196,6 +205,9 @@ class LearnerService:
                 pass
             if time.monotonic() - self.last_proposal >= self.settings.version_interval_s:
                 await self.propose()
+            if (self.learner.version > self.checkpointed
+                    and time.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_s):
+                await self._checkpoint()
 
     async def _learn_available(self) -> bool:
         """Learn from one micro-batch of what the consumer has; False when it had nothing."""
@@ -236,7 +248,6 @@ class LearnerService:
         log.info("learner decision %s (%s): %s", decision.action, decision.reason,
                  orjson.dumps(decision.metrics).decode())
         if decision.action == "promote":
-            await self._checkpoint()
             await self._publish_version(decision.version)
         else:
             await self._publish_control("decision", learner.version, {
@@ -249,8 +260,8 @@ class LearnerService:
         version.metrics = {**version.metrics, "reason": reason}
         self.metrics.model_decisions.labels(decision=reason).inc()
         log.warning("rolled back to version %d as version %d (%s)", to_version, version.number, reason)
-        await self._checkpoint()
         await self._publish_version(version)
+        await self._checkpoint()
         self._report()
 
     async def _apply_commands(self) -> None:
@@ -290,6 +301,8 @@ class LearnerService:
             self.metrics.learner_version.set(version)
 
     async def _checkpoint(self) -> Path:
+        self.last_checkpoint = time.monotonic()
+        self.checkpointed = self.learner.version
         offsets = {"samples": self.next_sample_offset, "updates": self.next_update_offset, **self.dedupe.offsets()}
         directory = self.settings.online_model_dir
         path = await asyncio.to_thread(self.learner.save, directory / f"v{self.learner.version:04d}", offsets)

@@ -118,11 +118,12 @@ class Settings:
     learner_batch: int = 512  # samples per micro-batch
     learner_poll_s: float = 0.2  # how often the learner looks for new samples
     version_interval_s: float = 5.0  # a version is proposed this often (if enough samples came)
+    checkpoint_interval_s: float = 30.0  # the learner's state and offsets are saved this often
     guard_min_samples: int = 200  # samples scored since the last version before any decision
     guard_ratio: float = 0.9  # promote only if live NDCG@10 >= ratio x the serving version's
     fusion_alpha: float = 0.8  # weight of the new model against the last good one
     online_dim: int = 64
-    online_capacity: int = 200_000  # embedding rows per shard (the memory budget)
+    online_capacity: int = 100_000  # embedding rows per shard (the memory budget)
     online_shards: int = 0  # 0: one per device present
     online_min_count: int = 1  # sightings before an id gets its own row
     impression_window_s: float = 1800.0  # a click joins an impression shown this recently

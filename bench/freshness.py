@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.kafka_io import ensure_topics, produce_events, wait_for_broker  # noqa: E402
-from app.processes import free_port, gateway_process, wait_until, worker_process  # noqa: E402
+from app.processes import free_port, gateway_process, scrape, wait_until, worker_process  # noqa: E402
 from app.records import UserEvent  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -102,6 +102,12 @@ def main() -> None:
         wait_until(lambda: get_json(f"{base}/readyz")["ready"], 300, 1.0, "gateway ready")
         wait_until(lambda: "online-v" in get_json(f"{base}/v1/items/{warm[-1].item_id}/similar")["model_version"],
                    600, 1.0, "a first online version served")
+        # Measured on a quiet pipeline: every warm-up event applied and every sample learned.
+        def caught_up() -> bool:
+            m = scrape(settings.worker_metrics_port)
+            learned = m.get("streamrank_learner_samples_total", 0) + m.get("streamrank_learner_samples_skipped_total", 0)
+            return m.get("streamrank_events_processed_total", 0) >= len(warm) and learned >= m.get("streamrank_samples_total", 0)
+        wait_until(caught_up, 900, 1.0, "worker and learner caught up with the warm-up")
         print(f"warmed up with {len(warm)} events; serving "
               f"{get_json(f'{base}/v1/items/{warm[-1].item_id}/similar')['model_version']}", flush=True)
         state_ms, model_ms = [], []

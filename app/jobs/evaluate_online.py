@@ -96,7 +96,8 @@ async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: P
     run_id = uuid.uuid4().hex[:8]
     settings = replace(base, app_id=f"eval-online-{run_id}", topic_prefix=f"eval-online-{run_id}",
                        state_dir=workdir, worker_metrics_port=free_port(), search_dense=False,
-                       version_interval_s=min(base.version_interval_s, 2.0))
+                       version_interval_s=min(base.version_interval_s, 2.0),
+                       checkpoint_interval_s=min(base.checkpoint_interval_s, 2.0))
     await wait_for_broker(settings)
     await ensure_topics(settings)
     sequences = [(user, [data.items[i] for i in seq]) for user, seq in zip(data.users, test.train)]

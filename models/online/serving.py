@@ -108,7 +108,7 @@ class ServingRecModel:
     def rank(self, history: Sequence[Id], k: int, exclude: Sequence[Id] = (),
              allow: Callable[[Id], bool] | None = None) -> list[tuple[Id, float]]:
         """Top `k` (item, score), as OnlineRecModel.rank."""
-        if float(self.dense.embed_gate) == 0.0:
+        if float(self.dense.embed_gate.detach()) == 0.0:
             return self._rank_sparse(history, k, exclude, allow)
         return top_k(self._scores([history], [[]], [None])[0], self.ids, k, exclude, allow)
 
@@ -144,7 +144,7 @@ class ServingRecModel:
     def _sparse_parts(self) -> tuple[list[float], float, list[float], list[int]]:
         """Channel weights, gamma, log1p(popularity) and the popularity order, made once."""
         if self._sparse is None:
-            gamma = float(self.dense.pop_weight)
+            gamma = float(self.dense.pop_weight.detach())
             log_pop = torch.log1p(self.popularity.float())
             order = torch.argsort(-gamma * log_pop, stable=True).tolist()
             self._sparse = (self.dense.trans_weight.detach().tolist(), gamma, log_pop.tolist(), order)

@@ -31,7 +31,7 @@ def events(broker):
 def learner_settings(stack_settings):
     # Every proposal with a sample promotes (guard_min_samples 1, a guard nothing fails), so
     # the last checkpoint holds every sample; the guard itself is tested in tests/unit.
-    return replace(stack_settings, version_interval_s=1.0, guard_min_samples=1, guard_ratio=0.001,
+    return replace(stack_settings, version_interval_s=1.0, checkpoint_interval_s=2.0, guard_min_samples=1, guard_ratio=0.001,
                    learner_poll_s=0.05, admin_token="t0ken", search_dense=False)
 
 
