@@ -1,6 +1,7 @@
 """The online learner, run by the leader worker only (one learner sees every sample in order)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,16 @@ def register(worker: "Worker") -> Any:
                 log.info("no longer the leader: stopping the learner")
                 await service.stop()
             return
-        if not service.running:
-            await service.start()
-        await service.tick()
+        try:
+            if not service.running:
+                await service.start()
+            await service.tick()
+        except Exception:  # noqa: BLE001 — a broker outage must not crash the worker's agents
+            # Stop (closing clients, keeping what the last checkpoint holds) and start again
+            # on a later tick: the same path as a crash, so nothing is learned twice.
+            log.exception("the learner failed; restarting it from its last checkpoint")
+            await service.abandon()
+            await asyncio.sleep(1.0)
 
     @worker.app.on_before_shutdown.connect
     async def stop_learner(app: Any, **_: Any) -> None:

@@ -173,6 +173,18 @@ class LearnerService:
         self._samples = self._updates = self._producer = None
         self.learner = None
 
+    async def abandon(self) -> None:
+        """Drop the live learner without a checkpoint (its state may be half-applied) and close
+        the clients; `start` resumes from the last checkpoint."""
+        self.learner = None
+        for client in (self._samples, self._updates, self._producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception:  # noqa: BLE001 — closing after a failure: nothing to save
+                    log.warning("closing a learner client failed", exc_info=True)
+        self._samples = self._updates = self._producer = None
+
     async def _republish_if_gateways_lack(self, learner: OnlineLearner) -> None:
         """A crash between checkpoint and publish leaves gateways a version behind: send it whole."""
         end = (await self._updates.end_offsets([self.updates_tp]))[self.updates_tp]

@@ -76,11 +76,13 @@ async def wait_for(predicate, timeout_s: float, what: str, worker) -> None:
 async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the_learner(
         learner_settings, events, aiohttp_client, tmp_path):
     settings = learner_settings
-    await produce(settings, events)
     worker = worker_process(settings, tmp_path / "worker.log").start()
     try:
-        await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 3, 300,
-                       "three versions", worker)
+        # Three waves of events, each learned into a version of its own.
+        for wave in range(3):
+            await produce(settings, events[wave * N_EVENTS // 3:(wave + 1) * N_EVENTS // 3])
+            await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= wave + 1, 300,
+                           f"version {wave + 1}", worker)
         client = await aiohttp_client(init_app(settings))
         auth = {"Authorization": "Bearer t0ken"}
 
