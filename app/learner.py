@@ -309,8 +309,6 @@ class LearnerService:
         await self._producer.send_and_wait(
             self.settings.topics.model_updates, orjson.dumps({"version": version, **body}), key=UPDATE_KEY,
             headers=[("type", kind.encode()), ("version", str(version).encode())])
-        if kind == "rollback":
-            self.metrics.learner_version.set(version)
 
     async def _checkpoint(self) -> Path:
         self.last_checkpoint = time.monotonic()

@@ -4,7 +4,7 @@ import asyncio
 import orjson
 import pytest
 
-from app.gateway.keys import METRICS, READ_MODEL, SERVING
+from app.gateway.keys import METRICS, READ_MODEL, SERVING, SETTINGS
 from app.gateway.model_updates import ModelUpdatesFollower
 from app.records import UserEvent
 from models.online.click_model import OnlineClickModel
@@ -36,7 +36,7 @@ def shopper(read_model, user="u", items=("a",)):
 async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(client):
     app = client.server.app
     shopper(app[READ_MODEL])
-    follower = ModelUpdatesFollower(app[app_settings_key(app)], app[SERVING], app[METRICS])
+    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
     published = versions(6)
     answers = []
     done = asyncio.Event()
@@ -61,15 +61,10 @@ async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(c
     assert app[METRICS].online_version._value.get() == 6
 
 
-def app_settings_key(app):
-    from app.gateway.keys import SETTINGS
-    return SETTINGS
-
-
 async def test_a_delta_without_its_parent_is_refused_and_serving_goes_on(client):
     app = client.server.app
     shopper(app[READ_MODEL])
-    follower = ModelUpdatesFollower(app[app_settings_key(app)], app[SERVING], app[METRICS])
+    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
     published = versions(2)
     await follower.apply("version", published[1])  # version 2 is a delta on 1, which never came
     assert follower.serving_version == 0
@@ -113,7 +108,6 @@ async def test_admin_command_validation(aiohttp_client, settings, sink, read_mod
 
 
 async def test_search_moves_up_what_people_click_more_than_its_position_explains(client):
-    from app.gateway.keys import SETTINGS
     from app.records import CatalogChange
     from models.online.click_model import ClickSample
     from tables import catalog
