@@ -261,6 +261,10 @@ class LearnerService:
                  orjson.dumps(decision.metrics).decode())
         if decision.action == "promote":
             await self._publish_version(decision.version)
+        elif decision.action == "rollback":  # a served version degraded: every gateway steps back
+            log.warning("automatic rollback: %s", decision.reason)
+            await self._publish_version(decision.version)
+            await self._checkpoint()
         else:
             await self._publish_control("decision", learner.version, {
                 "decision": decision.action, "reason": decision.reason, "metrics": decision.metrics})
@@ -287,7 +291,7 @@ class LearnerService:
                 target = int(command["version"])
                 if command["action"] not in ("rollback", "promote"):
                     raise ValueError(f"unknown action {command['action']!r}")
-                held = [number for number, _, _ in self.learner.kept]
+                held = self.learner.held()
                 if target not in held:
                     raise ValueError(f"version {target} is not held (held: {held})")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -321,7 +325,7 @@ class LearnerService:
         return path
 
     def _export_window(self, window: dict[str, Any]) -> None:
-        for model in ("live", "serving"):
+        for model in ("live", "serving", "good"):  # good: the last good version, while one is on probation
             for metric, value in (window.get(model) or {}).items():
                 if isinstance(value, (int, float)):
                     self.metrics.online_metric.labels(model=model, metric=metric).set(value)

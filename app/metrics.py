@@ -77,6 +77,13 @@ class Metrics:
             "streamrank_gateway_online_version", "Online model version this gateway serves", registry=r)
         self.online_updates = Counter(
             "streamrank_gateway_model_updates_total", "Model-update records applied", ["type"], registry=r)
+        # Read from the serving objects at scrape time (see app.gateway.app): nothing per request.
+        self.rec_cache = Gauge(
+            "streamrank_gateway_rec_cache", "Recommendation cache: lookups that hit or missed, entries held",
+            ["kind"], registry=r)
+        self.rank_batches = Gauge(
+            "streamrank_gateway_rank_batch", "Embedding retrieval: passes run and requests they served",
+            ["kind"], registry=r)
         self.model_load_failures = Counter(
             "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
 

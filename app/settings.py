@@ -82,6 +82,7 @@ class Settings:
     model_poll_s: float = 5.0
     # Weight of the embedding model against item transitions when both score an item.
     embedding_blend: float = 0.5
+    recommend_cache_size: int = 100_000  # recommendation lists kept per gateway (0 turns the cache off)
     # Search: text encoder (all-MiniLM-L6-v2, offline), retrieval and fine-tuning knobs.
     encoder_max_length: int = 32
     encoder_batch_size: int = 128
@@ -181,6 +182,8 @@ class Settings:
                                 "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0, "
                                 "STREAMRANK_REC_LR > 0, STREAMRANK_REC_BATCH_SIZE >= 1")
         self._check_search()
+        if self.recommend_cache_size < 0:
+            raise SettingsError("STREAMRANK_RECOMMEND_CACHE_SIZE must be >= 0 (0 turns the cache off)")
         if (self.learner_batch < 1 or self.version_interval_s <= 0 or self.guard_min_samples < 1
                 or not 0 < self.guard_ratio <= 1 or not 0 < self.fusion_alpha <= 1 or self.online_dim < 2
                 or self.online_capacity < 1 or self.online_min_count < 1 or self.impression_window_s <= 0):

@@ -9,6 +9,7 @@ Last line: JSON {"transitions_only": {...}, "blend_0.2": {...}, ..., "users": n,
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import random
@@ -35,7 +36,7 @@ def main() -> None:
     data = load_sequences(base / "Beauty.txt", base / "Beauty_item2attributes.json")
     started = time.perf_counter()
     read_model = ReadModel(settings)
-    serving = ServingModels(read_model)
+    serving = ServingModels(read_model, cache_size=0)  # the blend weight changes below; a cache would not see it
     targets = {}
     for user, seq in zip(data.users, data.sequences):
         items = [data.items[i] for i in seq]
@@ -52,7 +53,7 @@ def main() -> None:
         serving.embedding, serving.embedding_blend = install, weight
         hr = ndcg = 0.0
         for user in sample:
-            ranked = [i for i, _ in serving.recommend(user, 10, Filters()).items]
+            ranked = [i for i, _ in asyncio.run(serving.recommend(user, 10, Filters())).items]
             if targets[user] in ranked:
                 hr += 1
                 ndcg += 1 / math.log2(ranked.index(targets[user]) + 2)

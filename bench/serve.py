@@ -79,12 +79,24 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def dense_items(base: str) -> float:
+def gauge(base: str, name: str) -> float:
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith("streamrank_gateway_dense_items "):
+            if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+def dense_items(base: str) -> float:
+    return gauge(base, "streamrank_gateway_dense_items")
+
+
+def serving_counters(base: str) -> dict[str, float]:
+    """Recommendation cache lookups and embedding retrieval passes so far (one gateway's)."""
+    names = {"hits": 'streamrank_gateway_rec_cache{kind="hits"}', "misses": 'streamrank_gateway_rec_cache{kind="misses"}',
+             "passes": 'streamrank_gateway_rank_batch{kind="passes"}',
+             "requests": 'streamrank_gateway_rank_batch{kind="requests"}'}
+    return {k: gauge(base, n) for k, n in names.items()}
 
 
 def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
@@ -122,6 +134,10 @@ def main() -> None:
                         help="fixed request rate for /v1/search latency (a query costs tens of ms of CPU)")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--gateways", type=int, default=1, help="gateway processes sharing the port")
+    parser.add_argument("--cache-size", type=int, default=None,
+                        help="recommendation cache entries per gateway (0: off, every request ranked afresh)")
+    parser.add_argument("--hold", action="store_true",
+                        help="load, print the gateway's address and keep the stack up until interrupted (profiling)")
     args = parser.parse_args()
     tools = ensure_tools()
     run = f"serve-{uuid.uuid4().hex[:8]}"
@@ -134,6 +150,8 @@ def main() -> None:
         (state / shared).symlink_to(ROOT / "var" / shared)
     settings = replace(base_settings, app_id=run, topic_prefix=run, state_dir=state,
                        worker_metrics_port=free_port(), gateway_port=free_port())
+    if args.cache_size is not None:
+        settings = replace(settings, recommend_cache_size=args.cache_size)
     try:
         asyncio.run(wait_for_broker(settings, timeout_s=5))
     except BrokerUnavailable:
@@ -159,14 +177,25 @@ def main() -> None:
         search_probe = f"{base}/v1/search?q=drill&k=10"
         models = {"recommend": get_json(probe)["model_version"], "search": get_json(search_probe)["model_version"]}
         print(f"serving {models}", flush=True)
+        if args.hold:
+            print(f"holding: {base} (gateway pids {[g.proc.pid for g in gateways]}, worker {worker.proc.pid}); Ctrl-C stops",
+                  flush=True)
+            while True:
+                time.sleep(3600)
         rng = random.Random(1)
         rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, min(5000, len(users)))]
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
+        before = serving_counters(base)
         results = {
             "recommend": measure(tools, base, rec_paths, args.rate, args.seconds),
             "search": measure(tools, base, search_paths, args.search_rate, args.seconds),
             "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds),
         }
+        after = serving_counters(base)  # search does not touch either
+        d = {k: after[k] - before[k] for k in after}
+        results["recommend"]["cache_hit_ratio"] = round(d["hits"] / max(1.0, d["hits"] + d["misses"]), 3)
+        results["recommend"]["users_per_embedding_pass"] = round(d["requests"] / max(1.0, d["passes"]), 2)
+        results["recommend"]["cache_size"] = settings.recommend_cache_size
         for name in ("recommend", "search"):
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
             results[name]["model_version"] = models[name]

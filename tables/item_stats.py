@@ -6,6 +6,7 @@ makes a replayed forward idempotent.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from models.decay import add_decayed, decayed
@@ -53,6 +54,12 @@ def ctr(stats: Stats) -> float | None:
 
 def popularity_at(stats: Stats, now: float, half_life_s: float) -> float:
     return decayed(stats["pop"], stats["ts"], now, half_life_s)
+
+
+def popularity_key(stats: Stats, half_life_s: float) -> float:
+    """A number that orders items as `popularity_at` does at any common `now` (log scale):
+    every item decays by the same factor, so the order never changes with time."""
+    return math.log(stats["pop"]) + stats["ts"] * math.log(2) / half_life_s if stats["pop"] > 0 else float("-inf")
 
 
 def trending_at(stats: Stats, now: float, half_life_s: float, trend_half_life_s: float) -> float:

@@ -34,8 +34,10 @@ def init_app(
     app[READ_MODEL] = read_model or ReadModel(settings)
     app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend,
                                  search_dense_weight=settings.search_dense_weight,
-                                 click_weight=settings.search_click_weight)
+                                 click_weight=settings.search_click_weight,
+                                 cache_size=settings.recommend_cache_size)
     app[SINK] = sink or KafkaSink(settings)
+    _serving_gauges(app[METRICS], app[SERVING])
     setup_routes(app)
     app.cleanup_ctx.append(_sink_ctx)
     if follow_changelogs:
@@ -96,3 +98,12 @@ async def _search_watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     await watcher.start()
     yield
     await watcher.stop()
+
+
+def _serving_gauges(metrics: Metrics, serving: ServingModels) -> None:
+    cache, batcher = serving.cache, serving.batcher
+    metrics.rec_cache.labels(kind="hits").set_function(lambda: cache.hits)
+    metrics.rec_cache.labels(kind="misses").set_function(lambda: cache.misses)
+    metrics.rec_cache.labels(kind="entries").set_function(lambda: len(cache))
+    metrics.rank_batches.labels(kind="passes").set_function(lambda: batcher.batches)
+    metrics.rank_batches.labels(kind="requests").set_function(lambda: batcher.requests)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +24,11 @@ class ReadModel:
     listeners: list[Callable[[str, str, Any, Any], None]] = field(default_factory=list)
     _popular: list[tuple[str, float]] = field(default_factory=list)
     _popular_at: float = -1.0
+    _popular_want: int = 0  # how long a list the last computation was asked for
+    # log(popularity) + ts * ln2 / half-life per item: decay is the same for every item, so
+    # this orders items as their popularity does at any later time, and never needs updating.
+    _pop_keys: dict[str, float] = field(default_factory=dict)
+    catalog_changes: int = 0  # bumped on every catalog record (cached filtered results check it)
 
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
@@ -30,8 +36,14 @@ class ReadModel:
         old = rows.pop(key, None) if value is None else rows.get(key)
         if value is not None:
             rows[key] = value
-            if table == item_stats.NAME and value["ts"] > self.clock:
-                self.clock = value["ts"]
+        if table == item_stats.NAME:
+            if value is None:
+                self._pop_keys.pop(key, None)
+            else:
+                self.clock = max(self.clock, value["ts"])
+                self._pop_keys[key] = item_stats.popularity_key(value, self.settings.popularity_half_life_s)
+        elif table == catalog.NAME:
+            self.catalog_changes += 1
         for listener in self.listeners:
             listener(table, key, old, value)
 
@@ -60,20 +72,33 @@ class ReadModel:
                 item_id, stats, self.clock, s.popularity_half_life_s, s.trending_half_life_s)
         return view
 
+    def popular_list(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
+        """The current trending list object itself (at least `k` long where there are that many
+        items): the same object until it is recomputed, so a cached answer can tell."""
+        self.popular(k, max_age_s)
+        return self._popular
+
     def popular(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
         """Top items by decayed popularity now; recomputed at most every `max_age_s` of wall time."""
         now = time.monotonic()
-        if now - self._popular_at > max_age_s or len(self._popular) < k:
+        if now - self._popular_at > max_age_s or self._popular_want < k:
             half_life = self.settings.popularity_half_life_s
             stats = self.tables[item_stats.NAME]
             live = self.tables[catalog.NAME]
-            candidates = (
-                (item_id, item_stats.popularity_at(v, self.clock, half_life))
-                for item_id, v in stats.items()
-                if not live or catalog.is_live(live.get(item_id)) or item_id not in live
-            )
-            self._popular = heapq.nlargest(max(k, 100), candidates, key=lambda kv: kv[1])
-            self._popular_at = now
+            # Largest keys first (one float per item, no decay maths), then only those are
+            # checked against the catalog: deleted items drop out, and the list refills.
+            want = max(k, 100)
+            top: list[tuple[str, float]] = []
+            depth = want
+            while True:
+                keys = heapq.nlargest(depth, self._pop_keys.items(), key=itemgetter(1))
+                top = [(i, item_stats.popularity_at(stats[i], self.clock, half_life)) for i, _ in keys
+                       if not live or i not in live or catalog.is_live(live[i])]
+                if len(top) >= want or depth >= len(keys) or depth >= len(self._pop_keys):
+                    break
+                depth *= 4
+            self._popular = top[:want]
+            self._popular_at, self._popular_want = now, want
         return self._popular[:k]
 
     def sizes(self) -> dict[str, int]:

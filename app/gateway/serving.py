@@ -16,6 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from app.gateway.read_model import ReadModel
+from app.gateway.rank_batcher import RankBatcher
+from app.gateway.rec_cache import StampedCache
 from models.lexical import BM25Index
 from models.rec.embedding_version import EmbeddingRecVersion
 from models.rec.online_transitions import OnlineTransitions
@@ -72,8 +74,11 @@ class ServingModels:
     online: Any = None  # models.online.serving.ServingRecModel, from the learner's versions
     online_click: Any = None  # models.online.click_serving.ServingClickModel, same version
     click_weight: float = 0.1
+    cache_size: int = 100_000  # recommendation lists kept (0: off); see rec_cache.py
 
     def __post_init__(self) -> None:
+        self.cache: StampedCache[Ranking] = StampedCache(self.cache_size)
+        self.batcher = RankBatcher()
         self.read_model.subscribe(self.on_change)
 
     @property
@@ -119,29 +124,45 @@ class ServingModels:
 
         return ok
 
-    def recommend(self, user_id: str | None, k: int, filters: Filters) -> Ranking:
+    async def recommend(self, user_id: str | None, k: int, filters: Filters) -> Ranking:
         """Personal from the user's sequence (transitions blended with the embedding model),
         trending for users the stream has not seen."""
         embedding, online = self.embedding, self.online
         profile = self.read_model.tables[user_profiles.NAME].get(user_id) if user_id else None
+        # Valid while the profile, the models (the gateway's own transitions change with
+        # every event until a learner version serves) and, for filters, the catalog are the same.
+        stamp = (profile, embedding, online, self.transitions.events if online is None else 0,
+                 self.read_model.catalog_changes if filters.active() else 0)
+        # Lists that trending filled also hold the trending list they used (recomputed each second).
+        key = (user_id, k, filters)
+        trending = self.read_model.popular_list(max(k * 4, 100))
+        cached = self.cache.get(key, stamp, extra=(trending,))
+        if cached is not None:
+            return cached
+        ranking, used_trending = await self._recommend(profile, embedding, online, trending, k, filters)
+        self.cache.put(key, (*stamp, trending) if used_trending else stamp, ranking)
+        return ranking
+
+    async def _recommend(self, profile: dict[str, Any] | None, embedding: EmbeddingRecVersion | None, online: Any,
+                         trending: list[tuple[str, float]], k: int, filters: Filters) -> tuple[Ranking, bool]:
         history = profile["recent"] if profile else []
         # What the user bought or just looked at is not news to them.
         exclude = [*profile.get("purchased", []), *history] if profile else []
-        trending = self.read_model.popular(max(k * 4, 100))
         allow = self.allow(filters)
-        ranked = self._personal(embedding, online, history, k, exclude, allow)
-        if len(ranked) < k:  # trending fills what the history cannot
+        ranked = await self._personal(embedding, online, history, k, exclude, allow)
+        filled = len(ranked) < k
+        if filled:  # trending fills what the history cannot
             ranked += self.transitions.rank([], k - len(ranked), exclude=[*exclude, *(i for i, _ in ranked)],
-                                            allow=allow, fallback=trending)
-        return Ranking(ranked, self._version(embedding, online), "personal" if history else "trending")
+                                            allow=allow, fallback=trending[: max(k * 4, 100)])
+        return Ranking(ranked, self._version(embedding, online), "personal" if history else "trending"), filled
 
-    def similar(self, item_id: str, k: int, filters: Filters) -> Ranking:
+    async def similar(self, item_id: str, k: int, filters: Filters) -> Ranking:
         embedding, online = self.embedding, self.online
-        ranked = self._personal(embedding, online, [item_id], k, [item_id], self.allow(filters))
+        ranked = await self._personal(embedding, online, [item_id], k, [item_id], self.allow(filters))
         return Ranking(ranked, self._version(embedding, online))
 
-    def _personal(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], k: int,
-                  exclude: list[str], allow: Callable[[str], bool] | None) -> list[tuple[str, float]]:
+    async def _personal(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], k: int,
+                        exclude: list[str], allow: Callable[[str], bool] | None) -> list[tuple[str, float]]:
         if not history:
             return []
         depth = max(4 * k, 50)
@@ -153,7 +174,7 @@ class ServingModels:
             by_transitions = self.transitions.rank(history, depth, exclude=exclude, allow=allow)
         if embedding is None:
             return by_transitions[:k]
-        by_embedding = embedding.rank(history, depth, exclude=exclude, allow=allow)
+        by_embedding = await self.batcher.rank(embedding, history, depth, exclude, allow)
         w = self.embedding_blend
         return blend([(1.0 - w, by_transitions), (w, by_embedding)], k)
 

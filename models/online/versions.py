@@ -4,6 +4,12 @@
 (before the live model learns it), so both are judged on the same samples. `propose` then
 waits, refuses (the live model is reset to the serving snapshot) or promotes a fused model
 as a new `Version`: a delta of what changed since the previous one, small enough to ship.
+
+A promoted version is on probation: until it has served `min_samples` samples without being
+significantly worse than the last good version (scored on the same samples too), it is not
+good yet, and one that degrades is rolled back by itself to the last good one. That catches
+what the guard cannot see at promotion: damage learned at the very end of a window (a burst
+the window judged on its own noisy samples) or traffic the version does not fit any more.
 """
 from __future__ import annotations
 
@@ -79,7 +85,7 @@ class Version:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "wait" | "refuse" | "promote"
+    action: str  # "wait" | "refuse" | "promote" | "rollback" (a serving version on probation degraded)
     reason: str
     version: Version | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +110,18 @@ class OnlineLearner:
         self.version = 0
         self.kept: deque[tuple[int, OnlineRecModel, OnlineClickModel | None]] = deque(maxlen=self.config.keep)
         self._set_serving(0)
+        self._confirm_good()
+
+    # ---- the last good version ------------------------------------------------------------
+    @property
+    def on_probation(self) -> bool:
+        """Is the serving version newer than the last good one (judged against it on new samples)?"""
+        return self.good[0] != self.version
+
+    def _confirm_good(self) -> None:
+        """The serving version is the last good one (no more probation)."""
+        self.good = (self.version, self.serving_rec, self.serving_click)
+        self.good_window = WindowMetric(self.config.window)
 
     def _set_serving(self, number: int) -> None:
         """Freeze the live models as the serving snapshot of version `number`."""
@@ -119,6 +137,7 @@ class OnlineLearner:
     def _reset_windows(self) -> None:
         self.live_window = WindowMetric(self.config.window)
         self.serving_window = WindowMetric(self.config.window)
+        self.good_window = WindowMetric(self.config.window)
 
     def _reset_live_to(self, rec: OnlineRecModel, click: OnlineClickModel | None) -> None:
         self.serving_rec, self.serving_click = rec, click
@@ -132,22 +151,38 @@ class OnlineLearner:
             histories, targets = [h for h, _ in rec_samples], [t for _, t in rec_samples]
             self.live_window.add_ranks(self.live_rec.score_batch(histories, targets))
             self.serving_window.add_ranks(self.serving_rec.score_batch(histories, targets))
+            if self.on_probation:
+                self.good_window.add_ranks(self.good[1].score_batch(histories, targets))
             self.live_rec.learn(rec_samples)
         if click_samples and self.live_click is not None and self.serving_click is not None:
             labels = [s.label for s in click_samples]
             self.live_window.add_clicks(self.live_click.score_batch(click_samples).tolist(), labels)
             self.serving_window.add_clicks(self.serving_click.score_batch(click_samples).tolist(), labels)
+            if self.on_probation and self.good[2] is not None:
+                self.good_window.add_clicks(self.good[2].score_batch(click_samples).tolist(), labels)
             self.live_click.learn(click_samples)
 
     # ---- the guard and versions -----------------------------------------------------------
     def propose(self, now: float) -> Decision:
-        """"wait" below min_samples; "refuse" (live reset to serving) if live is worse than
-        guard_ratio x serving on the same samples; else "promote" a fused Version."""
+        """"wait" below min_samples; "rollback" to the last good version if the serving one,
+        on probation, is worse than guard_ratio x the last good one on the same samples;
+        "refuse" (live reset to serving) if live is worse than guard_ratio x serving; else
+        "promote" a fused Version."""
         live, serving = self.live_window, self.serving_window
         metrics = {"live": live.summary(), "serving": serving.summary()}
+        if self.on_probation:
+            metrics["good"] = {**self.good_window.summary(), "version": self.good[0]}
         if max(live.count, live.click_count) < self.config.min_samples:
             return Decision("wait", f"{max(live.count, live.click_count)} samples < {self.config.min_samples}",
                             metrics=metrics)
+        if self.on_probation:
+            degraded = self._worse(serving, self.good_window)
+            if degraded:
+                bad, good = self.version, self.good[0]
+                version = self._restore(self.good, now, {"rollback_to": good, "rolled_back": bad, "reason": degraded})
+                return Decision("rollback", f"serving version {bad} degraded ({degraded}); "
+                                            f"back to version {good} as {version.number}", version, metrics)
+            self._confirm_good()
         worse = self._worse(live, serving)
         if worse:
             self._reset_live_to(self.serving_rec, self.serving_click)
@@ -156,7 +191,7 @@ class OnlineLearner:
         return Decision("promote", f"version {version.number}", version, metrics)
 
     def _worse(self, live: WindowMetric, serving: WindowMetric) -> str:
-        """Why live is worse than the guard allows ('' when it is not).
+        """Why `live` is worse than the guard allows against `serving` ('' when it is not).
 
         Worse means both below `guard_ratio` x serving AND significantly so on the paired
         per-sample differences (mean below -2 standard errors): on a few hundred samples an
@@ -191,14 +226,26 @@ class OnlineLearner:
 
     def rollback(self, to_version: int, now: float) -> Version:
         """Pin serving (and live) to a kept promoted version; returns it as a full Version with a new number."""
-        for number, rec, click in self.kept:
-            if number == to_version:
+        for kept in (*self.kept, self.good):
+            if kept[0] == to_version:
                 break
         else:
-            raise KeyError(f"version {to_version} is not kept (kept: {[n for n, _, _ in self.kept]})")
+            raise KeyError(f"version {to_version} is not kept (kept: {self.held()})")
+        # An operator's choice is good by definition: no probation for it.
+        return self._restore(kept, now, {"rollback_to": to_version})
+
+    def held(self) -> list[int]:
+        """Versions `rollback` can return to."""
+        return sorted({n for n, _, _ in self.kept} | {self.good[0]})
+
+    def _restore(self, kept: tuple[int, OnlineRecModel, OnlineClickModel | None], now: float,
+                 metrics: dict[str, Any]) -> Version:
+        """Serve (and learn on from) a kept snapshot again, as a full Version with a new number."""
+        _, rec, click = kept
         self._reset_live_to(rec, click)
         parent, self.version = self.version, self.version + 1
-        return full_version(rec, click, self.version, parent, now, {"rollback_to": to_version})
+        self._confirm_good()
+        return full_version(rec, click, self.version, parent, now, metrics)
 
     def serving_model(self, fp16: bool = False) -> ServingRecModel:
         """The current serving version as a ServingRecModel (to bootstrap a reader)."""
@@ -209,16 +256,20 @@ class OnlineLearner:
         """Live and serving models, windows and version, plus the caller's Kafka `offsets`."""
         tensors: dict[str, torch.Tensor] = {}
         models: dict[str, Any] = {}
+        probation = self.on_probation
         for name, model in (("live_rec", self.live_rec), ("serving_rec", self.serving_rec),
-                            ("live_click", self.live_click), ("serving_click", self.serving_click)):
+                            ("live_click", self.live_click), ("serving_click", self.serving_click),
+                            ("good_rec", self.good[1] if probation else None),
+                            ("good_click", self.good[2] if probation else None)):
             if model is None:
                 continue
             t, meta = state.rec_state(model) if isinstance(model, OnlineRecModel) else state.click_state(model)
             tensors |= state.prefixed(f"{name}.", t)
             models[name] = meta
-        card = {"version": self.version, "config": self.config.__dict__, "offsets": offsets, "models": models,
-                "windows": [list(w.ranks) for w in (self.live_window, self.serving_window)],
-                "click_windows": [list(w.clicks) for w in (self.live_window, self.serving_window)]}
+        windows = (self.live_window, self.serving_window, self.good_window)
+        card = {"version": self.version, "good_version": self.good[0], "config": self.config.__dict__,
+                "offsets": offsets, "models": models,
+                "windows": [list(w.ranks) for w in windows], "click_windows": [list(w.clicks) for w in windows]}
         return state.write_state_dir(directory, tensors, card)
 
     @classmethod
@@ -238,7 +289,11 @@ class OnlineLearner:
         learner.kept = deque([(learner.version, learner.serving_rec, learner.serving_click)],
                              maxlen=learner.config.keep)
         learner._reset_windows()
-        for window, ranks, clicks in zip((learner.live_window, learner.serving_window),
+        if "good_rec" in models:  # saved while a version was on probation
+            learner.good = (card["good_version"], load_rec("good_rec"), load_click("good_click"))
+        else:
+            learner.good = (learner.version, learner.serving_rec, learner.serving_click)
+        for window, ranks, clicks in zip((learner.live_window, learner.serving_window, learner.good_window),
                                          card["windows"], card["click_windows"]):
             window.ranks.extend(ranks)
             window.clicks.extend((p, y) for p, y in clicks)

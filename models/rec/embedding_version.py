@@ -16,6 +16,8 @@ from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 NAME = "rec-embeddings"
 RECENCY_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
+# (history, k, exclude, allow) of one user, as `rank` takes them
+RankRequest = tuple[Sequence[str], int, Iterable[str], Callable[[str], bool] | None]
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,23 @@ class EmbeddingRecVersion:
         return str(save_checkpoint(model_dir, NAME, {"item_vectors": self.vectors},
                                    {**card, "item_ids": list(self.item_ids)}))
 
-    def user_vector(self, history: Sequence[str]) -> torch.Tensor | None:
-        """[D]: recency-weighted mean of the vectors of the user's last known items."""
-        rows, weights = [], []
+    def _recent_rows(self, history: Sequence[str]) -> list[int]:
+        """Rows of the user's last known items, newest first (at most len(RECENCY_WEIGHTS))."""
+        rows: list[int] = []
         for item in reversed(history):
             row = self.index.get(item)
             if row is not None:
                 rows.append(row)
-                weights.append(RECENCY_WEIGHTS[len(rows) - 1])
                 if len(rows) == len(RECENCY_WEIGHTS):
                     break
+        return rows
+
+    def user_vector(self, history: Sequence[str]) -> torch.Tensor | None:
+        """[D]: recency-weighted mean of the vectors of the user's last known items."""
+        rows = self._recent_rows(history)
         if not rows:
             return None
-        w = torch.tensor(weights).unsqueeze(1)
+        w = torch.tensor(RECENCY_WEIGHTS[: len(rows)]).unsqueeze(1)
         return (self.vectors[rows] * w).sum(0) / w.sum()
 
     def rank(
@@ -65,17 +71,43 @@ class EmbeddingRecVersion:
         allow: Callable[[str], bool] | None = None,
     ) -> list[tuple[str, float]]:
         """Top `k` (item, cosine) for the user; [] when no item of the history is known."""
-        user = self.user_vector(history)
-        if user is None:
+        return self.rank_many([(history, k, exclude, allow)])[0]
+
+    def rank_many(self, requests: Sequence[RankRequest]) -> list[list[tuple[str, float]]]:
+        """`rank` for several users at once: one matrix product over the items instead of one
+        per user (what a serving process gains from batching requests that arrive together).
+
+        Exact: each user gets what `rank` alone would give (the same top scores, the same
+        filters; a user whose filters leave too few items is searched deeper on their own row).
+        """
+        if not requests:
             return []
-        scores = self.vectors @ user  # [N]
-        excluded = set(exclude)
-        out: list[tuple[str, float]] = []
-        n = min(len(self.item_ids), max(4 * k, 50))
-        while True:
-            top = torch.topk(scores, n)
-            out = [(self.item_ids[r], float(s)) for s, r in zip(top.values.tolist(), top.indices.tolist())
-                   if self.item_ids[r] not in excluded and (allow is None or allow(self.item_ids[r]))]
-            if len(out) >= k or n == len(self.item_ids):
-                return out[:k]
-            n = min(len(self.item_ids), n * 4)  # filters removed too many: look deeper
+        width = len(RECENCY_WEIGHTS)
+        found = [self._recent_rows(history) for history, *_ in requests]
+        known = [b for b, rows in enumerate(found) if rows]
+        out: list[list[tuple[str, float]]] = [[] for _ in requests]
+        if not known:
+            return out
+        index = torch.tensor([found[b] + [0] * (width - len(found[b])) for b in known])
+        weights = torch.tensor([list(RECENCY_WEIGHTS[: len(found[b])]) + [0.0] * (width - len(found[b]))
+                                for b in known])
+        users = (self.vectors[index] * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
+        scores = users @ self.vectors.T  # [B, N]
+        total = len(self.item_ids)
+        depth = min(total, max(max(4 * requests[b][1], 50) for b in known))
+        top = torch.topk(scores, depth, dim=1)
+        values, rows = top.values.tolist(), top.indices.tolist()
+        for j, b in enumerate(known):
+            _, k, exclude, allow = requests[b]
+            excluded = set(exclude)
+            n = depth
+            while True:
+                ranked = [(self.item_ids[r], s) for s, r in zip(values[j], rows[j])
+                          if self.item_ids[r] not in excluded and (allow is None or allow(self.item_ids[r]))]
+                if len(ranked) >= k or n == total:
+                    break
+                n = min(total, n * 4)  # filters removed too many: look deeper on this row
+                deeper = torch.topk(scores[j], n)
+                values[j], rows[j] = deeper.values.tolist(), deeper.indices.tolist()
+            out[b] = ranked[:k]
+        return out

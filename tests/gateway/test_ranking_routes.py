@@ -101,3 +101,113 @@ async def test_openapi_describes_every_route(client):
     spec = await (await client.get("/openapi.json")).json()
     routes = {r.resource.canonical for r in client.app.router.routes() if r.method != "HEAD"}
     assert routes == set(spec["paths"])
+
+
+async def items_of(client, url):
+    return [i["item_id"] for i in (await (await client.get(url)).json())["items"]]
+
+
+async def test_cached_recommendations_follow_every_change_they_depend_on(client, read_model):
+    from app.gateway.keys import SERVING
+    from models.rec.embedding_version import EmbeddingRecVersion
+
+    serving = client.server.app[SERVING]
+    fill(read_model)
+    read_model.apply(user_profiles.NAME, "me", profile(["x", "a"]))
+    first = await items_of(client, "/v1/recommend?user_id=me&k=2")
+    hits = serving.cache.hits
+    assert await items_of(client, "/v1/recommend?user_id=me&k=2") == first and serving.cache.hits == hits + 1
+    # the user's own event: a new profile record, so the list is ranked again
+    read_model.apply(user_profiles.NAME, "me", profile(["x", "a", "b"], purchased={"b"}))
+    assert "b" not in await items_of(client, "/v1/recommend?user_id=me&k=2")
+    # another shopper's event changes the gateway's transitions (before any learner version)
+    read_model.apply(user_profiles.NAME, "me", profile(["a"]))
+    assert (await items_of(client, "/v1/recommend?user_id=me&k=1")) == ["b"]
+    for n in range(3):
+        read_model.apply(user_profiles.NAME, f"new{n}", profile(["a", "c"]))
+    assert (await items_of(client, "/v1/recommend?user_id=me&k=1")) == ["c"]
+    # a catalog change reaches filtered lists: c goes out of stock
+    assert await items_of(client, "/v1/recommend?user_id=me&k=1&in_stock=true") == ["c"]
+    put_item(read_model, "c", "Hammer drill", stock=0, price=49.0, category="tools")
+    assert "c" not in await items_of(client, "/v1/recommend?user_id=me&k=3&in_stock=true")
+    assert await items_of(client, "/v1/recommend?user_id=me&k=1&in_stock=true") != ["c"]
+    # a new model version is ranked with at once
+    vectors = {"a": [1.0, 0.0], "d": [1.0, 0.05], "b": [0.0, 1.0], "c": [0.0, 1.0]}
+    serving.install(EmbeddingRecVersion.build("rec-embeddings-v9", list(vectors), __import__("torch").tensor(list(vectors.values()))))
+    body = await (await client.get("/v1/recommend?user_id=me&k=1")).json()
+    assert body["model_version"].startswith("rec-embeddings-v9")
+
+
+async def test_the_cache_can_be_turned_off(aiohttp_client, settings, sink, read_model):
+    from dataclasses import replace
+
+    from app.gateway.app import init_app
+    from app.gateway.keys import SERVING
+
+    app = init_app(replace(settings, recommend_cache_size=0), sink=sink, read_model=read_model, follow_changelogs=False)
+    client = await aiohttp_client(app)
+    fill(read_model)
+    read_model.apply(user_profiles.NAME, "me", profile(["a"]))
+    for _ in range(2):
+        assert await items_of(client, "/v1/recommend?user_id=me&k=1") == ["b"]
+    assert app[SERVING].cache.hits == 0 and len(app[SERVING].cache) == 0
+
+
+async def test_trending_follows_popularity_as_it_decays_and_skips_deleted_items(client, read_model):
+    fill(read_model)  # t1: 5 purchases, t2: 3, both at t=10
+    assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t1", "t2"]
+    # t3 is bought less often but much later: at the newest time its decayed popularity leads
+    half_life = read_model.settings.popularity_half_life_s
+    s = item_stats.empty()
+    for k in range(2):  # 3 half-lives later: t1's 5 count 5/8 by then
+        s = item_stats.apply_event(s, "purchase", 10.0 + 3 * half_life, 0, k, half_life, 3600.0)
+    read_model.apply(item_stats.NAME, "t3", s)
+    read_model._popular_at = -1.0  # the trending list is recomputed at most once a second
+    assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t3", "t1"]
+    put_item(read_model, "t3", "gone")
+    read_model.apply(catalog.NAME, "t3", catalog.to_item(CatalogChange("delete", "t3", 2.0)))
+    read_model._popular_at = -1.0
+    assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t1", "t2"]
+
+
+async def test_concurrent_recommendations_share_one_embedding_pass_and_match_one_by_one(
+        aiohttp_client, settings, sink, read_model):
+    import asyncio
+    from dataclasses import replace
+
+    import torch
+
+    from app.gateway.app import init_app
+    from app.gateway.keys import SERVING
+    from models.rec.embedding_version import EmbeddingRecVersion
+
+    app = init_app(replace(settings, recommend_cache_size=0), sink=sink, read_model=read_model, follow_changelogs=False)
+    client = await aiohttp_client(app)
+    serving = app[SERVING]
+    ids = [f"i{n}" for n in range(300)]
+    serving.install(EmbeddingRecVersion.build("rec-embeddings-v3", ids, torch.randn(300, 8, generator=torch.Generator().manual_seed(1))))
+    for n in range(40):
+        read_model.apply(user_profiles.NAME, f"u{n}", profile([f"i{n}", f"i{n + 1}", f"i{2 * n}"]))
+    urls = [f"/v1/recommend?user_id=u{n}&k=5" for n in range(40)]
+    one_by_one = [await items_of(client, url) for url in urls]
+    assert serving.batcher.batches == serving.batcher.requests == 40
+    together = await asyncio.gather(*(items_of(client, url) for url in urls))
+    assert list(together) == one_by_one
+    assert serving.batcher.requests == 80 and serving.batcher.batches < 80  # some shared a pass
+
+
+async def test_trending_lists_are_cached_until_trending_is_recomputed(client, read_model):
+    from app.gateway.keys import SERVING
+
+    serving = client.server.app[SERVING]
+    fill(read_model)
+    assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t1", "t2"]
+    hits = serving.cache.hits
+    assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t1", "t2"]
+    assert serving.cache.hits == hits + 1
+    s = item_stats.empty()
+    for k in range(9):
+        s = item_stats.apply_event(s, "purchase", 10.0, 0, k, 86400.0, 3600.0)
+    read_model.apply(item_stats.NAME, "t9", s)
+    read_model._popular_at = -1.0  # a second later
+    assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t9", "t1"]

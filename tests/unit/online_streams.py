@@ -33,3 +33,11 @@ def shuffled_targets(samples: list[tuple[list[str], str]], seed: int = 0) -> lis
 
 def batches(samples: list, size: int) -> list[list]:
     return [samples[i : i + size] for i in range(0, len(samples), size)]
+
+
+def rewired_targets(samples: list[tuple[list[str], str]], shift: int = 1) -> list[tuple[list[str], str]]:
+    """The same histories with each target swapped for another fixed item (a bot pushing
+    items): unlike shuffled targets, a model learns this and then serves real users worse."""
+    targets = sorted({t for _, t in samples})
+    moved = {t: targets[(i + shift) % len(targets)] for i, t in enumerate(targets)}
+    return [(h, moved[t]) for h, t in samples]

@@ -32,3 +32,24 @@ def test_checkpoint_round_trip(tmp_path):
 def test_ids_and_rows_must_agree():
     with pytest.raises(ValueError, match="2 ids for 4 vectors"):
         EmbeddingRecVersion.build("t", ["a", "b"], torch.ones(4, 2))
+
+
+def test_rank_many_gives_each_user_what_rank_alone_gives():
+    gen = torch.Generator().manual_seed(0)
+    ids = [f"i{n}" for n in range(400)]
+    m = EmbeddingRecVersion.build("t", ids, torch.randn(400, 8, generator=gen))
+    rare = set(ids[::97])  # a filter that leaves 5 items: found only by searching deeper
+    requests = [(["i1", "i2"], 10, ["i1", "i2"], None), (["i3"], 3, [], None), (["nope"], 5, [], None),
+                (["i4", "i5", "i6", "i7", "i8", "i9"], 20, ["i9"], lambda i: i in rare),
+                ([], 4, [], None), (["i10"], 60, [], lambda i: i != "i11")]
+    batched = m.rank_many(requests)
+    alone = [m.rank(*r) for r in requests]
+    assert [[i for i, _ in b] for b in batched] == [[i for i, _ in a] for a in alone]
+    for b, a in zip(batched, alone):
+        assert torch.allclose(torch.tensor([s for _, s in b]), torch.tensor([s for _, s in a]), atol=1e-6)
+    assert batched[2] == [] and batched[4] == [] and len(batched[5]) == 60
+    assert {i for i, _ in batched[3]} == rare and len(batched[3]) == 5
+    # and what rank gives is the exact top by cosine to the recency-weighted history
+    user = m.user_vector(["i3"])
+    exact = torch.topk(m.vectors @ user, 3).indices.tolist()
+    assert [i for i, _ in batched[1]] == [ids[r] for r in exact]

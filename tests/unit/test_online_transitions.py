@@ -55,3 +55,29 @@ def test_neighbour_lists_stay_bounded():
     for i in range(100):
         m.learn_one("hub", f"i{i}")
     assert len(m.next["hub"]) <= 20
+
+
+def test_copies_share_counts_until_either_side_learns():
+    import copy
+
+    from models.online.counts import TransitionCounts
+
+    original = TransitionCounts(gaps=2, reverse=True)
+    for history, target in ((["a"], "b"), (["a", "b"], "c"), (["x"], "b")):
+        original.add_sample(history, target)
+    snapshot = copy.deepcopy(original)
+    assert snapshot.next["a"] is original.next["a"]  # shared, not copied
+    original.add_sample(["a"], "z")  # the original learns: the snapshot must not see it
+    snapshot.add_sample(["a"], "y")  # nor the original what the snapshot learns
+    assert original.next["a"] == {"b": 1, "z": 1} and snapshot.next["a"] == {"b": 1, "y": 1}
+    assert original.out_degree["a"] == snapshot.out_degree["a"] == 2
+    assert original.next["x"] is snapshot.next["x"]  # untouched sources stay shared
+    again = copy.deepcopy(snapshot)
+    snapshot.drop(["a"])
+    again.add_sample(["a"], "y")
+    assert "a" not in snapshot.next and again.next["a"] == {"b": 1, "y": 2}
+    assert original.next["a"] == {"b": 1, "z": 1}
+    kept = original.without(["x"])
+    original.add_sample(["a", "b"], "q")
+    assert kept.next["a"] == {"b": 1, "z": 1} and kept.neighbours[1]["a"] == {"c": 1}
+    assert original.neighbours[1]["a"] == {"c": 1, "q": 1}

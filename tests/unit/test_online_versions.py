@@ -4,7 +4,7 @@ import torch
 
 from models.online.serving import ServingRecModel
 from models.online.versions import LearnerConfig, OnlineLearner, Version
-from tests.unit.online_streams import batches, chain_stream, shuffled_targets, small_model
+from tests.unit.online_streams import batches, chain_stream, rewired_targets, shuffled_targets, small_model
 
 
 def make_learner(model=None, **config) -> OnlineLearner:
@@ -42,6 +42,62 @@ def test_guard_refuses_a_poisoned_version_and_resets_the_live_model():
     feed(learner, chain_stream(100, seed=4))
     decision = learner.propose(now=3.0)
     assert decision.action == "promote" and decision.version.number == 2 and decision.version.parent == 1
+
+
+def test_a_promoted_version_that_degrades_is_rolled_back_to_the_last_good_one():
+    learner = make_learner(min_samples=150, window=300)
+    feed(learner, chain_stream(60, seed=1))
+    assert learner.propose(now=1.0).action == "promote"
+    feed(learner, chain_stream(60, seed=2))
+    assert learner.propose(now=2.0).action == "promote"  # version 1 passed its probation
+    good = copy.deepcopy(learner.serving_rec)
+    # A bot floods one window with rewired targets: on that window the live model fits the
+    # flood better than serving does, so the guard promotes what it learned from it.
+    feed(learner, rewired_targets(chain_stream(1000, seed=3)))
+    decision = learner.propose(now=3.0)
+    assert decision.action == "promote" and learner.version == 3 and learner.on_probation
+    feed(learner, chain_stream(100, seed=4))  # real traffic: version 3 serves it worse than 2
+    decision = learner.propose(now=4.0)
+    assert decision.action == "rollback", decision
+    assert decision.metrics["good"]["version"] == 2
+    assert decision.metrics["serving"]["NDCG@10"] < learner.config.guard_ratio * decision.metrics["good"]["NDCG@10"]
+    version = decision.version
+    assert version.full and version.number == 4 and version.parent == 3
+    assert version.metrics["rollback_to"] == 2 and version.metrics["rolled_back"] == 3
+    assert models_equal(learner.serving_rec, good) and models_equal(learner.live_rec, good)
+    assert not learner.on_probation  # what it rolled back to is the last good version
+    # gateways rebuild version 2 from the full version
+    rebuilt = ServingRecModel.from_model(good, 0).apply(Version.from_bytes(version.to_bytes()))
+    assert [i for i, _ in rebuilt.rank(["x3"], 3)] == [i for i, _ in good.rank(["x3"], 3)]
+
+
+def test_a_version_that_serves_as_well_as_the_last_good_one_leaves_probation():
+    learner = make_learner(min_samples=150, window=300)
+    feed(learner, chain_stream(60, seed=1))
+    learner.propose(now=1.0)
+    assert learner.on_probation and learner.good[0] == 0
+    feed(learner, chain_stream(60, seed=2))
+    decision = learner.propose(now=2.0)
+    assert decision.action == "promote" and learner.good[0] == 1  # 1 confirmed, 2 now on probation
+    assert decision.metrics["good"]["samples"] == decision.metrics["serving"]["samples"] == 180
+
+
+def test_probation_survives_a_checkpoint(tmp_path):
+    learner = make_learner(min_samples=150, window=300)
+    feed(learner, chain_stream(60, seed=1))
+    learner.propose(now=1.0)
+    feed(learner, chain_stream(60, seed=2))
+    learner.propose(now=2.0)
+    feed(learner, rewired_targets(chain_stream(1000, seed=3)))
+    learner.propose(now=3.0)
+    feed(learner, chain_stream(40, seed=4))
+    learner.save(tmp_path / "ckpt", offsets={})
+    restored, _ = OnlineLearner.load(tmp_path / "ckpt")
+    assert restored.on_probation and restored.good[0] == learner.good[0] == 2
+    assert models_equal(restored.good[1], learner.good[1])
+    for a in (learner, restored):
+        feed(a, chain_stream(60, seed=5))
+    assert [a.propose(now=4.0).action for a in (learner, restored)] == ["rollback", "rollback"]
 
 
 def test_wait_below_min_samples():

@@ -40,14 +40,14 @@ def _ranked(request: web.Request, ranking: Ranking, **extra: object) -> web.Resp
 async def recommend(request: web.Request) -> web.Response:
     user_id = request.query.get("user_id") or None
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
-    ranking = request.app[SERVING].recommend(user_id, k, _filters(request))
+    ranking = await request.app[SERVING].recommend(user_id, k, _filters(request))
     return _ranked(request, ranking, user_id=user_id, strategy=ranking.strategy)
 
 
 async def similar(request: web.Request) -> web.Response:
     item_id = request.match_info["item_id"]
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
-    return _ranked(request, request.app[SERVING].similar(item_id, k, _filters(request)), item_id=item_id)
+    return _ranked(request, await request.app[SERVING].similar(item_id, k, _filters(request)), item_id=item_id)
 
 
 async def search(request: web.Request) -> web.Response:
