@@ -6,7 +6,8 @@ import logging
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
@@ -83,3 +84,21 @@ async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int
     finally:
         await producer.stop()
     return sent
+
+
+async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
+    """Every record on the model-updates topic (one partition) so far, oldest first."""
+    tp = TopicPartition(settings.topics.model_updates, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
+                                max_partition_fetch_bytes=settings.max_request_bytes * 4)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, 0)
+        records: list[ConsumerRecord] = []
+        while await consumer.position(tp) < end:
+            records.extend((await consumer.getmany(tp, timeout_ms=1000)).get(tp, []))
+        return records
+    finally:
+        await consumer.stop()

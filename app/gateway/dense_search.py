@@ -87,7 +87,10 @@ class DenseSearch:
         self.pending: dict[str, str] = {}  # item -> text waiting for its vector
         self._ops: deque[Callable[[], Any]] = deque()  # searcher changes, applied on the query thread
         self._catalog_pool = ThreadPoolExecutor(1, thread_name_prefix="encode-catalog")
-        self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="encode-query")
+        # A query is encoded on one thread and searched on another: while one query searches,
+        # the next one encodes (torch lets go of the GIL), so two queries overlap on two cores.
+        self._encode_pool = ThreadPoolExecutor(1, thread_name_prefix="encode-query")
+        self._query_pool = ThreadPoolExecutor(1, thread_name_prefix="search")
         self._catalog_encoder: TextEncoder | None = None
         self._query_encoder: TextEncoder | None = None
         self._cache: VectorCache | None = None
@@ -102,7 +105,7 @@ class DenseSearch:
         self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, encoder)
         self._cache = await loop.run_in_executor(self._catalog_pool, _open_cache,
                                                  vector_cache_path(self.settings, self._catalog_encoder))
-        self._query_encoder = await loop.run_in_executor(self._query_pool, encoder)
+        self._query_encoder = await loop.run_in_executor(self._encode_pool, encoder)
         self._task = asyncio.create_task(self._encode_loop(), name="encode-catalog")
 
     async def stop(self) -> None:
@@ -111,8 +114,8 @@ class DenseSearch:
             await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, list(self.texts.values()))
         except Exception:  # noqa: BLE001 — a cache is an optimisation; stopping must go on
             log.exception("could not save the item vector cache")
-        self._catalog_pool.shutdown(wait=False, cancel_futures=True)
-        self._query_pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._catalog_pool, self._encode_pool, self._query_pool):
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def ready(self) -> bool:
@@ -212,9 +215,12 @@ class DenseSearch:
         if encoder is None:
             return []
 
+        vector = await asyncio.get_running_loop().run_in_executor(
+            self._encode_pool, lambda: encoder.encode_queries([query])[0])
+
         def run() -> list[tuple[str, float]]:
             self._apply()
-            return self.searcher.dense_search(encoder.encode_queries([query])[0], k)
+            return self.searcher.dense_search(vector, k)
 
         return await self._on_query_thread(run)
 
@@ -225,13 +231,19 @@ class DenseSearch:
         if encoder is None:
             return []
 
+        q = normalize_query(query)  # as the model was trained and evaluated
+
+        @torch.inference_mode()
+        def encode() -> tuple[torch.Tensor, torch.Tensor]:
+            zero = encoder.encode_queries([q])[0]
+            base = zero if model.encoder is None else model.encoder.encode_queries([q])[0]
+            return zero, model.adapter(base.unsqueeze(0))[0]
+
+        zero, tuned = await asyncio.get_running_loop().run_in_executor(self._encode_pool, encode)
+
         @torch.inference_mode()
         def run() -> list[tuple[str, float]]:
             self._apply()
-            q = normalize_query(query)  # as the model was trained and evaluated
-            zero = encoder.encode_queries([q])[0]
-            base = zero if model.encoder is None else model.encoder.encode_queries([q])[0]
-            tuned = model.adapter(base.unsqueeze(0))[0]
             return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats)
 
         return await self._on_query_thread(run)

@@ -97,7 +97,8 @@ async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: P
     settings = replace(base, app_id=f"eval-online-{run_id}", topic_prefix=f"eval-online-{run_id}",
                        state_dir=workdir, worker_metrics_port=free_port(), search_dense=False,
                        version_interval_s=min(base.version_interval_s, 2.0),
-                       checkpoint_interval_s=min(base.checkpoint_interval_s, 2.0))
+                       # the clean stop saves the last one; this bounds what a hard stop would lose
+                       checkpoint_interval_s=min(base.checkpoint_interval_s, 10.0))
     await wait_for_broker(settings)
     await ensure_topics(settings)
     sequences = [(user, [data.items[i] for i in seq]) for user, seq in zip(data.users, test.train)]
@@ -156,28 +157,18 @@ async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: floa
 
 async def _progressive_curve(settings: Settings) -> list[dict[str, Any]]:
     """(samples seen, live NDCG@10 over the window) of each decision the learner published."""
-    tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=settings.max_request_bytes * 4)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        end = (await consumer.end_offsets([tp]))[tp]
-        curve: list[dict[str, Any]] = []
-        seen = 0
-        from models.online.versions import Version
+    from app.kafka_io import model_update_records
+    from app.learner import record_type
+    from models.online.versions import Version
 
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            for msg in batch.get(tp, []):
-                kind = dict(msg.headers or ()).get("type", b"").decode()
-                metrics = (Version.from_bytes(msg.value).metrics if kind == "version"
-                           else orjson.loads(msg.value).get("metrics") if kind == "decision" else None)
-                if metrics and "live" in metrics:
-                    seen += metrics["live"].get("samples") or 0
-                    curve.append({"samples": seen, "decision": kind,
-                                  "NDCG@10": round(metrics["live"].get("NDCG@10") or 0.0, 4)})
-        return curve
-    finally:
-        await consumer.stop()
+    curve: list[dict[str, Any]] = []
+    seen = 0
+    for msg in await model_update_records(settings):
+        kind = record_type(msg.headers)
+        metrics = (Version.from_bytes(msg.value).metrics if kind == "version"
+                   else orjson.loads(msg.value).get("metrics") if kind == "decision" else None)
+        if metrics and "live" in metrics:
+            seen += metrics["live"].get("samples") or 0
+            curve.append({"samples": seen, "decision": kind,
+                          "NDCG@10": round(metrics["live"].get("NDCG@10") or 0.0, 4)})
+    return curve

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -107,7 +108,9 @@ def write_state_dir(directory: Path | str, tensors: Tensors, card: dict) -> Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / STATE_FILE))
-        (tmp / CARD_FILE).write_text(json.dumps(card))
+        # orjson: a card holds every count of every model, and json.dumps spent seconds on it
+        # (infinite ranks become null; WindowMetric.add_ranks reads null as a miss again).
+        (tmp / CARD_FILE).write_bytes(orjson.dumps(card))
         old = final.with_name(f".{final.name}-old")
         if final.exists():
             os.rename(final, old)
@@ -123,4 +126,4 @@ def read_state_dir(directory: Path | str) -> tuple[Tensors, dict]:
     directory = Path(directory)
     if not (directory / CARD_FILE).is_file():
         raise FileNotFoundError(f"no online learner state at {directory}: expected {CARD_FILE} and {STATE_FILE}")
-    return load_file(str(directory / STATE_FILE)), json.loads((directory / CARD_FILE).read_text())
+    return load_file(str(directory / STATE_FILE)), orjson.loads((directory / CARD_FILE).read_bytes())

@@ -295,7 +295,7 @@ class OnlineLearner:
             learner.good = (learner.version, learner.serving_rec, learner.serving_click)
         for window, ranks, clicks in zip((learner.live_window, learner.serving_window, learner.good_window),
                                          card["windows"], card["click_windows"]):
-            window.ranks.extend(ranks)
+            window.add_ranks(ranks)  # a miss (inf) was written as null
             window.clicks.extend((p, y) for p, y in clicks)
         return learner, {k: int(v) for k, v in card["offsets"].items()}
 

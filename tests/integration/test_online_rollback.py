@@ -12,11 +12,10 @@ import time
 from dataclasses import replace
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import generate_latest
 
 from app.gateway.app import init_app
-from app.kafka_io import make_producer
+from app.kafka_io import make_producer, model_update_records
 from app.learner import LearnerService, record_type
 from app.metrics import Metrics
 from models.online.versions import Version
@@ -68,22 +67,8 @@ def decisions(metrics: Metrics) -> dict[str, float]:
 
 
 async def published_versions(settings) -> list[Version]:
-    tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=settings.max_request_bytes * 4)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, 0)
-        found = []
-        while await consumer.position(tp) < end:
-            for msg in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                if record_type(msg.headers) == "version":
-                    found.append(Version.from_bytes(msg.value))
-        return found
-    finally:
-        await consumer.stop()
+    return [Version.from_bytes(msg.value) for msg in await model_update_records(settings)
+            if record_type(msg.headers) == "version"]
 
 
 async def test_a_served_version_that_degrades_is_rolled_back_and_the_gateway_follows(
