@@ -120,9 +120,16 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
             "success_ratio": report["success"], "errors": len(report.get("errors") or [])}
 
 
-def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int) -> dict:
+def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int,
+            again: bool = False) -> dict:
+    """Latency at `rate`, then the peak. With `again`, the latency is measured a second time
+    right after the first, over the same paths: a recommendation cache is cold in the first
+    pass (every user ranked afresh) and warm in the second (returning users, unchanged)."""
     wrk, vegeta = tools
     latency = vegeta_latency(vegeta, base, paths, rate, seconds)
+    if again:
+        warm = vegeta_latency(vegeta, base, paths, rate, seconds)
+        latency = {**{f"cold_{k}": v for k, v in latency.items() if k.endswith("_ms")}, **warm}
     return {**latency, "rps": round(wrk_peak(wrk, base, paths, seconds), 1)}
 
 
@@ -187,7 +194,7 @@ def main() -> None:
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
         before = serving_counters(base)
         results = {
-            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds),
+            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, again=settings.recommend_cache_size > 0),
             "search": measure(tools, base, search_paths, args.search_rate, args.seconds),
             "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds),
         }
