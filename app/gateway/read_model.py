@@ -72,14 +72,13 @@ class ReadModel:
                 item_id, stats, self.clock, s.popularity_half_life_s, s.trending_half_life_s)
         return view
 
+    def popular(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
+        """Top `k` items by decayed popularity now; recomputed at most every `max_age_s` of wall time."""
+        return self.popular_list(k, max_age_s)[:k]
+
     def popular_list(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
         """The current trending list object itself (at least `k` long where there are that many
         items): the same object until it is recomputed, so a cached answer can tell."""
-        self.popular(k, max_age_s)
-        return self._popular
-
-    def popular(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
-        """Top items by decayed popularity now; recomputed at most every `max_age_s` of wall time."""
         now = time.monotonic()
         if now - self._popular_at > max_age_s or self._popular_want < k:
             half_life = self.settings.popularity_half_life_s
@@ -88,18 +87,17 @@ class ReadModel:
             # Largest keys first (one float per item, no decay maths), then only those are
             # checked against the catalog: deleted items drop out, and the list refills.
             want = max(k, 100)
-            top: list[tuple[str, float]] = []
             depth = want
             while True:
                 keys = heapq.nlargest(depth, self._pop_keys.items(), key=itemgetter(1))
                 top = [(i, item_stats.popularity_at(stats[i], self.clock, half_life)) for i, _ in keys
                        if not live or i not in live or catalog.is_live(live[i])]
-                if len(top) >= want or depth >= len(keys) or depth >= len(self._pop_keys):
+                if len(top) >= want or depth >= len(self._pop_keys):
                     break
                 depth *= 4
             self._popular = top[:want]
             self._popular_at, self._popular_want = now, want
-        return self._popular[:k]
+        return self._popular
 
     def sizes(self) -> dict[str, int]:
         return {name: len(rows) for name, rows in self.tables.items()}

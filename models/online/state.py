@@ -5,7 +5,6 @@ folder renamed into place, so a reader sees the old state or the new one, never 
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile

@@ -58,14 +58,6 @@ class EmbeddingRecVersion:
                     break
         return rows
 
-    def user_vector(self, history: Sequence[str]) -> torch.Tensor | None:
-        """[D]: recency-weighted mean of the vectors of the user's last known items."""
-        rows = self._recent_rows(history)
-        if not rows:
-            return None
-        w = torch.tensor(RECENCY_WEIGHTS[: len(rows)]).unsqueeze(1)
-        return (self.vectors[rows] * w).sum(0) / w.sum()
-
     def rank(
         self, history: Sequence[str], k: int, exclude: Iterable[str] = (),
         allow: Callable[[str], bool] | None = None,
@@ -91,6 +83,7 @@ class EmbeddingRecVersion:
         index = torch.tensor([found[b] + [0] * (width - len(found[b])) for b in known])
         weights = torch.tensor([list(RECENCY_WEIGHTS[: len(found[b])]) + [0.0] * (width - len(found[b]))
                                 for b in known])
+        # each user: the recency-weighted mean of the vectors of their last known items
         users = (self.vectors[index] * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
         scores = users @ self.vectors.T  # [B, N]
         total = len(self.item_ids)

@@ -107,12 +107,14 @@ async def test_swaps_under_concurrent_requests_never_mix_versions(aiohttp_client
     results = []
 
     answered = asyncio.Event()
+    installed = []
 
     async def swapper():
         for n in range(40):
             dense.install(models[n % 2])
+            installed.append(models[n % 2].version)
             # Swap at random points, but only after some request saw this version: on a
-            # slow machine a whole batch could otherwise outlast every swap.
+            # slow machine a whole batch (read before the swap) could otherwise outlast every swap.
             answered.clear()
             await answered.wait()
             await asyncio.sleep(random.random() * 0.004)
@@ -121,7 +123,8 @@ async def test_swaps_under_concurrent_requests_never_mix_versions(aiohttp_client
     async def one_search():
         result = await search(client, "sofa", k="1")
         results.append(result)
-        answered.set()
+        if result[1] == installed[-1]:
+            answered.set()
 
     async def load():
         while not stop.is_set():
