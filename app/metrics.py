@@ -1,6 +1,10 @@
 """Every Prometheus metric of streamrank. Names: `streamrank_` prefix, base units, no ids as labels."""
 from __future__ import annotations
 
+import gc
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -86,6 +90,22 @@ class Metrics:
             ["kind"], registry=r)
         self.model_load_failures = Counter(
             "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
+        self.gc_pause = Histogram(
+            "streamrank_gc_pause_seconds", "Pauses of Python's cyclic garbage collector (the whole process stops)",
+            ["generation"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1), registry=r)
+
+    def track_gc_pauses(self) -> Callable[[], None]:
+        """Time every collection into `gc_pause`; returns the function that stops it."""
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                self.gc_pause.labels(generation=str(info["generation"])).observe(time.perf_counter() - started[0])
+
+        gc.callbacks.append(on_gc)
+        return lambda: gc.callbacks.remove(on_gc)
 
 
 _REASON_LABELS = (

@@ -121,16 +121,38 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
 
 
 def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int,
-            again: bool = False) -> dict:
-    """Latency at `rate`, then the peak. With `again`, the latency is measured a second time
-    right after the first, over the same paths: a recommendation cache is cold in the first
-    pass (every user ranked afresh) and warm in the second (returning users, unchanged)."""
+            cold_seconds: int = 0) -> dict:
+    """Latency at `rate`, then the peak. With `cold_seconds`, a first pass at `rate` over
+    distinct paths (no request repeats one before it: with distinct users, every request
+    misses the recommendation cache and is ranked afresh) comes before the measured one,
+    which then repeats them (returning users, unchanged: the cache serves them)."""
     wrk, vegeta = tools
+    cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds) if cold_seconds else {}
     latency = vegeta_latency(vegeta, base, paths, rate, seconds)
-    if again:
-        warm = vegeta_latency(vegeta, base, paths, rate, seconds)
-        latency = {**{f"cold_{k}": v for k, v in latency.items() if k.endswith("_ms")}, **warm}
+    latency = {**{f"cold_{k}": v for k, v in cold.items() if k.endswith("_ms") or k == "errors"}, **latency}
     return {**latency, "rps": round(wrk_peak(wrk, base, paths, seconds), 1)}
+
+
+def gc_pauses(base: str) -> dict[str, float]:
+    """Cyclic GC so far: seconds and collections of each generation (one gateway's)."""
+    out = {}
+    for g in "012":
+        out[f"gen{g}_seconds"] = gauge(base, f'streamrank_gc_pause_seconds_sum{{generation="{g}"}}')
+        out[f"gen{g}_count"] = gauge(base, f'streamrank_gc_pause_seconds_count{{generation="{g}"}}')
+    return out
+
+
+def wait_for_learner(base: str, quiet_s: float = 10.0, timeout_s: float = 600.0) -> float:
+    """Wait until the served online version has not changed for `quiet_s` (the learner has
+    learned the loaded events): measurements then see one version, not swaps."""
+    deadline = time.monotonic() + timeout_s
+    last, since = gauge(base, "streamrank_gateway_online_version"), time.monotonic()
+    while time.monotonic() - since < quiet_s and time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = gauge(base, "streamrank_gateway_online_version")
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
 
 
 def main() -> None:
@@ -179,7 +201,9 @@ def main() -> None:
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["item_stats"] >= n_event_items, 900, 2.0,
                    "item stats loaded")
         wait_until(lambda: dense_items(base) >= n_items, 1800, 5.0, "catalog vectors for dense search")
-        print(f"loaded: {get_json(f'{base}/readyz')['records']}, {dense_items(base):.0f} item vectors", flush=True)
+        version = wait_for_learner(base)
+        print(f"loaded: {get_json(f'{base}/readyz')['records']}, {dense_items(base):.0f} item vectors, "
+              f"online version {version:.0f}", flush=True)
         probe = f"{base}/v1/recommend?user_id={users[0]}&k=10"
         search_probe = f"{base}/v1/search?q=drill&k=10"
         models = {"recommend": get_json(probe)["model_version"], "search": get_json(search_probe)["model_version"]}
@@ -190,15 +214,16 @@ def main() -> None:
             while True:
                 time.sleep(3600)
         rng = random.Random(1)
-        rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, min(5000, len(users)))]
+        rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, len(users))]  # each user once
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
-        before = serving_counters(base)
+        before, gc_before = serving_counters(base), gc_pauses(base)
+        cold_seconds = min(args.seconds, len(rec_paths) // args.rate) if settings.recommend_cache_size > 0 else 0
         results = {
-            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, again=settings.recommend_cache_size > 0),
+            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, cold_seconds),
             "search": measure(tools, base, search_paths, args.search_rate, args.seconds),
             "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds),
         }
-        after = serving_counters(base)  # search does not touch either
+        after, gc_after = serving_counters(base), gc_pauses(base)  # search does not touch the counters
         d = {k: after[k] - before[k] for k in after}
         results["recommend"]["cache_hit_ratio"] = round(d["hits"] / max(1.0, d["hits"] + d["misses"]), 3)
         results["recommend"]["users_per_embedding_pass"] = round(d["requests"] / max(1.0, d["passes"]), 2)
@@ -207,6 +232,7 @@ def main() -> None:
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
             results[name]["model_version"] = models[name]
         results["gateways"] = args.gateways
+        results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}  # one gateway's
         print(json.dumps(results))
     finally:
         for p in (fixed, *gateways, worker):

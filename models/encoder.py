@@ -54,6 +54,8 @@ class TextEncoder(nn.Module):
     fine-tuning); `encode` and `encode_queries` run under inference mode.
     """
 
+    _traced: torch.jit.ScriptModule | None  # set through __dict__: see for_serving
+
     def __init__(self, max_length: int = 32, cache_size: int = 4096, device: torch.device | str | None = None):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer, logging as hf_logging
@@ -69,6 +71,7 @@ class TextEncoder(nn.Module):
         self.cache_size = cache_size
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self.weights_id = "pretrained"  # a fine-tuned encoder names its checkpoint here
+        self.__dict__["_traced"] = None  # a torch.jit.ScriptModule after for_serving
         self.to(torch.device(device) if device is not None else default_device())
         self.eval()
 
@@ -84,6 +87,41 @@ class TextEncoder(nn.Module):
             raise ModelUnavailable(f"checkpoint does not fit the encoder: missing {missing[:3]}, unexpected {unexpected[:3]}")
         encoder.weights_id = weights_id
         return encoder
+
+    def for_serving(self, fp16: bool = False) -> "TextEncoder":
+        """Make `encode` fast for serving on a CPU; returns self. For inference only.
+
+        - The transformer runs as a TorchScript trace: its forward no longer runs Python per
+          layer, and it lets go of the GIL while it computes. Eager, one 8-token query took
+          8.6 ms alone and 870 ms beside one busy Python thread (the GIL switch interval,
+          once per op); traced, 4.5 ms and 12 ms (measured on this 2-core machine). The trace
+          keeps the sequence length dynamic; the tests check it against the eager model on
+          padded and unpadded batches.
+        - `fp16` stores the Linear weights as fp16 (fbgemm): one query is a handful of
+          tokens, so the time goes to reading 42 MB of float32 weights from memory, and fp16
+          halves that. The math stays float32 (embeddings agree to a cosine of 1 - 1e-6),
+          unlike int8, which moved query vectors to a cosine of 0.98. It renames
+          `model_key`, so caches never mix these vectors with float32 ones.
+        Training and `state_tensors` need the float32 eager module: keep a separate instance.
+        A no-op on CUDA.
+        """
+        if self.device.type != "cpu":
+            return self
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao (deprecated for torchao) and the tracer warn
+            warnings.simplefilter("ignore")
+            if fp16 and {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines):
+                from torch.ao.quantization import quantize_dynamic
+
+                quantize_dynamic(self.transformer, {nn.Linear}, dtype=torch.float16, inplace=True)
+                self.weights_id += "+fp16-linear"
+            example = self.tokenize(["a query to trace the encoder with"])
+            with torch.inference_mode():
+                # kept out of the module tree: not a submodule to train(), move or save
+                self.__dict__["_traced"] = torch.jit.trace(_Pooled(self.transformer), (example["input_ids"], example["attention_mask"]),
+                                               check_trace=False)
+        return self
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Weights to store in a checkpoint, keyed `encoder.<name>`."""
@@ -107,10 +145,7 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Normalised mean-pooled embeddings [B, 384] of token ids [B, L]."""
-        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B, L, H]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, p=2, dim=1)
+        return _pool(self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask)
 
     def embed(self, texts: Sequence[str], max_length: int | None = None) -> torch.Tensor:
         """Differentiable embeddings [B, 384] of raw texts (for training)."""
@@ -123,7 +158,8 @@ class TextEncoder(nn.Module):
         Texts are batched by length so padding stays short.
         """
         was_training = self.training
-        self.eval()
+        if was_training:  # walking every submodule costs milliseconds: a query's time
+            self.eval()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), DIM)
         starts = range(0, len(order), batch_size)
@@ -133,8 +169,13 @@ class TextEncoder(nn.Module):
             starts = tqdm(starts, desc="encode", unit="batch", mininterval=5.0)
         for start in starts:
             idx = order[start : start + batch_size]
-            out[idx] = self.embed([texts[i] for i in idx]).float().cpu()
-        self.train(was_training)
+            if self._traced is not None:
+                batch = self.tokenize([texts[i] for i in idx])
+                out[idx] = self._traced(batch["input_ids"], batch["attention_mask"])
+            else:
+                out[idx] = self.embed([texts[i] for i in idx]).float().cpu()
+        if was_training:
+            self.train()
         return out
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 128) -> torch.Tensor:
@@ -154,3 +195,21 @@ class TextEncoder(nn.Module):
     def clear_cache(self) -> None:
         """Forget cached query embeddings (after the weights change)."""
         self._cache.clear()
+
+
+def _pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Attention-masked mean of hidden states [B, L, H], L2-normalised: [B, H]."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return F.normalize(pooled, p=2, dim=1)
+
+
+class _Pooled(nn.Module):
+    """The transformer and the pooling as one module of plain tensors, for tracing."""
+
+    def __init__(self, transformer: nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return _pool(self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask)

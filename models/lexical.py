@@ -71,7 +71,7 @@ class BM25Index:
         self._lengths = np.zeros(0, dtype=np.float32)
         self._terms: list[Counter[str]] = []
         self._postings: dict[str, dict[int, int]] = {}
-        self._compiled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._compiled: dict[str, tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
         self._total_length = 0
 
     def __len__(self) -> int:
@@ -131,13 +131,25 @@ class BM25Index:
         self._free.append(slot)
         return True
 
-    def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+    def _posting_arrays(self, term: str, avg: float) -> tuple[np.ndarray, np.ndarray]:
+        """Slots holding `term` and their BM25 term-frequency part at mean length `avg`.
+
+        Cached per term until the term's postings or the mean length change: a query then
+        costs one scatter-add per term (char 3-grams of common words have tens of
+        thousands of postings).
+        """
         compiled = self._compiled.get(term)
         if compiled is None:
             postings = self._postings.get(term, {})
-            compiled = (np.fromiter(postings.keys(), np.int64, len(postings)), np.fromiter(postings.values(), np.float32, len(postings)))
-            self._compiled[term] = compiled
-        return compiled
+            slots = np.fromiter(postings.keys(), np.int64, len(postings))
+            compiled = (slots, np.fromiter(postings.values(), np.float32, len(postings)), np.nan, slots)
+        slots, tf, weighted_at, weights = compiled
+        if weighted_at != avg:
+            norm = self.k1 * (1.0 - self.b + self.b * self._lengths[slots] / avg)
+            weights = tf * (self.k1 + 1.0) / (tf + norm)
+            compiled = (slots, tf, avg, weights)
+        self._compiled[term] = compiled
+        return slots, weights
 
     def _idf(self, df: int) -> float:
         n = len(self._slot)
@@ -150,12 +162,20 @@ class BM25Index:
             return out
         avg = self._total_length / len(self._slot) or 1.0
         for term, qtf in Counter(self.analyzer(query)).items():
-            slots, tf = self._posting_arrays(term)
-            if not len(slots):
-                continue
-            norm = self.k1 * (1.0 - self.b + self.b * self._lengths[slots] / avg)
-            out[slots] += qtf * self._idf(len(slots)) * tf * (self.k1 + 1.0) / (tf + norm)
+            slots, weights = self._posting_arrays(term, avg)
+            if len(slots):
+                out[slots] += np.float32(qtf * self._idf(len(slots))) * weights
         return out
+
+    def coverage(self, query: str) -> np.ndarray:
+        """Share of the query's distinct terms in each slot's text, [n_slots] float32 (0..1)."""
+        out = np.zeros(len(self._ids), dtype=np.float32)
+        terms = set(self.analyzer(query))
+        for term in terms:
+            postings = self._postings.get(term)
+            if postings:
+                out[self._posting_arrays(term, self._total_length / len(self._slot) or 1.0)[0]] += 1.0
+        return out / len(terms) if terms else out
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
         """The k best (item_id, score) pairs with a positive score, best first."""

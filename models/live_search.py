@@ -11,6 +11,7 @@ Not thread-safe: one thread applies the changes and runs the searches.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +25,21 @@ from models.search_ranker import SearchRanker, _relative_and_log, _top
 ItemStats = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class LexicalScores:
+    """One query's word and char BM25 over every slot, as of the searcher's `changes` count.
+
+    Needs no query vector, so it can be computed while the query is being encoded.
+    """
+
+    query: str
+    changes: int
+    words: np.ndarray  # [S] BM25 by slot
+    chars: np.ndarray  # [S] char 3-gram BM25 by slot
+    coverage: np.ndarray  # [S] share of query terms in the item
+    top: np.ndarray  # slots of the best word and char scores (candidates)
+
+
 class LiveSearcher:
     """Word + char BM25 + dense candidates over live items, scored by a `SearchRanker`."""
 
@@ -34,6 +50,7 @@ class LiveSearcher:
         self.n_candidates = n_candidates
         self.texts: dict[str, str] = {}
         self._slot_ids: list[str | None] = []  # BM25 slot -> item id
+        self.changes = 0  # text adds and removes so far: LexicalScores of another count are stale
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -44,6 +61,7 @@ class LiveSearcher:
     def upsert(self, item_id: str, text: str, vector: torch.Tensor | None = None) -> None:
         """Index an item's text (and its vector [D] if given); a changed text drops the old vector."""
         if self.texts.get(item_id) != text:
+            self.changes += 1
             self.texts[item_id] = text
             self.index.add(item_id, text)
             self.char_index.add(item_id, text)
@@ -68,12 +86,21 @@ class LiveSearcher:
     def remove(self, item_id: str) -> bool:
         if self.texts.pop(item_id, None) is None:
             return False
+        self.changes += 1
         slot = int(self.index.slots([item_id])[0])
         self.index.remove(item_id)
         self.char_index.remove(item_id)
         self.dense.remove(item_id)
         self._slot_ids[slot] = None
         return True
+
+    def lexical(self, query: str) -> LexicalScores:
+        """Word and char BM25 of `query` over the current texts."""
+        words = self.index.scores(query)  # [S] by slot, as are chars
+        chars = self.char_index.scores(query)
+        n = min(self.n_candidates, len(self.texts))
+        return LexicalScores(query, self.changes, words, chars, self.index.coverage(query),
+                             np.concatenate([_top(words, n), _top(chars, n)]))
 
     def candidates(
         self,
@@ -82,29 +109,32 @@ class LiveSearcher:
         q_tuned: torch.Tensor,
         item_stats: ItemStats | None = None,
         user_vec: torch.Tensor | None = None,
+        lexical: LexicalScores | None = None,
     ) -> tuple[list[str], torch.Tensor]:
-        """Candidate ids (in slot order) and their features [C, F], as `HybridSearcher.candidates`."""
-        raw = self.index.scores(query)  # [S] by slot, as are chars
-        chars = self.char_index.scores(query)
+        """Candidate ids (in slot order) and their features [C, F], as `HybridSearcher.candidates`.
+
+        `lexical` may pass `self.lexical(query)` computed earlier; it is recomputed when the
+        texts changed since.
+        """
+        if lexical is None or lexical.query != query or lexical.changes != self.changes:
+            lexical = self.lexical(query)
+        raw, chars = lexical.words, lexical.chars
         n = min(self.n_candidates, len(self.texts))
-        dense_rows = len(self.dense.ids)
-        dense_all = (self.dense.vectors[:dense_rows] @ q_tuned).masked_fill(~self.dense.live[:dense_rows], float("-inf"))
-        top_dense = torch.topk(dense_all, min(n, len(self.dense))).indices.tolist() if n else []
+        # The scan (int8 where packed) only picks dense candidates; features are exact below.
+        top_dense = torch.topk(self.dense.scan(q_tuned), min(n, len(self.dense))).indices.tolist() if n else []
         dense_slots = self.index.slots([self.dense.ids[r] for r in top_dense])  # type: ignore[misc]
-        slots = np.unique(np.concatenate([_top(raw, n), _top(chars, n), dense_slots[dense_slots >= 0]]).astype(np.int64))
+        slots = np.unique(np.concatenate([lexical.top, dense_slots[dense_slots >= 0]]).astype(np.int64))
         ids: list[str] = [self._slot_ids[s] for s in slots]  # type: ignore[misc]
         rows = torch.tensor([self.dense.slot.get(i, -1) for i in ids], dtype=torch.long)
         has_vec = rows >= 0
         vecs = self.dense.vectors[rows.clamp(min=0)] * has_vec.unsqueeze(1)  # no vector yet: zeros
-        dense = torch.where(has_vec, dense_all[rows.clamp(min=0)] if dense_rows else torch.zeros(len(ids)), torch.zeros(len(ids)))
-        _, coverage = self.index.score_items(query, ids, raw)
         popularity, ctr = item_stats(ids) if item_stats is not None else (np.zeros(len(ids), np.float32),) * 2
         features = torch.stack(
             [
-                dense,
+                vecs @ q_tuned,
                 vecs @ q_zero,
                 *_relative_and_log(raw, slots),
-                torch.from_numpy(coverage),
+                torch.from_numpy(lexical.coverage[slots]),
                 *_relative_and_log(chars, slots),
                 torch.full((len(ids),), float(np.log1p(len(self.index.analyzer(query))))),
                 torch.from_numpy(np.log1p(self.index.lengths(slots))),
@@ -127,13 +157,14 @@ class LiveSearcher:
         allow: Callable[[str], bool] | None = None,
         item_stats: ItemStats | None = None,
         user_vec: torch.Tensor | None = None,
+        lexical: LexicalScores | None = None,
     ) -> list[tuple[str, float]]:
         """The k best (item_id, score) pairs that `allow` passes, best first.
 
         q_zero, q_tuned: [D] pretrained and fine-tuned query embeddings; the ranker is an
         argument because model versions change while the catalog state stays.
         """
-        ids, features = self.candidates(query, q_zero, q_tuned, item_stats, user_vec)
+        ids, features = self.candidates(query, q_zero, q_tuned, item_stats, user_vec, lexical)
         if allow is not None:
             keep = [n for n, i in enumerate(ids) if allow(i)]
             ids, features = [ids[n] for n in keep], features[keep]

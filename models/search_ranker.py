@@ -145,7 +145,7 @@ class HybridSearcher:
         personal = vecs @ user_vec if user_vec is not None else torch.zeros(len(idx))
         features = torch.stack(
             [
-                dense[rows],
+                vecs @ q_tuned,  # as the live searcher computes it: bit-identical features
                 vecs @ q_zero,
                 *_relative_and_log(bm25, idx),
                 torch.from_numpy(coverage),

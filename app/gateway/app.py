@@ -1,6 +1,9 @@
 """`init_app(settings)`: the aiohttp application, with its resources opened in cleanup_ctx."""
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -14,9 +17,13 @@ from app.gateway.model_watcher import recommender_watcher, search_watcher
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
 from app.gateway.serving import ServingModels
+from app.gateway.tasks import cancel_and_wait
 from app.gateway.sink import EventSink, KafkaSink
 from app.metrics import Metrics
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
+FREEZE_AFTER_QUIET_S = 10.0
 
 
 def init_app(
@@ -39,6 +46,7 @@ def init_app(
     app[SINK] = sink or KafkaSink(settings)
     _serving_gauges(app[METRICS], app[SERVING])
     setup_routes(app)
+    app.cleanup_ctx.append(_gc_ctx)
     app.cleanup_ctx.append(_sink_ctx)
     if follow_changelogs:
         app.cleanup_ctx.append(_follower_ctx)
@@ -53,6 +61,12 @@ def init_app(
     return app
 
 
+async def _gc_ctx(app: web.Application) -> AsyncIterator[None]:
+    stop = app[METRICS].track_gc_pauses()
+    yield
+    stop()
+
+
 async def _sink_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[SINK].start()
     yield
@@ -63,8 +77,37 @@ async def _follower_ctx(app: web.Application) -> AsyncIterator[None]:
     follower = ChangelogFollower(app[SETTINGS], app[READ_MODEL], app[METRICS])
     app[FOLLOWER] = follower
     await follower.start()
+    freeze = asyncio.create_task(_freeze_when_caught_up(app, follower), name="gc-freeze")
     yield
+    await cancel_and_wait(freeze)
     await follower.stop()
+
+
+async def _freeze_when_caught_up(app: web.Application, follower: ChangelogFollower) -> None:
+    """Move the state loaded at start out of the cyclic collector's sight: once the
+    changelogs are caught up, and again once the catalog is loaded with its search vectors
+    (no text change for FREEZE_AFTER_QUIET_S, every item encoded).
+
+    Without it, a full collection walks every long-lived dict and list of the tables and
+    indexes: a pause of the whole gateway (0.3 s was measured in the serve bench). Frozen
+    objects are still freed by reference counting when the state drops them; later state is
+    collected as usual, and `streamrank_gc_pause_seconds` shows what the pauses cost.
+    """
+    await follower.caught_up.wait()
+    _freeze("changelogs caught up")
+    if not app[SETTINGS].search_dense:
+        return
+    while (dense := app.get(DENSE)) is None:  # started after this follower
+        await asyncio.sleep(1.0)
+    while not dense.settled(quiet_s=FREEZE_AFTER_QUIET_S):
+        await asyncio.sleep(1.0)
+    _freeze("catalog loaded with its vectors")
+
+
+def _freeze(why: str) -> None:
+    gc.collect()  # what is garbage now must not be frozen
+    gc.freeze()
+    log.info("%s: %d objects frozen out of the cyclic GC", why, gc.get_freeze_count())
 
 
 async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -33,10 +33,10 @@ from app.search_pipeline import load_search_model
 from app.settings import Settings
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import normalize_query
-from models.dense_index import DenseIndex
+from models.dense_index import DenseIndex, pack_rows
 from models.encoder import BASE_MODEL, DIM, TextEncoder
 from models.errors import ModelUnavailable
-from models.live_search import ItemStats, LiveSearcher
+from models.live_search import ItemStats, LexicalScores, LiveSearcher
 from models.query_adapter import QueryAdapter
 from models.search_ranker import SearchRanker
 from models.vector_cache import VectorCache, text_key
@@ -44,6 +44,7 @@ from tables import catalog
 
 log = logging.getLogger(__name__)
 BATCH = 256
+PACK_AFTER_QUIET_S = 2.0  # int8 blocks are packed once the catalog text has not changed for this long
 T = TypeVar("T")
 
 
@@ -65,7 +66,8 @@ class SearchModel:
             raise ModelUnavailable(f"{path} was trained against other item vectors ({card.get('base_model')}, "
                                    f"max_length {trained_length}) than the gateway serves")
         tower, ranker = load_search_model(settings, checkpoint)
-        return cls(f"search-v{checkpoint.version}", tower.adapter, ranker, tower.encoder)
+        encoder = tower.encoder.for_serving(fp16=True) if tower.encoder is not None else None
+        return cls(f"search-v{checkpoint.version}", tower.adapter, ranker, encoder)
 
 
 def vector_cache_path(settings: Settings, encoder: TextEncoder) -> Path:
@@ -98,17 +100,19 @@ class DenseSearch:
         self._query_encoder: TextEncoder | None = None
         self._cache: VectorCache | None = None
         self._saved_at = time.monotonic()
+        self._changed_at = time.monotonic()  # last catalog text change seen
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         encoder = partial(TextEncoder, max_length=self.settings.encoder_max_length,
                           cache_size=self.settings.encoder_query_cache)
-        # Two instances: a tokenizer must not be used from two threads at once.
-        self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, encoder)
+        # Two instances: a tokenizer must not be used from two threads at once. Catalog
+        # vectors stay float32 (the cached ones are); queries take fp16 weights.
+        self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, lambda: encoder().for_serving())
         self._cache = await loop.run_in_executor(self._catalog_pool, _open_cache,
                                                  vector_cache_path(self.settings, self._catalog_encoder))
-        self._query_encoder = await loop.run_in_executor(self._encode_pool, encoder)
+        self._query_encoder = await loop.run_in_executor(self._encode_pool, lambda: encoder().for_serving(fp16=True))
         self._task = asyncio.create_task(self._encode_loop(), name="encode-catalog")
 
     async def stop(self) -> None:
@@ -129,6 +133,11 @@ class DenseSearch:
         """Vectors of the items the searcher holds (read its size only: the query thread writes it)."""
         return self.searcher.dense
 
+    def settled(self, quiet_s: float) -> bool:
+        """Every item has its vector and no item text changed for `quiet_s` seconds."""
+        return (not self.pending and len(self.index) >= len(self.texts)
+                and time.monotonic() - self._changed_at > quiet_s)
+
     def install(self, model: SearchModel) -> None:
         self.model = model
 
@@ -137,11 +146,13 @@ class DenseSearch:
             return
         if not catalog.is_live(new):
             if self.texts.pop(key, None) is not None:
+                self._changed_at = time.monotonic()
                 self.pending.pop(key, None)
                 self._ops.append(partial(self.searcher.remove, key))
             return
         text = item_text(new)
         if self.texts.get(key) != text:  # a price or stock change needs no new vector
+            self._changed_at = time.monotonic()
             self.texts[key] = text
             self.pending[key] = text
             self._ops.append(partial(self.searcher.upsert, key, text))
@@ -182,12 +193,26 @@ class DenseSearch:
                 log.exception("applying catalog changes to the searcher failed")
 
     async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Keep the searcher current without queries; save new vectors now and then."""
+        """Keep the searcher current without queries; pack changed vectors; save them now and then."""
         if self._ops:
             await self._on_query_thread(self._apply)
+        if time.monotonic() - self._changed_at > PACK_AFTER_QUIET_S:  # a block packed mid-load is stale at once
+            await self._pack_blocks(loop)
         if time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
             self._saved_at = time.monotonic()
             await loop.run_in_executor(self._catalog_pool, self._save_cache, list(self.texts.values()))
+
+    async def _pack_blocks(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Pack changed blocks of item vectors as int8 for the scan, on the catalog thread.
+
+        The copies are taken and the packs installed on the query thread; a block that
+        changed meanwhile is scanned in float32 until a later pass packs it again.
+        """
+        index = self.searcher.dense
+        stale = await self._on_query_thread(lambda: index.unpacked_blocks(limit=2))
+        for block, generation, rows in stale:
+            packed = await loop.run_in_executor(self._catalog_pool, pack_rows, rows)
+            await self._on_query_thread(partial(index.install_packed, block, generation, len(rows), packed))
 
     def _vectors(self, texts: Sequence[str]) -> torch.Tensor:
         """Catalog thread: vectors [n, DIM] of texts, from the cache where it has them."""
@@ -242,12 +267,22 @@ class DenseSearch:
             base = zero if model.encoder is None else model.encoder.encode_queries([q])[0]
             return zero, model.adapter(base.unsqueeze(0))[0]
 
-        zero, tuned = await asyncio.get_running_loop().run_in_executor(self._encode_pool, encode)
+        def lexical() -> LexicalScores:
+            self._apply()
+            return self.searcher.lexical(q)
+
+        # BM25 needs no vector: it runs on the query thread while the encoder runs.
+        loop = asyncio.get_running_loop()
+        encoded = loop.run_in_executor(self._encode_pool, encode)
+        try:
+            words = await self._on_query_thread(lexical)
+        finally:
+            zero, tuned = await encoded
 
         @torch.inference_mode()
         def run() -> list[tuple[str, float]]:
-            self._apply()
-            return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats)
+            self._apply()  # catalog changes since `lexical` make the searcher score it again
+            return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats, lexical=words)
 
         return await self._on_query_thread(run)
 

@@ -77,7 +77,7 @@ class ServingModels:
     cache_size: int = 100_000  # recommendation lists kept (0: off); see rec_cache.py
 
     def __post_init__(self) -> None:
-        self.cache: StampedCache[Ranking] = StampedCache(self.cache_size)
+        self.cache: StampedCache[tuple[tuple[tuple[str, float], ...], str, str]] = StampedCache(self.cache_size)
         self.batcher = RankBatcher()
         self.read_model.subscribe(self.on_change)
 
@@ -134,13 +134,18 @@ class ServingModels:
         stamp = (profile, embedding, online, self.transitions.events if online is None else 0,
                  self.read_model.catalog_changes if filters.active() else 0)
         # Lists that trending filled also hold the trending list they used (recomputed each second).
-        key = (user_id, k, filters)
+        # Keys and lists are kept as plain tuples of strings and numbers, which Python's
+        # cyclic GC stops tracking: 100k cached lists would otherwise be walked by every
+        # full collection (a pause of the whole gateway, longer as the cache fills).
+        key = (user_id, k, filters.in_stock, filters.category, filters.min_price, filters.max_price)
         trending = self.read_model.popular_list(max(k * 4, 100))
         cached = self.cache.get(key, stamp, extra=(trending,))
         if cached is not None:
-            return cached
+            items, version, strategy = cached
+            return Ranking(list(items), version, strategy)
         ranking, used_trending = await self._recommend(profile, embedding, online, trending, k, filters)
-        self.cache.put(key, (*stamp, trending) if used_trending else stamp, ranking)
+        self.cache.put(key, (*stamp, trending) if used_trending else stamp,
+                       (tuple(ranking.items), ranking.version, ranking.strategy))
         return ranking
 
     async def _recommend(self, profile: dict[str, Any] | None, embedding: EmbeddingRecVersion | None, online: Any,

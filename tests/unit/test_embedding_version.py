@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.rec.embedding_version import EmbeddingRecVersion
+from models.rec.embedding_version import RECENCY_WEIGHTS, EmbeddingRecVersion
 
 
 def model():
@@ -52,3 +52,27 @@ def test_rank_many_gives_each_user_what_rank_alone_gives():
     # and what rank gives is the exact top by cosine to the history (one item: its own vector)
     exact = torch.topk(m.vectors @ m.vectors[3], 3).indices.tolist()
     assert [i for i, _ in batched[1]] == [ids[r] for r in exact]
+
+
+def test_int8_candidate_pass_returns_the_float32_ranking():
+    """Above PACK_FROM_ROWS the pass over all items reads int8 rows; the ranking served is the
+    float32 one (same items, same scores) for every user, alone or batched, with exclusions."""
+    from models.dense_index import int8_supported
+    from models.rec.embedding_version import PACK_FROM_ROWS
+
+    gen = torch.Generator().manual_seed(1)
+    ids = [f"i{n}" for n in range(2 * PACK_FROM_ROWS)]
+    m = EmbeddingRecVersion.build("t", ids, torch.randn(len(ids), 32, generator=gen))
+    assert (m.packed is not None) == int8_supported()
+    histories = [[ids[int(r)] for r in torch.randint(len(ids), (3,), generator=gen)] for _ in range(40)]
+    batched = m.rank_many([(h, 10, h[:2], None) for h in histories])
+    for history, got in zip(histories, batched):
+        user = m.vectors[[m.index[i] for i in reversed(history)]]
+        weights = torch.tensor(RECENCY_WEIGHTS[:3]).unsqueeze(1)
+        scores = m.vectors @ ((user * weights).sum(0) / weights.sum())
+        scores[[m.index[i] for i in history[:2]]] = float("-inf")
+        top = torch.topk(scores, 10)
+        assert [i for i, _ in got] == [ids[r] for r in top.indices.tolist()]
+        assert [s for _, s in got] == pytest.approx(top.values.tolist(), abs=1e-5)
+        alone = m.rank(history, 10, history[:2])
+        assert [i for i, _ in alone] == [i for i, _ in got] and [s for _, s in alone] == pytest.approx([s for _, s in got])

