@@ -106,7 +106,7 @@ class SampleDedupe:
         if offset > last:
             self.offset[partition] = offset
             self.at_offset[partition] = set()
-        self.at_offset[partition].add(fp)
+        self.at_offset.setdefault(partition, set()).add(fp)  # a restart knows the offset, not its samples
         return True
 
     def offsets(self) -> dict[str, int]:

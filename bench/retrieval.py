@@ -1,13 +1,15 @@
-"""Exact top-k retrieval in torch, measured: is an ANN index worth its costs here?
+"""Retrieval passes over all item vectors, measured: float32, int8, batched; is an ANN index worth it?
 
-For the shapes streamrank serves, times one exact pass (matrix product + top-k) per user
-when users come one at a time and when concurrent requests are batched (what the gateway's
-RankBatcher does), on:
+For the shapes streamrank serves, times one pass (matrix product + top-k) per user when
+users come one at a time and when concurrent requests are batched (what the gateway's
+RankBatcher does), in float32 and over int8 rows (`models.dense_index.pack_rows`, what the
+gateway scans), and how much of the exact top k the int8 pass's candidates hold, on:
 - the recommender's item vectors (the newest `var/models/rec-embeddings` version, else
   random vectors of the Beauty shape, 12,101 x 64);
-- the search catalog's MiniLM vectors (Home Depot shape, 45,782 x 384).
-An ANN index would cut the scan but lose recall, and must be kept current as the catalog
-changes; the numbers say where that trade could pay. Last line is JSON.
+- the search catalog's MiniLM vectors (the gateway's vector cache under var/cache, else
+  random vectors of the Home Depot shape, 45,782 x 384).
+The gateway scores the int8 candidates again in float32, so what it serves is exact
+wherever the candidates hold the exact top k. Last line is JSON.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.settings import Settings  # noqa: E402
+from models.dense_index import int8_supported, pack_rows  # noqa: E402
 
 
 def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
@@ -34,14 +37,48 @@ def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
     return "random-12101x64", torch.nn.functional.normalize(torch.randn(12_101, 64), dim=1)
 
 
-def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float) -> float:
+def search_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
+    """The Home Depot catalog's MiniLM vectors from the gateway's vector cache, else random."""
+    from models.encoder import DIM
+    from models.vector_cache import VectorCache
+
+    for path in sorted((settings.state_dir / "cache").glob("item-vectors-minilm-*.safetensors")):
+        vectors = VectorCache(path, DIM).vectors
+        if vectors:
+            return "homedepot-minilm", torch.stack(list(vectors.values()))
+    return "random", torch.nn.functional.normalize(torch.randn(45_782, 384), dim=1)
+
+
+def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, packed: object = None) -> float:
+    """Microseconds per user of one pass over `vectors` and a top-k: float32, or int8 `packed`
+    with the candidate margin the gateway uses (k + max(16, k/4))."""
     users = torch.nn.functional.normalize(torch.randn(batch, vectors.shape[1]), dim=1)
-    torch.topk(users @ vectors.T, k, dim=1)  # warm up
+    depth = k + max(16, k // 4)
+
+    def one() -> None:
+        if packed is None:
+            torch.topk(users @ vectors.T, k, dim=1)
+        else:
+            torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), depth, dim=1)
+
+    one()  # warm up
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        torch.topk(users @ vectors.T, k, dim=1)
+        one()
         done += batch
     return (time.perf_counter() - started) / done * 1e6
+
+
+def int8_recall(vectors: torch.Tensor, packed: object, k: int, n: int = 500) -> float:
+    """Share of the exact top k that the int8 pass's candidates (k + margin) hold, for queries
+    made like real ones (means of a few item vectors)."""
+    gen = torch.Generator().manual_seed(0)
+    picks = torch.randint(vectors.shape[0], (n, 3), generator=gen)
+    users = torch.nn.functional.normalize(vectors[picks].mean(1), dim=1)
+    exact = torch.topk(users @ vectors.T, k, dim=1).indices
+    approx = torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), k + max(16, k // 4), dim=1).indices
+    found = sum(len(set(e.tolist()) & set(a.tolist())) for e, a in zip(exact, approx))
+    return found / exact.numel()
 
 
 def main() -> None:
@@ -50,13 +87,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the gateway runs 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    name, rec = item_vectors(Settings.from_env())
-    search = torch.nn.functional.normalize(torch.randn(45_782, 384), dim=1)
+    settings = Settings.from_env()
+    name, rec = item_vectors(settings)
+    search_name, search = search_vectors(settings)
     out: dict[str, dict[str, float]] = {}
     for label, vectors, k in ((f"recommend ({name}, {rec.shape[0]}x{rec.shape[1]})", rec, 50),
-                              (f"search ({search.shape[0]}x{search.shape[1]})", search, 200)):
+                              (f"search ({search_name}, {search.shape[0]}x{search.shape[1]})", search, 200)):
         row = {f"batch_{b}_us_per_user": round(per_user_us(vectors, b, k, args.seconds), 1) for b in (1, 4, 16, 64)}
         row["batching_gain_16"] = round(row["batch_1_us_per_user"] / row["batch_16_us_per_user"], 2)
+        if int8_supported():
+            packed = pack_rows(vectors)
+            for b in (1, 16):
+                row[f"int8_batch_{b}_us_per_user"] = round(per_user_us(vectors, b, k, args.seconds, packed), 1)
+            row["int8_speedup_1"] = round(row["batch_1_us_per_user"] / row["int8_batch_1_us_per_user"], 2)
+            row[f"int8_candidates_recall_at_{k}"] = round(int8_recall(vectors, packed, k), 4)
         out[label] = row
         print(label, row, flush=True)
     print(json.dumps(out))

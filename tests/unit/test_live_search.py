@@ -41,6 +41,15 @@ def stats_of(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
             np.array([0.1 * (popularity.get(i, 0.0) % 3) for i in ids], np.float32))
 
 
+def loaded(n_candidates: int = 200):
+    """The test catalog, and a live searcher holding all of it."""
+    ids, texts, vecs = catalog()
+    live = LiveSearcher(dim=8, n_candidates=n_candidates)
+    for item, text, vec in zip(ids, texts, vecs):
+        live.upsert(item, text, vec)
+    return ids, texts, vecs, live
+
+
 def offline(ids, texts, vecs, n_candidates) -> HybridSearcher:
     pop, ctr = stats_of(ids)
     return HybridSearcher(ids, vecs, BM25Index.build(ids, texts), BM25Index.build(ids, texts, analyzer=char_ngrams),
@@ -49,11 +58,8 @@ def offline(ids, texts, vecs, n_candidates) -> HybridSearcher:
 
 @pytest.mark.parametrize("n_candidates", [5, 200])
 def test_ranks_exactly_like_the_offline_hybrid_searcher(n_candidates):
-    ids, texts, vecs = catalog()
+    ids, texts, vecs, live = loaded(n_candidates)
     hybrid = offline(ids, texts, vecs, n_candidates)
-    live = LiveSearcher(dim=8, n_candidates=n_candidates)
-    for item, text, vec in zip(ids, texts, vecs):
-        live.upsert(item, text, vec)
     tuned, zero = queries()
     user = F.normalize(torch.ones(8), dim=0)
     for n, q in enumerate(QUERIES):
@@ -66,10 +72,7 @@ def test_ranks_exactly_like_the_offline_hybrid_searcher(n_candidates):
 
 
 def test_upserts_and_removes_take_effect_and_stale_vectors_are_ignored():
-    ids, texts, vecs = catalog()
-    live = LiveSearcher(dim=8, n_candidates=200)
-    for item, text, vec in zip(ids, texts, vecs):
-        live.upsert(item, text, vec)
+    ids, texts, vecs, live = loaded()
     tuned, zero = queries(1)
     model = ranker()
     live.upsert("new", "titanium cordless drill")  # found by its text before it has a vector
@@ -120,10 +123,7 @@ def test_empty_and_vectorless_catalogs_search_without_errors():
 
 
 def test_lexical_scores_computed_before_a_catalog_change_are_not_used_after_it():
-    ids, texts, vecs = catalog()
-    live = LiveSearcher(dim=8, n_candidates=200)
-    for item, text, vec in zip(ids, texts, vecs):
-        live.upsert(item, text, vec)
+    ids, texts, vecs, live = loaded()
     tuned, zero = queries(1)
     early = live.lexical("cordless drill")
     assert live.candidates("cordless drill", zero[0], tuned[0], lexical=early)[0] == \
