@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.settings import Settings  # noqa: E402
-from models.dense_index import int8_supported, pack_rows  # noqa: E402
+from models.dense_index import candidate_depth, int8_supported, pack_rows  # noqa: E402
 
 
 def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
@@ -51,9 +51,9 @@ def search_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
 
 def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, packed: object = None) -> float:
     """Microseconds per user of one pass over `vectors` and a top-k: float32, or int8 `packed`
-    with the candidate margin the gateway uses (k + max(16, k/4))."""
+    keeping as many candidates as the gateway does (`candidate_depth`)."""
     users = torch.nn.functional.normalize(torch.randn(batch, vectors.shape[1]), dim=1)
-    depth = k + max(16, k // 4)
+    depth = candidate_depth(k)
 
     def one() -> None:
         if packed is None:
@@ -70,13 +70,13 @@ def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, packe
 
 
 def int8_recall(vectors: torch.Tensor, packed: object, k: int, n: int = 500) -> float:
-    """Share of the exact top k that the int8 pass's candidates (k + margin) hold, for queries
+    """Share of the exact top k that the int8 pass's candidates (`candidate_depth`) hold, for queries
     made like real ones (means of a few item vectors)."""
     gen = torch.Generator().manual_seed(0)
     picks = torch.randint(vectors.shape[0], (n, 3), generator=gen)
     users = torch.nn.functional.normalize(vectors[picks].mean(1), dim=1)
     exact = torch.topk(users @ vectors.T, k, dim=1).indices
-    approx = torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), k + max(16, k // 4), dim=1).indices
+    approx = torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), candidate_depth(k), dim=1).indices
     found = sum(len(set(e.tolist()) & set(a.tolist())) for e, a in zip(exact, approx))
     return found / exact.numel()
 

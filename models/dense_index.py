@@ -9,8 +9,8 @@ one core, bound by memory. Blocks of rows can be packed as int8 with a scale per
 packed block is used while no row of it changed since it was packed, and a changed block
 is scanned in float32 until it is packed again. Packing is a pure function (`pack_rows`),
 so the caller can run it on another thread. The int8 scores only choose candidates:
-callers score the chosen rows again in float32 (`exact`). Recall against the exact scan
-is measured by `bench/retrieval.py`.
+callers score the chosen rows again in float32 (`candidate_depth` says how many to take).
+Recall against the exact scan is measured by `bench/retrieval.py`.
 """
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ from typing import Any
 import torch
 
 BLOCK_ROWS = 4096
+
+
+def candidate_depth(k: int) -> int:
+    """How many rows an int8 pass keeps for float32 rescoring when k are wanted: room for its
+    errors (about 0.003 on a cosine) to reorder near-ties around the k-th."""
+    return k + max(16, k // 4)
 
 
 @functools.cache
@@ -105,17 +111,20 @@ class DenseIndex:
         parts = []
         for block in range(0, (n + BLOCK_ROWS - 1) // BLOCK_ROWS):
             start, stop = block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)
-            packed = self._packed.get(block)
-            if packed is not None and packed[0] == self._generation[block] and packed[1] == stop - start:
-                parts.append(torch.ops.quantized.linear_dynamic(query.unsqueeze(0), packed[2], True)[0])
+            packed = self._current_pack(block, stop - start)
+            if packed is not None:
+                parts.append(torch.ops.quantized.linear_dynamic(query.unsqueeze(0), packed, True)[0])
             else:
                 parts.append(self.vectors[start:stop] @ query)
         scores = torch.cat(parts) if parts else torch.zeros(0)
         return scores.masked_fill(~self.live[:n], float("-inf"))
 
-    def exact(self, rows: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """Float32 cosine of `rows` [m] (long) with a query [dim]."""
-        return self.vectors[rows] @ query
+    def _current_pack(self, block: int, rows: int) -> Any:
+        """The packed int8 rows of `block` if they are its current `rows` rows, else None."""
+        packed = self._packed.get(block)
+        if packed is None or packed[0] != self._generation[block] or packed[1] != rows:
+            return None
+        return packed[2]
 
     def unpacked_blocks(self, limit: int) -> list[tuple[int, int, torch.Tensor]]:
         """Up to `limit` (block, generation, copy of its rows) that `scan` reads in float32.
@@ -128,8 +137,7 @@ class DenseIndex:
         out = []
         for block, generation in enumerate(self._generation):
             start, stop = block * BLOCK_ROWS, min(n, (block + 1) * BLOCK_ROWS)
-            packed = self._packed.get(block)
-            if packed is None or packed[0] != generation or packed[1] != stop - start:
+            if self._current_pack(block, stop - start) is None:
                 out.append((block, generation, self.vectors[start:stop].clone()))
                 if len(out) == limit:
                     break
@@ -158,7 +166,7 @@ class DenseIndex:
             return []
         approx = self.scan(query)
         rows = torch.topk(approx, min(4 * k + 50, len(self.slot))).indices
-        exact = self.exact(rows, query)
+        exact = self.vectors[rows] @ query
         top = torch.topk(exact, min(k, len(rows)))
         return [(self.ids[int(rows[r])], float(s)) for s, r in zip(top.values.tolist(), top.indices.tolist())]  # type: ignore[misc]
 

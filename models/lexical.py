@@ -131,13 +131,14 @@ class BM25Index:
         self._free.append(slot)
         return True
 
-    def _posting_arrays(self, term: str, avg: float) -> tuple[np.ndarray, np.ndarray]:
-        """Slots holding `term` and their BM25 term-frequency part at mean length `avg`.
+    def _posting_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Slots holding `term` and their BM25 term-frequency part at the current mean length.
 
         Cached per term until the term's postings or the mean length change: a query then
         costs one scatter-add per term (char 3-grams of common words have tens of
         thousands of postings).
         """
+        avg = (self._total_length / len(self._slot) if self._slot else 0.0) or 1.0
         compiled = self._compiled.get(term)
         if compiled is None:
             postings = self._postings.get(term, {})
@@ -160,9 +161,8 @@ class BM25Index:
         out = np.zeros(len(self._ids), dtype=np.float32)
         if not self._slot:
             return out
-        avg = self._total_length / len(self._slot) or 1.0
         for term, qtf in Counter(self.analyzer(query)).items():
-            slots, weights = self._posting_arrays(term, avg)
+            slots, weights = self._posting_arrays(term)
             if len(slots):
                 out[slots] += np.float32(qtf * self._idf(len(slots))) * weights
         return out
@@ -172,9 +172,8 @@ class BM25Index:
         out = np.zeros(len(self._ids), dtype=np.float32)
         terms = set(self.analyzer(query))
         for term in terms:
-            postings = self._postings.get(term)
-            if postings:
-                out[self._posting_arrays(term, self._total_length / len(self._slot) or 1.0)[0]] += 1.0
+            if term in self._postings:
+                out[self._posting_arrays(term)[0]] += 1.0
         return out / len(terms) if terms else out
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
@@ -205,13 +204,10 @@ class BM25Index:
         slots = self.slots(item_ids)
         bm25 = np.zeros(len(slots), dtype=np.float32)
         covered = np.zeros(len(slots), dtype=np.float32)
-        terms = set(self.analyzer(query))
-        if not terms or not self._slot:
+        if not self._slot:
             return bm25, covered
         scores = self.scores(query) if scores is None else scores
         known = slots >= 0
         bm25[known] = scores[slots[known]]
-        for term in terms:
-            postings = self._postings.get(term, {})
-            covered += np.fromiter((s in postings for s in slots), dtype=np.float32, count=len(slots))
-        return bm25, covered / len(terms)
+        covered[known] = self.coverage(query)[slots[known]]
+        return bm25, covered

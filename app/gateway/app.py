@@ -89,7 +89,7 @@ async def _freeze_when_caught_up(app: web.Application, follower: ChangelogFollow
     (no text change for FREEZE_AFTER_QUIET_S, every item encoded).
 
     Without it, a full collection walks every long-lived dict and list of the tables and
-    indexes: a pause of the whole gateway (0.3 s was measured in the serve bench). Frozen
+    indexes: a pause of the whole gateway (0.14–0.26 s each in the serve bench). Frozen
     objects are still freed by reference counting when the state drops them; later state is
     collected as usual, and `streamrank_gc_pause_seconds` shows what the pauses cost.
     """

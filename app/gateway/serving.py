@@ -10,7 +10,7 @@ ranks against one whole state; `version` names it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -137,7 +137,7 @@ class ServingModels:
         # Keys and lists are kept as plain tuples of strings and numbers, which Python's
         # cyclic GC stops tracking: 100k cached lists would otherwise be walked by every
         # full collection (a pause of the whole gateway, longer as the cache fills).
-        key = (user_id, k, filters.in_stock, filters.category, filters.min_price, filters.max_price)
+        key = (user_id, k, *astuple(filters))
         trending = self.read_model.popular_list(max(k * 4, 100))
         cached = self.cache.get(key, stamp, extra=(trending,))
         if cached is not None:

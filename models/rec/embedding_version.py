@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from models.dense_index import int8_supported, pack_rows
+from models.dense_index import candidate_depth, int8_supported, pack_rows
 
 NAME = "rec-embeddings"
 RECENCY_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
@@ -123,7 +123,7 @@ class EmbeddingRecVersion:
         """Per user, the n best unmasked items by float32 cosine, among the best n + margin by
         `approx` [B, N] (the int8 pass: its errors, about 0.003, only reorder near-ties)."""
         total = approx.shape[1]
-        depth = min(total, n + (max(16, n // 4) if self.packed is not None else 0))
+        depth = min(total, candidate_depth(n) if self.packed is not None else n)
         rows = (np.argpartition(approx, total - depth, axis=1)[:, total - depth:] if depth < total
                 else np.tile(np.arange(total), (approx.shape[0], 1)))
         exact = torch.bmm(self.vectors[torch.from_numpy(np.ascontiguousarray(rows))], users.unsqueeze(2))[:, :, 0].numpy()

@@ -13,8 +13,9 @@ def test_full_collections_are_timed_until_stopped():
     stop = metrics.track_gc_pauses()
     gc.collect()
     gc.collect()
-    assert collections(metrics, "2") == 2
+    timed = collections(metrics, "2")
+    assert timed >= 2  # the collector may also run a full collection by itself meanwhile
     assert metrics.registry.get_sample_value("streamrank_gc_pause_seconds_sum", {"generation": "2"}) > 0
     stop()
     gc.collect()
-    assert collections(metrics, "2") == 2
+    assert collections(metrics, "2") == timed
