@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -64,6 +65,7 @@ class Metrics:
         self.http_latency = Histogram(
             "streamrank_http_request_duration_seconds", "HTTP request latency", ["route"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1), registry=r)
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.events_accepted = Counter(
             "streamrank_http_events_accepted_total", "Events accepted over HTTP and produced", ["kind"], registry=r)
         self.events_rejected = Counter(
@@ -93,6 +95,17 @@ class Metrics:
         self.gc_pause = Histogram(
             "streamrank_gc_pause_seconds", "Pauses of Python's cyclic garbage collector (the whole process stops)",
             ["generation"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1), registry=r)
+
+    def http_request(self, route: str, method: str, status: int) -> tuple[Any, Any]:
+        """The labelled request counter and latency histogram of one kind of request, kept:
+        `labels()` takes a lock and builds the label tuple on every call."""
+        key = (route, method, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(route=route, method=method, status=str(status)),
+                self.http_latency.labels(route=route))
+        return children
 
     def track_gc_pauses(self) -> Callable[[], None]:
         """Time every collection into `gc_pause`; returns the function that stops it."""

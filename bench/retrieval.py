@@ -2,14 +2,15 @@
 
 For the shapes streamrank serves, times one pass (matrix product + top-k) per user when
 users come one at a time and when concurrent requests are batched (what the gateway's
-RankBatcher does), in float32 and over int8 rows (`models.dense_index.pack_rows`, what the
-gateway scans), and how much of the exact top k the int8 pass's candidates hold, on:
+RankBatcher does): float32 in torch and in numpy (what the recommender serves), and over
+int8 rows (`models.dense_index.pack_rows`, what the search gateway scans), with how much of
+the exact top k the int8 pass's candidates hold, on:
 - the recommender's item vectors (the newest `var/models/rec-embeddings` version, else
   random vectors of the Beauty shape, 12,101 x 64);
 - the search catalog's MiniLM vectors (the gateway's vector cache under var/cache, else
   random vectors of the Home Depot shape, 45,782 x 384).
-The gateway scores the int8 candidates again in float32, so what it serves is exact
-wherever the candidates hold the exact top k. Last line is JSON.
+Search scores the int8 candidates again in float32, so what it serves is exact wherever
+the candidates hold the exact top k. Last line is JSON.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,15 +51,22 @@ def search_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
     return "random", torch.nn.functional.normalize(torch.randn(45_782, 384), dim=1)
 
 
-def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, packed: object = None) -> float:
-    """Microseconds per user of one pass over `vectors` and a top-k: float32, or int8 `packed`
-    keeping as many candidates as the gateway does (`candidate_depth`)."""
+def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, kind: str = "torch",
+                packed: object = None) -> float:
+    """Microseconds per user of one pass over `vectors` and a top-k: "torch" float32, "numpy"
+    float32 (`EmbeddingRecVersion.rank_many`: one BLAS product and an argpartition), or
+    "int8" over `packed` keeping as many candidates as the search gateway does (`candidate_depth`)."""
     users = torch.nn.functional.normalize(torch.randn(batch, vectors.shape[1]), dim=1)
     depth = candidate_depth(k)
+    matrix, users_np = vectors.numpy(), users.numpy()
+    n = vectors.shape[0]
 
     def one() -> None:
-        if packed is None:
+        if kind == "torch":
             torch.topk(users @ vectors.T, k, dim=1)
+        elif kind == "numpy":
+            scores = np.ascontiguousarray((matrix @ np.ascontiguousarray(users_np.T)).T)
+            np.argpartition(scores, n - k, axis=1)
         else:
             torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), depth, dim=1)
 
@@ -95,10 +104,12 @@ def main() -> None:
                               (f"search ({search_name}, {search.shape[0]}x{search.shape[1]})", search, 200)):
         row = {f"batch_{b}_us_per_user": round(per_user_us(vectors, b, k, args.seconds), 1) for b in (1, 4, 16, 64)}
         row["batching_gain_16"] = round(row["batch_1_us_per_user"] / row["batch_16_us_per_user"], 2)
+        for b in (1, 4, 16):
+            row[f"numpy_batch_{b}_us_per_user"] = round(per_user_us(vectors, b, k, args.seconds, "numpy"), 1)
         if int8_supported():
             packed = pack_rows(vectors)
             for b in (1, 16):
-                row[f"int8_batch_{b}_us_per_user"] = round(per_user_us(vectors, b, k, args.seconds, packed), 1)
+                row[f"int8_batch_{b}_us_per_user"] = round(per_user_us(vectors, b, k, args.seconds, "int8", packed), 1)
             row["int8_speedup_1"] = round(row["batch_1_us_per_user"] / row["int8_batch_1_us_per_user"], 2)
             row[f"int8_candidates_recall_at_{k}"] = round(int8_recall(vectors, packed, k), 4)
         out[label] = row

@@ -133,7 +133,10 @@ def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seco
     which then repeats them (returning users, unchanged: the cache serves them)."""
     wrk, vegeta = tools
     cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds) if cold_seconds else {}
-    latency = vegeta_latency(vegeta, base, paths, rate, seconds)
+    # Returning users are those the cold pass asked for (vegeta goes through its targets in
+    # order): any other would be a first request, measured above.
+    repeat = paths[: rate * cold_seconds] if cold_seconds else paths
+    latency = vegeta_latency(vegeta, base, repeat, rate, seconds)
     latency = {**{f"cold_{k}": v for k, v in cold.items() if k.endswith("_ms") or k == "errors"}, **latency}
     return {**latency, "rps": round(wrk_peak(wrk, base, paths, seconds), 1)}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
 from typing import Any
 from collections.abc import Callable, Iterable, Sequence
@@ -73,6 +74,9 @@ class BM25Index:
         self._postings: dict[str, dict[int, int]] = {}
         self._compiled: dict[str, tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
         self._total_length = 0
+        self._to_warm: list[str] = []  # terms `warm` has still to compile
+        self._warm_at = -1  # `_edits` when `_to_warm` was listed
+        self._edits = 0  # adds and removes so far
 
     def __len__(self) -> int:
         return len(self._slot)
@@ -106,6 +110,7 @@ class BM25Index:
                 grown[: len(self._lengths)] = self._lengths
                 self._lengths = grown
         self._slot[item_id] = slot
+        self._edits += 1
         length = sum(terms.values())
         self._lengths[slot] = length
         self._total_length += length
@@ -124,6 +129,7 @@ class BM25Index:
             if not postings:
                 del self._postings[term]
             self._compiled.pop(term, None)
+        self._edits += 1
         self._total_length -= int(self._lengths[slot])
         self._lengths[slot] = 0
         self._terms[slot] = Counter()
@@ -151,6 +157,26 @@ class BM25Index:
             compiled = (slots, tf, avg, weights)
         self._compiled[term] = compiled
         return slots, weights
+
+    def warm(self, budget_s: float) -> bool:
+        """Compile posting arrays of terms no query has needed yet (or weighted at an older
+        mean length), for up to `budget_s` seconds; True once every term is current.
+
+        Building a term's arrays from its postings costs up to milliseconds (char 3-grams of
+        common words), which the first query using it would otherwise pay: idle time pays it.
+        """
+        deadline = time.perf_counter() + budget_s
+        if not self._to_warm:
+            if self._warm_at == self._edits:
+                return True
+            self._warm_at = self._edits
+            avg = (self._total_length / len(self._slot) if self._slot else 0.0) or 1.0
+            self._to_warm = [t for t in self._postings if (c := self._compiled.get(t)) is None or c[2] != avg]
+        while self._to_warm and time.perf_counter() < deadline:
+            term = self._to_warm.pop()
+            if term in self._postings:
+                self._posting_arrays(term)
+        return not self._to_warm and self._warm_at == self._edits
 
     def _idf(self, df: int) -> float:
         n = len(self._slot)

@@ -94,6 +94,11 @@ class LiveSearcher:
         self._slot_ids[slot] = None
         return True
 
+    def warm(self, budget_s: float) -> bool:
+        """Precompute BM25 posting arrays for up to `budget_s` (see BM25Index.warm); True when done."""
+        words = self.index.warm(budget_s / 2)
+        return self.char_index.warm(budget_s / 2) and words
+
     def lexical(self, query: str) -> LexicalScores:
         """Word and char BM25 of `query` over the current texts."""
         words = self.index.scores(query)  # [S] by slot, as are chars

@@ -44,7 +44,8 @@ from tables import catalog
 
 log = logging.getLogger(__name__)
 BATCH = 256
-PACK_AFTER_QUIET_S = 2.0  # int8 blocks are packed once the catalog text has not changed for this long
+WARM_SLICE_S = 0.005  # BM25 precomputation per idle pass (every 0.1 s) on the query thread
+QUIET_S = 2.0  # int8 blocks are packed and BM25 terms precomputed once no text changed for this long
 T = TypeVar("T")
 
 
@@ -101,6 +102,7 @@ class DenseSearch:
         self._cache: VectorCache | None = None
         self._saved_at = time.monotonic()
         self._changed_at = time.monotonic()  # last catalog text change seen
+        self._lexical_warm = False  # every BM25 term's arrays are precomputed (see LiveSearcher.warm)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -157,6 +159,12 @@ class DenseSearch:
             self.pending[key] = text
             self._ops.append(partial(self.searcher.upsert, key, text))
 
+    def _apply_and_warm(self, budget_s: float) -> bool:
+        """Query thread: `_apply`, then up to `budget_s` of BM25 precomputation (a query
+        waits at most that); True when every term is precomputed."""
+        self._apply()
+        return budget_s > 0 and self.searcher.warm(budget_s)
+
     def _apply(self) -> None:
         """Query thread: bring the searcher up to the changes the loop has seen."""
         while self._ops:
@@ -193,10 +201,14 @@ class DenseSearch:
                 log.exception("applying catalog changes to the searcher failed")
 
     async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Keep the searcher current without queries; pack changed vectors; save them now and then."""
-        if self._ops:
-            await self._on_query_thread(self._apply)
-        if time.monotonic() - self._changed_at > PACK_AFTER_QUIET_S:  # a block packed mid-load is stale at once
+        """Keep the searcher current without queries; precompute BM25 terms; pack changed
+        vectors; save them now and then."""
+        # Terms are weighted at the mean text length, and blocks packed from the vectors:
+        # both are redone after every text change, so only once the catalog is quiet.
+        quiet = time.monotonic() - self._changed_at > QUIET_S
+        if self._ops or (quiet and not self._lexical_warm):
+            self._lexical_warm = await self._on_query_thread(partial(self._apply_and_warm, WARM_SLICE_S if quiet else 0.0))
+        if quiet:
             await self._pack_blocks(loop)
         if time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
             self._saved_at = time.monotonic()

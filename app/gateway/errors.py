@@ -46,7 +46,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
         response = error_response(500, "internal error; see the gateway log")
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
-    metrics = request.app[METRICS]
-    metrics.http_requests.labels(route=name, method=request.method, status=str(response.status)).inc()
-    metrics.http_latency.labels(route=name).observe(time.perf_counter() - start)
+    count, latency = request.app[METRICS].http_request(name, request.method, response.status)
+    count.inc()
+    latency.observe(time.perf_counter() - start)
     return response

@@ -9,8 +9,10 @@ ranks against one whole state; `version` names it.
 """
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Callable
 
 import numpy as np
@@ -32,6 +34,10 @@ class Filters:
     category: str | None = None
     min_price: float | None = None
     max_price: float | None = None
+
+    def key(self) -> tuple[bool, str | None, float | None, float | None]:
+        """The fields as a plain tuple (dataclasses.astuple deep-copies: slow on every request)."""
+        return self.in_stock, self.category, self.min_price, self.max_price
 
     def active(self) -> bool:
         return self.in_stock or self.category is not None or self.min_price is not None or self.max_price is not None
@@ -55,11 +61,12 @@ class Ranking:
 def blend(parts: list[tuple[float, list[tuple[str, float]]]], k: int) -> list[tuple[str, float]]:
     """Weighted sum of rankings, each scaled by its best score; an item absent from one counts 0."""
     total: dict[str, float] = {}
+    get = total.get
     for weight, ranked in parts:
-        best = max((abs(s) for _, s in ranked), default=0.0) or 1.0
+        scale = weight / (max((abs(s) for _, s in ranked), default=0.0) or 1.0)
         for item, score in ranked:
-            total[item] = total.get(item, 0.0) + weight * score / best
-    return sorted(total.items(), key=lambda kv: -kv[1])[:k]
+            total[item] = get(item, 0.0) + scale * score
+    return heapq.nlargest(k, total.items(), key=itemgetter(1))  # ties keep their first-seen order
 
 
 @dataclass
@@ -137,7 +144,7 @@ class ServingModels:
         # Keys and lists are kept as plain tuples of strings and numbers, which Python's
         # cyclic GC stops tracking: 100k cached lists would otherwise be walked by every
         # full collection (a pause of the whole gateway, longer as the cache fills).
-        key = (user_id, k, *astuple(filters))
+        key = (user_id, k, *filters.key())
         trending = self.read_model.popular_list(max(k * 4, 100))
         cached = self.cache.get(key, stamp, extra=(trending,))
         if cached is not None:

@@ -6,6 +6,7 @@ seeing one whole version. Scoring is the live model's (`scoring`), over one flat
 from __future__ import annotations
 
 import copy
+import functools
 import heapq
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING
@@ -108,9 +109,15 @@ class ServingRecModel:
     def rank(self, history: Sequence[Id], k: int, exclude: Sequence[Id] = (),
              allow: Callable[[Id], bool] | None = None) -> list[tuple[Id, float]]:
         """Top `k` (item, score), as OnlineRecModel.rank."""
-        if float(self.dense.embed_gate.detach()) == 0.0:
+        if self._sparse_only:
             return self._rank_sparse(history, k, exclude, allow)
         return top_k(self._scores([history], [[]], [None])[0], self.ids, k, exclude, allow)
+
+    @functools.cached_property
+    def _sparse_only(self) -> bool:
+        """The embedding term is gated off (read once: a version never changes, and a torch
+        read on every request cost a tenth of a served recommendation)."""
+        return float(self.dense.embed_gate.detach()) == 0.0
 
     def _rank_sparse(self, history: Sequence[Id], k: int, exclude: Sequence[Id],
                      allow: Callable[[Id], bool] | None) -> list[tuple[Id, float]]:
@@ -120,11 +127,10 @@ class ServingRecModel:
         faster than scoring the whole table per request."""
         weights, gamma, log_pop, order = self._sparse_parts()
         excluded = set(exclude)
-        reached: dict[Id, float] = {}
-        for _, f, item, value in self.counts.features([history], self.history):
-            if item in self.index:
-                reached[item] = reached.get(item, 0.0) + weights[f] * value
-        scored = [(item, s + gamma * log_pop[self.index[item]]) for item, s in reached.items()
+        index = self.index
+        reached = {item: s for item, s in self.counts.weighted_sum(history, self.history, weights).items()
+                   if item in index}
+        scored = [(item, s + gamma * log_pop[index[item]]) for item, s in reached.items()
                   if item not in excluded and (allow is None or allow(item))]
         best = heapq.nlargest(k, scored, key=lambda kv: kv[1])
         out: list[tuple[Id, float]] = []

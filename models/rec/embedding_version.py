@@ -8,17 +8,18 @@ process swaps whole versions by replacing one reference.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from models.dense_index import candidate_depth, int8_supported, pack_rows
 
 NAME = "rec-embeddings"
 RECENCY_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
-PACK_FROM_ROWS = 1024  # smaller tables stay float32 only: their pass costs nothing
+# weights of the last 1..5 known items, normalised: a user vector is one small product
+_POOLING = [np.zeros(0, np.float32)] + [np.array(RECENCY_WEIGHTS[:n], np.float32) / sum(RECENCY_WEIGHTS[:n])
+                                        for n in range(1, len(RECENCY_WEIGHTS) + 1)]
 # (history, k, exclude, allow) of one user, as `rank` takes them
 RankRequest = tuple[Sequence[str], int, Iterable[str], Callable[[str], bool] | None]
 
@@ -29,15 +30,13 @@ class EmbeddingRecVersion:
     item_ids: tuple[str, ...]
     vectors: torch.Tensor  # [N, D] float32, rows L2-normalised
     index: dict[str, int] = field(default_factory=dict, compare=False)
-    # int8 rows for the candidate pass (models.dense_index.pack_rows); None: float32
-    packed: Any = field(default=None, compare=False, repr=False)
+    _matrix: np.ndarray = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.vectors.shape[0] != len(self.item_ids):
             raise ValueError(f"{len(self.item_ids)} ids for {self.vectors.shape[0]} vectors")
         self.index.update({item: row for row, item in enumerate(self.item_ids)})
-        if self.packed is None and len(self.item_ids) >= PACK_FROM_ROWS and int8_supported():
-            object.__setattr__(self, "packed", pack_rows(self.vectors))  # once: a version never changes
+        object.__setattr__(self, "_matrix", self.vectors.detach().numpy())  # the same memory, for numpy's BLAS
 
     @classmethod
     def build(cls, version: str, item_ids: Sequence[str], vectors: torch.Tensor) -> "EmbeddingRecVersion":
@@ -77,87 +76,50 @@ class EmbeddingRecVersion:
         per user (what a serving process gains from batching requests that arrive together).
 
         Each user gets what `rank` alone would give: the same top scores, the same filters (a
-        user whose filters leave too few items is searched deeper on their own row). The
-        pass over all items reads int8 rows where this torch can (`packed`, 4x fewer bytes:
-        the pass is bound by memory); it only picks candidates, with room to spare, and
-        the candidates are scored again in float32.
+        user whose filters leave too few items is searched deeper on their own row). Exact:
+        one float32 pass in numpy. For the shapes served here (1-8 users against ~10^4 x 64)
+        it beats the int8 pass of search (`models.dense_index`), whose quantising and
+        rescoring steps cost more than the bytes they save; see bench/retrieval.py.
         """
         if not requests:
             return []
-        width = len(RECENCY_WEIGHTS)
         found = [self._recent_rows(history) for history, *_ in requests]
         known = [b for b, rows in enumerate(found) if rows]
         out: list[list[tuple[str, float]]] = [[] for _ in requests]
         if not known:
             return out
-        vectors = self.vectors.numpy()
-        index = np.array([found[b] + [0] * (width - len(found[b])) for b in known])
-        weights = np.array([list(RECENCY_WEIGHTS[: len(found[b])]) + [0.0] * (width - len(found[b])) for b in known],
-                           dtype=np.float32)
+        vectors = self._matrix
         # each user: the recency-weighted mean of the vectors of their last known items
-        users = torch.from_numpy((vectors[index] * weights[:, :, None]).sum(1) / weights.sum(1, keepdims=True))
-        packed = self.packed
-        approx = (torch.ops.quantized.linear_dynamic(users, packed, True) if packed is not None
-                  else users @ self.vectors.T).numpy()  # [B, N]
+        users = np.stack([_POOLING[len(found[b])] @ vectors[found[b]] for b in known])
+        scores = np.ascontiguousarray((vectors @ np.ascontiguousarray(users.T)).T)  # [B, N]
         # Excluded items (a user's history: up to 50) are masked before the top-k, so it
-        # needs no room for them.
+        # needs no room for them: k rows, or 4k with a filter.
         for j, b in enumerate(known):
             rows = [row for item in set(requests[b][2]) if (row := self.index.get(item)) is not None]
-            approx[j, rows] = -np.inf
-        wanted = [requests[b][1] * (1 if requests[b][3] is None else 4) for b in known]
-        first = self._exact_top(approx, users, max(wanted))  # one pass for the whole batch
+            scores[j, rows] = -np.inf
+        total = len(self.item_ids)
+        n = min(total, max(requests[b][1] * (1 if requests[b][3] is None else 4) for b in known))
+        first = _top(scores, n)
         for j, b in enumerate(known):
             _, k, _, allow = requests[b]
-            ranked, n = first[j], max(wanted)
+            ranked, depth = first[j], n
             while True:
+                top = [(self.item_ids[r], s) for r, s in ranked if s != -np.inf]
                 if allow is not None:
-                    ranked = [(item, score) for item, score in ranked if allow(item)]
-                if len(ranked) >= k or n >= len(self.item_ids):
+                    top = [(item, s) for item, s in top if allow(item)]
+                if len(top) >= k or depth >= total:
                     break
-                n *= 4  # the filter removed too many: look deeper on this row
-                ranked = self._exact_top(approx[j : j + 1], users[j : j + 1], n)[0]
-            out[b] = ranked[:k]
+                depth = min(total, depth * 4)  # the filter removed too many: look deeper on this row
+                ranked = _top(scores[j : j + 1], depth)[0]
+            out[b] = top[:k]
         return out
 
-    def _exact_top(self, approx: np.ndarray, users: torch.Tensor, n: int) -> list[list[tuple[str, float]]]:
-        """Per user, the n best unmasked items by float32 cosine, among the best n + margin by
-        `approx` [B, N] (the int8 pass: its errors, about 0.003, only reorder near-ties)."""
-        total = approx.shape[1]
-        depth = min(total, candidate_depth(n) if self.packed is not None else n)
-        rows = (np.argpartition(approx, total - depth, axis=1)[:, total - depth:] if depth < total
-                else np.tile(np.arange(total), (approx.shape[0], 1)))
-        exact = torch.bmm(self.vectors[torch.from_numpy(np.ascontiguousarray(rows))], users.unsqueeze(2))[:, :, 0].numpy()
-        exact[np.take_along_axis(approx, rows, axis=1) == -np.inf] = -np.inf
-        order = np.argsort(-exact, axis=1, kind="stable")[:, :n]
-        best_rows, best = np.take_along_axis(rows, order, 1).tolist(), np.take_along_axis(exact, order, 1).tolist()
-        return [[(self.item_ids[r], s) for r, s in zip(rs, ss) if s != -np.inf] for rs, ss in zip(best_rows, best)]
-        index = torch.tensor([found[b] + [0] * (width - len(found[b])) for b in known])
-        weights = torch.tensor([list(RECENCY_WEIGHTS[: len(found[b])]) + [0.0] * (width - len(found[b]))
-                                for b in known])
-        # each user: the recency-weighted mean of the vectors of their last known items
-        users = (self.vectors[index] * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True)
-        scores = users @ self.vectors.T  # [B, N]
-        # Excluded items (a user's history: up to 50) are masked before the top-k, so the
-        # top-k needs no room for them: the first pass asks for k rows, or 4k with a filter.
-        masked = [(j, row) for j, b in enumerate(known) for item in set(requests[b][2])
-                  if (row := self.index.get(item)) is not None]
-        if masked:
-            at = torch.tensor(masked)
-            scores[at[:, 0], at[:, 1]] = float("-inf")
-        total = len(self.item_ids)
-        depth = min(total, max(requests[b][1] * (1 if requests[b][3] is None else 4) for b in known))
-        top = torch.topk(scores, depth, dim=1)
-        values, rows = top.values.tolist(), top.indices.tolist()
-        for j, b in enumerate(known):
-            _, k, _, allow = requests[b]
-            n = depth
-            while True:
-                ranked = [(self.item_ids[r], s) for s, r in zip(values[j], rows[j])
-                          if s != float("-inf") and (allow is None or allow(self.item_ids[r]))]
-                if len(ranked) >= k or n == total:
-                    break
-                n = min(total, n * 4)  # filters removed too many: look deeper on this row
-                deeper = torch.topk(scores[j], n)
-                values[j], rows[j] = deeper.values.tolist(), deeper.indices.tolist()
-            out[b] = ranked[:k]
-        return out
+
+def _top(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+    """Per row of `scores` [B, N], the n best (row, score), best first."""
+    total = scores.shape[1]
+    rows = np.argpartition(scores, total - n, axis=1)[:, total - n:] if n < total else np.tile(np.arange(total), (len(scores), 1))
+    values = np.take_along_axis(scores, rows, 1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return [list(zip(r, v)) for r, v in zip(np.take_along_axis(rows, order, 1).tolist(),
+                                            np.take_along_axis(values, order, 1).tolist())]

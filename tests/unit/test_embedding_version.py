@@ -54,16 +54,12 @@ def test_rank_many_gives_each_user_what_rank_alone_gives():
     assert [i for i, _ in batched[1]] == [ids[r] for r in exact]
 
 
-def test_int8_candidate_pass_returns_the_float32_ranking():
-    """Above PACK_FROM_ROWS the pass over all items reads int8 rows; the ranking served is the
-    float32 one (same items, same scores) for every user, alone or batched, with exclusions."""
-    from models.dense_index import int8_supported
-    from models.rec.embedding_version import PACK_FROM_ROWS
-
+def test_the_numpy_pass_returns_the_torch_brute_force_ranking():
+    """At a serving-sized table the ranking served is torch's brute force (same items, same
+    scores) for every user, alone or batched, with exclusions."""
     gen = torch.Generator().manual_seed(1)
-    ids = [f"i{n}" for n in range(2 * PACK_FROM_ROWS)]
+    ids = [f"i{n}" for n in range(2048)]
     m = EmbeddingRecVersion.build("t", ids, torch.randn(len(ids), 32, generator=gen))
-    assert (m.packed is not None) == int8_supported()
     histories = [[ids[int(r)] for r in torch.randint(len(ids), (3,), generator=gen)] for _ in range(40)]
     batched = m.rank_many([(h, 10, h[:2], None) for h in histories])
     for history, got in zip(histories, batched):

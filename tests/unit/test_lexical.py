@@ -73,3 +73,20 @@ def test_cached_term_weights_follow_the_mean_length():
     fresh = BM25Index.build([*TITLES, "e"], [*TITLES.values(), "a very long title about nothing in particular at all with many words"])
     np.testing.assert_allclose(index.scores("angle drill")[index.slots(list(TITLES))],
                                fresh.scores("angle drill")[fresh.slots(list(TITLES))], rtol=1e-6)
+
+
+def test_warm_precomputes_every_term_and_redoes_them_after_a_change():
+    index = build()
+    assert not index._compiled
+    while not index.warm(budget_s=1.0):
+        pass
+    assert set(index._compiled) == set(index._postings)
+    assert index.warm(budget_s=1.0)  # nothing left: a cheap no-op
+    index.add("e", "cordless angle grinder with a long name")
+    assert not index.warm(budget_s=0.0)  # the new terms and the new mean length are pending
+    while not index.warm(budget_s=1.0):
+        pass
+    fresh = BM25Index.build([*TITLES, "e"], [*TITLES.values(), "cordless angle grinder with a long name"])
+    for query in ("angle drill", "cordless grinder", "bracket"):
+        np.testing.assert_allclose(index.scores(query)[index.slots([*TITLES, "e"])],
+                                   fresh.scores(query)[fresh.slots([*TITLES, "e"])], rtol=1e-6)
