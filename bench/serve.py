@@ -132,7 +132,10 @@ def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seco
     misses the recommendation cache and is ranked afresh) comes before the measured one,
     which then repeats them (returning users, unchanged: the cache serves them)."""
     wrk, vegeta = tools
-    cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds) if cold_seconds else {}
+    cold = {}
+    if cold_seconds:
+        cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds)
+        time.sleep(5.0)  # requests vegeta gave up on (timeout 5 s) may still be queued: let them drain
     # Returning users are those the cold pass asked for (vegeta goes through its targets in
     # order): any other would be a first request, measured above.
     repeat = paths[: rate * cold_seconds] if cold_seconds else paths

@@ -59,11 +59,13 @@ class Ranking:
 
 
 def blend(parts: list[tuple[float, list[tuple[str, float]]]], k: int) -> list[tuple[str, float]]:
-    """Weighted sum of rankings, each scaled by its best score; an item absent from one counts 0."""
+    """Weighted sum of rankings (each best first), each scaled by its largest |score|; an item
+    absent from one counts 0."""
     total: dict[str, float] = {}
     get = total.get
     for weight, ranked in parts:
-        scale = weight / (max((abs(s) for _, s in ranked), default=0.0) or 1.0)
+        # best first: the largest |score| is the first's or the last's
+        scale = weight / ((max(abs(ranked[0][1]), abs(ranked[-1][1])) if ranked else 0.0) or 1.0)
         for item, score in ranked:
             total[item] = get(item, 0.0) + scale * score
     return heapq.nlargest(k, total.items(), key=itemgetter(1))  # ties keep their first-seen order

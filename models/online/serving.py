@@ -128,10 +128,9 @@ class ServingRecModel:
         weights, gamma, log_pop, order = self._sparse_parts()
         excluded = set(exclude)
         index = self.index
-        reached = {item: s for item, s in self.counts.weighted_sum(history, self.history, weights).items()
-                   if item in index}
-        scored = [(item, s + gamma * log_pop[index[item]]) for item, s in reached.items()
-                  if item not in excluded and (allow is None or allow(item))]
+        reached = self.counts.weighted_sum(history, self.history, weights)  # may hold items without a row
+        scored = [(item, s + gamma * log_pop[row]) for item, s in reached.items()
+                  if (row := index.get(item)) is not None and item not in excluded and (allow is None or allow(item))]
         best = heapq.nlargest(k, scored, key=lambda kv: kv[1])
         out: list[tuple[Id, float]] = []
         rest = (i for i in order if self.ids[i] not in reached)  # already popularity-ordered

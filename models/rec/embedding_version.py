@@ -118,8 +118,10 @@ class EmbeddingRecVersion:
 def _top(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
     """Per row of `scores` [B, N], the n best (row, score), best first."""
     total = scores.shape[1]
-    rows = np.argpartition(scores, total - n, axis=1)[:, total - n:] if n < total else np.tile(np.arange(total), (len(scores), 1))
-    values = np.take_along_axis(scores, rows, 1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    return [list(zip(r, v)) for r, v in zip(np.take_along_axis(rows, order, 1).tolist(),
-                                            np.take_along_axis(values, order, 1).tolist())]
+    out = []
+    for row in scores:  # row by row: a few users at a time, and take_along_axis costs more than it saves
+        top = np.argpartition(row, total - n)[total - n:] if n < total else np.arange(total)
+        values = row[top]
+        order = np.argsort(-values, kind="stable")
+        out.append(list(zip(top[order].tolist(), values[order].tolist())))
+    return out

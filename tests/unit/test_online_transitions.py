@@ -81,3 +81,23 @@ def test_copies_share_counts_until_either_side_learns():
     original.add_sample(["a", "b"], "q")
     assert kept.next["a"] == {"b": 1, "z": 1} and kept.neighbours[1]["a"] == {"c": 1}
     assert original.neighbours[1]["a"] == {"c": 1, "q": 1}
+
+
+def test_weighted_sum_is_the_weighted_feature_list_summed_per_item():
+    import random
+
+    from models.online.counts import TransitionCounts
+
+    counts = TransitionCounts(gaps=2, reverse=True)
+    rng = random.Random(3)
+    for _ in range(300):
+        history = [f"i{rng.randrange(30)}" for _ in range(rng.randrange(1, 6))]
+        counts.add_sample(history, f"i{rng.randrange(30)}")
+    k = 4
+    weights = [rng.uniform(-1.0, 2.0) for _ in range(counts.channels * k)]
+    history = ["i1", "i7", "i3", "i7", "i12"]
+    expected: dict[str, float] = {}
+    for _, f, item, value in counts.features([history], k):
+        expected[item] = expected.get(item, 0.0) + weights[f] * value
+    assert counts.weighted_sum(history, k, weights) == expected  # the same numbers, bit for bit
+    assert expected and counts.weighted_sum([], k, weights) == {}
