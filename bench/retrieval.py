@@ -10,7 +10,8 @@ the exact top k the int8 pass's candidates hold, on:
 - the search catalog's MiniLM vectors (the gateway's vector cache under var/cache, else
   random vectors of the Home Depot shape, 45,782 x 384).
 Search scores the int8 candidates again in float32, so what it serves is exact wherever
-the candidates hold the exact top k. Last line is JSON.
+the candidates hold the exact top k. For comparison, the recall an IVF index (the usual ANN
+for this size) gets at a given share of the catalog scanned. Last line is JSON.
 """
 from __future__ import annotations
 
@@ -90,6 +91,36 @@ def int8_recall(vectors: torch.Tensor, packed: object, k: int, n: int = 500) -> 
     return found / exact.numel()
 
 
+def ivf_recall(vectors: torch.Tensor, k: int, lists: int = 128, probes: tuple[int, ...] = (16, 32),
+               n: int = 300) -> dict[str, float]:
+    """An IVF index (k-means into `lists` cells, a query scans its `probe` nearest cells): the
+    share of the catalog scanned and of the exact top k found, per probe count, for item-like
+    queries. What an ANN index would trade against the exact int8 pass."""
+    gen = torch.Generator().manual_seed(0)
+    centroids = vectors[torch.randperm(vectors.shape[0], generator=gen)[:lists]].clone()
+    for _ in range(12):  # Lloyd's iterations on the unit sphere
+        cell = (vectors @ centroids.T).argmax(1)
+        for c in range(lists):
+            members = vectors[cell == c]
+            if len(members):
+                centroids[c] = torch.nn.functional.normalize(members.mean(0), dim=0)
+    cell = (vectors @ centroids.T).argmax(1)
+    picks = torch.randint(vectors.shape[0], (n, 3), generator=gen)
+    users = torch.nn.functional.normalize(vectors[picks].mean(1), dim=1)
+    exact = torch.topk(users @ vectors.T, k, dim=1).indices
+    out: dict[str, float] = {}
+    for probe in probes:
+        nearest = torch.topk(users @ centroids.T, probe, dim=1).indices
+        scanned = found = 0.0
+        for top, cells in zip(exact, nearest):
+            inside = torch.isin(cell, cells)
+            scanned += float(inside.float().mean())
+            found += float(inside[top].float().mean())
+        out[f"ivf{lists}_probe{probe}_scanned"] = round(scanned / n, 3)
+        out[f"ivf{lists}_probe{probe}_recall_at_{k}"] = round(found / n, 4)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
@@ -112,6 +143,7 @@ def main() -> None:
                 row[f"int8_batch_{b}_us_per_user"] = round(per_user_us(vectors, b, k, args.seconds, "int8", packed), 1)
             row["int8_speedup_1"] = round(row["batch_1_us_per_user"] / row["int8_batch_1_us_per_user"], 2)
             row[f"int8_candidates_recall_at_{k}"] = round(int8_recall(vectors, packed, k), 4)
+        row.update(ivf_recall(vectors, k))
         out[label] = row
         print(label, row, flush=True)
     print(json.dumps(out))
