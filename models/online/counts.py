@@ -109,16 +109,9 @@ class TransitionCounts:
         count_c(h_j -> i) / sqrt(1 + degree_c(h_j)), h_0 the most recent history item
         (histories are oldest first)."""
         out: list[tuple[int, int, Id, float]] = []
-        for c, (table, degree) in enumerate(zip(self.neighbours, self.degrees)):
-            for b, history in enumerate(histories):
-                for j in range(min(k, len(history))):
-                    a = history[len(history) - 1 - j]
-                    neighbours = table.get(a)
-                    if not neighbours:
-                        continue
-                    norm = 1.0 / math.sqrt(1.0 + degree[a])
-                    f = c * k + j
-                    out.extend((b, f, item, count * norm) for item, count in neighbours.items())
+        for b, history in enumerate(histories):
+            for f, neighbours, norm in self._sources(history, k):
+                out.extend((b, f, item, count * norm) for item, count in neighbours.items())
         return out
 
     def weighted_sum(self, history: Sequence[Id], k: int, weights: Sequence[float]) -> dict[Id, float]:
@@ -127,17 +120,21 @@ class TransitionCounts:
         this sum, and the list cost most of its time)."""
         out: dict[Id, float] = {}
         get = out.get
+        for f, neighbours, norm in self._sources(history, k):
+            w = weights[f]
+            for item, count in neighbours.items():
+                out[item] = get(item, 0.0) + w * (count * norm)
+        return out
+
+    def _sources(self, history: Sequence[Id], k: int) -> Iterable[tuple[int, Counter[Id], float]]:
+        """(f, successor counts, 1 / sqrt(1 + degree)) of each channel's row for each of the
+        last k history items that has one, channel by channel, most recent item first."""
         for c, (table, degree) in enumerate(zip(self.neighbours, self.degrees)):
             for j in range(min(k, len(history))):
                 a = history[len(history) - 1 - j]
                 neighbours = table.get(a)
-                if not neighbours:
-                    continue
-                norm = 1.0 / math.sqrt(1.0 + degree[a])
-                w = weights[c * k + j]
-                for item, count in neighbours.items():
-                    out[item] = get(item, 0.0) + w * (count * norm)
-        return out
+                if neighbours:
+                    yield c * k + j, neighbours, 1.0 / math.sqrt(1.0 + degree[a])
 
     def edges(self) -> int:
         return sum(len(v) for table in self.neighbours for v in table.values())
