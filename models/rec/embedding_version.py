@@ -78,8 +78,9 @@ class EmbeddingRecVersion:
         Each user gets what `rank` alone would give: the same top scores, the same filters (a
         user whose filters leave too few items is searched deeper on their own row). Exact:
         one float32 pass in numpy. For the shapes served here (1-8 users against ~10^4 x 64)
-        it beats the int8 pass of search (`models.dense_index`), whose quantising and
-        rescoring steps cost more than the bytes they save; see bench/retrieval.py.
+        it beats torch and the int8 pass of search (`models.dense_index`), whose quantising
+        costs more than the bytes it saves; see bench/retrieval.py. (numpy runs one BLAS
+        thread: see app/__init__.py.)
         """
         if not requests:
             return []

@@ -1,0 +1,103 @@
+"""What one /v1/recommend costs the gateway's event loop, in-process: a cache miss against a hit.
+
+Loads the first `--events` Beauty events into user profiles (as the changelogs would), the
+newest item vectors (`var/models/rec-embeddings`) and the newest online learner checkpoint
+(`var/models/online`, else the gateway's own transitions), then times
+`ServingModels.recommend` for each user once (every call misses the cache and ranks: the
+online model, the embedding pass, the blend) and again (every call is a hit). No HTTP: the
+serve bench measures that. Also times the parts of a miss alone.
+Last line: JSON {"miss_us": ..., "hit_us": ..., "miss_over_hit": ..., "parts_us": {...}, "users": n}
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.gateway.read_model import ReadModel  # noqa: E402
+from app.gateway.serving import Filters, ServingModels, blend  # noqa: E402
+from app.learner import checkpoints, load_latest  # noqa: E402
+from app.replay_data import read_sequences, sequence_events  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from models.online.serving import ServingRecModel  # noqa: E402
+from models.rec.embedding_version import NAME, EmbeddingRecVersion  # noqa: E402
+from tables import user_profiles  # noqa: E402
+
+
+def serving_models(settings: Settings, n_events: int) -> tuple[ServingModels, list[str]]:
+    read_model = ReadModel(settings)
+    profiles: dict[str, dict] = {}
+    events = sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt"))
+    for n, e in enumerate(itertools.islice(events, n_events)):
+        profiles[e.user_id] = user_profiles.apply_event(profiles.get(e.user_id) or user_profiles.empty(), e, 0, n,
+                                                        settings.recent_items)
+    serving = ServingModels(read_model, embedding_blend=settings.embedding_blend)
+    for user, profile in profiles.items():
+        read_model.apply(user_profiles.NAME, user, profile)
+    versions = sorted((settings.model_dir / NAME).glob("v*"))
+    if versions:
+        serving.install(EmbeddingRecVersion.from_checkpoint(str(versions[-1])))
+    if checkpoints(settings.online_model_dir):
+        learner, _ = load_latest(settings)
+        serving.install_online(ServingRecModel.from_model(learner.serving_rec))
+    return serving, list(profiles)
+
+
+async def per_call_us(serving: ServingModels, users: list[str], k: int) -> float:
+    started = time.perf_counter()
+    for user in users:
+        await serving.recommend(user, k, Filters())
+    return (time.perf_counter() - started) / len(users) * 1e6
+
+
+def parts_us(serving: ServingModels, users: list[str], k: int) -> dict[str, float]:
+    """The pieces of a miss, each over the same users: online rank, embedding pass, blend."""
+    profiles = serving.read_model.tables[user_profiles.NAME]
+    depth = max(4 * k, 50)
+    requests = [(p["recent"], [*p.get("purchased", []), *p["recent"]]) for p in map(profiles.get, users)]
+    out: dict[str, float] = {}
+    if serving.online is not None:
+        started = time.perf_counter()
+        online = [serving.online.rank(h, depth, exclude=x) for h, x in requests]
+        out["online_rank"] = (time.perf_counter() - started) / len(users) * 1e6
+    if serving.embedding is not None:
+        started = time.perf_counter()
+        embedding = [serving.embedding.rank_many([(h, depth, x, None)])[0] for h, x in requests]
+        out["embedding_pass"] = (time.perf_counter() - started) / len(users) * 1e6
+        if serving.online is not None:
+            started = time.perf_counter()
+            for a, b in zip(online, embedding):
+                blend([(0.5, a), (0.5, b)], k)
+            out["blend"] = (time.perf_counter() - started) / len(users) * 1e6
+    return {name: round(us, 1) for name, us in out.items()}
+
+
+async def run(args: argparse.Namespace) -> dict:
+    settings = Settings.from_env()
+    serving, users = serving_models(settings, args.events)
+    users = users[: args.users]
+    await per_call_us(serving, users[:100], args.k)  # warm up: first-use costs of the versions
+    miss = await per_call_us(serving, users[100:], args.k)
+    hit = await per_call_us(serving, users[100:], args.k)
+    return {"miss_us": round(miss, 1), "hit_us": round(hit, 1), "miss_over_hit": round(miss / hit, 1),
+            "parts_us": parts_us(serving, users[100:], args.k), "users": len(users) - 100,
+            "online_model": serving.online is not None, "embedding_model": serving.embedding is not None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--users", type=int, default=3_100)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
