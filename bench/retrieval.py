@@ -9,8 +9,8 @@ the exact top k the int8 pass's candidates hold, on:
   random vectors of the Beauty shape, 12,101 x 64);
 - the search catalog's MiniLM vectors (the gateway's vector cache under var/cache, else
   random vectors of the Home Depot shape, 45,782 x 384).
-Search scores the int8 candidates again in float32, so what it serves is exact wherever
-the candidates hold the exact top k. For comparison, the recall an IVF index (the usual ANN
+Search takes the int8 top k as its dense candidates and computes their features in float32,
+so what it ranks differs from the exact pass only where the int8 top k misses an exact one. For comparison, the recall an IVF index (the usual ANN
 for this size) gets at a given share of the catalog scanned. Last line is JSON.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.settings import Settings  # noqa: E402
-from models.dense_index import candidate_depth, int8_supported, pack_rows  # noqa: E402
+from models.dense_index import int8_supported, pack_rows  # noqa: E402
 
 
 def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
@@ -56,9 +56,8 @@ def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, kind:
                 packed: object = None) -> float:
     """Microseconds per user of one pass over `vectors` and a top-k: "torch" float32, "numpy"
     float32 (`EmbeddingRecVersion.rank_many`: one BLAS product and an argpartition), or
-    "int8" over `packed` keeping as many candidates as the search gateway does (`candidate_depth`)."""
+    "int8" over `packed` (its top k are the search gateway's dense candidates)."""
     users = torch.nn.functional.normalize(torch.randn(batch, vectors.shape[1]), dim=1)
-    depth = candidate_depth(k)
     matrix, users_np = vectors.numpy(), users.numpy()
     n = vectors.shape[0]
 
@@ -69,7 +68,7 @@ def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, kind:
             scores = np.ascontiguousarray((matrix @ np.ascontiguousarray(users_np.T)).T)
             np.argpartition(scores, n - k, axis=1)
         else:
-            torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), depth, dim=1)
+            torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), k, dim=1)
 
     one()  # warm up
     done, started = 0, time.perf_counter()
@@ -80,13 +79,14 @@ def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, kind:
 
 
 def int8_recall(vectors: torch.Tensor, packed: object, k: int, n: int = 500) -> float:
-    """Share of the exact top k that the int8 pass's candidates (`candidate_depth`) hold, for queries
-    made like real ones (means of a few item vectors)."""
+    """Share of the exact top k that the int8 pass's top k holds (the search gateway's dense
+    candidates: their features are then float32), for queries made like real ones (means
+    of a few item vectors)."""
     gen = torch.Generator().manual_seed(0)
     picks = torch.randint(vectors.shape[0], (n, 3), generator=gen)
     users = torch.nn.functional.normalize(vectors[picks].mean(1), dim=1)
     exact = torch.topk(users @ vectors.T, k, dim=1).indices
-    approx = torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), candidate_depth(k), dim=1).indices
+    approx = torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), k, dim=1).indices
     found = sum(len(set(e.tolist()) & set(a.tolist())) for e, a in zip(exact, approx))
     return found / exact.numel()
 
@@ -142,7 +142,7 @@ def main() -> None:
             for b in (1, 16):
                 row[f"int8_batch_{b}_us_per_user"] = round(per_user_us(vectors, b, k, args.seconds, "int8", packed), 1)
             row["int8_speedup_1"] = round(row["batch_1_us_per_user"] / row["int8_batch_1_us_per_user"], 2)
-            row[f"int8_candidates_recall_at_{k}"] = round(int8_recall(vectors, packed, k), 4)
+            row[f"int8_top_{k}_recall"] = round(int8_recall(vectors, packed, k), 4)
         row.update(ivf_recall(vectors, k))
         out[label] = row
         print(label, row, flush=True)

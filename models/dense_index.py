@@ -9,8 +9,9 @@ one core, bound by memory. Blocks of rows can be packed as int8 with a scale per
 packed block is used while no row of it changed since it was packed, and a changed block
 is scanned in float32 until it is packed again. Packing is a pure function (`pack_rows`),
 so the caller can run it on another thread. The int8 scores only choose candidates:
-callers score the chosen rows again in float32 (`candidate_depth` says how many to take).
-Recall against the exact scan is measured by `bench/retrieval.py`.
+`search` scores 4k + 50 of them again in float32, and `LiveSearcher` takes the int8 top n as
+dense candidates whose features are float32. How much of the exact top k the int8 top k
+holds is measured by `bench/retrieval.py`.
 """
 from __future__ import annotations
 
@@ -22,12 +23,6 @@ from typing import Any
 import torch
 
 BLOCK_ROWS = 4096
-
-
-def candidate_depth(k: int) -> int:
-    """How many rows an int8 pass keeps for float32 rescoring when k are wanted: room for its
-    errors (about 0.003 on a cosine) to reorder near-ties around the k-th."""
-    return k + max(16, k // 4)
 
 
 @functools.cache
