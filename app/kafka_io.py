@@ -37,27 +37,58 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
             await admin.close()
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the input topics with the configured partition count; returns those created."""
-    await wait_for_broker(settings)
+async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+    """Create the input topics and the tables' changelogs; returns those created.
+
+    Returns once every partition of every one has a leader. A worker that subscribed while
+    a changelog Faust had just created still had no partitions took it for a mismatch with
+    its source topic (`PartitionsMismatch`, "has 0 partitions"), crashed its agent until
+    the supervisor gave up, and then stood still; seen on a freshly formatted broker.
+    """
+    from app.worker import TABLE_NAMES, changelog_topic  # the worker module imports Faust
+
+    await wait_for_broker(settings, timeout_s)
     t = settings.topics
-    wanted = {name: settings.topic_partitions for name in (t.events, t.catalog, t.item_events, t.dead_letters)}
+    n = settings.topic_partitions
+    wanted: dict[str, tuple[int, dict[str, str]]] = {
+        name: (n, {}) for name in (t.events, t.catalog, t.item_events, t.dead_letters)}
     # One partition each: the learner reads every sample in order, and every gateway reads
     # every model update in the order the learner decided them.
-    wanted.update({t.samples: 1, t.model_updates: 1})
+    wanted.update({t.samples: (1, {}), t.model_updates: (1, {})})
+    # As Faust declares a table's changelog: the table's partitions, compacted.
+    wanted.update({changelog_topic(settings, table): (n, {"cleanup.policy": "compact"}) for table in TABLE_NAMES})
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
+        new = [NewTopic(name, parts, 1, topic_configs=config)
+               for name, (parts, config) in wanted.items() if name not in existing]
         if new:
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass  # another process won the race
-        return [n.name for n in new]
+        await _wait_for_leaders(admin, {name: parts for name, (parts, _) in wanted.items()}, timeout_s)
+        return [topic.name for topic in new]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = set()
+        for topic in await admin.describe_topics(list(partitions)):
+            name = topic.get("topic", topic.get("name"))
+            led = [p for p in topic.get("partitions", []) if p.get("leader", -1) >= 0]
+            if topic.get("error_code", 0) == 0 and len(led) >= partitions.get(name, 1):
+                ready.add(name)
+        waiting = sorted(set(partitions) - ready)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"topics without a leader for every partition after {timeout_s:.0f}s: {waiting}")
+        await asyncio.sleep(0.2)
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:

@@ -1,14 +1,24 @@
 """The worker process as `faust -A app worker` starts it: settings from the environment."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from prometheus_client import start_http_server
 
+from app.kafka_io import ensure_topics
 from app.settings import Settings
 from app.worker import create_worker
 
 settings = Settings.from_env()
+if settings.faust_broker.startswith("kafka://"):
+    # Before Faust subscribes (see ensure_topics): on a loop of its own, closed again, so
+    # the worker's own loop is untouched.
+    _loop = asyncio.new_event_loop()
+    try:
+        _loop.run_until_complete(ensure_topics(settings))
+    finally:
+        _loop.close()
 worker = create_worker(settings)
 faust_app = worker.app
 log = logging.getLogger(__name__)

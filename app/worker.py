@@ -101,6 +101,9 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     return worker
 
 
+TABLE_NAMES = (user_profiles.NAME, item_stats.NAME, catalog.NAME, seen_events.NAME)  # every table's changelog
+
+
 def changelog_topic(settings: Settings, table_name: str) -> str:
     """Faust's name for a table's changelog topic (the gateway follows these)."""
     return f"{settings.app_id}-{table_name}-changelog"

@@ -172,11 +172,17 @@ class HybridSearcher:
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    """Rows of the n highest positive scores (unordered), [<= n] int64."""
+    """Rows of the n highest positive scores (unordered), [<= n] int64.
+
+    Partitions only the positive scores: most items share no term with a query, and a
+    partition of the whole catalog cost a millisecond per query for two indexes.
+    """
     if n <= 0 or not len(scores):
         return np.zeros(0, np.int64)
-    top = np.argpartition(-scores, n - 1)[:n]
-    return top[scores[top] > 0]
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) <= n:
+        return positive
+    return positive[np.argpartition(-scores[positive], n - 1)[:n]]
 
 
 def _relative_and_log(scores: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

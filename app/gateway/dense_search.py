@@ -37,7 +37,7 @@ from models.dense_index import DenseIndex, pack_rows
 from models.encoder import BASE_MODEL, DIM, TextEncoder
 from models.errors import ModelUnavailable
 from models.live_search import ItemStats, LexicalScores, LiveSearcher
-from models.query_adapter import QueryAdapter
+from models.query_adapter import serving_adapter
 from models.search_ranker import SearchRanker
 from models.vector_cache import VectorCache, text_key
 from tables import catalog
@@ -54,7 +54,7 @@ class SearchModel:
     """One search checkpoint as served; `encoder` is a fine-tuned query MiniLM or None (pretrained)."""
 
     version: str
-    adapter: QueryAdapter
+    adapter: Callable[[torch.Tensor], torch.Tensor]  # [B, D] -> [B, D]: `serving_adapter`
     ranker: SearchRanker
     encoder: TextEncoder | None
 
@@ -68,7 +68,7 @@ class SearchModel:
                                    f"max_length {trained_length}) than the gateway serves")
         tower, ranker = load_search_model(settings, checkpoint)
         encoder = tower.encoder.for_serving(fp16=True) if tower.encoder is not None else None
-        return cls(f"search-v{checkpoint.version}", tower.adapter, ranker, encoder)
+        return cls(f"search-v{checkpoint.version}", serving_adapter(tower.adapter), ranker, encoder)
 
 
 def vector_cache_path(settings: Settings, encoder: TextEncoder) -> Path:
@@ -120,7 +120,7 @@ class DenseSearch:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, list(self.texts.values()))
+            await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
         except Exception:  # noqa: BLE001 — a cache is an optimisation; stopping must go on
             log.exception("could not save the item vector cache")
         for pool in (self._catalog_pool, self._encode_pool, self._query_pool):
@@ -212,7 +212,7 @@ class DenseSearch:
             await self._pack_blocks(loop)
         if time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
             self._saved_at = time.monotonic()
-            await loop.run_in_executor(self._catalog_pool, self._save_cache, list(self.texts.values()))
+            await loop.run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
 
     async def _pack_blocks(self, loop: asyncio.AbstractEventLoop) -> None:
         """Pack changed blocks of item vectors as int8 for the scan, on the catalog thread.
@@ -238,12 +238,21 @@ class DenseSearch:
             found = [v if v is not None else next(fresh) for v in found]
         return torch.stack(found) if found else torch.zeros(0, DIM)  # type: ignore[arg-type]
 
-    def _save_cache(self, live_texts: list[str]) -> None:
-        """Catalog thread: write the cache, first dropping texts no live item has once it grew 2x."""
+    def _live_texts(self) -> list[str] | None:
+        """Texts of the live items, once the catalog is loaded and quiet; None before (see _save_cache)."""
+        return list(self.texts.values()) if self.settled(quiet_s=QUIET_S) else None
+
+    def _save_cache(self, live_texts: list[str] | None) -> None:
+        """Catalog thread: write the cache, first dropping texts no live item has once it grew 2x.
+
+        Nothing is dropped while the catalog is still loading (`live_texts` None): a gateway
+        saving a minute into its start, with a fifth of the catalog read from the changelog,
+        dropped the cached vectors of the rest and encoded them again (minutes of a core).
+        """
         cache = self._cache
         if cache is None:
             return
-        if len(cache.vectors) > 2 * len(live_texts) + 1000:
+        if live_texts is not None and len(cache.vectors) > 2 * len(live_texts) + 1000:
             keep = {text_key(t) for t in live_texts}
             cache.vectors = {k: v for k, v in cache.vectors.items() if k in keep}
             cache.dirty = True
@@ -273,11 +282,12 @@ class DenseSearch:
 
         q = normalize_query(query)  # as the model was trained and evaluated
 
-        @torch.inference_mode()
+        # `with`, not a decorator: decorating costs the loop tens of microseconds a request.
         def encode() -> tuple[torch.Tensor, torch.Tensor]:
-            zero = encoder.encode_queries([q])[0]
-            base = zero if model.encoder is None else model.encoder.encode_queries([q])[0]
-            return zero, model.adapter(base.unsqueeze(0))[0]
+            with torch.inference_mode():
+                zero = encoder.encode_queries([q])[0]
+                base = zero if model.encoder is None else model.encoder.encode_queries([q])[0]
+                return zero, model.adapter(base.unsqueeze(0))[0]
 
         def lexical() -> LexicalScores:
             self._apply()
@@ -291,10 +301,10 @@ class DenseSearch:
         finally:
             zero, tuned = await encoded
 
-        @torch.inference_mode()
         def run() -> list[tuple[str, float]]:
             self._apply()  # catalog changes since `lexical` make the searcher score it again
-            return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats, lexical=words)
+            with torch.inference_mode():
+                return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats, lexical=words)
 
         return await self._on_query_thread(run)
 

@@ -38,3 +38,36 @@ async def test_dense_retrieval_finds_synonyms_and_follows_catalog_changes(aiohtt
     read_model.apply(catalog.NAME, "p1", catalog.to_item(CatalogChange("delete", "p1", 2.0)))
     body = await (await client.get("/v1/search?q=sofa&k=5")).json()
     assert "p1" not in [i["item_id"] for i in body["items"]]
+
+
+def test_item_vector_cache_keeps_what_a_loading_catalog_has_not_reached_yet(settings, tmp_path):
+    """A gateway saving its cache while the catalog still streams in from the changelog must
+    not drop the vectors of the items it has not read yet: it would encode them again."""
+    import time
+
+    import torch
+
+    from app.gateway.dense_search import DenseSearch
+    from app.metrics import Metrics
+    from models.encoder import DIM
+    from models.vector_cache import VectorCache
+
+    dense = DenseSearch(replace(settings, search_dense=True), Metrics())
+    dense._cache = VectorCache(tmp_path / "vectors.safetensors", DIM)
+    titles = [f"product number {n}" for n in range(3000)]
+    dense._cache.put(titles, torch.nn.functional.normalize(torch.randn(len(titles), DIM), dim=1))
+    for n, title in enumerate(titles[:100]):  # the first hundred items have arrived
+        dense.on_change(catalog.NAME, f"p{n}", None, catalog.to_item(CatalogChange("upsert", f"p{n}", 1.0, title=title)))
+    dense._save_cache(dense._live_texts())
+    assert len(VectorCache(tmp_path / "vectors.safetensors", DIM).vectors) == 3000
+
+    # Loaded and quiet (every item has its vector, no change for a while): stale texts go.
+    dense.pending.clear()
+    dense._apply()
+    dense.searcher.set_vectors(list(dense.texts.items()), torch.stack([dense._cache.get(t) for t in dense.texts.values()]))
+    dense._changed_at = time.monotonic() - 60
+    dense._save_cache(dense._live_texts())
+    assert len(VectorCache(tmp_path / "vectors.safetensors", DIM).vectors) == 100
+    dense._catalog_pool.shutdown()
+    dense._encode_pool.shutdown()
+    dense._query_pool.shutdown()

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from models.lexical import BM25Index, char_ngrams
-from models.query_adapter import QueryAdapter, graded_softmax_loss
-from models.search_ranker import FEATURES, Candidates, HybridSearcher, SearchRanker, dense_search
+from models.query_adapter import QueryAdapter, graded_softmax_loss, serving_adapter
+from models.search_ranker import FEATURES, Candidates, HybridSearcher, SearchRanker, _top, dense_search
 from models.search_training import Judged, candidate_targets, hard_negatives, train_adapter, train_ranker
 
 
@@ -27,6 +27,30 @@ def test_adapter_starts_as_identity_and_loss_prefers_graded_order():
     bad = graded_softmax_loss(torch.tensor([[0.0, 3.0, 5.0]]), weights)
     masked = graded_softmax_loss(torch.tensor([[5.0, 3.0, float("-inf")]]), weights)
     assert good < bad and torch.isfinite(masked)
+
+
+def test_serving_adapter_computes_what_the_trained_one_does():
+    torch.manual_seed(3)
+    adapter = QueryAdapter()
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.normal_(std=0.05)  # not the identity it starts as
+    q = F.normalize(torch.randn(7, 384), dim=1)
+    with torch.inference_mode():
+        exact, fast = adapter(q), serving_adapter(adapter)(q)
+    assert (exact - q).norm(dim=1).min() > 0.1
+    assert F.cosine_similarity(fast, exact).min() > 1 - 1e-5
+
+
+@pytest.mark.parametrize("n", [1, 5, 40, 60])
+def test_top_picks_the_n_best_positive_scores(n):
+    rng = np.random.default_rng(n)
+    scores = np.zeros(200, np.float32)
+    scores[rng.choice(200, 50, replace=False)] = rng.permutation(50).astype(np.float32) + 1  # distinct, positive
+    scores[rng.choice(np.flatnonzero(scores == 0), 10, replace=False)] = -1.0
+    expected = set(np.argsort(-scores)[: min(n, 50)].tolist())
+    assert set(_top(scores, n).tolist()) == expected
+    assert len(_top(np.zeros(10, np.float32), 3)) == 0
 
 
 def test_train_adapter_learns_a_query_rotation():
