@@ -50,6 +50,11 @@ class LiveSearcher:
         self.n_candidates = n_candidates
         self.texts: dict[str, str] = {}
         self._slot_ids: list[str | None] = []  # BM25 slot -> item id
+        # Between BM25 slots and dense rows, -1 where there is none (no vector yet, a free
+        # row): candidates map a few hundred of each per query, and dict lookups by id cost
+        # more than the features computed from them.
+        self._slot_row = np.full(1024, -1, np.int64)
+        self._row_slot = np.full(1024, -1, np.int64)
         self.changes = 0  # text adds and removes so far: LexicalScores of another count are stale
 
     def __len__(self) -> int:
@@ -68,9 +73,10 @@ class LiveSearcher:
             slot = int(self.index.slots([item_id])[0])
             self._slot_ids.extend([None] * (slot + 1 - len(self._slot_ids)))
             self._slot_ids[slot] = item_id
-            self.dense.remove(item_id)  # it was the vector of the old text
+            self._remove_vector(item_id)  # it was the vector of the old text
         if vector is not None:
             self.dense.upsert([item_id], vector.unsqueeze(0))
+            self._link(item_id)
 
     def set_vectors(self, items: Sequence[tuple[str, str]], vectors: torch.Tensor) -> int:
         """Vectors [n, D] of (item_id, text) pairs; pairs whose text is no longer current are skipped.
@@ -80,7 +86,10 @@ class LiveSearcher:
         """
         keep = [n for n, (item_id, text) in enumerate(items) if self.texts.get(item_id) == text]
         if keep:
-            self.dense.upsert([items[n][0] for n in keep], vectors[keep])
+            ids = [items[n][0] for n in keep]
+            self.dense.upsert(ids, vectors[keep])
+            for item_id in ids:
+                self._link(item_id)
         return len(keep)
 
     def remove(self, item_id: str) -> bool:
@@ -88,11 +97,27 @@ class LiveSearcher:
             return False
         self.changes += 1
         slot = int(self.index.slots([item_id])[0])
+        self._remove_vector(item_id)
         self.index.remove(item_id)
         self.char_index.remove(item_id)
-        self.dense.remove(item_id)
         self._slot_ids[slot] = None
         return True
+
+    def _link(self, item_id: str) -> None:
+        """Record the slot <-> row pair of an item that has both."""
+        row, slot = self.dense.slot[item_id], int(self.index.slots([item_id])[0])
+        self._slot_row = _fit(self._slot_row, slot)
+        self._row_slot = _fit(self._row_slot, row)
+        self._slot_row[slot], self._row_slot[row] = row, slot
+
+    def _remove_vector(self, item_id: str) -> None:
+        row = self.dense.slot.get(item_id)
+        if row is not None:
+            slot = self._row_slot[row]
+            self._row_slot[row] = -1
+            if slot >= 0:
+                self._slot_row[slot] = -1
+        self.dense.remove(item_id)
 
     def warm(self, budget_s: float) -> bool:
         """Precompute BM25 posting arrays for up to `budget_s` (see BM25Index.warm); True when done."""
@@ -126,13 +151,19 @@ class LiveSearcher:
         raw, chars = lexical.words, lexical.chars
         n = min(self.n_candidates, len(self.texts))
         # The scan (int8 where packed) only picks dense candidates; features are exact below.
-        top_dense = torch.topk(self.dense.scan(q_tuned), min(n, len(self.dense))).indices.tolist() if n else []
-        dense_slots = self.index.slots([self.dense.ids[r] for r in top_dense])  # type: ignore[misc]
-        slots = np.unique(np.concatenate([lexical.top, dense_slots[dense_slots >= 0]]).astype(np.int64))
+        top_dense = torch.topk(self.dense.scan(q_tuned), min(n, len(self.dense))).indices.numpy() if n else np.zeros(0, np.int64)
+        dense_slots = self._row_slot[top_dense]  # -1: a free row
+        # The union of both candidate sets in slot order (np.unique, without its sort).
+        chosen = np.zeros(len(self._slot_ids), bool)
+        chosen[lexical.top] = True
+        chosen[dense_slots[dense_slots >= 0]] = True
+        slots = np.flatnonzero(chosen)
         ids: list[str] = [self._slot_ids[s] for s in slots]  # type: ignore[misc]
-        rows = torch.tensor([self.dense.slot.get(i, -1) for i in ids], dtype=torch.long)
+        rows = torch.from_numpy(self._slot_row[slots])
         has_vec = rows >= 0
-        vecs = self.dense.vectors[rows.clamp(min=0)] * has_vec.unsqueeze(1)  # no vector yet: zeros
+        vecs = self.dense.vectors.index_select(0, rows.clamp(min=0))
+        if not bool(has_vec.all()):
+            vecs[~has_vec] = 0.0  # no vector yet: zeros
         popularity, ctr = item_stats(ids) if item_stats is not None else (np.zeros(len(ids), np.float32),) * 2
         features = torch.stack(
             [
@@ -182,3 +213,12 @@ class LiveSearcher:
     def dense_search(self, query: torch.Tensor, k: int) -> list[tuple[str, float]]:
         """Top k (item_id, cosine) by vector alone, for a normalised query [D]."""
         return self.dense.search(query, k)
+
+
+def _fit(array: np.ndarray, index: int) -> np.ndarray:
+    """`array`, grown by doubling (new entries -1) until `index` is inside it."""
+    if index < len(array):
+        return array
+    grown = np.full(max(2 * len(array), index + 1), -1, np.int64)
+    grown[: len(array)] = array
+    return grown

@@ -134,3 +134,30 @@ def test_lexical_scores_computed_before_a_catalog_change_are_not_used_after_it()
     want = live.candidates("cordless drill", zero[0], tuned[0])
     assert got[0] == want[0] and "new" in got[0] and ids[0] not in got[0]
     assert torch.equal(got[1], want[1])
+
+
+def test_slot_and_row_maps_follow_every_change():
+    """The arrays candidates read instead of per-id dicts agree with the indexes after churn."""
+    rng = np.random.default_rng(11)
+    live = LiveSearcher(dim=8)
+    words = ["drill", "saw", "paint", "pipe", "lamp", "hose", "sink", "fan"]
+    for step in range(3000):
+        item = f"i{rng.integers(300)}"
+        text = " ".join(rng.choice(words, 3))
+        op = rng.integers(4)
+        if op == 0:
+            live.upsert(item, text)
+        elif op == 1:
+            live.upsert(item, text, F.normalize(torch.randn(8), dim=0))
+        elif op == 2 and item in live:  # a vector for the current text, or one gone stale
+            live.set_vectors([(item, live.texts[item] if rng.random() < 0.7 else text)], F.normalize(torch.randn(1, 8), dim=1))
+        else:
+            live.remove(item)
+    for item in live.texts:
+        slot = int(live.index.slots([item])[0])
+        row = live.dense.slot.get(item, -1)
+        assert live._slot_row[slot] == row
+        if row >= 0:
+            assert live._row_slot[row] == slot
+    free_rows = [r for r, i in enumerate(live.dense.ids) if i is None]
+    assert all(live._row_slot[r] == -1 for r in free_rows)
