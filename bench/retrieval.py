@@ -55,18 +55,17 @@ def search_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
 def per_user_us(vectors: torch.Tensor, batch: int, k: int, seconds: float, kind: str = "torch",
                 packed: object = None) -> float:
     """Microseconds per user of one pass over `vectors` and a top-k: "torch" float32, "numpy"
-    float32 (`EmbeddingRecVersion.rank_many`: one BLAS product and an argpartition), or
+    float32 (`EmbeddingRecVersion.rank_many`: one BLAS product, torch's top-k on its memory), or
     "int8" over `packed` (its top k are the search gateway's dense candidates)."""
     users = torch.nn.functional.normalize(torch.randn(batch, vectors.shape[1]), dim=1)
     matrix, users_np = vectors.numpy(), users.numpy()
-    n = vectors.shape[0]
 
     def one() -> None:
         if kind == "torch":
             torch.topk(users @ vectors.T, k, dim=1)
         elif kind == "numpy":
             scores = np.ascontiguousarray((matrix @ np.ascontiguousarray(users_np.T)).T)
-            np.argpartition(scores, n - k, axis=1)
+            torch.topk(torch.from_numpy(scores), k, dim=1)
         else:
             torch.topk(torch.ops.quantized.linear_dynamic(users, packed, True), k, dim=1)
 

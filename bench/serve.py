@@ -7,7 +7,9 @@ Beauty events (users and their sequences) and the Home Depot catalog through Kaf
   /v1/recommend is measured twice: first over distinct users (every request misses the
   recommendation cache: `cold_*`), then over the same users again (the cache serves them);
   /v1/search over queries not sent before.
-The fixed-body aiohttp handler runs the same two loads in the same run. The trained models
+Each latency pass is preceded by a short unmeasured warm-up at its rate, over paths it never
+measures (other users, other queries). The fixed-body aiohttp handler runs the same loads
+in the same run. The trained models
 of var/ are served; the online model is learned in the run, and measuring waits until its
 versions stop changing.
 Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}}
@@ -114,9 +116,9 @@ def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: int) -> dict:
+def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: float) -> dict:
     targets = "\n".join(f"GET {base}{p}" for p in paths) + "\n"
-    attack = subprocess.run([vegeta, "attack", f"-rate={rate}/s", f"-duration={seconds}s", "-timeout=5s"],
+    attack = subprocess.run([vegeta, "attack", f"-rate={rate}/s", f"-duration={seconds:g}s", "-timeout=5s"],
                             input=targets.encode(), capture_output=True, check=True)
     report = json.loads(subprocess.run([vegeta, "report", "-type=json"], input=attack.stdout,
                                        capture_output=True, check=True).stdout)
@@ -126,12 +128,19 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
 
 
 def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int,
-            cold_seconds: int = 0) -> dict:
+            cold_seconds: int = 0, warmup: list[str] = ()) -> dict:  # type: ignore[assignment]
     """Latency at `rate`, then the peak. With `cold_seconds`, a first pass at `rate` over
     distinct paths (no request repeats one before it: with distinct users, every request
     misses the recommendation cache and is ranked afresh) comes before the measured one,
-    which then repeats them (returning users, unchanged: the cache serves them)."""
+    which then repeats them (returning users, unchanged: the cache serves them).
+
+    `warmup` paths (none of them measured later) go first at `rate`, unmeasured: the first
+    tenth of a second of a process's first load (its first misses, the load generator
+    opening its connections) cost up to 60 ms once, which is start-up, not serving."""
     wrk, vegeta = tools
+    if warmup:
+        vegeta_latency(vegeta, base, list(warmup), rate, max(0.3, len(warmup) / rate))
+        time.sleep(1.0)
     cold = {}
     if cold_seconds:
         cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds)
@@ -238,10 +247,15 @@ def main() -> None:
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
         before, gc_before = serving_counters(base), gc_pauses(base)
         cold_seconds = min(args.seconds, len(rec_paths) // args.rate) if settings.recommend_cache_size > 0 else 0
+        # Warm-up paths are ones the measured passes never ask for: users after those of the
+        # cold pass, queries after those of the search pass.
+        rec_warmup = rec_paths[args.rate * cold_seconds:][: args.rate // 2]
+        search_warmup = search_paths[args.search_rate * args.search_seconds:][: args.search_rate * 2]
         results = {
-            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, cold_seconds),
-            "search": measure(tools, base, search_paths, args.search_rate, args.search_seconds),
-            "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds),
+            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, cold_seconds, rec_warmup),
+            "search": measure(tools, base, search_paths, args.search_rate, args.search_seconds, warmup=search_warmup),
+            "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds,
+                                  warmup=rec_paths[: args.rate // 2]),
         }
         after, gc_after = serving_counters(base), gc_pauses(base)  # search does not touch the counters
         d = {k: after[k] - before[k] for k in after}
