@@ -139,9 +139,15 @@ def rollback_counted(settings) -> bool:
 async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_repeating_samples(
         learner_settings, events, tmp_path):
     settings = learner_settings
-    await produce(settings, events)
+    # In two waves: a learner that started after every event was processed took all the
+    # samples into one version, and a second never came.
+    half = len(events) // 2
+    await produce(settings, events[:half])
     log = tmp_path / "worker.log"
     worker = worker_process(settings, log).start()
+    await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 1, 300,
+                   "a first version", worker)
+    await produce(settings, events[half:])
     await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 2, 300,
                    "two versions", worker)
     worker.kill()  # SIGKILL: what was learned since the last checkpoint is gone with it
