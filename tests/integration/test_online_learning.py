@@ -145,12 +145,14 @@ async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_re
     await produce(settings, events[:half])
     log = tmp_path / "worker.log"
     worker = worker_process(settings, log).start()
-    await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 1, 300,
-                   "a first version", worker)
-    await produce(settings, events[half:])
-    await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 2, 300,
-                   "two versions", worker)
-    worker.kill()  # SIGKILL: what was learned since the last checkpoint is gone with it
+    try:
+        await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 1, 300,
+                       "a first version", worker)
+        await produce(settings, events[half:])
+        await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 2, 300,
+                       "two versions", worker)
+    finally:
+        worker.kill()  # SIGKILL: what was learned since the last checkpoint is gone with it
 
     restarted = worker_process(settings, log).start()
     try:
