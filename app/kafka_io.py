@@ -77,12 +77,9 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        ready = set()
-        for topic in await admin.describe_topics(list(partitions)):
-            name = topic.get("topic", topic.get("name"))
-            led = [p for p in topic.get("partitions", []) if p.get("leader", -1) >= 0]
-            if topic.get("error_code", 0) == 0 and len(led) >= partitions.get(name, 1):
-                ready.add(name)
+        ready = {topic["topic"] for topic in await admin.describe_topics(list(partitions))
+                 if topic["error_code"] == 0
+                 and sum(p["leader"] >= 0 for p in topic["partitions"]) >= partitions[topic["topic"]]}
         waiting = sorted(set(partitions) - ready)
         if not waiting:
             return

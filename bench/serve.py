@@ -31,6 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
 
 
 def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int,
-            cold_seconds: int = 0, warmup: list[str] = ()) -> dict:  # type: ignore[assignment]
+            cold_seconds: int = 0, warmup: Sequence[str] = ()) -> dict:
     """Latency at `rate`, then the peak. With `cold_seconds`, a first pass at `rate` over
     distinct paths (no request repeats one before it: with distinct users, every request
     misses the recommendation cache and is ranked afresh) comes before the measured one,

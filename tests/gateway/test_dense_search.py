@@ -53,21 +53,22 @@ def test_item_vector_cache_keeps_what_a_loading_catalog_has_not_reached_yet(sett
     from models.vector_cache import VectorCache
 
     dense = DenseSearch(replace(settings, search_dense=True), Metrics())
-    dense._cache = VectorCache(tmp_path / "vectors.safetensors", DIM)
-    titles = [f"product number {n}" for n in range(3000)]
-    dense._cache.put(titles, torch.nn.functional.normalize(torch.randn(len(titles), DIM), dim=1))
-    for n, title in enumerate(titles[:100]):  # the first hundred items have arrived
-        dense.on_change(catalog.NAME, f"p{n}", None, catalog.to_item(CatalogChange("upsert", f"p{n}", 1.0, title=title)))
-    dense._save_cache(dense._live_texts())
-    assert len(VectorCache(tmp_path / "vectors.safetensors", DIM).vectors) == 3000
+    try:
+        dense._cache = VectorCache(tmp_path / "vectors.safetensors", DIM)
+        titles = [f"product number {n}" for n in range(3000)]
+        dense._cache.put(titles, torch.nn.functional.normalize(torch.randn(len(titles), DIM), dim=1))
+        for n, title in enumerate(titles[:100]):  # the first hundred items have arrived
+            dense.on_change(catalog.NAME, f"p{n}", None, catalog.to_item(CatalogChange("upsert", f"p{n}", 1.0, title=title)))
+        dense._save_cache(dense._live_texts())
+        assert len(VectorCache(tmp_path / "vectors.safetensors", DIM).vectors) == 3000
 
-    # Loaded and quiet (every item has its vector, no change for a while): stale texts go.
-    dense.pending.clear()
-    dense._apply()
-    dense.searcher.set_vectors(list(dense.texts.items()), torch.stack([dense._cache.get(t) for t in dense.texts.values()]))
-    dense._changed_at = time.monotonic() - 60
-    dense._save_cache(dense._live_texts())
-    assert len(VectorCache(tmp_path / "vectors.safetensors", DIM).vectors) == 100
-    dense._catalog_pool.shutdown()
-    dense._encode_pool.shutdown()
-    dense._query_pool.shutdown()
+        # Loaded and quiet (every item has its vector, no change for a while): stale texts go.
+        dense.pending.clear()
+        dense._apply()
+        dense.searcher.set_vectors(list(dense.texts.items()), torch.stack([dense._cache.get(t) for t in dense.texts.values()]))
+        dense._changed_at = time.monotonic() - 60
+        dense._save_cache(dense._live_texts())
+        assert len(VectorCache(tmp_path / "vectors.safetensors", DIM).vectors) == 100
+    finally:
+        for pool in (dense._catalog_pool, dense._encode_pool, dense._query_pool):
+            pool.shutdown()

@@ -141,7 +141,7 @@ def test_slot_and_row_maps_follow_every_change():
     rng = np.random.default_rng(11)
     live = LiveSearcher(dim=8)
     words = ["drill", "saw", "paint", "pipe", "lamp", "hose", "sink", "fan"]
-    for step in range(3000):
+    for _ in range(3000):
         item = f"i{rng.integers(300)}"
         text = " ".join(rng.choice(words, 3))
         op = rng.integers(4)
