@@ -5,8 +5,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -22,7 +24,7 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
     """Return once the cluster answers a metadata request."""
     deadline = time.monotonic() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=5000)
+        admin = make_admin(settings, request_timeout_ms=5000)
         try:
             await admin.start()
             await admin.list_topics()
@@ -57,7 +59,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
     wanted.update({t.samples: (1, {}), t.model_updates: (1, {})})
     # As Faust declares a table's changelog: the table's partitions, compacted.
     wanted.update({changelog_topic(settings, table): (n, {"cleanup.policy": "compact"}) for table in TABLE_NAMES})
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -88,15 +90,33 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, partitions: dict[str, in
         await asyncio.sleep(0.2)
 
 
-def make_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        max_request_size=settings.max_request_bytes * 2,
-        enable_idempotence=True,
-    )
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Connection and security arguments every aiokafka client of streamrank is built with."""
+    config: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers,
+                              "security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        config.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                      sasl_plain_username=settings.kafka_username,
+                      sasl_plain_password=settings.kafka_password)
+    if settings.kafka_security_protocol.endswith("SSL"):
+        config["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    return config
+
+
+def make_consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer with the settings' connection and security; `options` as for aiokafka."""
+    return AIOKafkaConsumer(*topics, **client_config(settings), **options)
+
+
+def make_admin(settings: Settings, **options: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_config(settings), **options)
+
+
+def make_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """The project's producer: acks from every replica, idempotent, lingering a little."""
+    defaults: dict[str, Any] = dict(acks="all", linger_ms=5, max_batch_size=256 * 1024,
+                                    max_request_size=settings.max_request_bytes * 2, enable_idempotence=True)
+    return AIOKafkaProducer(**client_config(settings), **{**defaults, **options})
 
 
 async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int:
@@ -117,8 +137,7 @@ async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int
 async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
     """Every record on the model-updates topic (one partition) so far, oldest first."""
     tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False,
-                                max_partition_fetch_bytes=settings.max_request_bytes * 4)
+    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=settings.max_request_bytes * 4)
     await consumer.start()
     try:
         consumer.assign([tp])

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from app.kafka_io import make_producer
+from app.kafka_io import make_consumer, make_producer
 from app.metrics import Metrics
 from app.settings import Settings
 from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
@@ -142,10 +142,9 @@ class LearnerService:
         self.next_sample_offset = offsets.get("samples", 0)
         self.next_update_offset = offsets.get("updates", 0)
         self.dedupe = SampleDedupe(offsets)
-        servers = self.settings.bootstrap_servers
-        self._samples = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+        self._samples = make_consumer(self.settings, enable_auto_commit=False,
                                          max_partition_fetch_bytes=self.settings.max_request_bytes * 2)
-        self._updates = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+        self._updates = make_consumer(self.settings, enable_auto_commit=False,
                                          max_partition_fetch_bytes=self.settings.max_request_bytes * 4)
         self._producer = make_producer(self.settings)
         await self._samples.start()

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 from models.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def _default_data_dir() -> Path:
@@ -130,6 +132,25 @@ class Settings:
     impression_window_s: float = 1800.0  # a click joins an impression shown this recently
     # Bearer token for /v1/admin/*; empty: the admin API answers 403.
     admin_token: str = ""
+    # API keys (comma-separated) a shop's servers send as `X-API-Key` to the intake and read
+    # routes; empty: those routes are open (health, readiness and metrics always are).
+    api_keys: str = ""
+    # Kafka client security, for every client (worker, learner, gateways, jobs, benches):
+    # PLAINTEXT, SASL_PLAINTEXT, SASL_SSL or SSL; SASL mechanism PLAIN, SCRAM-SHA-256 or -512.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-256"
+    kafka_username: str = ""
+    kafka_password: str = ""
+    kafka_ssl_cafile: str = ""  # CA bundle for SASL_SSL/SSL (empty: the system's)
+    # HMAC-SHA256 key that signs model-updates records (versions, decisions, commands).
+    # Empty: a random key kept in <state_dir>/secrets/model-signing.key, made by the first
+    # process that needs it (processes on other machines must be given the same key).
+    model_signing_key: str = ""
+    # An event or catalog change whose ts is further ahead of the receiver's clock than this
+    # is refused (400 / dead letter): one record must not move a clock or freeze an item.
+    max_clock_skew_s: float = 300.0
+    # Bytes of recommendation lists the gateway caches (besides recommend_cache_size entries).
+    recommend_cache_bytes: int = 64 * 1024 * 1024
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
@@ -182,6 +203,7 @@ class Settings:
                                 "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0, "
                                 "STREAMRANK_REC_LR > 0, STREAMRANK_REC_BATCH_SIZE >= 1")
         self._check_search()
+        self._check_security()
         if self.recommend_cache_size < 0:
             raise SettingsError("STREAMRANK_RECOMMEND_CACHE_SIZE must be >= 0 (0 turns the cache off)")
         if (self.learner_batch < 1 or self.version_interval_s <= 0 or self.guard_min_samples < 1
@@ -190,6 +212,25 @@ class Settings:
             raise SettingsError("need STREAMRANK_LEARNER_BATCH >= 1, _VERSION_INTERVAL_S > 0, _GUARD_MIN_SAMPLES >= 1, "
                                 "0 < _GUARD_RATIO <= 1, 0 < _FUSION_ALPHA <= 1, _ONLINE_DIM >= 2, "
                                 "_ONLINE_CAPACITY >= 1, _ONLINE_MIN_COUNT >= 1, _IMPRESSION_WINDOW_S > 0")
+
+    def _check_security(self) -> None:
+        if self.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise SettingsError(f"STREAMRANK_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}; "
+                                f"got {self.kafka_security_protocol!r}")
+        if self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(f"STREAMRANK_KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}; "
+                                f"got {self.kafka_sasl_mechanism!r}")
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_username and self.kafka_password):
+            raise SettingsError("STREAMRANK_KAFKA_USERNAME and STREAMRANK_KAFKA_PASSWORD are required with "
+                                f"STREAMRANK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}")
+        if self.max_clock_skew_s <= 0:
+            raise SettingsError("STREAMRANK_MAX_CLOCK_SKEW_S must be a positive number of seconds")
+        if self.recommend_cache_bytes < 0:
+            raise SettingsError("STREAMRANK_RECOMMEND_CACHE_BYTES must be >= 0")
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     def _check_search(self) -> None:
         if min(self.encoder_max_length, self.encoder_batch_size, self.search_candidates, self.finetune_batch_size,

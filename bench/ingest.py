@@ -21,11 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, produce_events, wait_for_broker  # noqa: E402
+from app.kafka_io import ensure_topics, make_consumer, produce_events, wait_for_broker  # noqa: E402
 from app.processes import free_port, scrape, wait_until, worker_process  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -46,7 +45,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def raw_consume(settings: Settings, n: int) -> tuple[float, float]:
     """(events/s, CPU s per 1000 events) of a bare consumer parsing each record."""
-    consumer = AIOKafkaConsumer(settings.topics.events, bootstrap_servers=settings.bootstrap_servers,
+    consumer = make_consumer(settings, settings.topics.events,
                                 group_id=f"bench-raw-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()

@@ -6,10 +6,10 @@ import logging
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from app.gateway.read_model import TABLES, ReadModel
 from app.gateway.tasks import cancel_and_wait
+from app.kafka_io import make_admin, make_consumer
 from app.metrics import Metrics
 from app.settings import Settings
 from app.worker import changelog_topic
@@ -50,7 +50,7 @@ class ChangelogFollower:
         # Subscribing to a missing topic would let the broker auto-create it without the
         # compaction Faust gives changelogs, so wait until the worker has made them.
         while True:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+            admin = make_admin(self.settings)
             try:
                 await admin.start()
                 if set(self.topics) <= set(await admin.list_topics()):
@@ -60,8 +60,8 @@ class ChangelogFollower:
             await asyncio.sleep(1.0)
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.settings.bootstrap_servers, group_id=None,
+        consumer = make_consumer(
+            self.settings, *self.topics, group_id=None,
             enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=5000)
         await consumer.start()
         targets: dict[TopicPartition, int] | None = None

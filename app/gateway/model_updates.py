@@ -13,7 +13,9 @@ import asyncio
 import logging
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+
+from app.kafka_io import make_consumer
 
 from app.gateway.serving import ServingModels
 from app.gateway.tasks import cancel_and_wait
@@ -56,7 +58,7 @@ class ModelUpdatesFollower:
 
     async def _follow(self) -> None:
         tp = TopicPartition(self.settings.topics.model_updates, 0)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False,
+        consumer = make_consumer(self.settings, enable_auto_commit=False,
                                     max_partition_fetch_bytes=self.settings.max_request_bytes * 4)
         await consumer.start()
         try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from app.jobs.train import add_data_arguments, data_paths
 from app.settings import Settings
@@ -123,9 +123,11 @@ async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: P
 
 async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: float, worker: Any, scrape: Any) -> None:
     """Until every event is processed, every sample is learned and a version holds them."""
+    from app.kafka_io import make_consumer
+
     deadline = time.monotonic() + timeout_s
     tp = TopicPartition(settings.topics.samples, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = make_consumer(settings)
     await consumer.start()
     try:
         last_print = 0.0

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from app.gateway.app import init_app
-from app.kafka_io import produce_events
+from app.kafka_io import make_consumer, produce_events
 from app.learner import SampleDedupe, load_latest
 from app.processes import scrape, worker_process
 from app.replay_data import read_sequences, sequence_events
@@ -41,7 +41,7 @@ produce = produce_events
 async def distinct_samples(settings) -> dict[str, int]:
     """Samples in the samples topic per kind, each counted once (redeliveries make copies)."""
     tp = TopicPartition(settings.topics.samples, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = make_consumer(settings, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -178,7 +178,7 @@ async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_re
 
 async def samples_end(settings) -> int:
     tp = TopicPartition(settings.topics.samples, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    consumer = make_consumer(settings)
     await consumer.start()
     try:
         return (await consumer.end_offsets([tp]))[tp]

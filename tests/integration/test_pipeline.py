@@ -8,10 +8,9 @@ import time
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from app.gateway.app import init_app
-from app.kafka_io import make_producer
+from app.kafka_io import make_consumer, make_producer
 from app.processes import scrape, worker_process
 from app.replay_data import read_sequences, sequence_events
 from tests.integration.replay_expectations import expected_state
@@ -49,7 +48,7 @@ async def produce(settings, records):
 
 
 async def dead_letters(settings, expected: int, timeout_s: float = 60.0):
-    consumer = AIOKafkaConsumer(settings.topics.dead_letters, bootstrap_servers=settings.bootstrap_servers,
+    consumer = make_consumer(settings, settings.topics.dead_letters,
                                 group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     found = []

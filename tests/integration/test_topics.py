@@ -5,10 +5,9 @@ import asyncio
 import uuid
 from dataclasses import replace
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from app.kafka_io import ensure_topics
+from app.kafka_io import ensure_topics, make_admin
 from app.worker import TABLE_NAMES, changelog_topic
 
 
@@ -22,7 +21,7 @@ def test_ensure_topics_creates_inputs_and_compacted_changelogs_with_leaders(brok
     assert asyncio.run(ensure_topics(settings)) == []  # idempotent
 
     async def describe() -> tuple[dict[str, int], dict[str, str]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        admin = make_admin(settings)
         await admin.start()
         try:
             led = {d["topic"]: sum(p["leader"] >= 0 for p in d["partitions"])
