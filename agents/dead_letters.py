@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from app.kafka_io import dead_letter_headers
 from app.metrics import reason_label
 
 if TYPE_CHECKING:
@@ -17,12 +18,7 @@ log = logging.getLogger(__name__)
 async def send_dead_letter(worker: "Worker", source: str, event: "EventT", reason: str) -> None:
     """The original bytes go unchanged as the value; where they came from and why, as headers."""
     msg = event.message
-    headers = [
-        ("reason", reason.encode()),
-        ("source_topic", msg.topic.encode()),
-        ("source_partition", str(msg.partition).encode()),
-        ("source_offset", str(msg.offset).encode()),
-    ]
+    headers = dead_letter_headers(reason, msg.topic, msg.partition, msg.offset)
     value = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
     await worker.dead_letters_topic.send(key=msg.key, value=value, headers=headers)
     worker.metrics.dead_letters.labels(source=source, reason=reason_label(reason)).inc()

@@ -56,7 +56,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
         name: (n, {}) for name in (t.events, t.catalog, t.item_events, t.dead_letters)}
     # One partition each: the learner reads every sample in order, and every gateway reads
     # every model update in the order the learner decided them.
-    wanted.update({t.samples: (1, {}), t.model_updates: (1, {})})
+    wanted.update({t.samples: (1, {}), t.model_updates: (1, {}), t.model_commands: (1, {})})
     # As Faust declares a table's changelog: the table's partitions, compacted.
     wanted.update({changelog_topic(settings, table): (n, {"cleanup.policy": "compact"}) for table in TABLE_NAMES})
     admin = make_admin(settings)
@@ -88,6 +88,12 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, partitions: dict[str, in
         if time.monotonic() > deadline:
             raise BrokerUnavailable(f"topics without a leader for every partition after {timeout_s:.0f}s: {waiting}")
         await asyncio.sleep(0.2)
+
+
+def dead_letter_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    """Where a dead letter came from and why; its value is the original bytes, unchanged."""
+    return [("reason", reason.encode("utf-8", "replace")), ("source_topic", topic.encode()),
+            ("source_partition", str(partition).encode()), ("source_offset", str(offset).encode())]
 
 
 def client_config(settings: Settings) -> dict[str, Any]:

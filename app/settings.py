@@ -47,6 +47,11 @@ class Topics:
     def model_updates(self) -> str:
         return f"{self.prefix}.model-updates"
 
+    @property
+    def model_commands(self) -> str:
+        """Manual rollback/promote commands from the gateways' admin API to the learner."""
+        return f"{self.prefix}.model-commands"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -142,6 +147,9 @@ class Settings:
     kafka_username: str = ""
     kafka_password: str = ""
     kafka_ssl_cafile: str = ""  # CA bundle for SASL_SSL/SSL (empty: the system's)
+    # The learner's own principal (only it may write model-updates); empty: kafka_username/password.
+    learner_kafka_username: str = ""
+    learner_kafka_password: str = ""
     # HMAC-SHA256 key that signs model-updates records (versions, decisions, commands).
     # Empty: a random key kept in <state_dir>/secrets/model-signing.key, made by the first
     # process that needs it (processes on other machines must be given the same key).

@@ -18,6 +18,7 @@ class EventSink(Protocol):
     async def send_events(self, events: list[UserEvent]) -> None: ...
     async def send_catalog(self, changes: list[CatalogChange]) -> None: ...
     async def send_model_command(self, command: bytes) -> None: ...
+    async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None: ...
 
 
 class KafkaSink:
@@ -52,6 +53,16 @@ class KafkaSink:
                                                headers=[("type", b"command")])
         except KafkaError as exc:
             raise BrokerUnavailable(f"Kafka did not take the command: {exc}") from exc
+
+    async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        """A record a follower could not use (headers from `dead_letter_headers`)."""
+        if self._producer is None:
+            raise BrokerUnavailable("the Kafka producer is not started")
+        try:
+            await self._producer.send_and_wait(self.settings.topics.dead_letters, value or b"", key=key,
+                                               headers=headers)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"Kafka did not take the dead letter: {exc}") from exc
 
     async def _send(self, records: list[tuple[str, str, bytes]]) -> None:
         if self._producer is None:

@@ -14,6 +14,7 @@ class MemorySink:
         self.events: list[UserEvent] = []
         self.catalog: list[CatalogChange] = []
         self.commands: list[bytes] = []
+        self.dead_letters: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
         self.started = False
 
     async def start(self) -> None:
@@ -30,6 +31,9 @@ class MemorySink:
 
     async def send_model_command(self, command: bytes) -> None:
         self.commands.append(command)
+
+    async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        self.dead_letters.append((key, value, headers))
 
 
 @pytest.fixture
