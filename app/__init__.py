@@ -9,6 +9,9 @@ from typing import Any
 # Scale with processes, as with TORCH_THREADS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+# Every Kafka consumer of the process reads past a record whose header key is not UTF-8.
+from app import kafka_compat  # noqa: E402,F401 — not `import app.…`: that would bind `app.app`
+
 
 def __getattr__(name: str) -> Any:
     # Built on first use, so `import app.settings` (the gateway, the jobs) stays light.

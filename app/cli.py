@@ -13,6 +13,7 @@ from models.errors import StreamrankError
 JOBS = {
     "replay": "app.jobs.replay",
     "gateway": "app.jobs.gateway",
+    "encoder": "app.jobs.encoder",
     "topics": "app.jobs.topics",
     "train": "app.jobs.train",
     "finetune": "app.jobs.finetune",

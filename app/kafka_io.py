@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.helpers import create_ssl_context
@@ -14,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from models.errors import BrokerUnavailable
+from app.consumer_reads import read_batch
 from app.records import UserEvent
 from app.settings import Settings
 
@@ -59,6 +61,8 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
     wanted.update({t.samples: (1, {}), t.model_updates: (1, {}), t.model_commands: (1, {})})
     # As Faust declares a table's changelog: the table's partitions, compacted.
     wanted.update({changelog_topic(settings, table): (n, {"cleanup.policy": "compact"}) for table in TABLE_NAMES})
+    # The latest vector of each item, kept by compaction for every gateway that starts later.
+    wanted[t.item_vectors] = (n, {"cleanup.policy": "compact"})
     admin = make_admin(settings)
     await admin.start()
     try:
@@ -96,33 +100,53 @@ def dead_letter_headers(reason: str, topic: str, partition: int, offset: int) ->
             ("source_partition", str(partition).encode()), ("source_offset", str(offset).encode())]
 
 
-def client_config(settings: Settings) -> dict[str, Any]:
+# Whose Kafka principal a client logs in as: the process's own, or the learner's (which alone
+# may write model-updates; it runs inside a worker, whose own principal may not).
+Role = Literal["process", "learner"]
+
+
+def kafka_credentials(settings: Settings, role: Role = "process") -> tuple[str, str]:
+    """(username, password) for SASL; the learner's own when it has one set."""
+    if role == "learner" and settings.learner_kafka_username:
+        return settings.learner_kafka_username, settings.learner_kafka_password
+    return settings.kafka_username, settings.kafka_password
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (the settings' CA file, else the system's); else None."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    return create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+
+
+def client_config(settings: Settings, role: Role = "process") -> dict[str, Any]:
     """Connection and security arguments every aiokafka client of streamrank is built with."""
     config: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers,
                               "security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL"):
+        username, password = kafka_credentials(settings, role)
         config.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                      sasl_plain_username=settings.kafka_username,
-                      sasl_plain_password=settings.kafka_password)
-    if settings.kafka_security_protocol.endswith("SSL"):
-        config["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+                      sasl_plain_username=username, sasl_plain_password=password)
+    context = kafka_ssl_context(settings)
+    if context is not None:
+        config["ssl_context"] = context
     return config
 
 
-def make_consumer(settings: Settings, *topics: str, **options: Any) -> AIOKafkaConsumer:
+def make_consumer(settings: Settings, *topics: str, role: Role = "process", **options: Any) -> AIOKafkaConsumer:
     """A consumer with the settings' connection and security; `options` as for aiokafka."""
-    return AIOKafkaConsumer(*topics, **client_config(settings), **options)
+    return AIOKafkaConsumer(*topics, **client_config(settings, role), **options)
 
 
-def make_admin(settings: Settings, **options: Any) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(**client_config(settings), **options)
+def make_admin(settings: Settings, *, role: Role = "process", **options: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_config(settings, role), **options)
 
 
-def make_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+def make_producer(settings: Settings, *, role: Role = "process", **options: Any) -> AIOKafkaProducer:
     """The project's producer: acks from every replica, idempotent, lingering a little."""
     defaults: dict[str, Any] = dict(acks="all", linger_ms=5, max_batch_size=256 * 1024,
                                     max_request_size=settings.max_request_bytes * 2, enable_idempotence=True)
-    return AIOKafkaProducer(**client_config(settings), **{**defaults, **options})
+    return AIOKafkaProducer(**client_config(settings, role), **{**defaults, **options})
 
 
 async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int:
@@ -141,7 +165,8 @@ async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int
 
 
 async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
-    """Every record on the model-updates topic (one partition) so far, oldest first."""
+    """Every record on the model-updates topic (one partition) so far, oldest first; one the
+    client cannot parse is left out (see `app.consumer_reads`)."""
     tp = TopicPartition(settings.topics.model_updates, 0)
     consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=settings.max_request_bytes * 4)
     await consumer.start()
@@ -151,7 +176,7 @@ async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
         consumer.seek(tp, 0)
         records: list[ConsumerRecord] = []
         while await consumer.position(tp) < end:
-            records.extend((await consumer.getmany(tp, timeout_ms=1000)).get(tp, []))
+            records.extend((await read_batch(consumer, tp, timeout_ms=1000, max_records=500))[0])
         return records
     finally:
         await consumer.stop()

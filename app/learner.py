@@ -9,11 +9,17 @@ The model work is pure (`models.online.OnlineLearner`); this class only moves by
   (a redelivered event makes its samples again) is recognised by its source position.
 - Every `version_interval_s` the learner proposes a version. A promoted one is published to
   the model-updates topic (gateways apply it) and, every `checkpoint_interval_s`, saved with
-  the offsets as a checkpoint. A learner that crashed resumes from its last checkpoint and
-  republishes that version whole, so gateways step back to what it will build on. A refused
-  one is counted, logged and published as a decision record (gateways keep serving).
-- Manual rollback/promote commands come through the model-updates topic too (the gateway's
-  admin API writes them); the learner carries them out and publishes the outcome.
+  the offsets as a checkpoint. A learner that crashed resumes from its last checkpoint and,
+  when gateways may serve something newer, republishes that state whole under a new number,
+  so gateways step back to what it will build on. A refused one is counted, logged and
+  published as a decision record (gateways keep serving).
+- Version numbers only go forward: on start the learner reads back from the end of
+  model-updates for the highest number published, and numbers every new version above it.
+  A gateway keys what it holds by number, so a number used twice would corrupt it.
+- Every record it writes is signed (`app.update_records`); manual rollback/promote commands
+  come signed on their own topic from the gateways' admin API. A record it cannot use (an
+  unreadable sample, an unsigned or forged command) is dead-lettered and skipped: one bad
+  record must not stall the learner.
 """
 from __future__ import annotations
 
@@ -27,18 +33,30 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
-from app.kafka_io import make_consumer, make_producer
-from app.metrics import Metrics
+from app.consumer_reads import UNREADABLE, read_batch
+from app.kafka_io import dead_letter_headers, make_consumer, make_producer
+from app.metrics import Metrics, reason_label
 from app.settings import Settings
+from app.update_records import (VERSION_KINDS, Command, decode, encode_json, encode_version, read_command,
+                                signing_key)
+from models.checkpoint import version_dirs
+from models.errors import BrokerUnavailable, ValidationError
 from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
-from models.online.versions import LearnerConfig, OnlineLearner, Version, full_version
+from models.online.versions import LearnerConfig, OnlineLearner, Version
+from tables.samples import HISTORY
 
 log = logging.getLogger(__name__)
 
 UPDATE_KEY = b"rec"
 KEEP_CHECKPOINTS = 5
+LOOK_BACK = 16  # model-updates records read per step back from the end at start
+# A command is carried out only this soon after the admin API took it: an old signed one
+# copied onto the topic again must not roll the model back a second time.
+COMMAND_MAX_AGE_S = 15 * 60.0
 
 
 def new_learner(settings: Settings) -> OnlineLearner:
@@ -53,10 +71,8 @@ def new_learner(settings: Settings) -> OnlineLearner:
 
 
 def checkpoints(directory: Path) -> list[Path]:
-    """Learner checkpoints `vNNNN` in `directory`, oldest first."""
-    if not directory.is_dir():
-        return []
-    return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit())
+    """Learner checkpoints `vNNNN` in `directory`, oldest first (by number)."""
+    return version_dirs(directory)
 
 
 def load_latest(settings: Settings) -> tuple[OnlineLearner, dict[str, int]]:
@@ -79,8 +95,46 @@ def to_model_samples(samples: list[dict[str, Any]]) -> tuple[list[tuple[list[str
     return rec, clicks
 
 
-def record_type(headers: Any) -> str:
-    return dict(headers or ()).get("type", b"").decode()
+def read_sample(value: bytes | None) -> dict[str, Any]:
+    """A sample record as the user-events agent writes it (tables/samples.py); else ValidationError.
+
+    Checked whole before learning: a sample that broke the learning step would fail the tick,
+    restart the learner from its checkpoint and meet the same sample again, forever.
+    """
+    try:
+        sample = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"sample is not valid JSON: {exc}") from None
+    if not isinstance(sample, dict):
+        raise ValidationError("a sample must be a JSON object")
+    src = sample.get("src")
+    if not (isinstance(src, list) and len(src) == 2 and all(_count(x) for x in src)):
+        raise ValidationError("sample 'src' must be [partition, offset]")
+    kind = sample.get("kind")
+    if kind == "next":
+        history, target = sample.get("history"), sample.get("target")
+        if not (isinstance(history, list) and len(history) <= HISTORY * 5 and _ids(history)):
+            raise ValidationError(f"sample 'history' must be a list of at most {HISTORY * 5} item ids")
+        if not _ids([target]):
+            raise ValidationError("sample 'target' must be an item id")
+    elif kind == "click":
+        if not _ids([sample.get("user"), sample.get("item")]):
+            raise ValidationError("click sample 'user' and 'item' must be ids")
+        if not _count(sample.get("position")) or sample.get("label") not in (0, 1) or isinstance(sample["label"], bool):
+            raise ValidationError("click sample 'position' must be a count and 'label' 0 or 1")
+        if not all(sample.get(f) is None or isinstance(sample[f], str) for f in ("query", "request_id")):
+            raise ValidationError("click sample 'query' and 'request_id' must be strings or null")
+    else:
+        raise ValidationError("sample 'kind' must be next or click")
+    return sample
+
+
+def _count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _ids(values: list[Any]) -> bool:
+    return all(isinstance(v, str) and v for v in values)
 
 
 class SampleDedupe:
@@ -120,14 +174,17 @@ class LearnerService:
         self.learner: OnlineLearner | None = None
         self.samples_tp = TopicPartition(settings.topics.samples, 0)
         self.updates_tp = TopicPartition(settings.topics.model_updates, 0)
+        self.commands_tp = TopicPartition(settings.topics.model_commands, 0)
         self.next_sample_offset = 0
-        self.next_update_offset = 0
+        self.next_command_offset = 0
+        self.published = 0  # the highest version number on model-updates: new ones go above
+        self.key = b""
         self.dedupe = SampleDedupe()
         self.last_proposal = time.monotonic()
         self.last_checkpoint = 0.0
         self.checkpointed = 0
         self._samples: AIOKafkaConsumer | None = None
-        self._updates: AIOKafkaConsumer | None = None
+        self._updates: AIOKafkaConsumer | None = None  # model-updates at start, then model-commands
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -139,24 +196,25 @@ class LearnerService:
     async def start(self) -> None:
         """Load the newest checkpoint (or start fresh) and position the consumers after it."""
         learner, offsets = await asyncio.to_thread(load_latest, self.settings)
+        self.key = await asyncio.to_thread(signing_key, self.settings)
         self.next_sample_offset = offsets.get("samples", 0)
-        self.next_update_offset = offsets.get("updates", 0)
+        self.next_command_offset = offsets.get("commands", 0)
         self.dedupe = SampleDedupe(offsets)
-        self._samples = make_consumer(self.settings, enable_auto_commit=False,
+        self._samples = make_consumer(self.settings, role="learner", enable_auto_commit=False,
                                          max_partition_fetch_bytes=self.settings.max_request_bytes * 2)
-        self._updates = make_consumer(self.settings, enable_auto_commit=False,
+        self._updates = make_consumer(self.settings, role="learner", enable_auto_commit=False,
                                          max_partition_fetch_bytes=self.settings.max_request_bytes * 4)
-        self._producer = make_producer(self.settings)
+        self._producer = make_producer(self.settings, role="learner")
         await self._samples.start()
         await self._updates.start()
         await self._producer.start()
         self._samples.assign([self.samples_tp])
         self._samples.seek(self.samples_tp, self.next_sample_offset)
-        self._updates.assign([self.updates_tp])
-        self._updates.seek(self.updates_tp, self.next_update_offset)
         self.learner = learner
         self.checkpointed = learner.version
-        await self._republish_if_gateways_lack(learner)
+        await self._resume_numbering(learner)
+        self._updates.assign([self.commands_tp])
+        self._updates.seek(self.commands_tp, self.next_command_offset)
         self.last_proposal = time.monotonic()
         log.info("learner started at serving version %d, samples offset %d", learner.version,
                  self.next_sample_offset)
@@ -184,24 +242,62 @@ class LearnerService:
                     log.warning("closing a learner client failed", exc_info=True)
         self._samples = self._updates = self._producer = None
 
-    async def _republish_if_gateways_lack(self, learner: OnlineLearner) -> None:
-        """A crash between checkpoint and publish leaves gateways a version behind: send it whole."""
-        end = (await self._updates.end_offsets([self.updates_tp]))[self.updates_tp]
-        published = 0
-        if end > 0:
-            self._updates.seek(self.updates_tp, end - 1)
-            batch = await self._updates.getmany(self.updates_tp, timeout_ms=5000)
-            for msg in batch.get(self.updates_tp, []):
-                if record_type(msg.headers) in ("version", "rollback"):
-                    published = int(dict(msg.headers).get("version", b"0"))
-            self._updates.seek(self.updates_tp, max(self.next_update_offset, 0))
-        if learner.version > 0 and published != learner.version:
-            # The checkpoint's version, whole: gateways ahead of it (the learner crashed after
-            # publishing) step back to the state it learns on from.
-            version = await asyncio.to_thread(
-                full_version, learner.serving_rec, learner.serving_click, learner.version, learner.version, time.time(),
-                {"republished": True})
+    async def _resume_numbering(self, learner: OnlineLearner) -> None:
+        """Number every new version above what was published, and when gateways may serve
+        something else than the checkpoint's state (the learner crashed after publishing
+        what its checkpoint lacks), send that state whole under a new number: gateways step
+        back to what the learner builds on, and no number ever means two states."""
+        highest, last_version = await self._published_numbers()
+        learner.floor = self.published = highest
+        if learner.version > 0 and last_version != learner.version:
+            version = await asyncio.to_thread(learner.republish, time.time(), {"republished": True})
+            log.warning("republishing the checkpoint's version %d whole as version %d (model-updates ended at %d)",
+                        version.parent, version.number, last_version)
             await self._publish_version(version)
+
+    async def _published_numbers(self) -> tuple[int, int]:
+        """(highest version number on a valid record, number of the newest valid version record).
+
+        Read back from the end a few records at a time, to the newest valid version record:
+        numbers on the topic only go up, so nothing before it holds a higher one. Records that
+        are not ours are counted and passed over (the gateways dead-letter them).
+        """
+        consumer, tp = self._updates, self.updates_tp
+        consumer.assign([tp])
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+        highest = 0
+        while end > first:
+            start = max(first, end - LOOK_BACK)
+            for msg in reversed(await self._read_range(tp, start, end)):
+                try:
+                    record = decode(msg.value, msg.headers, self.key)
+                except ValidationError as exc:
+                    log.warning("model-updates@%d is not a valid record: %s", msg.offset, exc.reason)
+                    self.metrics.model_records_rejected.labels(source="model-updates",
+                                                               reason=reason_label(exc.reason)).inc()
+                    continue
+                if record.kind != "command":  # a command's number is the version it asks for
+                    highest = max(highest, record.version)
+                if record.kind in VERSION_KINDS:
+                    return highest, record.version
+            end = start
+        return highest, 0
+
+    async def _read_range(self, tp: TopicPartition, start: int, end: int) -> list[ConsumerRecord]:
+        """Records [start, end) of `tp` with the updates consumer (fewer if some were deleted)."""
+        consumer = self._updates
+        consumer.seek(tp, start)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 30.0
+        while await consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailable(f"could not read {tp.topic}@{start}..{end} in 30s")
+            batch, unreadable = await read_batch(consumer, tp, timeout_ms=1000, max_records=LOOK_BACK)
+            records.extend(m for m in batch if m.offset < end)
+            if unreadable is not None:
+                log.warning("%s@%d skipped: %s", tp.topic, unreadable, UNREADABLE)
+        return records
 
     # ---- the loop -----------------------------------------------------------------------
     async def tick(self) -> None:
@@ -222,20 +318,19 @@ class LearnerService:
 
     async def _learn_available(self) -> bool:
         """Learn from one micro-batch of what the consumer has; False when it had nothing."""
-        batch = await self._samples.getmany(self.samples_tp, timeout_ms=0, max_records=self.settings.learner_batch)
-        messages = batch.get(self.samples_tp, [])
-        if not messages:
+        messages, unreadable = await read_batch(self._samples, self.samples_tp, timeout_ms=0,
+                                                max_records=self.settings.learner_batch)
+        if not messages and unreadable is None:
             return False
         fresh: list[dict[str, Any]] = []
         for msg in messages:
             try:
-                sample = orjson.loads(msg.value)
-                new = self.dedupe.is_new(sample)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+                sample = read_sample(msg.value)
+            except ValidationError as exc:
                 self.metrics.learner_skipped.labels(reason="unreadable").inc()
-                log.warning("unreadable sample at samples@%d", msg.offset)
+                await self._dead_letter(self.samples_tp, msg.offset, msg.key, msg.value, exc.reason, source="samples")
                 continue
-            if new:
+            if self.dedupe.is_new(sample):
                 fresh.append(sample)
             else:
                 self.metrics.learner_skipped.labels(reason="already_learned").inc()
@@ -245,7 +340,10 @@ class LearnerService:
         self.metrics.learner_batch_seconds.observe(time.perf_counter() - started)
         for sample in fresh:
             self.metrics.learner_samples.labels(kind=sample["kind"]).inc()
-        self.next_sample_offset = messages[-1].offset + 1
+        if unreadable is not None:  # it comes after `messages`
+            self.metrics.learner_skipped.labels(reason="unreadable").inc()
+            await self._dead_letter(self.samples_tp, unreadable, None, None, UNREADABLE, source="samples")
+        self.next_sample_offset = (unreadable if unreadable is not None else messages[-1].offset) + 1
         return True
 
     async def propose(self) -> None:
@@ -262,7 +360,7 @@ class LearnerService:
             await self._publish_version(decision.version)
         elif decision.action == "rollback":  # a served version degraded: every gateway steps back
             log.warning("automatic rollback: %s", decision.reason)
-            await self._publish_version(decision.version)
+            await self._publish_version(decision.version, kind="rollback")
             await self._checkpoint()
         else:
             await self._publish_control("decision", learner.version, {
@@ -275,48 +373,76 @@ class LearnerService:
         version.metrics = {**version.metrics, "reason": reason}
         self.metrics.model_decisions.labels(decision=reason).inc()
         log.warning("rolled back to version %d as version %d (%s)", to_version, version.number, reason)
-        await self._publish_version(version)
+        await self._publish_version(version, kind="rollback")
         await self._checkpoint()
         self._report()
 
     async def _apply_commands(self) -> None:
-        batch = await self._updates.getmany(self.updates_tp, timeout_ms=0, max_records=100)
-        for msg in batch.get(self.updates_tp, []):
-            self.next_update_offset = msg.offset + 1
-            if record_type(msg.headers) != "command":
-                continue
+        """Carry out the admin API's signed commands; anything else there is dead-lettered."""
+        messages, unreadable = await read_batch(self._updates, self.commands_tp, timeout_ms=0, max_records=100)
+        for msg in messages:
+            self.next_command_offset = msg.offset + 1
             try:
-                command = orjson.loads(msg.value)
-                target = int(command["version"])
-                if command["action"] not in ("rollback", "promote"):
-                    raise ValueError(f"unknown action {command['action']!r}")
-                held = self.learner.held()
-                if target not in held:
-                    raise ValueError(f"version {target} is not held (held: {held})")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                log.warning("model command at model-updates@%d refused: %s", msg.offset, exc)
+                command = read_command(decode(msg.value, msg.headers, self.key))
+            except ValidationError as exc:
+                await self._refuse_command(msg.offset, msg.key, msg.value, exc.reason)
+                continue
+            refused = self._refusal(command)
+            if refused:
+                log.warning("model command at model-commands@%d refused: %s", msg.offset, refused)
                 self.metrics.model_decisions.labels(decision="command_refused").inc()
                 continue
-            await self.rollback(target, reason=f"manual_{command['action']}")
+            await self.rollback(command.version, reason=f"manual_{command.action}")
+        if unreadable is not None:
+            await self._refuse_command(unreadable, None, None, UNREADABLE)
+            self.next_command_offset = unreadable + 1
+
+    async def _refuse_command(self, offset: int, key: bytes | None, value: bytes | None, reason: str) -> None:
+        self.metrics.model_records_rejected.labels(source="model-commands", reason=reason_label(reason)).inc()
+        await self._dead_letter(self.commands_tp, offset, key, value, reason, source="model-commands")
+
+    def _refusal(self, command: Command) -> str:
+        """Why a well-formed, signed command is not carried out ('' when it is)."""
+        age = time.time() - command.issued
+        if age > COMMAND_MAX_AGE_S or age < -self.settings.max_clock_skew_s:
+            return f"issued {age:.0f}s ago; commands are carried out within {COMMAND_MAX_AGE_S:.0f}s"
+        held = self.learner.held()
+        if command.version not in held:
+            return f"version {command.version} is not held (held: {held})"
+        return ""
 
     # ---- output -------------------------------------------------------------------------
-    async def _publish_version(self, version: Version) -> None:
-        payload = await asyncio.to_thread(version.to_bytes)
-        await self._producer.send_and_wait(
-            self.settings.topics.model_updates, payload, key=UPDATE_KEY,
-            headers=[("type", b"version"), ("version", str(version.number).encode())])
+    async def _publish_version(self, version: Version, kind: str = "version") -> None:
+        if version.number <= self.published:
+            # A bug, not bad input: the tick fails, and a restart renumbers from the topic.
+            raise RuntimeError(f"version {version.number} is not above {self.published}, already published")
+        value, headers = await asyncio.to_thread(encode_version, version, self.key, kind)
+        await self._producer.send_and_wait(self.settings.topics.model_updates, value, key=UPDATE_KEY, headers=headers)
+        self.published = version.number
         self.metrics.learner_version.set(version.number)
-        log.info("published version %d (%d bytes, parent %s)", version.number, len(payload), version.parent)
+        log.info("published %s %d (%d bytes, parent %s)", kind, version.number, len(value), version.parent)
 
     async def _publish_control(self, kind: str, version: int, body: dict[str, Any]) -> None:
-        await self._producer.send_and_wait(
-            self.settings.topics.model_updates, orjson.dumps({"version": version, **body}), key=UPDATE_KEY,
-            headers=[("type", kind.encode()), ("version", str(version).encode())])
+        value, headers = encode_json(kind, version, {"version": version, **body}, self.key)
+        await self._producer.send_and_wait(self.settings.topics.model_updates, value, key=UPDATE_KEY, headers=headers)
+
+    async def _dead_letter(self, tp: TopicPartition, offset: int, key: bytes | None, value: bytes | None,
+                           reason: str, source: str) -> None:
+        """Send a record the learner cannot use to the dead letters, and go on without it."""
+        log.warning("%s@%d refused: %s", tp.topic, offset, reason)
+        try:
+            await self._producer.send_and_wait(self.settings.topics.dead_letters, value or b"", key=key,
+                                               headers=dead_letter_headers(reason, tp.topic, tp.partition, offset))
+        except KafkaError:  # too large, or not allowed: skipped all the same, the log says which
+            log.exception("could not dead-letter %s@%d", tp.topic, offset)
+            return
+        self.metrics.dead_letters.labels(source=source, reason=reason_label(reason)).inc()
 
     async def _checkpoint(self) -> Path:
         self.last_checkpoint = time.monotonic()
         self.checkpointed = self.learner.version
-        offsets = {"samples": self.next_sample_offset, "updates": self.next_update_offset, **self.dedupe.offsets()}
+        offsets = {"samples": self.next_sample_offset, "commands": self.next_command_offset,
+                   **self.dedupe.offsets()}
         directory = self.settings.online_model_dir
         path = await asyncio.to_thread(self.learner.save, directory / f"v{self.learner.version:04d}", offsets)
         for old in checkpoints(directory)[:-KEEP_CHECKPOINTS]:

@@ -83,6 +83,10 @@ class Metrics:
             "streamrank_gateway_online_version", "Online model version this gateway serves", registry=r)
         self.online_updates = Counter(
             "streamrank_gateway_model_updates_total", "Model-update records applied", ["type"], registry=r)
+        self.model_records_rejected = Counter(
+            "streamrank_model_records_rejected_total",
+            "Model-update and model-command records refused (unsigned, forged, undecodable) and skipped",
+            ["source", "reason"], registry=r)
         # Read from the serving objects at scrape time (see app.gateway.app): nothing per request.
         self.rec_cache = Gauge(
             "streamrank_gateway_rec_cache", "Recommendation cache: lookups that hit or missed, entries held",
@@ -122,6 +126,8 @@ class Metrics:
 
 
 _REASON_LABELS = (
+    ("not signed", "unsigned"),
+    ("signature does not match", "forged"),
     ("not valid JSON", "invalid_json"),
     ("over the limit", "oversized"),
     ("is required", "missing_field"),

@@ -1,12 +1,15 @@
 """Typed records for user events and catalog changes, with validation that says what is wrong.
 
 Both the gateway and the agents decode through here, so a record is accepted or refused
-for the same reason wherever it enters.
+for the same reason wherever it enters. A `ts` further ahead than the receiver's bound
+(`max_ts`: its wall clock plus `max_clock_skew_s`) is refused: ordering and decay go by event
+time, so one far-future record would otherwise move every clock and freeze what it touches.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -18,6 +21,7 @@ CATALOG_OPS = ("upsert", "delete")
 MAX_ID_CHARS = 256
 MAX_TEXT_CHARS = 2048
 MAX_ATTRIBUTES = 64
+MAX_NAMED_KEYS = 5  # unknown keys quoted in a reason, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +54,39 @@ class CatalogChange:
         return orjson.dumps({k: v for k, v in asdict(self).items() if v is not None})
 
 
-def load_json(raw: bytes, max_bytes: int) -> Any:
+@dataclass(frozen=True, slots=True)
+class ItemEvent:
+    """An event forwarded by item: what item stats need, and the (partition, offset) of the
+    original event, which makes a replayed forward idempotent."""
+
+    item_id: str
+    type: str
+    ts: float
+    src_partition: int
+    src_offset: int
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"type": self.type, "ts": self.ts, "src": [self.src_partition, self.src_offset]})
+
+
+# Unknown keys are refused rather than dropped: a misspelt "item_ids" or "timestamp" would
+# otherwise be accepted as a record without that field. Every producer of the project sends
+# exactly these (the records' own `to_json`).
+EVENT_KEYS = tuple(f.name for f in fields(UserEvent))
+CATALOG_KEYS = tuple(f.name for f in fields(CatalogChange))
+ITEM_EVENT_KEYS = ("type", "ts", "src")
+
+
+def latest_ts(max_skew_s: float) -> float:
+    """The latest event time (seconds) a receiver accepts: its own wall clock plus the skew.
+    Never a Kafka message timestamp, which whoever produced the record chose."""
+    return time.time() + max_skew_s
+
+
+def load_json(raw: bytes | None, max_bytes: int) -> Any:
     """Parse bytes as JSON, refusing oversized or undecodable input."""
+    if raw is None:
+        raise ValidationError("not valid JSON: the record has no value (a tombstone)")
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"record is {len(raw)} bytes, over the limit of {max_bytes}")
     try:
@@ -60,17 +95,35 @@ def load_json(raw: bytes, max_bytes: int) -> Any:
         raise ValidationError(f"not valid JSON: {exc}") from None
 
 
-def decode_event(raw: bytes, max_bytes: int, now: float) -> UserEvent:
-    return parse_event(load_json(raw, max_bytes), now)
+def decode_event(raw: bytes | None, max_bytes: int, now: float, max_ts: float = math.inf) -> UserEvent:
+    return parse_event(load_json(raw, max_bytes), now, max_ts)
 
 
-def decode_catalog(raw: bytes, max_bytes: int, now: float) -> CatalogChange:
-    return parse_catalog(load_json(raw, max_bytes), now)
+def decode_catalog(raw: bytes | None, max_bytes: int, now: float, max_ts: float = math.inf) -> CatalogChange:
+    return parse_catalog(load_json(raw, max_bytes), now, max_ts)
 
 
-def parse_event(obj: Any, now: float) -> UserEvent:
-    """Validate one event object; `now` fills a missing `ts`."""
+def decode_item_event(key: bytes | None, raw: bytes | None, max_bytes: int, max_ts: float) -> ItemEvent:
+    """An item-events record: the item id as the key, `{"type", "ts", "src": [partition, offset]}`."""
+    item_id = _key_id(key, "item id")
+    obj = load_json(raw, max_bytes)
+    _require_object(obj, "item event")
+    _only_known_keys(obj, ITEM_EVENT_KEYS, "an item event's")
+    etype = obj.get("type")
+    if etype not in EVENT_TYPES:
+        raise ValidationError(f"'type' must be one of {', '.join(EVENT_TYPES)}; got {etype!r}")
+    if obj.get("ts") is None:
+        raise ValidationError("'ts' is required")
+    src = obj.get("src")
+    if not (isinstance(src, list) and len(src) == 2 and all(_is_index(v) for v in src)):
+        raise ValidationError("'src' must be [partition, offset], two non-negative integers")
+    return ItemEvent(item_id, etype, _ts(obj, 0.0, max_ts), src[0], src[1])
+
+
+def parse_event(obj: Any, now: float, max_ts: float = math.inf) -> UserEvent:
+    """Validate one event object; `now` fills a missing `ts`, a `ts` past `max_ts` is refused."""
     _require_object(obj, "event")
+    _only_known_keys(obj, EVENT_KEYS, "an event's")
     etype = obj.get("type")
     if etype not in EVENT_TYPES:
         raise ValidationError(f"'type' must be one of {', '.join(EVENT_TYPES)}; got {etype!r}")
@@ -80,7 +133,7 @@ def parse_event(obj: Any, now: float) -> UserEvent:
         event_id=_id(obj, "event_id", required=True),
         user_id=_id(obj, "user_id", required=True),
         type=etype,
-        ts=_ts(obj, now),
+        ts=_ts(obj, now, max_ts),
         item_id=item_id,
         query=query,
         position=_int(obj, "position", minimum=0),
@@ -88,9 +141,10 @@ def parse_event(obj: Any, now: float) -> UserEvent:
     )
 
 
-def parse_catalog(obj: Any, now: float) -> CatalogChange:
-    """Validate one catalog change; an upsert needs a title."""
+def parse_catalog(obj: Any, now: float, max_ts: float = math.inf) -> CatalogChange:
+    """Validate one catalog change; an upsert needs a title. `now` and `max_ts` as for events."""
     _require_object(obj, "catalog change")
+    _only_known_keys(obj, CATALOG_KEYS, "a catalog change's")
     op = obj.get("op", "upsert")
     if op not in CATALOG_OPS:
         raise ValidationError(f"'op' must be 'upsert' or 'delete'; got {op!r}")
@@ -106,7 +160,7 @@ def parse_catalog(obj: Any, now: float) -> CatalogChange:
     return CatalogChange(
         op=op,
         item_id=_id(obj, "item_id", required=True),  # type: ignore[arg-type]
-        ts=_ts(obj, now),
+        ts=_ts(obj, now, max_ts),
         title=_text(obj, "title", required=op == "upsert"),
         category=_text(obj, "category", required=False),
         price=float(price) if price is not None else None,
@@ -120,8 +174,36 @@ def _require_object(obj: Any, what: str) -> None:
         raise ValidationError(f"{what} must be a JSON object, got {type(obj).__name__}")
 
 
+def _key_id(key: bytes | None, what: str) -> str:
+    """A record key that names something (a user, an item): non-empty UTF-8, not too long."""
+    try:
+        text = key.decode("utf-8") if key is not None else ""
+    except UnicodeDecodeError:
+        text = ""
+    if not text.strip() or len(text) > MAX_ID_CHARS:
+        raise ValidationError(f"the key must be the {what}: non-empty UTF-8 of at most {MAX_ID_CHARS} characters")
+    return text
+
+
+def _only_known_keys(obj: dict[str, Any], allowed: tuple[str, ...], whose: str) -> None:
+    unknown = [k for k in obj if k not in allowed]
+    if unknown:
+        named = ", ".join(repr(k[:40]) for k in unknown[:MAX_NAMED_KEYS])
+        more = f" and {len(unknown) - MAX_NAMED_KEYS} more" if len(unknown) > MAX_NAMED_KEYS else ""
+        raise ValidationError(f"unknown key {named}{more}: {whose} keys must be among {', '.join(allowed)}")
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _is_attribute_value(value: Any) -> bool:
@@ -168,11 +250,16 @@ def _int(obj: dict[str, Any], key: str, minimum: int) -> int | None:
     return value
 
 
-def _ts(obj: dict[str, Any], now: float) -> float:
+def _ts(obj: dict[str, Any], now: float, max_ts: float) -> float:
     value = obj.get("ts")
     if value is None:
-        return now
+        # `now` may be a Kafka timestamp, which the producer set: bounded like a sent ts.
+        return min(now, max_ts)
     if not _is_number(value) or value < 0:
         raise ValidationError("'ts' must be a non-negative number of seconds since the epoch")
     # Milliseconds are a common mistake; 1e11 s is the year 5138.
-    return float(value) / 1000.0 if value > 1e11 else float(value)
+    ts = float(value) / 1000.0 if value > 1e11 else float(value)
+    if ts > max_ts:
+        raise ValidationError(f"'ts' must be at most {max_ts:.0f}, the receiver's clock plus the allowed "
+                              f"skew; got {ts:.10g}, {ts - max_ts:.10g} s too far ahead")
+    return ts

@@ -10,8 +10,10 @@ from typing import Iterator
 from app.records import UserEvent
 
 # A fixed origin keeps event ids and times identical between replays, so replaying twice
-# is recognised as duplicates instead of doubling every count.
-REPLAY_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+# is recognised as duplicates instead of doubling every count. Early enough that Beauty's
+# whole synthetic timeline (about 760 days) lies in the past: receivers refuse a ts more than
+# `max_clock_skew_s` ahead of their clock.
+REPLAY_EPOCH = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 
 
 @dataclass(frozen=True)

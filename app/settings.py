@@ -48,6 +48,11 @@ class Topics:
         return f"{self.prefix}.model-updates"
 
     @property
+    def item_vectors(self) -> str:
+        """Compacted: each catalog item's text vector, by item id (written by `streamrank encoder`)."""
+        return f"{self.prefix}.item-vectors"
+
+    @property
     def model_commands(self) -> str:
         """Manual rollback/promote commands from the gateways' admin API to the learner."""
         return f"{self.prefix}.model-commands"
@@ -85,6 +90,13 @@ class Settings:
     search_dense_weight: float = 0.5
     # How often the gateway writes new item vectors to its on-disk cache (seconds; also on stop).
     vector_cache_save_s: float = 60.0
+    # A gateway encodes catalog texts itself (a lone gateway with no `streamrank encoder`); off,
+    # it only encodes queries and takes item vectors from the item-vectors topic.
+    search_encode_catalog: bool = False
+    # Item texts the encoder encodes per batch (and publishes together).
+    item_encoder_batch: int = 256
+    # How often the encoder writes its on-disk vector cache (seconds; also on stop).
+    item_encoder_save_s: float = 60.0
     # How often the gateway looks for a new model version in model_dir (seconds).
     model_poll_s: float = 5.0
     # Weight of the embedding model against item transitions when both score an item.
@@ -231,6 +243,8 @@ class Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_username and self.kafka_password):
             raise SettingsError("STREAMRANK_KAFKA_USERNAME and STREAMRANK_KAFKA_PASSWORD are required with "
                                 f"STREAMRANK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}")
+        if bool(self.learner_kafka_username) != bool(self.learner_kafka_password):
+            raise SettingsError("STREAMRANK_LEARNER_KAFKA_USERNAME and STREAMRANK_LEARNER_KAFKA_PASSWORD go together")
         if self.max_clock_skew_s <= 0:
             raise SettingsError("STREAMRANK_MAX_CLOCK_SKEW_S must be a positive number of seconds")
         if self.recommend_cache_bytes < 0:
@@ -242,7 +256,7 @@ class Settings:
 
     def _check_search(self) -> None:
         if min(self.encoder_max_length, self.encoder_batch_size, self.search_candidates, self.finetune_batch_size,
-               self.finetune_encoder_batch_size) < 1 or self.torch_threads < 0:
+               self.finetune_encoder_batch_size, self.item_encoder_batch) < 1 or self.torch_threads < 0:
             raise SettingsError("STREAMRANK_ENCODER_*, STREAMRANK_SEARCH_CANDIDATES and batch sizes must be positive, "
                                 "STREAMRANK_TORCH_THREADS >= 0")
         if not (0 <= self.search_dev_fraction and 0 < self.search_calib_fraction

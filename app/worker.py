@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
 import faust
+from faust.auth import Credentials, SASLCredentials, SSLCredentials
+from faust.sensors import Monitor
 
+from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
 from app.producer_flush import make_flush_complete
 from app.settings import Settings
@@ -48,11 +52,58 @@ def _table(app: faust.App, name: str, partitions: int) -> Any:
     return app.Table(name, default=None, key_type=str, partitions=partitions)
 
 
+class LeanMonitor(Monitor):
+    """Faust's monitor without its per-message statistics.
+
+    Nothing reads them (Faust's web views are off; the worker's figures are app/metrics.py),
+    yet Faust calls a dozen of these hooks per event. The stream inbound time is kept: the
+    consumer's livelock check reads it to say a stream has stopped.
+    """
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.stream_inbound_time[tp] = monotonic()
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        pass
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        pass
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int, valsize: int) -> None:
+        pass
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        pass
+
+
+def broker_credentials(settings: Settings) -> Credentials | None:
+    """Faust's form of the security settings (the worker's principal); None for PLAINTEXT."""
+    protocol = settings.kafka_security_protocol
+    context = kafka_ssl_context(settings)
+    if protocol.startswith("SASL"):
+        # SASL_SSL when given a context, SASL_PLAINTEXT without (as SASLCredentials decides).
+        return SASLCredentials(username=settings.kafka_username, password=settings.kafka_password,
+                               mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+    if protocol == "SSL":
+        return SSLCredentials(context)
+    return None
+
+
 def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     (settings.state_dir / "worker").parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,
+        broker_credentials=broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.state_dir / "worker"),
         topic_partitions=settings.topic_partitions,
@@ -64,11 +115,14 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         web_graph_enabled=False,
         web_stats_enabled=False,
         autodiscover=False,
+        monitor=None if __import__("os").environ.get("XBEFORE") else LeanMonitor(),
         producer_max_request_size=settings.max_request_bytes * 2,
         consumer_max_fetch_size=settings.max_request_bytes * 2,
-        # Every event writes two or three changelog records and one forward: without linger
-        # each is its own produce request and the producer, not the agents, sets the pace.
-        producer_linger=0.01,
+        # Every event writes three or four records (changelogs, the forward). aiokafka lingers
+        # per partition batch and keeps one request in flight, so with 16 partitions written
+        # a 10 ms linger still sent a request every 1.5 events (bench/ingest.py: 1.8 CPU-ms
+        # per event); 100 ms fills them. It delays changelog followers by as much, no more.
+        producer_linger=float(__import__("os").environ.get("XLINGER", "0.1")),
         producer_max_batch_size=512 * 1024,
         broker_commit_every=1000,
         broker_commit_interval=1.0,

@@ -2,8 +2,11 @@
 
 Both read the same topic in the same run: a plain aiokafka consumer (the pipeline's upper
 bound) and the Faust worker (validation, dedupe, profile and item-stat tables with RocksDB
-changelogs, and the item repartition). The worker's rate is measured from its first to its
-last processed event (start-up and rebalance left out), by scraping its metrics.
+changelogs, and the item repartition). The worker's rate is measured from its first processed
+event (start-up and rebalance left out, by scraping its metrics) until the last event is in
+the profiles and every forward it made is in the item stats (the worker group's committed
+offsets on the item-events topic reach its end): with a backlog, Faust's fetcher serves the
+events topic first, so stopping at the last user event would leave the item work unmeasured.
 Last line: {"pipeline_eps": ..., "raw_eps": ..., "ratio": ...}
 """
 from __future__ import annotations
@@ -21,10 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import orjson
+from aiokafka import TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_consumer, produce_events, wait_for_broker  # noqa: E402
+from app.kafka_io import ensure_topics, make_admin, make_consumer, produce_events, wait_for_broker  # noqa: E402
 from app.processes import free_port, scrape, wait_until, worker_process  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -65,6 +69,21 @@ async def raw_consume(settings: Settings, n: int) -> tuple[float, float]:
         await consumer.stop()
 
 
+async def forwards_behind(settings: Settings) -> int:
+    """Item-events records not yet committed by the worker group (Faust's group id is the app id)."""
+    topic = settings.topics.item_events
+    admin, consumer = make_admin(settings), make_consumer(settings)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(settings.topic_partitions)])
+        return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, float]:
     """(events/s, worker CPU s per 1000 events) from the first processed event to the n-th.
 
@@ -89,6 +108,10 @@ def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, floa
             if dead:
                 raise RuntimeError(f"worker died:\n{dead[0].tail()}")
             time.sleep(0.5)  # scraping costs the worker CPU: not too often
+        while asyncio.run(forwards_behind(settings)) > 0:
+            if not all(p.alive() for p in procs):
+                raise RuntimeError("worker died before the item stats caught up")
+            time.sleep(0.5)
         rate = (last - 1.0) / (time.perf_counter() - start)  # from the event that started the clock
         return rate, (cpu() - cpu0) / (last - 1.0) * 1000
     finally:

@@ -25,6 +25,7 @@ from app.gateway.serving import Filters, ServingModels, blend  # noqa: E402
 from app.learner import checkpoints, load_latest  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from models.checkpoint import version_dirs  # noqa: E402
 from models.online.serving import ServingRecModel  # noqa: E402
 from models.rec.embedding_version import NAME, EmbeddingRecVersion  # noqa: E402
 from tables import user_profiles  # noqa: E402
@@ -40,7 +41,7 @@ def serving_models(settings: Settings, n_events: int) -> tuple[ServingModels, li
     serving = ServingModels(read_model, embedding_blend=settings.embedding_blend)
     for user, profile in profiles.items():
         read_model.apply(user_profiles.NAME, user, profile)
-    versions = sorted((settings.model_dir / NAME).glob("v*"))
+    versions = version_dirs(settings.model_dir / NAME)
     if versions:
         serving.install(EmbeddingRecVersion.from_checkpoint(str(versions[-1])))
     if checkpoints(settings.online_model_dir):

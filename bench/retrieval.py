@@ -27,11 +27,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.settings import Settings  # noqa: E402
+from models.checkpoint import version_dirs  # noqa: E402
 from models.dense_index import int8_supported, pack_rows  # noqa: E402
 
 
 def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
-    versions = sorted((settings.model_dir / "rec-embeddings").glob("v*")) if (settings.model_dir / "rec-embeddings").is_dir() else []
+    versions = version_dirs(settings.model_dir / "rec-embeddings")
     if versions:
         from models.rec.embedding_version import EmbeddingRecVersion
 

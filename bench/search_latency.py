@@ -42,7 +42,8 @@ class NullSink:
 
 async def main(path: Path, state_dir: Path) -> None:
     base = Settings.from_env()
-    settings = replace(base, state_dir=state_dir, search_dense=True, model_poll_s=3600.0)
+    # A lone gateway encoding (here: reading from its cache) the catalog itself: no encoder process runs.
+    settings = replace(base, state_dir=state_dir, search_dense=True, search_encode_catalog=True, model_poll_s=3600.0)
     checkpoint = load_checkpoint(path)
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = load_test_queries(path / DEV_QUERIES_FILE)

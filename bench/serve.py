@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
-from app.processes import Process, free_port, gateway_process, wait_until, worker_process  # noqa: E402
+from app.processes import Process, free_port, gateway_process, settings_env, wait_until, worker_process  # noqa: E402
 from app.records import CatalogChange  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -217,6 +217,9 @@ def main() -> None:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
     users, queries, n_items, n_event_items = asyncio.run(load_data(settings, args.events))
     worker = worker_process(settings, state / "worker.log").start()
+    # The catalog's item vectors are encoded once, by the encoder (its cache is var/cache's, as
+    # the gateways' was), and every gateway loads them from the item-vectors topic.
+    encoder = Process([sys.executable, "-m", "app.cli", "encoder"], settings_env(settings), state / "encoder.log").start()
     gateways = [gateway_process(settings, state / f"gateway{i}.log").start() for i in range(args.gateways)]
     fixed_port = free_port()
     fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
@@ -271,7 +274,7 @@ def main() -> None:
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
         print(json.dumps(results))
     finally:
-        for p in (fixed, *gateways, worker):
+        for p in (fixed, *gateways, encoder, worker):
             p.stop()
 
 

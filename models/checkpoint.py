@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
-_VERSION = re.compile(r"^v(\d{4,})$")
+_VERSION = re.compile(r"^v([0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,17 @@ class Checkpoint:
     card: dict[str, Any]
 
 
-def _versions(root: Path) -> list[int]:
+def version_dirs(root: Path | str) -> list[Path]:
+    """The `v<N>` folders in `root`, oldest first by number (v10000 after v9999, as text it is before)."""
+    root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _VERSION.match(p.name)))
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _VERSION.match(p.name))]
+    return [p for _, p in sorted(found, key=lambda pair: pair[0])]
+
+
+def _versions(root: Path) -> list[int]:
+    return [int(p.name[1:]) for p in version_dirs(root)]
 
 
 def latest_version(model_dir: Path | str, name: str) -> int | None:
@@ -86,10 +93,10 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     """Load a version folder (or `<model_dir>/<name>`, meaning its latest version)."""
     path = Path(path)
     if not (path / CARD_FILE).is_file():
-        versions = _versions(path)
-        if not versions:
+        found = version_dirs(path)
+        if not found:
             raise FileNotFoundError(f"no checkpoint at {path}: expected {CARD_FILE} or v<NNNN>/ folders")
-        path = path / f"v{versions[-1]:04d}"
+        path = found[-1]
     card = json.loads((path / CARD_FILE).read_text())
     tensors = load_file(str(path / WEIGHTS_FILE))
     return Checkpoint(path=path, version=int(card.get("version", 0)), tensors=tensors, card=card)

@@ -179,11 +179,15 @@ class TextEncoder(nn.Module):
         return out
 
     def encode_queries(self, queries: Sequence[str], batch_size: int = 128) -> torch.Tensor:
-        """Like `encode`, for queries, through an LRU cache keyed by the exact text. [n, 384]."""
+        """Like `encode`, for queries, through an LRU cache keyed by the exact text. [n, 384].
+
+        The cache holds at most `cache_size` vectors, each its own 1.5 KB copy (a row of the
+        batch would keep the whole batch's tensor alive).
+        """
         missing = list(dict.fromkeys(q for q in queries if q not in self._cache))
         if missing:
             for q, vec in zip(missing, self.encode(missing, batch_size)):
-                self._cache[q] = vec
+                self._cache[q] = vec.clone() if len(missing) > 1 else vec
         rows = []
         for q in queries:
             self._cache.move_to_end(q)

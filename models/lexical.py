@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+_NO_SLOTS = np.zeros(0, dtype=np.int64)  # a term no item holds (shared: read-only)
+_NO_WEIGHTS = np.zeros(0, dtype=np.float32)
+_NO_SLOTS.flags.writeable = _NO_WEIGHTS.flags.writeable = False
 _TOKEN = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
 # Units and common spellings folded to one form ("in." / "inch" / "inches" -> "in").
 _UNITS = {
@@ -142,12 +145,15 @@ class BM25Index:
 
         Cached per term until the term's postings or the mean length change: a query then
         costs one scatter-add per term (char 3-grams of common words have tens of
-        thousands of postings).
+        thousands of postings). Only terms some item holds are cached, so the cache never
+        holds more terms than the index does, whatever queries come.
         """
+        postings = self._postings.get(term)
+        if postings is None:
+            return _NO_SLOTS, _NO_WEIGHTS
         avg = (self._total_length / len(self._slot) if self._slot else 0.0) or 1.0
         compiled = self._compiled.get(term)
         if compiled is None:
-            postings = self._postings.get(term, {})
             slots = np.fromiter(postings.keys(), np.int64, len(postings))
             compiled = (slots, np.fromiter(postings.values(), np.float32, len(postings)), np.nan, slots)
         slots, tf, weighted_at, weights = compiled

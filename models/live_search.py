@@ -73,10 +73,14 @@ class LiveSearcher:
             slot = int(self.index.slots([item_id])[0])
             self._slot_ids.extend([None] * (slot + 1 - len(self._slot_ids)))
             self._slot_ids[slot] = item_id
+            # Every slot needs its entry (-1: no vector), not only those of items with a
+            # vector: a gateway serving half its catalog without vectors indexed slots past
+            # the end of this array in `candidates` and answered every search with a 500.
+            self._slot_row = _fit(self._slot_row, slot)
             self._remove_vector(item_id)  # it was the vector of the old text
         if vector is not None:
             self.dense.upsert([item_id], vector.unsqueeze(0))
-            self._link(item_id)
+            self._link([item_id])
 
     def set_vectors(self, items: Sequence[tuple[str, str]], vectors: torch.Tensor) -> int:
         """Vectors [n, D] of (item_id, text) pairs; pairs whose text is no longer current are skipped.
@@ -88,8 +92,7 @@ class LiveSearcher:
         if keep:
             ids = [items[n][0] for n in keep]
             self.dense.upsert(ids, vectors[keep])
-            for item_id in ids:
-                self._link(item_id)
+            self._link(ids)
         return len(keep)
 
     def remove(self, item_id: str) -> bool:
@@ -103,12 +106,14 @@ class LiveSearcher:
         self._slot_ids[slot] = None
         return True
 
-    def _link(self, item_id: str) -> None:
-        """Record the slot <-> row pair of an item that has both."""
-        row, slot = self.dense.slot[item_id], int(self.index.slots([item_id])[0])
-        self._slot_row = _fit(self._slot_row, slot)
-        self._row_slot = _fit(self._row_slot, row)
-        self._slot_row[slot], self._row_slot[row] = row, slot
+    def _link(self, item_ids: Sequence[str]) -> None:
+        """Record the slot <-> row pairs of items that have both (at once: a gateway links its
+        whole catalog at start)."""
+        rows = np.fromiter((self.dense.slot[i] for i in item_ids), np.int64, len(item_ids))
+        slots = self.index.slots(item_ids)
+        self._slot_row = _fit(self._slot_row, int(slots.max()))
+        self._row_slot = _fit(self._row_slot, int(rows.max()))
+        self._slot_row[slots], self._row_slot[rows] = rows, slots
 
     def _remove_vector(self, item_id: str) -> None:
         row = self.dense.slot.get(item_id)

@@ -3,6 +3,11 @@
 Fed from the item-keyed repartition topic. Each message carries the (partition, offset) of
 the original event; the stats keep the last applied offset per source partition, which
 makes a replayed forward idempotent.
+
+Event times are bounded where records enter (`max_clock_skew_s`), but a stats record may
+still hold a far-future `ts` written before they were: its decayed sums are then measured
+from a time that will not come, so every later event would add nothing. `max_ts` (the wall
+clock plus the skew) lets such a record be recognised and its sums started again.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import math
 from typing import Any
 
 from models.decay import add_decayed, decayed
+from tables.shapes import is_counts, is_number, require
 
 NAME = "item_stats"
 Stats = dict[str, Any]
@@ -29,9 +35,12 @@ def already_applied(stats: Stats, src_partition: int, src_offset: int) -> bool:
 
 def apply_event(
     stats: Stats, etype: str, ts: float, src_partition: int, src_offset: int,
-    half_life_s: float, trend_half_life_s: float,
+    half_life_s: float, trend_half_life_s: float, max_ts: float = math.inf,
 ) -> Stats:
-    """A new stats record with one event applied; the input is not changed."""
+    """A new stats record with one event applied; the input is not changed. Decayed sums
+    stored at a time past `max_ts` (seconds) are dropped first: they cannot be trusted."""
+    if stats["ts"] > max_ts:
+        stats = {**stats, "pop": 0.0, "trend": 0.0, "ts": 0.0}
     counts = dict(stats["counts"])
     counts[etype] = counts.get(etype, 0) + 1
     weight = POPULARITY_WEIGHTS.get(etype, 0.0)
@@ -56,10 +65,13 @@ def popularity_at(stats: Stats, now: float, half_life_s: float) -> float:
     return decayed(stats["pop"], stats["ts"], now, half_life_s)
 
 
-def popularity_key(stats: Stats, half_life_s: float) -> float:
+def popularity_key(stats: Stats, half_life_s: float, max_ts: float = math.inf) -> float:
     """A number that orders items as `popularity_at` does at any common `now` (log scale):
-    every item decays by the same factor, so the order never changes with time."""
-    return math.log(stats["pop"]) + stats["ts"] * math.log(2) / half_life_s if stats["pop"] > 0 else float("-inf")
+    every item decays by the same factor, so the order never changes with time. A `ts` past
+    `max_ts` counts as `max_ts`, so a far-future record cannot outrank every item for good."""
+    if stats["pop"] <= 0:
+        return float("-inf")
+    return math.log(stats["pop"]) + min(stats["ts"], max_ts) * math.log(2) / half_life_s
 
 
 def trending_at(stats: Stats, now: float, half_life_s: float, trend_half_life_s: float) -> float:
@@ -78,3 +90,12 @@ def public_view(item_id: str, stats: Stats, now: float, half_life_s: float, tren
         "ctr": ctr(stats),
         "last_event_ts": stats["ts"],
     }
+
+
+def validate(value: Any) -> None:
+    """Refuse a changelog value that is not a stats record (ValidationError says what is wrong)."""
+    require(isinstance(value, dict), NAME, "an object")
+    require(is_counts(value.get("counts")), NAME, "an object whose 'counts' maps event types to counts")
+    for key in ("pop", "trend", "ts"):
+        require(is_number(value.get(key)) and value[key] >= 0, NAME, f"an object whose '{key}' is a number >= 0")
+    require(is_counts(value.get("src")), NAME, "an object whose 'src' maps partitions to offsets")

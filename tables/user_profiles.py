@@ -9,6 +9,7 @@ from typing import Any
 
 from app.records import UserEvent
 from tables import samples as sampling
+from tables.shapes import is_counts, is_number, is_str_list, require
 
 NAME = "user_profiles"
 MAX_QUERIES = 10
@@ -93,3 +94,15 @@ def public_view(user_id: str, profile: Profile) -> dict[str, Any]:
         "recent_queries": profile["queries"],
         "last_event_ts": profile["ts"],
     }
+
+
+def validate(value: Any) -> None:
+    """Refuse a changelog value that is not a profile (ValidationError says what is wrong)."""
+    require(isinstance(value, dict), NAME, "an object")
+    require(is_counts(value.get("counts")), NAME, "an object whose 'counts' maps event types to counts")
+    for key in ("recent", "queries"):
+        require(is_str_list(value.get(key)), NAME, f"an object whose '{key}' is a list of strings")
+    require(is_str_list(value.get("purchased", [])), NAME, "an object whose 'purchased' is a list of strings")
+    require(is_number(value.get("ts")), NAME, "an object whose 'ts' is a number")
+    require(is_counts(value.get("src")), NAME, "an object whose 'src' maps partitions to offsets")
+    require(isinstance(value.get("pending", []), list), NAME, "an object whose 'pending' is a list")

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
+from app.gateway.guards import guards
 from app.gateway.dense_search import DenseSearch
 from app.gateway.keys import DENSE, FOLLOWER, METRICS, MODEL_UPDATES, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
 from app.gateway.model_updates import ModelUpdatesFollower
@@ -18,6 +19,7 @@ from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
 from app.gateway.serving import ServingModels
 from app.gateway.tasks import cancel_and_wait
+from app.gateway.vector_follower import VectorFollower
 from app.gateway.sink import EventSink, KafkaSink
 from app.metrics import Metrics
 from app.settings import Settings
@@ -35,14 +37,15 @@ def init_app(
     watch_models: bool = True,
 ) -> web.Application:
     """Tests pass their own sink and read model and turn the changelog follower off."""
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_and_metrics])
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_and_metrics, guards])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[READ_MODEL] = read_model or ReadModel(settings)
     app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend,
                                  search_dense_weight=settings.search_dense_weight,
                                  click_weight=settings.search_click_weight,
-                                 cache_size=settings.recommend_cache_size)
+                                 cache_size=settings.recommend_cache_size,
+                                 cache_bytes=settings.recommend_cache_bytes)
     app[SINK] = sink or KafkaSink(settings)
     _serving_gauges(app[METRICS], app[SERVING])
     setup_routes(app)
@@ -56,6 +59,8 @@ def init_app(
         app.cleanup_ctx.append(_model_updates_ctx)
     if settings.search_dense:
         app.cleanup_ctx.append(_dense_ctx)
+        if follow_changelogs:  # item vectors come over Kafka, from `streamrank encoder`
+            app.cleanup_ctx.append(_vectors_ctx)
         if watch_models:  # the search model needs the dense searcher's item vectors
             app.cleanup_ctx.append(_search_watcher_ctx)
     return app
@@ -74,7 +79,7 @@ async def _sink_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _follower_ctx(app: web.Application) -> AsyncIterator[None]:
-    follower = ChangelogFollower(app[SETTINGS], app[READ_MODEL], app[METRICS])
+    follower = ChangelogFollower(app[SETTINGS], app[READ_MODEL], app[METRICS], app[SINK])
     app[FOLLOWER] = follower
     await follower.start()
     freeze = asyncio.create_task(_freeze_when_caught_up(app, follower), name="gc-freeze")
@@ -119,7 +124,7 @@ async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _model_updates_ctx(app: web.Application) -> AsyncIterator[None]:
-    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
+    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS], app[SINK])
     app[MODEL_UPDATES] = follower
     await follower.start()
     yield
@@ -135,6 +140,13 @@ async def _dense_ctx(app: web.Application) -> AsyncIterator[None]:
     await dense.stop()
 
 
+async def _vectors_ctx(app: web.Application) -> AsyncIterator[None]:
+    follower = VectorFollower(app[SETTINGS], app[DENSE], app[METRICS], app[SINK], app[READ_MODEL])
+    await follower.start()
+    yield
+    await follower.stop()
+
+
 async def _search_watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     watcher = search_watcher(app[SETTINGS], app[DENSE], app[METRICS])
     app[SEARCH_WATCHER] = watcher
@@ -148,5 +160,6 @@ def _serving_gauges(metrics: Metrics, serving: ServingModels) -> None:
     metrics.rec_cache.labels(kind="hits").set_function(lambda: cache.hits)
     metrics.rec_cache.labels(kind="misses").set_function(lambda: cache.misses)
     metrics.rec_cache.labels(kind="entries").set_function(lambda: len(cache))
+    metrics.rec_cache.labels(kind="bytes").set_function(lambda: cache.bytes)
     metrics.rank_batches.labels(kind="passes").set_function(lambda: batcher.batches)
     metrics.rank_batches.labels(kind="requests").set_function(lambda: batcher.requests)

@@ -1,32 +1,47 @@
-"""Follows the tables' changelog topics from the start, keeping the read model current."""
+"""Follows the tables' changelog topics from the start, keeping the read model current.
+
+A record the read model cannot take (a key or value that is not JSON, a key that is not a
+string, a value of the wrong shape for its table) goes to the dead letters and the follower
+goes on: retrying it would stall every table behind it. A null value is a delete. After a
+broker error the follower resumes at the offsets it had reached, not at the start.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Callable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from app.gateway.read_model import TABLES, ReadModel
+from app.gateway.sink import EventSink
 from app.gateway.tasks import cancel_and_wait
-from app.kafka_io import make_admin, make_consumer
-from app.metrics import Metrics
+from app.kafka_io import dead_letter_headers, make_admin, make_consumer
+from app.metrics import Metrics, reason_label
 from app.settings import Settings
 from app.worker import changelog_topic
+from models.errors import ValidationError
+from tables import catalog, item_stats, user_profiles
 
 log = logging.getLogger(__name__)
+VALIDATORS: dict[str, Callable[[Any], None]] = {
+    user_profiles.NAME: user_profiles.validate, item_stats.NAME: item_stats.validate, catalog.NAME: catalog.validate}
 
 
 class ChangelogFollower:
     """Reads every partition of every changelog (no consumer group: each gateway keeps all)."""
 
-    def __init__(self, settings: Settings, model: ReadModel, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, model: ReadModel, metrics: Metrics, sink: EventSink) -> None:
         self.settings = settings
         self.model = model
         self.metrics = metrics
+        self.sink = sink  # where records the read model cannot take go (the dead letters)
         self.topics = {changelog_topic(settings, name): name for name in TABLES}
         self.caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The next offset to apply per partition: kept across reconnects (see _resume).
+        self._next: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="changelog-follower")
@@ -65,22 +80,68 @@ class ChangelogFollower:
             enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=5000)
         await consumer.start()
         targets: dict[TopicPartition, int] | None = None
+        resumed: set[TopicPartition] = set()
         try:
             while True:
+                resumed = self._resume(consumer, resumed)
                 batches = await consumer.getmany(timeout_ms=200, max_records=10000)
                 for tp, records in batches.items():
-                    self._apply(self.topics[tp.topic], records)
+                    await self._apply(tp, records)
                 if not self.caught_up.is_set():
                     targets = await self._check_caught_up(consumer, targets)
         finally:
             await consumer.stop()
 
-    def _apply(self, table: str, records: list) -> None:  # type: ignore[type-arg]
+    def _resume(self, consumer: AIOKafkaConsumer, resumed: set[TopicPartition]) -> set[TopicPartition]:
+        """Seek each newly assigned partition to where this follower had got (after a broker
+        error); re-reading every changelog from the start would hold the read model back."""
+        assigned = consumer.assignment()
+        for tp in assigned - resumed:
+            if tp in self._next:
+                consumer.seek(tp, self._next[tp])
+        return set(assigned)
+
+    async def _apply(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        table = self.topics[tp.topic]
+        applied = 0
         for rec in records:
-            value = orjson.loads(rec.value) if rec.value is not None else None
-            self.model.apply(table, orjson.loads(rec.key), value)  # Faust writes str keys as JSON
-        self.metrics.state_applied.labels(table=table).inc(len(records))
+            if rec.offset < self._next.get(tp, 0):
+                continue  # fetched before the seek of a reconnect: applied already
+            reason = self._apply_one(table, rec.key, rec.value)
+            if reason is None:
+                applied += 1
+            else:
+                await self._dead_letter(table, rec, reason)
+            self._next[tp] = rec.offset + 1
+        self.metrics.state_applied.labels(table=table).inc(applied)
         self.metrics.state_records.labels(table=table).set(len(self.model.tables[table]))
+
+    def _apply_one(self, table: str, raw_key: bytes | None, raw_value: bytes | None) -> str | None:
+        """Apply one changelog record; the reason it cannot be, or None once applied."""
+        try:
+            key = orjson.loads(raw_key) if raw_key is not None else None  # Faust writes str keys as JSON
+            value = orjson.loads(raw_value) if raw_value is not None else None
+        except orjson.JSONDecodeError as exc:
+            return f"not valid JSON: {exc}"
+        if not isinstance(key, str):
+            return f"the key must be a JSON string (a {table} key); got {type(key).__name__}"
+        try:
+            if value is not None:
+                VALIDATORS[table](value)
+            self.model.apply(table, key, value)
+        except ValidationError as exc:
+            return exc.reason
+        except Exception as exc:  # noqa: BLE001 — a record no check foresaw must not stall the follower
+            log.exception("changelog record of %s could not be applied", table)
+            return f"could not be applied: {exc!r}"[:500]
+        return None
+
+    async def _dead_letter(self, table: str, rec: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        # A broker error here raises: the follower reconnects and retries this record.
+        headers = dead_letter_headers(reason, rec.topic, rec.partition, rec.offset)
+        await self.sink.send_dead_letter(rec.key, rec.value, headers)
+        self.metrics.dead_letters.labels(source=f"{table}-changelog", reason=reason_label(reason)).inc()
+        log.warning("dead letter from %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, reason)
 
     async def _check_caught_up(
         self, consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int] | None,

@@ -2,10 +2,12 @@
 
 Catalog changes reach the `LiveSearcher` as a queue of operations that only the query
 thread applies (before each search, and when idle), so the searcher is never read and
-written at once and the event loop never waits for it. Item texts are encoded in batches
-on a second thread through an on-disk `VectorCache`: a restarted gateway gets the vectors
-of an unchanged catalog back without encoding. Until an item has its vector, search finds
-it by its text only.
+written at once and the event loop never waits for it. Item vectors come from the
+item-vectors topic (`streamrank encoder` computes them once for every gateway, see
+app/item_encoder.py); a vector is installed only while the item's text is the one it
+encodes. Until an item has its vector, search finds it by its text only. A lone gateway may
+encode catalog texts itself (`search_encode_catalog`): in batches on a second thread through
+an on-disk `VectorCache`.
 
 A search checkpoint (query adapter + ranker, `SearchModel`) is installed by swapping one
 reference; without one, search is BM25 blended with the pretrained dense hits.
@@ -36,6 +38,7 @@ from models.data.homedepot import normalize_query
 from models.dense_index import DenseIndex, pack_rows
 from models.encoder import BASE_MODEL, DIM, TextEncoder
 from models.errors import ModelUnavailable
+from models.item_vectors import ItemVector, model_digest, text_digest
 from models.live_search import ItemStats, LexicalScores, LiveSearcher
 from models.query_adapter import serving_adapter
 from models.search_ranker import SearchRanker
@@ -71,6 +74,11 @@ class SearchModel:
         return cls(f"search-v{checkpoint.version}", serving_adapter(tower.adapter), ranker, encoder)
 
 
+def item_model_key(settings: Settings) -> str:
+    """`model_key` of the item tower (pretrained MiniLM, float32 weights) without loading it."""
+    return f"{BASE_MODEL}|pretrained|max_length={settings.encoder_max_length}|mean-pool-l2"
+
+
 def vector_cache_path(settings: Settings, encoder: TextEncoder) -> Path:
     """One cache file per item tower (weights and settings), under the state dir."""
     digest = hashlib.sha256(encoder.model_key.encode()).hexdigest()[:12]
@@ -87,8 +95,15 @@ class DenseSearch:
         # Swapped whole by `install`; a request reads this reference once.
         self.model: SearchModel | None = None
         self.texts: dict[str, str] = {}  # current text of each live item, as the loop saw it
-        self.pending: dict[str, str] = {}  # item -> text waiting for its vector
+        self.pending: dict[str, str] = {}  # item -> text waiting to be encoded here (search_encode_catalog)
         self._ops: deque[Callable[[], Any]] = deque()  # searcher changes, applied on the query thread
+        self.encode_catalog = settings.search_encode_catalog
+        self._item_model = model_digest(item_model_key(settings))
+        # Topic vectors not installed: their item's text is not theirs (yet: the catalog may
+        # come after its vectors, or an item be renamed before the encoder catches up).
+        self.arrived: dict[str, ItemVector] = {}
+        # (item, text, vector [D]) whose text matched, for the query thread to install together.
+        self._matched: deque[tuple[str, str, torch.Tensor]] = deque()
         self._catalog_pool = ThreadPoolExecutor(1, thread_name_prefix="encode-catalog")
         # A query is encoded on one thread and searched on another: while one query searches,
         # the next one encodes (torch lets go of the GIL), so two queries overlap on two cores.
@@ -109,20 +124,22 @@ class DenseSearch:
         loop = asyncio.get_running_loop()
         encoder = partial(TextEncoder, max_length=self.settings.encoder_max_length,
                           cache_size=self.settings.encoder_query_cache)
-        # Two instances: a tokenizer must not be used from two threads at once. Catalog
-        # vectors stay float32 (the cached ones are); queries take fp16 weights.
-        self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, lambda: encoder().for_serving())
-        self._cache = await loop.run_in_executor(self._catalog_pool, _open_cache,
-                                                 vector_cache_path(self.settings, self._catalog_encoder))
+        if self.encode_catalog:
+            # Two instances: a tokenizer must not be used from two threads at once. Catalog
+            # vectors stay float32 (the cached ones are); queries take fp16 weights.
+            self._catalog_encoder = await loop.run_in_executor(self._catalog_pool, lambda: encoder().for_serving())
+            self._cache = await loop.run_in_executor(self._catalog_pool, _open_cache,
+                                                     vector_cache_path(self.settings, self._catalog_encoder))
         self._query_encoder = await loop.run_in_executor(self._encode_pool, lambda: encoder().for_serving(fp16=True))
-        self._task = asyncio.create_task(self._encode_loop(), name="encode-catalog")
+        self._task = asyncio.create_task(self._loop(), name="dense-search")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
-        except Exception:  # noqa: BLE001 — a cache is an optimisation; stopping must go on
-            log.exception("could not save the item vector cache")
+        if self._cache is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
+            except Exception:  # noqa: BLE001 — a cache is an optimisation; stopping must go on
+                log.exception("could not save the item vector cache")
         for pool in (self._catalog_pool, self._encode_pool, self._query_pool):
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -140,6 +157,28 @@ class DenseSearch:
         return (not self.pending and len(self.index) >= len(self.texts)
                 and time.monotonic() - self._changed_at > quiet_s)
 
+    def status(self) -> dict[str, Any]:
+        """Search readiness for /readyz: ready once queries are encoded and every item has its vector."""
+        items, with_vectors = len(self.texts), min(len(self.index), len(self.texts))
+        return {"items": items, "with_vectors": with_vectors,
+                "ready": self._query_encoder is not None and with_vectors >= items}
+
+    def on_vectors(self, records: Sequence[tuple[str, ItemVector | None]]) -> None:
+        """Item vectors from the topic (None: a tombstone); those of current texts get installed."""
+        for item, vector in records:
+            if vector is None:
+                self.arrived.pop(item, None)  # the item's delete removes its installed vector
+            elif vector.model == self._item_model:  # another tower's vectors are not comparable
+                self.arrived[item] = vector
+                self._match(item)
+
+    def _match(self, item: str) -> None:
+        """Queue the arrived vector of `item` for installing if it encodes the item's current text."""
+        vector, text = self.arrived.get(item), self.texts.get(item)
+        if vector is not None and text is not None and vector.text == text_digest(text):
+            del self.arrived[item]
+            self._matched.append((item, text, vector.vector))
+
     def install(self, model: SearchModel) -> None:
         self.model = model
 
@@ -156,8 +195,10 @@ class DenseSearch:
         if self.texts.get(key) != text:  # a price or stock change needs no new vector
             self._changed_at = time.monotonic()
             self.texts[key] = text
-            self.pending[key] = text
             self._ops.append(partial(self.searcher.upsert, key, text))
+            self._match(key)
+            if self.encode_catalog:
+                self.pending[key] = text
 
     def _apply_and_warm(self, budget_s: float) -> bool:
         """Query thread: `_apply`, then up to `budget_s` of BM25 precomputation (a query
@@ -169,15 +210,19 @@ class DenseSearch:
         """Query thread: bring the searcher up to the changes the loop has seen."""
         while self._ops:
             self._ops.popleft()()
+        if self._matched:  # after the texts they encode: the searcher takes vectors of current texts only
+            matched = [self._matched.popleft() for _ in range(len(self._matched))]
+            self.searcher.set_vectors([(item, text) for item, text, _ in matched],
+                                      torch.stack([v for _, _, v in matched]).float())
         self.metrics.dense_items.set(len(self.searcher.dense))
 
     async def _on_query_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._query_pool, fn)
 
-    async def _encode_loop(self) -> None:
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self.pending:
+            if not self.pending:  # always so unless this gateway encodes the catalog itself
                 try:
                     await self._idle(loop)
                 except Exception:  # noqa: BLE001 — this loop must outlive one bad change or a full disk
@@ -206,11 +251,11 @@ class DenseSearch:
         # Terms are weighted at the mean text length, and blocks packed from the vectors:
         # both are redone after every text change, so only once the catalog is quiet.
         quiet = time.monotonic() - self._changed_at > QUIET_S
-        if self._ops or (quiet and not self._lexical_warm):
+        if self._ops or self._matched or (quiet and not self._lexical_warm):
             self._lexical_warm = await self._on_query_thread(partial(self._apply_and_warm, WARM_SLICE_S if quiet else 0.0))
         if quiet:
             await self._pack_blocks(loop)
-        if time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
+        if self._cache is not None and time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
             self._saved_at = time.monotonic()
             await loop.run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
 

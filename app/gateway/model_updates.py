@@ -4,40 +4,53 @@ Every gateway reads the one partition from the start (no consumer group), so all
 apply the same versions in the same order. A version record holds the rows changed since
 its parent (or everything, for a rollback or a restarted learner); the gateway builds the
 new serving model off the event loop, copy-on-write from the parent it keeps, and installs
-it with one reference assignment: a request ranks against one whole version. Refusals and
-admin commands on the same topic are for the learner and the logs.
+it with one reference assignment: a request ranks against one whole version. Decisions on
+the same topic are for the logs.
+
+Only signed records are applied (`app.update_records`): anyone able to write to Kafka could
+otherwise choose the model every gateway serves. A record that is unsigned, forged or
+undecodable is counted, dead-lettered and skipped, and so is one that fails to apply: a
+record retried forever would stop every later version.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
-import orjson
 from aiokafka import TopicPartition
 
-from app.kafka_io import make_consumer
-
+from app.consumer_reads import UNREADABLE, read_batch
 from app.gateway.serving import ServingModels
+from app.gateway.sink import EventSink
 from app.gateway.tasks import cancel_and_wait
-from app.learner import record_type
-from app.metrics import Metrics
+from app.kafka_io import dead_letter_headers, make_consumer
+from app.metrics import Metrics, reason_label
 from app.settings import Settings
+from app.update_records import VERSION_KINDS, UpdateRecord, decode, read_json, read_version, signing_key
+from models.errors import ValidationError
 from models.online.click_serving import ServingClickModel
 from models.online.serving import ServingRecModel, serving_for
 from models.online.versions import Version
 
 log = logging.getLogger(__name__)
 KEEP_VERSIONS = 4
+SOURCE = "model-updates"
 
 
 class ModelUpdatesFollower:
-    def __init__(self, settings: Settings, serving: ServingModels, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, serving: ServingModels, metrics: Metrics, sink: EventSink) -> None:
         self.settings = settings
         self.serving = serving
         self.metrics = metrics
+        self.sink = sink
+        self.key = signing_key(settings)
+        # By number, in the order received (newest last): what a delta may build on and what
+        # an admin may roll back to.
         self.held: dict[int, tuple[ServingRecModel, ServingClickModel]] = {}
         self.serving_version = 0
         self.caught_up = asyncio.Event()
+        self._next_offset = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -69,42 +82,82 @@ class ModelUpdatesFollower:
             consumer.seek(tp, self._next_offset)
             end = (await consumer.end_offsets([tp]))[tp]
             while True:
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=20)
-                for msg in batch.get(tp, []):
-                    await self.apply(record_type(msg.headers), msg.value)
+                records, unreadable = await read_batch(consumer, tp, timeout_ms=500, max_records=20)
+                for msg in records:
+                    await self.receive(msg.value, msg.headers, msg.offset, msg.key)
                     self._next_offset = msg.offset + 1
+                if unreadable is not None:
+                    await self._refuse(None, None, UNREADABLE, unreadable)
+                    self._next_offset = unreadable + 1
                 if self._next_offset >= end:
                     self.caught_up.set()
         finally:
             await consumer.stop()
 
-    _next_offset = 0
+    async def receive(self, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None,
+                      offset: int = -1, key: bytes | None = None) -> bool:
+        """Apply one model-updates record; False when it was refused (and dead-lettered)."""
+        try:
+            record = decode(value, headers, self.key)
+            await self._apply(record)
+        except ValidationError as exc:
+            await self._refuse(key, value, exc.reason, offset)
+            return False
+        except Exception as exc:  # noqa: BLE001 — a signed version this gateway cannot build: skip it
+            log.exception("could not apply model-updates@%d", offset)
+            self.metrics.model_load_failures.inc()
+            await self._refuse(key, value, f"could not apply: {type(exc).__name__}: {exc}"[:300], offset)
+            return False
+        self.metrics.online_updates.labels(type=record.kind).inc()
+        return True
 
-    async def apply(self, kind: str, payload: bytes) -> None:
-        """Apply one model-updates record (versions; the other kinds are for the learner)."""
-        if kind == "version":
-            version = await asyncio.to_thread(Version.from_bytes, payload)
-            base, base_click = self.held.get(version.parent, (None, ServingClickModel.empty()))
-            if base is None and not version.full and version.parent != 0:
-                log.error("version %d needs parent %d, which this gateway does not hold; waiting for a full one",
-                          version.number, version.parent)
-                self.metrics.model_load_failures.inc()
-                return
-            model = await asyncio.to_thread(serving_for, base, version)
-            click = await asyncio.to_thread(base_click.apply, version)
-            self.held[version.number] = (model, click)
-            for old in sorted(self.held)[:-KEEP_VERSIONS]:
-                del self.held[old]
-            self._install(version.number)
-            if "rollback_to" in version.metrics:
-                log.warning("serving version %d: a rollback to version %d (%s)", version.number,
-                            version.metrics["rollback_to"], version.metrics.get("reason", ""))
-        elif kind == "decision":
-            log.info("learner decision: %s", orjson.loads(payload).get("reason"))
-        self.metrics.online_updates.labels(type=kind or "unknown").inc()
+    async def _apply(self, record: UpdateRecord) -> None:
+        if record.kind in VERSION_KINDS:
+            await self._apply_version(await asyncio.to_thread(read_version, record))
+        elif record.kind == "decision":
+            log.info("learner decision: %s", read_json(record).get("reason"))
+        # a command (signed, but on the wrong topic) is the learner's business: nothing to do
+
+    async def _apply_version(self, version: Version) -> None:
+        """Build and serve `version` (on its parent, when a delta), whatever else is held."""
+        base, base_click = self.held.get(version.parent, (None, ServingClickModel.empty()))
+        if base is None and not version.full and version.parent != 0:
+            log.error("version %d needs parent %d, which this gateway does not hold; waiting for a full one",
+                      version.number, version.parent)
+            self.metrics.model_load_failures.inc()
+            return
+        if version.full:
+            base_click = ServingClickModel.empty()  # a full version replaces everything anyway
+        model = await asyncio.to_thread(serving_for, base, version)
+        click = await asyncio.to_thread(base_click.apply, version)
+        self.held.pop(version.number, None)
+        self.held[version.number] = (model, click)
+        self._install(version.number)
+        self._prune()
+        if "rollback_to" in version.metrics:
+            log.warning("serving version %d: a rollback to version %d (%s)", version.number,
+                        version.metrics["rollback_to"], version.metrics.get("reason", ""))
+
+    def _prune(self) -> None:
+        """Keep the KEEP_VERSIONS received last; never the one served."""
+        extra = len(self.held) - KEEP_VERSIONS
+        for number in [n for n in self.held if n != self.serving_version][:max(0, extra)]:
+            del self.held[number]
 
     def _install(self, number: int) -> None:
         self.serving.install_online(*self.held[number])
         self.serving_version = number
         self.metrics.online_version.set(number)
         self.metrics.model_swaps.inc()
+
+    async def _refuse(self, key: bytes | None, value: bytes | None, reason: str, offset: int) -> None:
+        """Count, log and dead-letter a record, which is then skipped."""
+        log.warning("model-updates@%d refused: %s", offset, reason)
+        self.metrics.model_records_rejected.labels(source=SOURCE, reason=reason_label(reason)).inc()
+        headers = dead_letter_headers(reason, self.settings.topics.model_updates, 0, offset)
+        try:
+            await self.sink.send_dead_letter(key, value, headers)
+        except Exception:  # noqa: BLE001 — e.g. too large to produce: skipped all the same, as logged
+            log.exception("could not dead-letter model-updates@%d", offset)
+            return
+        self.metrics.dead_letters.labels(source=SOURCE, reason=reason_label(reason)).inc()

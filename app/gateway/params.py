@@ -1,9 +1,18 @@
-"""Query-string parameters parsed with a clear 400 on a bad value."""
+"""Query-string and path parameters parsed with a clear 400 on a bad value.
+
+Every id and text a client sends is bounded here, as the records' fields are: they become
+keys of caches and parts of answers, and a client must not choose how large those get.
+"""
 from __future__ import annotations
+
+import math
 
 from aiohttp import web
 
+from app.records import MAX_ID_CHARS, MAX_TEXT_CHARS
 from models.errors import ValidationError
+
+ECHO_CHARS = 40  # of a bad value, quoted back in the error
 
 
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -16,11 +25,36 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
 
 
 def float_param(request: web.Request, name: str) -> float | None:
-    """A non-negative number, or None when absent."""
+    """A finite non-negative number, or None when absent."""
     value = _number(request, name, float)
-    if value is not None and (value != value or value < 0):
-        raise ValidationError(f"'{name}' must be a non-negative number")
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValidationError(f"'{name}' must be a finite non-negative number")
     return value
+
+
+def id_param(request: web.Request, name: str) -> str | None:
+    """An id from the query string (None when absent or empty), at most MAX_ID_CHARS long."""
+    return text_param(request, name, MAX_ID_CHARS)
+
+
+def text_param(request: web.Request, name: str, max_chars: int = MAX_TEXT_CHARS) -> str | None:
+    """A text from the query string (None when absent or empty), at most `max_chars` long."""
+    value = request.query.get(name) or None
+    if value is not None:
+        _check_length(name, value, max_chars)
+    return value
+
+
+def path_id(request: web.Request, name: str) -> str:
+    """An id from the path, at most MAX_ID_CHARS long."""
+    value = request.match_info[name]
+    _check_length(name, value, MAX_ID_CHARS)
+    return value
+
+
+def _check_length(name: str, value: str, max_chars: int) -> None:
+    if len(value) > max_chars:
+        raise ValidationError(f"'{name}' is longer than {max_chars} characters")
 
 
 def _number(request: web.Request, name: str, kind: type) -> float | None:
@@ -31,4 +65,5 @@ def _number(request: web.Request, name: str, kind: type) -> float | None:
         return kind(raw)
     except ValueError:
         what = "an integer" if kind is int else "a number"
-        raise ValidationError(f"'{name}' must be {what}, got {raw!r}") from None
+        shown = raw if len(raw) <= ECHO_CHARS else raw[:ECHO_CHARS] + "..."
+        raise ValidationError(f"'{name}' must be {what}, got {shown!r}") from None

@@ -7,6 +7,7 @@ from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from app.records import latest_ts
 from app.settings import Settings
 from tables import catalog, item_stats, user_profiles
 
@@ -15,7 +16,10 @@ TABLES = (user_profiles.NAME, item_stats.NAME, catalog.NAME)
 
 @dataclass
 class ReadModel:
-    """Latest value per key of each table; `clock` is the newest event time seen (seconds)."""
+    """Latest value per key of each table; `clock` is the newest event time seen (seconds),
+    never past the wall clock plus `max_clock_skew_s`: `/v1/items/popular`'s `as_of_ts` and
+    every decayed score (trending, search signals) are taken at this clock, so one far-future
+    stats record must not move it."""
 
     settings: Settings
     tables: dict[str, dict[str, Any]] = field(default_factory=lambda: {name: {} for name in TABLES})
@@ -40,8 +44,9 @@ class ReadModel:
             if value is None:
                 self._pop_keys.pop(key, None)
             else:
-                self.clock = max(self.clock, value["ts"])
-                self._pop_keys[key] = item_stats.popularity_key(value, self.settings.popularity_half_life_s)
+                max_ts = latest_ts(self.settings.max_clock_skew_s)
+                self.clock = max(self.clock, min(value["ts"], max_ts))
+                self._pop_keys[key] = item_stats.popularity_key(value, self.settings.popularity_half_life_s, max_ts)
         elif table == catalog.NAME:
             self.catalog_changes += 1
         for listener in self.listeners:

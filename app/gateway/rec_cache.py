@@ -7,23 +7,47 @@ generation when filters read the catalog, the trending list when it filled the l
 read model and the serving models replace those objects whole on every change, so an
 entry is served only while each one is still the current object (`is`, not `==`: cheap,
 and a changed record is always a new object; counters compare by value). Least recently
-used entries go first.
+used entries go first, once either bound is passed: entries, or bytes (`entry_bytes`, so
+long junk keys from hostile clients cannot grow the cache past its budget).
 """
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
+# The OrderedDict's slot and link node and the (stamp, value) pair of one entry (CPython 3.11, 64-bit).
+ENTRY_OVERHEAD = 200
+
+
+def entry_bytes(key: Hashable, stamp: tuple[Any, ...], value: Any) -> int:
+    """Bytes one entry holds: its key and value (tuples walked down to their strings and
+    numbers), the stamp tuple but not what it refers to (objects the read model and the
+    models own anyway), and the dict's own overhead. Strings in the value (item ids) are
+    counted as if the entry owned them, though they are often shared: an upper bound."""
+    return ENTRY_OVERHEAD + sys.getsizeof(stamp) + _deep_size(key) + _deep_size(value)
+
+
+def _deep_size(obj: Any) -> int:
+    if type(obj) is tuple:
+        return sys.getsizeof(obj) + sum(map(_deep_size, obj))
+    return 0 if obj is None or type(obj) is bool else sys.getsizeof(obj)  # singletons are shared
 
 
 class StampedCache(Generic[V]):
-    """key -> (stamp, value); `get` answers only when every part of the stamp is the same object."""
+    """key -> (stamp, value); `get` answers only when every part of the stamp is the same object.
 
-    def __init__(self, max_entries: int) -> None:
+    Holds at most `max_entries` entries and `max_bytes` bytes of them (`entry_bytes`); 0 for
+    either turns the cache off.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[tuple[Any, ...], V]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[tuple[Any, ...], V, int]] = OrderedDict()
+        self.bytes = 0  # entry_bytes of the entries held
         self.hits = 0
         self.misses = 0
 
@@ -46,10 +70,16 @@ class StampedCache(Generic[V]):
     def put(self, key: Hashable, stamp: tuple[Any, ...], value: V) -> None:
         if self.max_entries <= 0:
             return
-        self._entries[key] = (stamp, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        size = entry_bytes(key, stamp, value)
+        if size > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+        self._entries[key] = (stamp, value, size)
+        self.bytes += size
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            self.bytes -= self._entries.popitem(last=False)[1][2]
 
 
 def _same(a: Any, b: Any) -> bool:

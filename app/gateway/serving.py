@@ -25,6 +25,10 @@ from models.rec.embedding_version import EmbeddingRecVersion
 from models.rec.online_transitions import OnlineTransitions
 from tables import catalog, item_stats, user_profiles
 
+# Most candidates of each ranking a filtered recommendation examines: a filter that (almost)
+# nothing passes must not walk the whole catalog on the event loop (see `_rankings`).
+FILTER_SCAN = 2000
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -84,9 +88,12 @@ class ServingModels:
     online_click: Any = None  # models.online.click_serving.ServingClickModel, same version
     click_weight: float = 0.1
     cache_size: int = 100_000  # recommendation lists kept (0: off); see rec_cache.py
+    cache_bytes: int = 64 * 1024 * 1024  # and the bytes they may hold (0: off)
+    filter_scan: int = FILTER_SCAN
 
     def __post_init__(self) -> None:
-        self.cache: StampedCache[tuple[tuple[tuple[str, float], ...], str, str]] = StampedCache(self.cache_size)
+        self.cache: StampedCache[tuple[tuple[tuple[str, float], ...], str, str]] = StampedCache(
+            self.cache_size, self.cache_bytes)
         self.batcher = RankBatcher()
         self.read_model.subscribe(self.on_change)
 
@@ -180,17 +187,44 @@ class ServingModels:
         if not history:
             return []
         depth = max(4 * k, 50)
+        rankings = await self._rankings(embedding, online, history, depth, exclude, allow)
+        if embedding is None:
+            return rankings[0][:k]
+        w = self.embedding_blend
+        return blend([(1.0 - w, rankings[0]), (w, rankings[1])], k)
+
+    async def _rankings(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], depth: int,
+                        exclude: list[str], allow: Callable[[str], bool] | None) -> list[list[tuple[str, float]]]:
+        """The top `depth` that `allow` passes by transitions, and by the embedding model if any.
+
+        A filter is applied here, to each model's unfiltered top 4 x depth, then (if too few
+        passed) to its top `filter_scan`, never deeper: the models, given the filter, would
+        walk their whole catalog for one that (almost) nothing passes. The result is what
+        the models would give with the filter whenever `filter_scan` candidates hold `depth`
+        that pass, else fewer.
+        """
+        scan = depth if allow is None else min(4 * depth, self.filter_scan)
+        while True:
+            ranked = await self._unfiltered(embedding, online, history, scan, exclude)
+            if allow is None:
+                return ranked
+            kept = [[(i, s) for i, s in r if allow(i)][:depth] for r in ranked]
+            # a ranking shorter than `scan` held every candidate its model has
+            if scan >= self.filter_scan or all(len(r) < scan or len(f) >= depth for r, f in zip(ranked, kept)):
+                return kept
+            scan = self.filter_scan
+
+    async def _unfiltered(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], n: int,
+                          exclude: list[str]) -> list[list[tuple[str, float]]]:
         # The learner's version holds its own transitions (a version behind the gateway's);
         # without one, the gateway's transitions, learned from each profile change, rank.
         if online is not None:
-            by_transitions = online.rank(history, depth, exclude=exclude, allow=allow)
+            rankings = [online.rank(history, n, exclude=exclude)]
         else:
-            by_transitions = self.transitions.rank(history, depth, exclude=exclude, allow=allow)
-        if embedding is None:
-            return by_transitions[:k]
-        by_embedding = await self.batcher.rank(embedding, history, depth, exclude, allow)
-        w = self.embedding_blend
-        return blend([(1.0 - w, by_transitions), (w, by_embedding)], k)
+            rankings = [self.transitions.rank(history, n, exclude=exclude)]
+        if embedding is not None:
+            rankings.append(await self.batcher.rank(embedding, history, n, exclude))
+        return rankings
 
     def search(
         self, query: str, user_id: str | None, k: int, filters: Filters,

@@ -17,7 +17,7 @@ class EventSink(Protocol):
     async def stop(self) -> None: ...
     async def send_events(self, events: list[UserEvent]) -> None: ...
     async def send_catalog(self, changes: list[CatalogChange]) -> None: ...
-    async def send_model_command(self, command: bytes) -> None: ...
+    async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None: ...
     async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None: ...
 
 
@@ -44,13 +44,14 @@ class KafkaSink:
         topic = self.settings.topics.catalog
         await self._send([(topic, c.item_id, c.to_json()) for c in changes])
 
-    async def send_model_command(self, command: bytes) -> None:
-        """An admin command for the learner, on the model-updates topic it reads."""
+    async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """A signed admin command (from `update_records.encode_command`) for the learner, on
+        the model-commands topic it reads."""
         if self._producer is None:
             raise BrokerUnavailable("the Kafka producer is not started")
         try:
-            await self._producer.send_and_wait(self.settings.topics.model_updates, command, key=b"rec",
-                                               headers=[("type", b"command")])
+            await self._producer.send_and_wait(self.settings.topics.model_commands, command, key=b"rec",
+                                               headers=headers)
         except KafkaError as exc:
             raise BrokerUnavailable(f"Kafka did not take the command: {exc}") from exc
 

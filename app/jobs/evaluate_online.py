@@ -23,7 +23,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka import TopicPartition
 
 from app.jobs.train import add_data_arguments, data_paths
@@ -160,15 +159,14 @@ async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: floa
 async def _progressive_curve(settings: Settings) -> list[dict[str, Any]]:
     """(samples seen, live NDCG@10 over the window) of each decision the learner published."""
     from app.kafka_io import model_update_records
-    from app.learner import record_type
-    from models.online.versions import Version
+    from app.update_records import VERSION_KINDS, read_json, read_version, signing_key, valid_records
 
     curve: list[dict[str, Any]] = []
     seen = 0
-    for msg in await model_update_records(settings):
-        kind = record_type(msg.headers)
-        metrics = (Version.from_bytes(msg.value).metrics if kind == "version"
-                   else orjson.loads(msg.value).get("metrics") if kind == "decision" else None)
+    for record in valid_records(await model_update_records(settings), signing_key(settings)):
+        kind = record.kind
+        metrics = (read_version(record).metrics if kind in VERSION_KINDS
+                   else read_json(record).get("metrics") if kind == "decision" else None)
         if metrics and "live" in metrics:
             seen += metrics["live"].get("samples") or 0
             curve.append({"samples": seen, "decision": kind,

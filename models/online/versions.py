@@ -108,6 +108,7 @@ class OnlineLearner:
         self.config = config or LearnerConfig()
         self.live_rec, self.live_click = rec, click
         self.version = 0
+        self.floor = 0  # numbers up to here were published before (by an earlier run): new ones go above
         self.kept: deque[tuple[int, OnlineRecModel, OnlineClickModel | None]] = deque(maxlen=self.config.keep)
         self._set_serving(0)
         self._confirm_good()
@@ -215,7 +216,7 @@ class OnlineLearner:
             fuse(self.live_click, self.serving_click, alpha)
         metrics = {**metrics, "samples": self.live_window.count + self.live_window.click_count}
         version = delta_version(self.live_rec, self.serving_rec, self.live_click, self.serving_click,
-                                self.version + 1, self.version, now, metrics)
+                                self.next_number(), self.version, now, metrics)
         self.version = version.number
         # Shipped: older evictions are known to every reader of this version.
         self.live_rec.store.prune_evicted(self.live_rec.store.version)
@@ -234,6 +235,25 @@ class OnlineLearner:
         # An operator's choice is good by definition: no probation for it.
         return self._restore(kept, now, {"rollback_to": to_version})
 
+    def next_number(self) -> int:
+        """The number the next version gets: above every number published, by this run or before.
+
+        A gateway keys what it holds by number and builds a delta on the version numbered as
+        its parent, so a number used twice for two states would corrupt what it serves.
+        """
+        return max(self.version, self.floor) + 1
+
+    def republish(self, now: float, metrics: dict[str, Any]) -> Version:
+        """The serving state whole under a new number, for readers that may serve anything else
+        (a learner resumed from a checkpoint older than what it had published)."""
+        old, new = self.version, self.next_number()
+        self.version = new
+        self.kept = deque((((new if n == old else n), rec, click) for n, rec, click in self.kept),
+                          maxlen=self.config.keep)
+        if self.good[0] == old:
+            self.good = (new, self.good[1], self.good[2])
+        return full_version(self.serving_rec, self.serving_click, new, old, now, metrics)
+
     def held(self) -> list[int]:
         """Versions `rollback` can return to."""
         return sorted({n for n, _, _ in self.kept} | {self.good[0]})
@@ -243,7 +263,7 @@ class OnlineLearner:
         """Serve (and learn on from) a kept snapshot again, as a full Version with a new number."""
         _, rec, click = kept
         self._reset_live_to(rec, click)
-        parent, self.version = self.version, self.version + 1
+        parent, self.version = self.version, self.next_number()
         self._confirm_good()
         return full_version(rec, click, self.version, parent, now, metrics)
 
@@ -284,6 +304,7 @@ class OnlineLearner:
         learner = cls.__new__(cls)
         learner.config = LearnerConfig(**card["config"])
         learner.version = card["version"]
+        learner.floor = 0
         learner.live_rec, learner.live_click = load_rec("live_rec"), load_click("live_click")
         learner.serving_rec, learner.serving_click = load_rec("serving_rec"), load_click("serving_click")
         learner.kept = deque([(learner.version, learner.serving_rec, learner.serving_click)],

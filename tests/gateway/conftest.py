@@ -14,6 +14,7 @@ class MemorySink:
         self.events: list[UserEvent] = []
         self.catalog: list[CatalogChange] = []
         self.commands: list[bytes] = []
+        self.command_headers: list[list[tuple[str, bytes]]] = []
         self.dead_letters: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
         self.started = False
 
@@ -29,8 +30,9 @@ class MemorySink:
     async def send_catalog(self, changes: list[CatalogChange]) -> None:
         self.catalog.extend(changes)
 
-    async def send_model_command(self, command: bytes) -> None:
+    async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None:
         self.commands.append(command)
+        self.command_headers.append(headers)
 
     async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         self.dead_letters.append((key, value, headers))

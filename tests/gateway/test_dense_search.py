@@ -17,7 +17,7 @@ CATALOG = {
 
 
 async def test_dense_retrieval_finds_synonyms_and_follows_catalog_changes(aiohttp_client, settings, sink, read_model):
-    app = init_app(replace(settings, search_dense=True), sink=sink, read_model=read_model,
+    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model,
                    follow_changelogs=False, watch_models=False)
     client = await aiohttp_client(app)
     for item, title in CATALOG.items():
@@ -52,7 +52,7 @@ def test_item_vector_cache_keeps_what_a_loading_catalog_has_not_reached_yet(sett
     from models.encoder import DIM
     from models.vector_cache import VectorCache
 
-    dense = DenseSearch(replace(settings, search_dense=True), Metrics())
+    dense = DenseSearch(replace(settings, search_dense=True, search_encode_catalog=True), Metrics())
     try:
         dense._cache = VectorCache(tmp_path / "vectors.safetensors", DIM)
         titles = [f"product number {n}" for n in range(3000)]

@@ -4,16 +4,26 @@ import asyncio
 import orjson
 import pytest
 
-from app.gateway.keys import METRICS, READ_MODEL, SERVING, SETTINGS
+from app.gateway.keys import METRICS, READ_MODEL, SERVING, SETTINGS, SINK
 from app.gateway.model_updates import ModelUpdatesFollower
 from app.records import UserEvent
+from app.update_records import decode, encode_version, read_command, signing_key
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
-from models.online.versions import LearnerConfig, OnlineLearner
+from models.online.versions import LearnerConfig, OnlineLearner, Version
 from tables import user_profiles
 
 
-def versions(n: int) -> list[bytes]:
+def follower_of(app) -> ModelUpdatesFollower:
+    return ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS], app[SINK])
+
+
+async def publish(follower: ModelUpdatesFollower, version: Version, kind: str = "version") -> bool:
+    """Hand the follower a version as the learner signs it."""
+    return await follower.receive(*encode_version(version, follower.key, kind))
+
+
+def versions(n: int) -> list[Version]:
     """n published versions; after version v, the item that most often follows `a` is x{v}."""
     learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
                             OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
@@ -22,7 +32,7 @@ def versions(n: int) -> list[bytes]:
         learner.step([(["a"], f"x{v}")] * (40 * v))
         decision = learner.propose(float(v))
         assert decision.action == "promote", decision.reason
-        out.append(decision.version.to_bytes())
+        out.append(decision.version)
     return out
 
 
@@ -36,7 +46,7 @@ def shopper(read_model, user="u", items=("a",)):
 async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(client):
     app = client.server.app
     shopper(app[READ_MODEL])
-    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
+    follower = follower_of(app)
     published = versions(6)
     answers = []
     done = asyncio.Event()
@@ -47,8 +57,8 @@ async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(c
             answers.append((body["model_version"], body["items"][0]["item_id"] if body["items"] else None))
 
     tasks = [asyncio.create_task(hammer()) for _ in range(8)]
-    for payload in published:
-        await follower.apply("version", payload)
+    for version in published:
+        assert await publish(follower, version)
         await asyncio.sleep(0.05)
     done.set()
     await asyncio.gather(*tasks)
@@ -64,9 +74,9 @@ async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(c
 async def test_a_delta_without_its_parent_is_refused_and_serving_goes_on(client):
     app = client.server.app
     shopper(app[READ_MODEL])
-    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
+    follower = follower_of(app)
     published = versions(2)
-    await follower.apply("version", published[1])  # version 2 is a delta on 1, which never came
+    await publish(follower, published[1])  # version 2 is a delta on 1, which never came
     assert follower.serving_version == 0
     assert app[METRICS].model_load_failures._value.get() == 1
     body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
@@ -82,11 +92,14 @@ async def test_admin_rollback_needs_the_token(aiohttp_client, settings, sink, re
     client = await aiohttp_client(init_app(replace(settings, admin_token=token), sink=sink, read_model=read_model,
                                            follow_changelogs=False))
     headers = {"Authorization": header} if header else {}
-    r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": 1}), headers=headers)
+    r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": 1}),
+                          headers={**headers, "Content-Type": "application/json"})
     assert r.status == status, await r.text()
     assert "error" in await r.json() or status == 202
-    if status == 202:
-        assert [orjson.loads(c) for c in sink.commands] == [{"action": "rollback", "version": 1}]
+    if status == 202:  # signed: the learner refuses a command that did not come through here
+        [(value, headers)] = zip(sink.commands, sink.command_headers)
+        command = read_command(decode(value, headers, signing_key(settings)))
+        assert (command.action, command.version) == ("rollback", 1)
     else:
         assert sink.commands == []
 
@@ -100,7 +113,7 @@ async def test_admin_command_validation(aiohttp_client, settings, sink, read_mod
     auth = {"Authorization": "Bearer t"}
     for body in (b"nope", b"[]", b'{"action": "delete", "version": 1}', b'{"action": "rollback", "version": 0}',
                  b'{"action": "rollback", "version": true}'):
-        r = await client.post("/v1/admin/model", data=body, headers=auth)
+        r = await client.post("/v1/admin/model", data=body, headers={**auth, "Content-Type": "application/json"})
         assert r.status == 400, body
     status = await (await client.get("/v1/admin/model", headers=auth)).json()
     assert status == {"serving_version": 0, "held_versions": []}
@@ -123,7 +136,7 @@ async def test_search_moves_up_what_people_click_more_than_its_position_explains
     for start in range(0, len(clicks), 50):
         learner.step([], clicks[start:start + 50])
     decision = learner.propose(1.0)
-    follower = ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS])
-    await follower.apply("version", decision.version.to_bytes())
+    follower = follower_of(app)
+    await publish(follower, decision.version)
     after = [i["item_id"] for i in (await (await client.get("/v1/search?q=cordless+drill&k=2")).json())["items"]]
     assert after == [winner, loser]

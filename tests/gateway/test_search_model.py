@@ -53,7 +53,7 @@ async def until(condition, seconds=10.0):
 
 
 async def start(aiohttp_client, settings, sink, read_model):
-    app = init_app(replace(settings, search_dense=True), sink=sink, read_model=read_model, follow_changelogs=False)
+    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     for item, (title, category) in CATALOG.items():
         put(read_model, item, title, category)
@@ -145,7 +145,7 @@ async def test_a_restarted_gateway_reuses_the_cached_item_vectors(aiohttp_client
     assert path.is_file()
 
     read_model = ReadModel(settings)
-    app = init_app(replace(settings, search_dense=True), sink=sink, read_model=read_model, follow_changelogs=False)
+    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     dense = client.app[DENSE]
     encoded = []

@@ -23,7 +23,7 @@ from app.settings import ROOT
 async def post_until_accepted(client, event, timeout_s=60.0):
     deadline = time.monotonic() + timeout_s
     while True:
-        r = await client.post("/v1/events", data=orjson.dumps(event))
+        r = await client.post("/v1/events", data=orjson.dumps(event), headers={"Content-Type": "application/json"})
         if r.status == 202 or time.monotonic() > deadline:
             return r.status
         await asyncio.sleep(1.0)

@@ -13,9 +13,9 @@ import pytest
 from aiokafka import TopicPartition
 
 from app.gateway.app import init_app
-from app.kafka_io import make_consumer, produce_events
+from app.kafka_io import make_admin, make_consumer, produce_events
 from app.learner import SampleDedupe, load_latest
-from app.processes import scrape, worker_process
+from app.processes import Process, scrape, worker_process
 from app.replay_data import read_sequences, sequence_events
 
 N_EVENTS = 4000
@@ -65,6 +65,37 @@ def worker_metric(settings, name: str) -> float:
         return 0.0
 
 
+def restartable_worker(settings, log) -> Process:
+    """A worker the group drops 20 s after a SIGKILL (Faust's default is 60 s, and a worker
+    started in its place waits that long for the rebalance)."""
+    worker = worker_process(settings, log)
+    worker.env["BROKER_SESSION_TIMEOUT"] = "20"
+    return worker.start()
+
+
+async def end_offsets(settings, topic: str, partitions: int) -> dict[TopicPartition, int]:
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        return await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+
+
+async def events_consumed(settings) -> bool:
+    """Has the workers' group committed every event produced so far? (Its samples are on the
+    samples topic then: Faust commits only after its producer's flush.)"""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    ends = await end_offsets(settings, settings.topics.events, settings.topic_partitions)
+    return bool(ends) and all(end == 0 or (tp in committed and committed[tp].offset >= end)
+                              for tp, end in ends.items())
+
+
 async def wait_for(predicate, timeout_s: float, what: str, worker) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -112,7 +143,7 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
         before = await status()
         target = before["held_versions"][-2]
         r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": target}),
-                              headers=auth)
+                              headers={**auth, "Content-Type": "application/json"})
         assert r.status == 202, await r.text()
         await wait_for(lambda: rollback_counted(settings), 60, "the learner's rollback", worker)
         deadline = time.monotonic() + 60
@@ -144,7 +175,7 @@ async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_re
     half = len(events) // 2
     await produce(settings, events[:half])
     log = tmp_path / "worker.log"
-    worker = worker_process(settings, log).start()
+    worker = restartable_worker(settings, log)
     try:
         await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 1, 300,
                        "a first version", worker)
@@ -154,20 +185,20 @@ async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_re
     finally:
         worker.kill()  # SIGKILL: what was learned since the last checkpoint is gone with it
 
-    restarted = worker_process(settings, log).start()
+    restarted = restartable_worker(settings, log)
     try:
-        # Done when the topic stopped growing and the newest checkpoint reached its end.
+        # Done when every event was processed (so every sample made) and the newest
+        # checkpoint reached the end of the samples. (The samples topic standing still for a
+        # few seconds was taken for done before, and a busy machine paused the worker longer.)
         deadline = time.monotonic() + 300
-        last_end, stable_since = -1, time.monotonic()
         while True:
             assert restarted.alive(), restarted.tail()
             assert time.monotonic() < deadline, restarted.tail()
-            end = await samples_end(settings)
-            if end != last_end:
-                last_end, stable_since = end, time.monotonic()
-            learner, offsets = load_latest(settings)
-            if end > 0 and offsets.get("samples") == end and time.monotonic() - stable_since > 3:
-                break
+            if await events_consumed(settings):
+                end = await samples_end(settings)
+                learner, offsets = load_latest(settings)
+                if end > 0 and offsets.get("samples") == end:
+                    break
             await asyncio.sleep(1.0)
         expected = await distinct_samples(settings)
         assert learner.live_rec.samples_learned == expected["next"], (learner.live_rec.samples_learned, expected)

@@ -16,8 +16,9 @@ from prometheus_client import generate_latest
 
 from app.gateway.app import init_app
 from app.kafka_io import make_producer, model_update_records
-from app.learner import LearnerService, record_type
+from app.learner import LearnerService
 from app.metrics import Metrics
+from app.update_records import VERSION_KINDS, read_version, signing_key, valid_records
 from models.online.versions import Version
 from tests.unit.online_streams import chain_stream, rewired_targets
 
@@ -67,8 +68,8 @@ def decisions(metrics: Metrics) -> dict[str, float]:
 
 
 async def published_versions(settings) -> list[Version]:
-    return [Version.from_bytes(msg.value) for msg in await model_update_records(settings)
-            if record_type(msg.headers) == "version"]
+    records = valid_records(await model_update_records(settings), signing_key(settings))
+    return [read_version(r) for r in records if r.kind in VERSION_KINDS]
 
 
 async def test_a_served_version_that_degrades_is_rolled_back_and_the_gateway_follows(

@@ -90,3 +90,15 @@ def test_warm_precomputes_every_term_and_redoes_them_after_a_change():
     for query in ("angle drill", "cordless grinder", "bracket"):
         np.testing.assert_allclose(index.scores(query)[index.slots([*TITLES, "e"])],
                                    fresh.scores(query)[fresh.slots([*TITLES, "e"])], rtol=1e-6)
+
+
+def test_query_terms_no_item_has_leave_nothing_behind():
+    """Hostile queries of unique junk words must not grow the per-term cache."""
+    index = build()
+    baseline = index.search("cordless drill", 5)
+    for n in range(2000):
+        junk = "".join(chr(ord("j") + int(d)) for d in str(n))  # letters: digits would match "12" or "20"
+        assert index.search(f"zz{junk} q{junk}q cordless drill", 5) == baseline
+        assert index.coverage(f"zz{junk} drill").max() == 0.5
+    assert set(index._compiled) == {"cordless", "drill"}
+    assert index.warm(1.0) and set(index._compiled) == set(index._postings)

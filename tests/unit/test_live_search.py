@@ -161,3 +161,21 @@ def test_slot_and_row_maps_follow_every_change():
             assert live._row_slot[row] == slot
     free_rows = [r for r, i in enumerate(live.dense.ids) if i is None]
     assert all(live._row_slot[r] == -1 for r in free_rows)
+
+
+def test_a_partial_vector_set_past_the_first_slots_searches_and_finds_vectorless_items_by_text():
+    """Issue 12: a restarted gateway with vectors for the first items only (a half-filled
+    cache) indexed BM25 slots past the slot-to-row array and answered every search with an
+    IndexError. Items without a vector must still be lexical candidates."""
+    live = LiveSearcher(dim=8, n_candidates=50)
+    vectors = F.normalize(torch.randn(3000, 8, generator=torch.Generator().manual_seed(3)), dim=1)
+    for n in range(3000):
+        text = f"widget model {n} bracket" if n != 2500 else "titanium cordless drill"
+        live.upsert(f"i{n}", text, vectors[n] if n < 500 else None)  # vectors for the first 500 only
+    assert len(live.dense) == 500
+    tuned, zero = queries(1)
+    ids, features = live.candidates("titanium drill", zero[0], tuned[0])
+    assert "i2500" in ids
+    dense = FEATURES.index("dense")
+    assert float(features[ids.index("i2500"), dense]) == 0.0  # no vector: no dense score
+    assert [i for i, _ in live.search("titanium drill", zero[0], tuned[0], ranker(), 3)][0] == "i2500"

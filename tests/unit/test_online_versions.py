@@ -192,3 +192,18 @@ def test_save_and_load_resume_exactly(tmp_path):
     assert models_equal(learner.live_rec, restored.live_rec)
     assert learner.live_rec.rank(["x1"], 5) == restored.live_rec.rank(["x1"], 5)
     assert learner.propose(now=2.0).metrics == restored.propose(now=2.0).metrics
+
+
+def test_numbers_go_above_the_floor_and_a_republished_state_takes_a_new_one():
+    learner = make_learner(min_samples=10)
+    learner.floor = 7  # an earlier run published up to 7
+    feed(learner, chain_stream(20, seed=1))
+    first = learner.propose(now=1.0).version
+    assert (first.number, first.parent) == (8, 0)
+    whole = learner.republish(now=2.0, metrics={"republished": True})
+    assert whole.full and (whole.number, whole.parent) == (9, 8) and learner.version == 9
+    assert 9 in learner.held() and 8 not in learner.held()
+    rebuilt = ServingRecModel.from_model(learner.serving_rec, 0).apply(Version.from_bytes(whole.to_bytes()))
+    assert [i for i, _ in rebuilt.rank(["x3"], 3)] == [i for i, _ in learner.serving_rec.rank(["x3"], 3)]
+    learner.floor = 20
+    assert learner.rollback(0, now=3.0).number == 21  # rollbacks too

@@ -1,8 +1,10 @@
+import random
+
 import orjson
 import pytest
 
 from models.errors import PayloadTooLarge, ValidationError
-from app.records import decode_catalog, decode_event, parse_event
+from app.records import ItemEvent, decode_catalog, decode_event, decode_item_event, parse_event
 
 NOW = 1_700_000_000.0
 
@@ -101,3 +103,90 @@ def test_replay_job_parses_its_options():
 
     args = build_parser(["replay"]).parse_args(["replay", "--run-id", "demo-1", "--limit", "5"])
     assert args.run_id == "demo-1" and args.limit == 5 and callable(args.run)
+
+
+MAX_TS = NOW + 300.0  # the receiver's clock plus the allowed skew
+
+
+def test_a_ts_past_the_receivers_bound_is_refused_and_one_within_accepted():
+    assert parse_event(event(ts=NOW + 299), NOW, MAX_TS).ts == NOW + 299
+    for ts in (NOW + 301, 1e18, 99999999999, (NOW + 3600) * 1000):  # 1e18 and the last are ms
+        with pytest.raises(ValidationError, match=r"'ts' must be at most 1700000300, the receiver's clock"):
+            parse_event(event(ts=ts), NOW, MAX_TS)
+        with pytest.raises(ValidationError, match="'ts' must be at most"):
+            decode_catalog(orjson.dumps({"item_id": "X1", "title": "pwned", "ts": ts}), 1000, NOW, MAX_TS)
+
+
+def test_a_missing_ts_is_filled_from_now_but_never_past_the_bound():
+    # `now` may be a Kafka message timestamp, which a producer chose.
+    assert parse_event(event(), NOW - 5, MAX_TS).ts == NOW - 5
+    assert parse_event(event(), 1e15, MAX_TS).ts == MAX_TS
+
+
+def test_a_ts_too_large_for_a_float_is_refused_not_raised():
+    with pytest.raises(ValidationError, match="'ts' must be a non-negative number"):
+        parse_event(event(ts=10**400), NOW, MAX_TS)
+
+
+def test_unknown_keys_are_refused_with_the_allowed_ones():
+    with pytest.raises(ValidationError, match=r"unknown key 'timestamp': an event's keys must be among "
+                                              r"event_id, user_id, type, ts, item_id, query, position, request_id"):
+        parse_event(event(timestamp=NOW), NOW)
+    with pytest.raises(ValidationError, match=r"unknown key 'k0', 'k1', 'k2', 'k3', 'k4' and 2 more"):
+        parse_event(event(**{f"k{i}": 1 for i in range(7)}), NOW)
+    with pytest.raises(ValidationError, match="a catalog change's keys must be among op, item_id, ts, title"):
+        decode_catalog(b'{"item_id": "i1", "title": "Drill", "colour": "red"}', 1000, NOW)
+
+
+def test_the_projects_own_records_pass_the_key_check():
+    ev = parse_event(event(ts=NOW, position=1, query="drill", request_id="r1"), NOW)
+    assert decode_event(ev.to_json(), 1000, NOW, MAX_TS) == ev
+    up = decode_catalog(orjson.dumps({"op": "upsert", "item_id": "i1", "title": "Drill", "category": "tools",
+                                      "price": 1.0, "stock": 2, "attributes": {"a": 1}, "ts": NOW}), 1000, NOW)
+    assert decode_catalog(up.to_json(), 1000, NOW, MAX_TS) == up
+
+
+def test_a_tombstone_or_empty_value_is_not_json():
+    for raw in (None, b""):
+        with pytest.raises(ValidationError, match="not valid JSON"):
+            decode_event(raw, 1000, NOW)
+        with pytest.raises(ValidationError, match="not valid JSON"):
+            decode_catalog(raw, 1000, NOW)
+
+
+def test_item_event_round_trip_and_its_checks():
+    fwd = ItemEvent("i1", "click", NOW, 3, 17)
+    assert decode_item_event(b"i1", fwd.to_json(), 1000, MAX_TS) == fwd
+    body = {"type": "view", "ts": NOW, "src": [0, 1]}
+    cases = [
+        (None, body, "the key must be the item id"),
+        (b"\xff", body, "the key must be the item id"),
+        (b" ", body, "the key must be the item id"),
+        (b"i" * 300, body, "the key must be the item id"),
+        (b"i1", [body], "must be a JSON object"),
+        (b"i1", {**body, "type": None}, "'type' must be one of"),
+        (b"i1", {**body, "ts": True}, "'ts' must be a non-negative number"),
+        (b"i1", {**body, "ts": NOW + 301}, "'ts' must be at most"),
+        (b"i1", {"type": "view", "src": [0, 1]}, "'ts' is required"),
+        (b"i1", {**body, "src": [0, 1, 2]}, "'src' must be"),
+        (b"i1", {**body, "src": [True, 1]}, "'src' must be"),
+        (b"i1", {**body, "src": {"0": 1}}, "'src' must be"),
+        (b"i1", {**body, "user": "u1"}, "unknown key 'user'"),
+    ]
+    for key, obj, reason in cases:
+        with pytest.raises(ValidationError, match=reason):
+            decode_item_event(key, orjson.dumps(obj), 1000, MAX_TS)
+
+
+def test_no_bytes_raise_anything_but_a_validation_error():
+    rng = random.Random(13)
+    valid = orjson.dumps(event(ts=NOW))
+    samples = [bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(300)]
+    samples += [valid[:i] for i in range(len(valid))]  # every truncation
+    samples += [orjson.dumps(v) for v in (None, True, 1e300, "x", [], {}, {"ts": {}}, {"type": []},
+                                          {"event_id": {}, "user_id": 1, "type": "view", "item_id": []})]
+    for raw in samples:
+        for decode in (lambda r: decode_event(r, 1000, NOW, MAX_TS), lambda r: decode_catalog(r, 1000, NOW, MAX_TS),
+                       lambda r: decode_item_event(r[:8] or None, r, 1000, MAX_TS)):
+            with pytest.raises(ValidationError):
+                decode(raw)

@@ -1,6 +1,9 @@
 import math
 
+import pytest
+
 from app.records import UserEvent
+from models.errors import ValidationError
 from models.decay import add_decayed, decayed
 from tables import catalog, item_stats, seen_events, user_profiles
 from app.records import CatalogChange
@@ -88,3 +91,69 @@ def test_appended_items_between_profile_versions():
     assert user_profiles.appended_items(p0, p1) == ("a", ["b"])
     assert user_profiles.appended_items(p1, p2) == (None, [])
     assert user_profiles.appended_items(p2, p3) == ("b", ["c", "d"])  # a skipped version
+
+
+NOW = 1_700_000_000.0
+MAX_TS = NOW + 300.0
+FAR = 1e15  # a ts accepted before event times were bounded
+
+
+def test_item_stats_stored_far_in_the_future_start_their_sums_again():
+    frozen = item_stats.apply_event(item_stats.empty(), "purchase", FAR, 0, 1, DAY, DAY / 4)
+    # Without the bound a valid event adds nothing: it is decayed by the distance to 1e15.
+    stuck = item_stats.apply_event(frozen, "view", NOW, 0, 2, DAY, DAY / 4)
+    assert stuck["pop"] == 8.0 and stuck["ts"] == FAR
+    s = item_stats.apply_event(frozen, "view", NOW, 0, 2, DAY, DAY / 4, max_ts=MAX_TS)
+    assert (s["pop"], s["trend"], s["ts"]) == (1.0, 1.0, NOW)
+    assert s["counts"] == {"purchase": 1, "view": 1} and s["src"] == {"0": 2}
+    # stats within the bound are untouched by it
+    ok = item_stats.apply_event(item_stats.empty(), "view", NOW, 0, 1, DAY, DAY / 4)
+    assert item_stats.apply_event(ok, "view", NOW, 0, 2, DAY, DAY / 4, max_ts=MAX_TS)["pop"] == 2.0
+
+
+def test_popularity_key_counts_a_future_ts_as_the_bound():
+    junk = item_stats.apply_event(item_stats.empty(), "view", FAR, 0, 1, DAY, DAY / 4)
+    real = item_stats.empty()
+    for k in range(5):
+        real = item_stats.apply_event(real, "purchase", NOW, 0, k, DAY, DAY / 4)
+    assert item_stats.popularity_key(junk, DAY) > item_stats.popularity_key(real, DAY)
+    assert item_stats.popularity_key(junk, DAY, MAX_TS) < item_stats.popularity_key(real, DAY, MAX_TS)
+
+
+def test_a_catalog_entry_stored_past_the_bound_loses_to_a_valid_change():
+    pwned = catalog.to_item(CatalogChange(op="upsert", item_id="X1", ts=99999999999.0, title="pwned"))
+    fix = CatalogChange(op="upsert", item_id="X1", ts=NOW, title="Drill")
+    assert catalog.is_stale(pwned, fix)  # ordered by ts alone, the pwned entry wins for good
+    assert not catalog.is_stale(pwned, fix, MAX_TS)
+    newer = catalog.to_item(CatalogChange(op="upsert", item_id="X1", ts=NOW + 10, title="New"))
+    assert catalog.is_stale(newer, fix, MAX_TS)  # ordering within the bound is unchanged
+
+
+def test_table_values_are_checked_for_the_shape_their_module_writes():
+    profile = user_profiles.apply_event(user_profiles.empty(), ev(1, "purchase", "a"), 0, 1, 5)
+    stats = item_stats.apply_event(item_stats.empty(), "view", NOW, 0, 1, DAY, DAY / 4)
+    up = catalog.to_item(CatalogChange(op="upsert", item_id="i", ts=NOW, title="Drill", price=2.0, stock=1,
+                                       attributes={"a": [1]}))
+    for validate, good in ((user_profiles.validate, profile), (user_profiles.validate, user_profiles.empty()),
+                           (item_stats.validate, stats), (item_stats.validate, item_stats.empty()),
+                           (catalog.validate, up), (catalog.validate, catalog.to_item(CatalogChange("delete", "i", NOW)))):
+        validate(good)
+    bad = [
+        (user_profiles.validate, [], "a user_profiles value must be an object"),
+        (user_profiles.validate, {**profile, "recent": "a"}, "'recent' is a list of strings"),
+        (user_profiles.validate, {**profile, "counts": {"view": "1"}}, "'counts' maps event types to counts"),
+        (user_profiles.validate, {**profile, "ts": None}, "'ts' is a number"),
+        (item_stats.validate, 5, "an object"),
+        (item_stats.validate, {**stats, "pop": "hot"}, "'pop' is a number >= 0"),
+        (item_stats.validate, {k: v for k, v in stats.items() if k != "ts"}, "'ts' is a number >= 0"),
+        (item_stats.validate, {**stats, "src": {"0": -1}}, "'src' maps partitions to offsets"),
+        (catalog.validate, "Drill", "an object"),
+        (catalog.validate, {**up, "ts": "now"}, "'ts' is a number >= 0"),
+        (catalog.validate, {**up, "price": "cheap"}, "'price' is a number or null"),
+        (catalog.validate, {**up, "stock": 1.5}, "'stock' is an integer or null"),
+        (catalog.validate, {**up, "title": ["x"]}, "'title' is a string or null"),
+        (catalog.validate, {"deleted": "yes", "ts": 1.0}, "'deleted' is a boolean"),
+    ]
+    for validate, value, reason in bad:
+        with pytest.raises(ValidationError, match=reason):
+            validate(value)

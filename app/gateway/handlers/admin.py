@@ -1,10 +1,13 @@
 """Token-protected model administration: what is served, and a manual rollback or promote.
 
-The learner decides (it must learn on from the version served), so a command goes to it on
-the model-updates topic; every gateway then switches when the learner publishes the outcome.
+The learner decides (it must learn on from the version served), so a command goes to it,
+signed, on the model-commands topic; every gateway then switches when the learner publishes
+the outcome. The signature is what makes the token the only way in: the learner refuses an
+unsigned or forged command written to Kafka directly.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 import orjson
@@ -12,9 +15,8 @@ from aiohttp import web
 
 from app.gateway.errors import error_response, json_response
 from app.gateway.keys import MODEL_UPDATES, SETTINGS, SINK
+from app.update_records import ACTIONS, encode_command, signing_key
 from models.errors import ValidationError
-
-ACTIONS = ("rollback", "promote")
 
 
 def _authorised(request: web.Request) -> web.Response | None:
@@ -54,5 +56,6 @@ async def model_command(request: web.Request) -> web.Response:
     follower = request.app.get(MODEL_UPDATES)
     if follower is not None and version not in follower.held:
         raise ValidationError(f"version {version} is not held; held versions: {sorted(follower.held)}")
-    await request.app[SINK].send_model_command(orjson.dumps({"action": action, "version": version}))
+    key = await asyncio.to_thread(signing_key, request.app[SETTINGS])
+    await request.app[SINK].send_model_command(*encode_command(action, version, key))
     return json_response({"accepted": True, "action": action, "version": version}, status=202)

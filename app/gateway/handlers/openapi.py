@@ -6,7 +6,9 @@ from typing import Any
 from aiohttp import web
 
 from app.gateway.errors import json_response
-from app.records import CATALOG_OPS, EVENT_TYPES
+from app.gateway.guards import API_KEY_HEADER
+from app.gateway.serving import FILTER_SCAN
+from app.records import CATALOG_OPS, EVENT_TYPES, MAX_ID_CHARS, MAX_TEXT_CHARS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 RANKED = {"$ref": "#/components/schemas/Ranked"}
@@ -16,20 +18,30 @@ def _param(name: str, schema: dict[str, Any], where: str = "query", required: bo
     return {"name": name, "in": where, "required": required, "schema": schema, "description": doc}
 
 
+ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS}
 K = _param("k", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}, doc="how many items")
 FILTERS = [
     _param("in_stock", {"type": "string", "enum": ["true", "false", "1", "0"]}, doc="only items with stock > 0"),
-    _param("category", {"type": "string"}, doc="only items of this catalog category"),
+    _param("category", {"type": "string", "maxLength": MAX_TEXT_CHARS}, doc="only items of this catalog category"),
     _param("min_price", {"type": "number", "minimum": 0}),
     _param("max_price", {"type": "number", "minimum": 0}),
 ]
+FILTERED = (f"Filters are applied to the best {FILTER_SCAN} candidates of each model, never to the whole catalog: "
+            "a filter that few of them pass returns fewer than k items.")
+# Intake and read routes: `X-API-Key` when the gateway has STREAMRANK_API_KEYS, else open.
+KEYED = [{"apiKey": []}, {}]
 
 
-def _get(summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *codes: int) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
-    for code in codes:
-        responses[str(code)] = {"description": "error", "content": {"application/json": {"schema": ERROR}}}
-    return {"get": {"summary": summary, "parameters": params, "responses": responses}}
+def _error(*codes: int) -> dict[str, Any]:
+    return {str(code): {"description": "error", "content": {"application/json": {"schema": ERROR}}} for code in codes}
+
+
+def _get(summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *codes: int, keyed: bool = True,
+         doc: str = "") -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}},
+                                 **_error(*codes, *((401,) if keyed else ()))}
+    operation = {"summary": summary, "description": doc, "parameters": params, "responses": responses}
+    return {"get": {**operation, "security": KEYED} if keyed else operation}
 
 
 def _post(summary: str, schema_ref: str) -> dict[str, Any]:
@@ -38,9 +50,8 @@ def _post(summary: str, schema_ref: str) -> dict[str, Any]:
     responses = {"202": {"description": "accepted and produced to Kafka",
                          "content": {"application/json": {"schema": {"type": "object", "properties": {
                              "accepted": {"type": "integer"}}}}}}}
-    for code in (400, 413, 503):
-        responses[str(code)] = {"description": "error", "content": {"application/json": {"schema": ERROR}}}
-    return {"post": {"summary": summary, "requestBody": {"required": True, "content": {
+    responses.update(_error(400, 401, 413, 415, 503))
+    return {"post": {"summary": summary, "security": KEYED, "requestBody": {"required": True, "content": {
         "application/json": {"schema": body}}}, "responses": responses}}
 
 
@@ -51,29 +62,28 @@ SPEC: dict[str, Any] = {
     "paths": {
         "/v1/events": _post("Send user events (all or none are accepted)", "Event"),
         "/v1/catalog": _post("Send catalog changes (all or none are accepted)", "CatalogChange"),
-        "/v1/users/{user_id}": _get("A user's profile", [_param("user_id", {"type": "string"}, "path", True)], OBJ, 404),
+        "/v1/users/{user_id}": _get("A user's profile", [_param("user_id", ID, "path", True)], OBJ, 400, 404),
         "/v1/items/popular": _get("Items by time-decayed popularity", [K], OBJ, 400),
         "/v1/items/{item_id}": _get("An item's catalog entry and statistics",
-                                    [_param("item_id", {"type": "string"}, "path", True)], OBJ, 404),
+                                    [_param("item_id", ID, "path", True)], OBJ, 400, 404),
         "/v1/items/{item_id}/similar": _get("Items people take after this one",
-                                            [_param("item_id", {"type": "string"}, "path", True), K, *FILTERS],
-                                            RANKED, 400),
+                                            [_param("item_id", ID, "path", True), K, *FILTERS],
+                                            RANKED, 400, doc=FILTERED),
         "/v1/recommend": _get("Recommendations for a user (trending when the user is unknown)",
-                              [_param("user_id", {"type": "string"}), K, *FILTERS], RANKED, 400),
+                              [_param("user_id", ID), K, *FILTERS], RANKED, 400, doc=FILTERED),
         "/v1/search": _get("Search the catalog, personalised when user_id is given",
                            [_param("q", {"type": "string", "minLength": 1, "maxLength": 512}, required=True),
-                            _param("user_id", {"type": "string"}), K, *FILTERS], RANKED, 400),
-        "/healthz": _get("Liveness", [], OBJ),
-        "/readyz": _get("Readiness: caught up with the table changelogs", [], OBJ, 503),
+                            _param("user_id", ID), K, *FILTERS], RANKED, 400),
+        "/healthz": _get("Liveness", [], OBJ, keyed=False),
+        "/readyz": _get("Readiness: caught up with the table changelogs", [], OBJ, 503, keyed=False),
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
             "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-        "/openapi.json": _get("This document", [], OBJ),
+        "/openapi.json": _get("This document", [], OBJ, keyed=False),
         "/v1/admin/model": {
             "get": {"summary": "The online model version served and the versions held (admin token)",
                     "security": [{"bearer": []}], "responses": {
                         "200": {"description": "OK", "content": {"application/json": {"schema": OBJ}}},
-                        **{str(c): {"description": "error", "content": {"application/json": {"schema": ERROR}}}
-                           for c in (401, 403)}}},
+                        **_error(401, 403)}},
             "post": {"summary": "Ask the learner to serve a held version again (rollback or promote; admin token)",
                      "security": [{"bearer": []}],
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -81,11 +91,15 @@ SPEC: dict[str, Any] = {
                      "responses": {
                          "202": {"description": "sent to the learner",
                                  "content": {"application/json": {"schema": OBJ}}},
-                         **{str(c): {"description": "error", "content": {"application/json": {"schema": ERROR}}}
-                            for c in (400, 401, 403, 503)}}},
+                         **_error(400, 401, 403, 415, 503)}},
         },
     },
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": {
+    "components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "STREAMRANK_ADMIN_TOKEN"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
+                   "description": "One of STREAMRANK_API_KEYS, needed by the intake and read routes when the "
+                                  "gateway has keys (401 without); health, readiness, metrics and this "
+                                  "document are always open"}}, "schemas": {
         "ModelCommand": {"type": "object", "required": ["action", "version"], "properties": {
             "action": {"type": "string", "enum": ["rollback", "promote"]},
             "version": {"type": "integer", "minimum": 1}}},

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from app.gateway.errors import json_response
 from app.gateway.keys import DENSE, READ_MODEL, SERVING
-from app.gateway.params import float_param, int_param
+from app.gateway.params import float_param, id_param, int_param, path_id, text_param
 from app.gateway.serving import Filters, Ranking
 from models.errors import ValidationError
 from tables import catalog
@@ -25,7 +25,7 @@ def _filters(request: web.Request) -> Filters:
     in_stock = request.query.get("in_stock", "false").lower()
     if in_stock not in ("true", "false", "1", "0"):
         raise ValidationError("'in_stock' must be true or false")
-    return Filters(in_stock=in_stock in ("true", "1"), category=request.query.get("category") or None,
+    return Filters(in_stock=in_stock in ("true", "1"), category=text_param(request, "category"),
                    min_price=float_param(request, "min_price"), max_price=float_param(request, "max_price"))
 
 
@@ -43,25 +43,23 @@ def _ranked(request: web.Request, ranking: Ranking, **extra: object) -> web.Resp
 
 
 async def recommend(request: web.Request) -> web.Response:
-    user_id = request.query.get("user_id") or None
+    user_id = id_param(request, "user_id")
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
     ranking = await request.app[SERVING].recommend(user_id, k, _filters(request))
     return _ranked(request, ranking, user_id=user_id, strategy=ranking.strategy)
 
 
 async def similar(request: web.Request) -> web.Response:
-    item_id = request.match_info["item_id"]
+    item_id = path_id(request, "item_id")
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
     return _ranked(request, await request.app[SERVING].similar(item_id, k, _filters(request)), item_id=item_id)
 
 
 async def search(request: web.Request) -> web.Response:
-    query = (request.query.get("q") or "").strip()
+    query = (text_param(request, "q", MAX_QUERY_CHARS) or "").strip()
     if not query:
         raise ValidationError("'q' is required")
-    if len(query) > MAX_QUERY_CHARS:
-        raise ValidationError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
-    user_id = request.query.get("user_id") or None
+    user_id = id_param(request, "user_id")
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
     filters = _filters(request)
     serving, dense = request.app[SERVING], request.app.get(DENSE)

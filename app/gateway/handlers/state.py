@@ -5,13 +5,13 @@ from aiohttp import web
 
 from app.gateway.errors import json_response
 from app.gateway.keys import READ_MODEL
-from app.gateway.params import int_param
+from app.gateway.params import int_param, path_id
 from models.errors import NotFound
 from tables import catalog
 
 
 async def get_user(request: web.Request) -> web.Response:
-    user_id = request.match_info["user_id"]
+    user_id = path_id(request, "user_id")
     view = request.app[READ_MODEL].user(user_id)
     if view is None:
         raise NotFound(f"no events seen for user {user_id!r}")
@@ -19,7 +19,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 
 async def get_item(request: web.Request) -> web.Response:
-    item_id = request.match_info["item_id"]
+    item_id = path_id(request, "item_id")
     view = request.app[READ_MODEL].item(item_id)
     if view is None:
         raise NotFound(f"item {item_id!r} is neither in the catalog nor in any event")
