@@ -1,4 +1,8 @@
-"""The online learner, run by the leader worker only (one learner sees every sample in order)."""
+"""The online learner inside the leader worker, when `learner_enabled` (off by default).
+
+`streamrank learner` (app/jobs/learner.py) runs it as a process of its own, with standbys;
+never both at once: this one takes no learner lock.
+"""
 from __future__ import annotations
 
 import asyncio

@@ -74,13 +74,13 @@ def register(worker: "Worker") -> Any:
                 count(processed, metrics.events_processed, type=ev.type)
                 for sample in samples:
                     # Key by user: one partition today, but a user's samples stay in order.
-                    worker.samples_topic.send_soon(key=ev.user_id.encode(), value=orjson.dumps(sample))
+                    await worker.emit(worker.samples_topic, ev.user_id.encode(), orjson.dumps(sample))
                     count(samples_made, metrics.samples_made, kind=sample["kind"])
             # Forwarded even when the profile had it: the send may be what the crash lost.
-            # send_soon buffers without waiting; Faust flushes the buffer before it commits.
+            # Faust flushes the producer before it commits (see Worker.emit).
             if ev.item_id is not None:
                 fwd = item_forward(ev, ev.item_id, *pos)
-                worker.item_events_topic.send_soon(key=fwd.item_id.encode(), value=fwd.to_json())
+                await worker.emit(worker.item_events_topic, fwd.item_id.encode(), fwd.to_json())
             if msg.timestamp:
                 metrics.event_lag.observe(max(0.0, time.time() - msg.timestamp))
 

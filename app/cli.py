@@ -14,6 +14,7 @@ JOBS = {
     "replay": "app.jobs.replay",
     "gateway": "app.jobs.gateway",
     "encoder": "app.jobs.encoder",
+    "learner": "app.jobs.learner",
     "topics": "app.jobs.topics",
     "train": "app.jobs.train",
     "finetune": "app.jobs.finetune",

@@ -28,6 +28,7 @@ import logging
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +168,17 @@ class SampleDedupe:
         return {f"src:{p}": o for p, o in self.offset.items()}
 
 
+class LockLost(RuntimeError):
+    """Another learner may be active now: this one must not publish or checkpoint."""
+
+
 class LearnerService:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics, active: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.metrics = metrics
+        # Whether this learner still holds the lock (app.learner_lock); checked before every
+        # write, so a learner that lost it mid-tick publishes nothing more.
+        self.active = active
         self.learner: OnlineLearner | None = None
         self.samples_tp = TopicPartition(settings.topics.samples, 0)
         self.updates_tp = TopicPartition(settings.topics.model_updates, 0)
@@ -222,7 +230,7 @@ class LearnerService:
 
     async def stop(self) -> None:
         async with self._lock:  # not in the middle of a tick's learning
-            if self.learner is not None and self.learner.version > self.checkpointed:
+            if self.learner is not None and self.learner.version > self.checkpointed and self.active():
                 await self._checkpoint()  # a clean stop loses nothing; a crash resumes from the last one
         for client in (self._samples, self._updates, self._producer):
             if client is not None:
@@ -413,6 +421,7 @@ class LearnerService:
 
     # ---- output -------------------------------------------------------------------------
     async def _publish_version(self, version: Version, kind: str = "version") -> None:
+        self._check_active()
         if version.number <= self.published:
             # A bug, not bad input: the tick fails, and a restart renumbers from the topic.
             raise RuntimeError(f"version {version.number} is not above {self.published}, already published")
@@ -423,6 +432,7 @@ class LearnerService:
         log.info("published %s %d (%d bytes, parent %s)", kind, version.number, len(value), version.parent)
 
     async def _publish_control(self, kind: str, version: int, body: dict[str, Any]) -> None:
+        self._check_active()
         value, headers = encode_json(kind, version, {"version": version, **body}, self.key)
         await self._producer.send_and_wait(self.settings.topics.model_updates, value, key=UPDATE_KEY, headers=headers)
 
@@ -438,7 +448,12 @@ class LearnerService:
             return
         self.metrics.dead_letters.labels(source=source, reason=reason_label(reason)).inc()
 
+    def _check_active(self) -> None:
+        if not self.active():
+            raise LockLost("the learner lock was lost: another learner may be active")
+
     async def _checkpoint(self) -> Path:
+        self._check_active()
         self.last_checkpoint = time.monotonic()
         self.checkpointed = self.learner.version
         offsets = {"samples": self.next_sample_offset, "commands": self.next_command_offset,

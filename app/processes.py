@@ -1,4 +1,4 @@
-"""Starting and stopping streamrank processes (worker, gateway) for the demo, tests and benchmarks."""
+"""Starting and stopping streamrank processes (worker, learner, gateway) for the demo, tests and benchmarks."""
 from __future__ import annotations
 
 import os
@@ -36,7 +36,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 # Passed even at their defaults: a parent's environment must not override what it was given.
 ALWAYS_PASSED = ("kafka_broker", "app_id", "topic_prefix", "topic_partitions", "state_dir", "store",
-                 "worker_metrics_port", "gateway_port")
+                 "worker_metrics_port", "gateway_port", "learner_metrics_port")
 
 
 @dataclass
@@ -82,6 +82,11 @@ class Process:
 def worker_process(settings: Settings, log_path: Path) -> Process:
     faust = str(Path(sys.executable).with_name("faust"))
     return Process([faust, "-A", "app", "worker", "--without-web", "-l", "info"], settings_env(settings), log_path)
+
+
+def learner_process(settings: Settings, log_path: Path) -> Process:
+    """`streamrank learner`: the active learner, or a hot standby while another one holds the lock."""
+    return Process([sys.executable, "-m", "app.cli", "learner"], settings_env(settings), log_path)
 
 
 def gateway_process(settings: Settings, log_path: Path) -> Process:

@@ -27,8 +27,7 @@ def make_flush_complete(buffer: Any) -> None:
     handing_over = 0
     send_pending = buffer._send_pending
     partial_flush = buffer.flush
-    if not __import__("os").environ.get("XBEFORE"):
-        buffer.max_messages = MAX_QUEUED
+    buffer.max_messages = MAX_QUEUED
 
     async def counted_send_pending(fut: Any) -> None:
         nonlocal handing_over
@@ -37,7 +36,7 @@ def make_flush_complete(buffer: Any) -> None:
             await send_pending(fut)
             # What queued meanwhile goes now, in order, without a wake-up per message.
             queue = buffer.pending
-            while not queue.empty() and not __import__("os").environ.get("XBEFORE"):
+            while not queue.empty():
                 await send_pending(queue.get_nowait())
         finally:
             handing_over -= 1

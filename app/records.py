@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from models.errors import PayloadTooLarge, ValidationError
+from tables.shapes import is_count as _is_index, is_number as _is_number
 
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "search", "impression")
 CATALOG_OPS = ("upsert", "delete")
@@ -191,19 +192,6 @@ def _only_known_keys(obj: dict[str, Any], allowed: tuple[str, ...], whose: str) 
         named = ", ".join(repr(k[:40]) for k in unknown[:MAX_NAMED_KEYS])
         more = f" and {len(unknown) - MAX_NAMED_KEYS} more" if len(unknown) > MAX_NAMED_KEYS else ""
         raise ValidationError(f"unknown key {named}{more}: {whose} keys must be among {', '.join(allowed)}")
-
-
-def _is_number(value: Any) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _is_attribute_value(value: Any) -> bool:

@@ -132,9 +132,14 @@ class Settings:
     rec_negatives: int = 512  # shared sampled negatives per batch (0: full softmax)
     rec_lr: float = 1e-3  # 3e-3 converges faster but overfits: worse blend on Beauty (0.0630 vs 0.0650)
     rec_batch_size: int = 256
-    # Online learning (the learner runs in the leader worker; samples and model-updates
-    # topics have one partition each, so one learner sees every sample in order).
-    learner_enabled: bool = True
+    # Online learning: `streamrank learner` processes (one active, others hot standbys; samples
+    # and model-updates topics have one partition each, so one learner sees every sample in order).
+    # learner_enabled runs one inside the leader worker instead (off: workers run only the agents).
+    learner_enabled: bool = False
+    learner_metrics_port: int = 9102  # the learner process's /metrics (0: none)
+    # A dead active learner's lock (its consumer group membership) is freed after this long;
+    # then a standby takes over from the last checkpoint.
+    learner_session_timeout_s: float = 10.0
     learner_batch: int = 512  # samples per micro-batch
     learner_poll_s: float = 0.2  # how often the learner looks for new samples
     version_interval_s: float = 5.0  # a version is proposed this often (if enough samples came)
@@ -226,6 +231,8 @@ class Settings:
         self._check_security()
         if self.recommend_cache_size < 0:
             raise SettingsError("STREAMRANK_RECOMMEND_CACHE_SIZE must be >= 0 (0 turns the cache off)")
+        if self.learner_session_timeout_s < 1:
+            raise SettingsError("STREAMRANK_LEARNER_SESSION_TIMEOUT_S must be at least 1 second")
         if (self.learner_batch < 1 or self.version_interval_s <= 0 or self.guard_min_samples < 1
                 or not 0 < self.guard_ratio <= 1 or not 0 < self.fusion_alpha <= 1 or self.online_dim < 2
                 or self.online_capacity < 1 or self.online_min_count < 1 or self.impression_window_s <= 0):

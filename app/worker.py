@@ -38,6 +38,18 @@ class Worker:
     seen: Any
     learner: Any = None  # the LearnerService, when learner_enabled
 
+    async def emit(self, topic: Any, key: bytes, value: bytes) -> None:
+        """Hand a record straight to the Kafka producer, for the agents' per-event outputs.
+
+        `send_soon` goes through Faust's buffer (a message object, a sender task, the sensors,
+        a callback per record); sending the sample and the forward straight to aiokafka took
+        a sixth off the worker's CPU per event (bench/ingest.py). It is as safe: Faust's commit
+        flushes aiokafka's producer after its own buffer, so no offset is committed ahead of
+        the record. It waits only when aiokafka's buffer is full: the back-pressure wanted.
+        """
+        await self.app.producer.send(topic.get_topic_name(), key, value, partition=None, timestamp=None,
+                                     headers=None)
+
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     # Raw bytes in and out: the agents validate themselves, so a malformed record becomes
@@ -115,14 +127,14 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         web_graph_enabled=False,
         web_stats_enabled=False,
         autodiscover=False,
-        monitor=None if __import__("os").environ.get("XBEFORE") else LeanMonitor(),
+        monitor=LeanMonitor(),
         producer_max_request_size=settings.max_request_bytes * 2,
         consumer_max_fetch_size=settings.max_request_bytes * 2,
         # Every event writes three or four records (changelogs, the forward). aiokafka lingers
         # per partition batch and keeps one request in flight, so with 16 partitions written
         # a 10 ms linger still sent a request every 1.5 events (bench/ingest.py: 1.8 CPU-ms
         # per event); 100 ms fills them. It delays changelog followers by as much, no more.
-        producer_linger=float(__import__("os").environ.get("XLINGER", "0.1")),
+        producer_linger=0.1,
         producer_max_batch_size=512 * 1024,
         broker_commit_every=1000,
         broker_commit_interval=1.0,

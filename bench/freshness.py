@@ -1,7 +1,7 @@
 """Freshness: from an event entering Kafka to (a) the gateway's user state showing it and
 (b) a served model version that learned from it.
 
-Starts Kafka if none runs, then a worker (with its learner) and a gateway on topics of a
+Starts Kafka if none runs, then a worker, a learner and a gateway on topics of a
 run of their own; warms the learner up with Beauty events so versions flow. Each trial
 produces two views by a new user, item A then item B (both ids new), and polls the gateway:
 (a) `/v1/users/{user}` lists B; (b) `/v1/items/A/similar`, ranked by the online model's
@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.kafka_io import ensure_topics, produce_events, wait_for_broker  # noqa: E402
-from app.processes import free_port, gateway_process, scrape, wait_until, worker_process  # noqa: E402
+from app.processes import free_port, gateway_process, learner_process, scrape, wait_until, worker_process  # noqa: E402
 from app.records import UserEvent  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> None:
     run = f"fresh-{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="streamrank-fresh-"))
     settings = replace(Settings.from_env(), app_id=run, topic_prefix=run, state_dir=state, search_dense=False,
-                       worker_metrics_port=free_port(), gateway_port=free_port(),
+                       worker_metrics_port=free_port(), gateway_port=free_port(), learner_metrics_port=free_port(),
                        version_interval_s=args.version_interval, guard_min_samples=1, learner_poll_s=0.05)
     try:
         asyncio.run(wait_for_broker(settings, timeout_s=5))
@@ -95,6 +95,7 @@ def main() -> None:
     warm = list(itertools.islice(sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")),
                                  args.warmup_events))
     worker = worker_process(settings, state / "worker.log").start()
+    learner = learner_process(settings, state / "learner.log").start()
     gateway = gateway_process(settings, state / "gateway.log").start()
     base = f"http://127.0.0.1:{settings.gateway_port}"
     try:
@@ -104,7 +105,7 @@ def main() -> None:
                    600, 1.0, "a first online version served")
         # Measured on a quiet pipeline: every warm-up event applied and every sample learned.
         def caught_up() -> bool:
-            m = scrape(settings.worker_metrics_port)
+            m = {**scrape(settings.worker_metrics_port), **scrape(settings.learner_metrics_port)}
             learned = m.get("streamrank_learner_samples_total", 0) + m.get("streamrank_learner_samples_skipped_total", 0)
             return m.get("streamrank_events_processed_total", 0) >= len(warm) and learned >= m.get("streamrank_samples_total", 0)
         wait_until(caught_up, 900, 1.0, "worker and learner caught up with the warm-up")
@@ -125,6 +126,7 @@ def main() -> None:
         print(json.dumps(out))
     finally:
         gateway.stop()
+        learner.stop()
         worker.stop()
 
 

@@ -85,7 +85,8 @@ async def forwards_behind(settings: Settings) -> int:
 
 
 def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, float]:
-    """(events/s, worker CPU s per 1000 events) from the first processed event to the n-th.
+    """(events/s, worker CPU s per 1000 events) from the first processed event until the n-th
+    is processed and every forward is in the item stats.
 
     Several workers join one consumer group and split the partitions; each has its own
     state folder (RocksDB) and metrics port.

@@ -4,16 +4,21 @@ live and the serving model, then learn), on the Amazon Beauty stream in replay o
 Beside it, in the same run, the one-pass transition counter on the same samples (the
 streaming baseline the learner must beat on quality) gives the cost of counting alone.
 Shards go to every CUDA device present (else the CPU); `--devices cpu` forces the CPU.
-Last line: {"learner_samples_per_s": ..., "counting_samples_per_s": ..., "ratio": ..., "device": ...}
+Then one checkpoint of that learner (`OnlineLearner.save`): its save and load time (CPU
+seconds) and size, beside the learning time of the run (the share of it a checkpoint costs).
+Last line: {"learner_samples_per_s": ..., "counting_samples_per_s": ..., "ratio": ..., "device": ...,
+"checkpoint": {"save_cpu_s": ..., "load_cpu_s": ..., "bytes": ..., "card_bytes": ...}}
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import orjson
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -65,8 +70,29 @@ def main() -> None:
         "samples": len(stream), "batch": args.batch, "items": rec.store.__len__(),
         "device": ",".join(str(d) for d in devices), "threads": args.threads,
         "progressive_NDCG@10": round(learner.live_window.ndcg(), 4),
+        "checkpoint": checkpoint_cost(learner, learner_s),
     }
     print(json.dumps(out))
+
+
+def checkpoint_cost(learner: OnlineLearner, learner_s: float) -> dict[str, float]:
+    """Save and load one checkpoint; CPU seconds (the process's, all threads) and bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        started, wall = time.process_time(), time.perf_counter()
+        path = learner.save(Path(tmp) / "ckpt", {"samples": 0})
+        save_cpu, save_wall = time.process_time() - started, time.perf_counter() - wall
+        files = {f.name: f.stat().st_size for f in path.iterdir()}
+        started = time.process_time()
+        OnlineLearner.load(path)
+        load_cpu = time.process_time() - started
+    # Baseline, same run: what the counts cost as JSON in the card, as checkpoints held them before.
+    started = time.process_time()
+    json_bytes = sum(len(orjson.dumps(m.counts.to_json())) for m in (learner.live_rec, learner.serving_rec))
+    json_cpu = time.process_time() - started
+    return {"save_cpu_s": round(save_cpu, 3), "save_wall_s": round(save_wall, 3), "load_cpu_s": round(load_cpu, 3),
+            "bytes": sum(files.values()), "card_bytes": files.get("card.json", 0),
+            "save_share_of_learning": round(save_wall / learner_s, 4),
+            "baseline_json_counts": {"cpu_s": round(json_cpu, 3), "bytes": json_bytes}}
 
 
 if __name__ == "__main__":

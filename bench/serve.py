@@ -38,7 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
-from app.processes import Process, free_port, gateway_process, settings_env, wait_until, worker_process  # noqa: E402
+from app.processes import (Process, free_port, gateway_process, learner_process, settings_env, wait_until,  # noqa: E402
+                           worker_process)
 from app.records import CatalogChange  # noqa: E402
 from app.replay_data import read_sequences, sequence_events  # noqa: E402
 from app.settings import ROOT, Settings  # noqa: E402
@@ -208,7 +209,7 @@ def main() -> None:
     # The learner checkpoints soon after each version, so that it is done (and the worker
     # quiet on these two cores) once its versions stop: see wait_for_learner.
     settings = replace(base_settings, app_id=run, topic_prefix=run, state_dir=state, checkpoint_interval_s=2.0,
-                       worker_metrics_port=free_port(), gateway_port=free_port())
+                       worker_metrics_port=free_port(), gateway_port=free_port(), learner_metrics_port=free_port())
     if args.cache_size is not None:
         settings = replace(settings, recommend_cache_size=args.cache_size)
     try:
@@ -217,6 +218,7 @@ def main() -> None:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
     users, queries, n_items, n_event_items = asyncio.run(load_data(settings, args.events))
     worker = worker_process(settings, state / "worker.log").start()
+    learner = learner_process(settings, state / "learner.log").start()
     # The catalog's item vectors are encoded once, by the encoder (its cache is var/cache's, as
     # the gateways' was), and every gateway loads them from the item-vectors topic.
     encoder = Process([sys.executable, "-m", "app.cli", "encoder"], settings_env(settings), state / "encoder.log").start()
@@ -274,7 +276,7 @@ def main() -> None:
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
         print(json.dumps(results))
     finally:
-        for p in (fixed, *gateways, encoder, worker):
+        for p in (fixed, *gateways, encoder, learner, worker):
             p.stop()
 
 

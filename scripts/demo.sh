@@ -14,7 +14,7 @@ rate=${DEMO_RATE:-500}
 export STREAMRANK_ADMIN_TOKEN=${STREAMRANK_ADMIN_TOKEN:-demo-token}
 
 stop_all() {
-  for name in replay gateway encoder worker; do
+  for name in replay gateway encoder learner worker; do
     if [ -f "$run/$name.pid" ]; then
       pkill -P "$(cat "$run/$name.pid")" 2>/dev/null || true  # the replay runs in a subshell
       kill "$(cat "$run/$name.pid")" 2>/dev/null || true
@@ -29,6 +29,9 @@ scripts/kafka.sh start
 .venv/bin/streamrank topics
 .venv/bin/faust -A app worker --without-web -l info > "$run/worker.log" 2>&1 &
 echo $! > "$run/worker.pid"
+# The online learner: one process (a second one started beside it would wait as a hot standby).
+.venv/bin/streamrank learner > "$run/learner.log" 2>&1 &
+echo $! > "$run/learner.pid"
 # The item vectors for search are computed once, here, and every gateway loads them.
 .venv/bin/streamrank encoder > "$run/encoder.log" 2>&1 &
 echo $! > "$run/encoder.pid"
@@ -57,7 +60,8 @@ streamrank demo is up (logs in $run/):
   gateway        http://127.0.0.1:$port
   encoder        catalog item vectors for search, on the item-vectors topic (readyz: "search")
   replay         Home Depot catalog, then Amazon Beauty events at $rate records/s, then search sessions
-  learner        in the worker: a new online model version every ${STREAMRANK_VERSION_INTERVAL_S:-5} s
+  learner        streamrank learner: a new online model version every ${STREAMRANK_VERSION_INTERVAL_S:-5} s,
+                 metrics http://127.0.0.1:${STREAMRANK_LEARNER_METRICS_PORT:-9102}/metrics
 
 Try:
   curl -s http://127.0.0.1:$port/v1/users/$user
@@ -68,11 +72,11 @@ Try:
   curl -s http://127.0.0.1:$port/readyz
   curl -s -XPOST -H 'Content-Type: application/json' http://127.0.0.1:$port/v1/events -d '{"event_id":"demo-1","user_id":"$user","type":"click","item_id":"1"}'
   curl -s http://127.0.0.1:$port/metrics | grep ^streamrank_
-  curl -s http://127.0.0.1:${STREAMRANK_WORKER_METRICS_PORT:-9101}/metrics | grep -E '^streamrank_(online|model_decisions|learner|embedding)'
+  curl -s http://127.0.0.1:${STREAMRANK_LEARNER_METRICS_PORT:-9102}/metrics | grep -E '^streamrank_(online|model_decisions|learner|embedding)'
   curl -s -H "Authorization: Bearer $STREAMRANK_ADMIN_TOKEN" http://127.0.0.1:$port/v1/admin/model
   curl -s -XPOST -H "Authorization: Bearer $STREAMRANK_ADMIN_TOKEN" -H 'Content-Type: application/json' http://127.0.0.1:$port/v1/admin/model -d '{"action":"rollback","version":1}'
 
-Ctrl-C stops the worker, encoder, gateway and replay.
+Ctrl-C stops the worker, learner, encoder, gateway and replay.
 MSG
 while kill -0 "$(cat "$run/worker.pid")" 2>/dev/null; do
   sleep 10

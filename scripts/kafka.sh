@@ -142,8 +142,10 @@ allow User:gateway WRITE,DESCRIBE TOPIC LITERAL $p.events
 allow User:gateway WRITE,DESCRIBE TOPIC LITERAL $p.catalog
 allow User:gateway WRITE,DESCRIBE TOPIC LITERAL $p.dead-letters
 allow User:gateway WRITE,DESCRIBE TOPIC LITERAL $p.model-commands
-# learner (in the leader worker, its own principal): samples and commands in, versions out.
+# learner (`streamrank learner`, its own principal): samples and commands in, versions out;
+# its consumer group is the lock that picks the one active learner.
 allow User:learner READ,DESCRIBE TOPIC LITERAL $p.samples
+allow User:learner READ,DESCRIBE GROUP LITERAL $a-learner
 allow User:learner READ,DESCRIBE TOPIC LITERAL $p.model-commands
 allow User:learner READ,WRITE,DESCRIBE TOPIC LITERAL $p.model-updates
 allow User:learner WRITE,DESCRIBE TOPIC LITERAL $p.dead-letters

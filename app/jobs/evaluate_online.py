@@ -87,14 +87,15 @@ def _baselines_and_offline(settings: Settings, data: Any, args: argparse.Namespa
 async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: Path,
                                 timeout_s: float) -> tuple[dict[str, float], list[dict[str, Any]], float]:
     from app.kafka_io import ensure_topics, produce_events, wait_for_broker
-    from app.processes import free_port, scrape, worker_process
+    from app.processes import free_port, learner_process, scrape, worker_process
     from app.replay_data import ReplayPlan, sequence_events
     from app.learner import load_latest
     from models.online.evaluation import leave_one_out_metrics
 
     run_id = uuid.uuid4().hex[:8]
     settings = replace(base, app_id=f"eval-online-{run_id}", topic_prefix=f"eval-online-{run_id}",
-                       state_dir=workdir, worker_metrics_port=free_port(), search_dense=False,
+                       state_dir=workdir, worker_metrics_port=free_port(), learner_metrics_port=free_port(),
+                       search_dense=False,
                        version_interval_s=min(base.version_interval_s, 2.0),
                        # the clean stop saves the last one; this bounds what a hard stop would lose
                        checkpoint_interval_s=min(base.checkpoint_interval_s, 10.0))
@@ -103,24 +104,26 @@ async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: P
     sequences = [(user, [data.items[i] for i in seq]) for user, seq in zip(data.users, test.train)]
     events = list(sequence_events([(u, s) for u, s in sequences if s], ReplayPlan(run=run_id)))
     await produce_events(settings, events)
-    print(f"sent {len(events)} events; the worker and its learner take them now")
+    print(f"sent {len(events)} events; the worker and the learner take them now")
 
     worker = worker_process(settings, workdir / "worker.log").start()
+    learner_proc = learner_process(settings, workdir / "learner.log").start()
     learn_start = time.monotonic()
     try:
-        await _wait_until_learned(settings, len(events), timeout_s, worker, scrape)
+        await _wait_until_learned(settings, len(events), timeout_s, (worker, learner_proc), scrape)
         learner_s = time.monotonic() - learn_start
     finally:
+        learner_proc.stop()  # a clean stop: its last checkpoint holds every sample
         worker.stop()
     learner, _ = load_latest(settings)
     if learner.version == 0:
-        raise RuntimeError(f"the learner published no version:\n{worker.tail()}")
+        raise RuntimeError(f"the learner published no version:\n{learner_proc.tail()}")
     metrics = leave_one_out_metrics(learner.serving_model(), data, test)
     curve = await _progressive_curve(settings)
     return metrics, curve, learner_s
 
 
-async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: float, worker: Any, scrape: Any) -> None:
+async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: float, procs: Any, scrape: Any) -> None:
     """Until every event is processed, every sample is learned and a version holds them."""
     from app.kafka_io import make_consumer
 
@@ -131,13 +134,14 @@ async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: floa
     try:
         last_print = 0.0
         while True:
-            if not worker.alive():
-                raise RuntimeError(f"the worker exited:\n{worker.tail()}")
+            for proc in procs:
+                if not proc.alive():
+                    raise RuntimeError(f"{proc.argv[-1]} exited:\n{proc.tail()}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the learner did not finish in {timeout_s:.0f}s:\n{worker.tail()}")
+                raise TimeoutError(f"the learner did not finish in {timeout_s:.0f}s:\n{procs[-1].tail()}")
             await asyncio.sleep(1.0)
-            try:
-                m = scrape(settings.worker_metrics_port)
+            try:  # the worker counts events, the learner samples and decisions
+                m = {**scrape(settings.worker_metrics_port), **scrape(settings.learner_metrics_port)}
             except OSError:
                 continue
             processed = m.get("streamrank_events_processed_total", 0.0)

@@ -36,4 +36,9 @@ def worker(tmp_path, monkeypatch) -> tuple[Worker, Sent]:
 
         monkeypatch.setattr(topic, "send", send)
         monkeypatch.setattr(topic, "send_soon", send_soon)
+
+    async def emit(topic: Any, key: Any, value: Any) -> None:
+        sent.by_topic.setdefault(topic.get_topic_name(), []).append((key, value, None))
+
+    monkeypatch.setattr(w, "emit", emit)
     return w, sent

@@ -1,6 +1,6 @@
 """The online learner on real Kafka: samples from events, versions to the gateway, a manual
-rollback through the admin API, and a learner killed mid-stream that resumes from its
-checkpoint without losing a sample or learning one twice."""
+rollback through the admin API, and an active learner killed mid-stream whose hot standby
+takes over from its checkpoint without losing a sample or learning one twice."""
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +13,10 @@ import pytest
 from aiokafka import TopicPartition
 
 from app.gateway.app import init_app
-from app.kafka_io import make_admin, make_consumer, produce_events
+from app.kafka_io import make_admin, make_consumer, model_update_records, produce_events
 from app.learner import SampleDedupe, load_latest
-from app.processes import Process, scrape, worker_process
+from app.processes import Process, free_port, learner_process, scrape, worker_process
+from app.update_records import VERSION_KINDS, decode, signing_key
 from app.replay_data import read_sequences, sequence_events
 
 N_EVENTS = 4000
@@ -32,7 +33,8 @@ def learner_settings(stack_settings):
     # Every proposal with a sample promotes (guard_min_samples 1, a guard nothing fails), so
     # the last checkpoint holds every sample; the guard itself is tested in tests/unit.
     return replace(stack_settings, version_interval_s=1.0, checkpoint_interval_s=2.0, guard_min_samples=1, guard_ratio=0.001,
-                   learner_poll_s=0.05, admin_token="t0ken", search_dense=False)
+                   learner_poll_s=0.05, admin_token="t0ken", search_dense=False, learner_metrics_port=free_port(),
+                   learner_session_timeout_s=6.0)
 
 
 produce = produce_events
@@ -58,9 +60,9 @@ async def distinct_samples(settings) -> dict[str, int]:
         await consumer.stop()
 
 
-def worker_metric(settings, name: str) -> float:
+def learner_metric(settings, name: str, port: int | None = None) -> float:
     try:
-        return scrape(settings.worker_metrics_port).get(name, 0.0)
+        return scrape(port or settings.learner_metrics_port).get(name, 0.0)
     except OSError:
         return 0.0
 
@@ -96,11 +98,13 @@ async def events_consumed(settings) -> bool:
                               for tp, end in ends.items())
 
 
-async def wait_for(predicate, timeout_s: float, what: str, worker) -> None:
+async def wait_for(predicate, timeout_s: float, what: str, *procs: Process) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
-        assert worker.alive(), f"worker exited:\n{worker.tail()}"
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout_s:.0f}s\n{worker.tail()}"
+        for proc in procs:
+            assert proc.alive(), f"{proc.argv[-1]} exited:\n{proc.tail()}"
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout_s:.0f}s\n" + "\n".join(
+            p.tail() for p in procs)
         await asyncio.sleep(0.5)
 
 
@@ -108,12 +112,13 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
         learner_settings, events, aiohttp_client, tmp_path):
     settings = learner_settings
     worker = worker_process(settings, tmp_path / "worker.log").start()
+    learner = learner_process(settings, tmp_path / "learner.log").start()
     try:
         # Three waves of events, each learned into a version of its own.
         for wave in range(3):
             await produce(settings, events[wave * N_EVENTS // 3:(wave + 1) * N_EVENTS // 3])
-            await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= wave + 1, 300,
-                           f"version {wave + 1}", worker)
+            await wait_for(lambda: learner_metric(settings, "streamrank_learner_serving_version") >= wave + 1, 300,
+                           f"version {wave + 1}", worker, learner)
         client = await aiohttp_client(init_app(settings))
         auth = {"Authorization": "Bearer t0ken"}
 
@@ -136,7 +141,7 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
             similar = await (await client.get("/v1/items/fresh-x/similar?k=5")).json()
             if "fresh-y" in [i["item_id"] for i in similar["items"]] and "online-v" in similar["model_version"]:
                 break
-            assert time.monotonic() < deadline, (similar, scrape(settings.worker_metrics_port),
+            assert time.monotonic() < deadline, (similar, scrape(settings.learner_metrics_port),
                                                  await (await client.get("/v1/users/fresh-u")).text())
             await asyncio.sleep(0.5)
 
@@ -145,13 +150,14 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
         r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": target}),
                               headers={**auth, "Content-Type": "application/json"})
         assert r.status == 202, await r.text()
-        await wait_for(lambda: rollback_counted(settings), 60, "the learner's rollback", worker)
+        await wait_for(lambda: rollback_counted(settings), 60, "the learner's rollback", worker, learner)
         deadline = time.monotonic() + 60
         while (await status())["serving_version"] <= before["serving_version"]:
             assert time.monotonic() < deadline, await status()
             await asyncio.sleep(0.5)
-        assert "rolled back to version" in worker.tail(400)
+        assert "rolled back to version" in learner.tail(400)
     finally:
+        learner.stop()
         worker.stop()
 
 
@@ -159,7 +165,7 @@ def rollback_counted(settings) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner_metrics_port}/metrics", timeout=2) as r:
             text = r.read().decode()
     except OSError:
         return False
@@ -167,33 +173,38 @@ def rollback_counted(settings) -> bool:
                for line in text.splitlines())
 
 
-async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_repeating_samples(
+async def test_a_standby_learner_takes_over_from_a_killed_one_without_losing_or_repeating_samples(
         learner_settings, events, tmp_path):
     settings = learner_settings
     # In two waves: a learner that started after every event was processed took all the
     # samples into one version, and a second never came.
     half = len(events) // 2
     await produce(settings, events[:half])
-    log = tmp_path / "worker.log"
-    worker = restartable_worker(settings, log)
+    worker = worker_process(settings, tmp_path / "worker.log").start()
+    ports = [settings.learner_metrics_port, free_port()]
+    learners = [learner_process(replace(settings, learner_metrics_port=port), tmp_path / f"learner{i}.log").start()
+                for i, port in enumerate(ports)]
+    version = lambda i: learner_metric(settings, "streamrank_learner_serving_version", ports[i])  # noqa: E731
     try:
-        await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 1, 300,
-                       "a first version", worker)
+        await wait_for(lambda: max(version(0), version(1)) >= 1, 300, "a first version", worker, *learners)
+        active = 0 if version(0) >= 1 else 1
+        standby = 1 - active
         await produce(settings, events[half:])
-        await wait_for(lambda: worker_metric(settings, "streamrank_learner_serving_version") >= 2, 300,
-                       "two versions", worker)
-    finally:
-        worker.kill()  # SIGKILL: what was learned since the last checkpoint is gone with it
+        await wait_for(lambda: version(active) >= 2, 300, "two versions", worker, *learners)
+        assert version(standby) == 0 and "standing by" in learners[standby].tail(3000)
+        learners[active].kill()  # SIGKILL: what it learned since its last checkpoint is gone with it
+        killed_at = max(await published_versions(settings))
 
-    restarted = restartable_worker(settings, log)
-    try:
+        # The standby takes the lock, resumes from the checkpoint, and numbers above the dead one.
+        await wait_for(lambda: version(standby) > killed_at, 120, "the standby's first version", worker,
+                       learners[standby])
+        assert "learner lock taken" in learners[standby].tail(3000)
         # Done when every event was processed (so every sample made) and the newest
-        # checkpoint reached the end of the samples. (The samples topic standing still for a
-        # few seconds was taken for done before, and a busy machine paused the worker longer.)
+        # checkpoint reached the end of the samples.
         deadline = time.monotonic() + 300
         while True:
-            assert restarted.alive(), restarted.tail()
-            assert time.monotonic() < deadline, restarted.tail()
+            assert learners[standby].alive() and worker.alive(), learners[standby].tail()
+            assert time.monotonic() < deadline, learners[standby].tail()
             if await events_consumed(settings):
                 end = await samples_end(settings)
                 learner, offsets = load_latest(settings)
@@ -202,9 +213,21 @@ async def test_a_killed_learner_resumes_from_its_checkpoint_without_losing_or_re
             await asyncio.sleep(1.0)
         expected = await distinct_samples(settings)
         assert learner.live_rec.samples_learned == expected["next"], (learner.live_rec.samples_learned, expected)
-        assert "learner started at serving version" in restarted.tail(3000)
+        numbers = await published_versions(settings)
+        assert numbers == sorted(set(numbers)) and numbers[-1] > killed_at, numbers
+        learners[standby].stop()  # SIGTERM: a clean stop, through its last checkpoint
+        assert learners[standby].proc.returncode == 0 and "learner stopped" in learners[standby].tail(), \
+            learners[standby].tail()
     finally:
-        restarted.stop()
+        for proc in (*learners, worker):
+            proc.stop()
+
+
+async def published_versions(settings) -> list[int]:
+    """The numbers of the signed versions on model-updates, in topic order."""
+    key = signing_key(settings)
+    records = [decode(m.value, m.headers, key) for m in await model_update_records(settings)]
+    return [r.version for r in records if r.kind in VERSION_KINDS]
 
 
 async def samples_end(settings) -> int:

@@ -1,7 +1,7 @@
 """Version numbers only go forward through learner crashes, and a gateway started afterwards
 serves the learner's latest version, past records that are not the learner's.
 
-The learner runs in the (one, so leading) worker, SIGKILLed twice while events stream in,
+The learner runs in its own process beside a worker, SIGKILLed twice while events stream in,
 each time after publishing a version its checkpoint lacks. The restarted learner used to
 republish its checkpoint under that checkpoint's (lower) number; a gateway that held higher
 ones failed on it with KeyError and retried it forever. Garbage on model-updates (unsigned,
@@ -23,11 +23,11 @@ from app.gateway.app import init_app
 from app.gateway.keys import METRICS, MODEL_UPDATES
 from app.kafka_io import make_producer, model_update_records, produce_events
 from app.learner import checkpoints
-from app.processes import scrape, settings_env
+from app.processes import free_port, learner_process, scrape, settings_env, worker_process
 from app.replay_data import read_sequences, sequence_events
 from app.update_records import VERSION_KINDS, encode_version, read_version, signing_key, valid_records
 from models.online.versions import Version
-from tests.integration.test_online_learning import events_consumed, restartable_worker, wait_for
+from tests.integration.test_online_learning import events_consumed, wait_for
 
 N_EVENTS = 3000
 
@@ -39,9 +39,9 @@ def events(broker):
 
 
 def served_by_learner(settings) -> int:
-    """The version the worker's learner last published (0 while it is not answering)."""
+    """The version the learner process last published (0 while it is not answering)."""
     try:
-        return int(scrape(settings.worker_metrics_port).get("streamrank_learner_serving_version", 0))
+        return int(scrape(settings.learner_metrics_port).get("streamrank_learner_serving_version", 0))
     except OSError:
         return 0
 
@@ -57,7 +57,7 @@ def worker_series(settings, name: str, **labels: str) -> float:
 def _worker_text(settings) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics", timeout=2) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner_metrics_port}/metrics", timeout=2) as r:
         return r.read().decode()
 
 
@@ -128,21 +128,29 @@ async def test_numbers_only_go_forward_across_two_kills_and_a_new_gateway_reache
     # Every proposal with a sample promotes; a checkpoint is taken at a learner's first
     # version only (the interval is long), so a kill loses what was published after it.
     settings = replace(stack_settings, version_interval_s=1.0, checkpoint_interval_s=600.0, guard_min_samples=1,
-                       guard_ratio=0.001, learner_poll_s=0.05, search_dense=False)
+                       guard_ratio=0.001, learner_poll_s=0.05, search_dense=False, learner_metrics_port=free_port(),
+                       learner_session_timeout_s=6.0)
     waves = [events[i * N_EVENTS // 4:(i + 1) * N_EVENTS // 4] for i in range(4)]
-    log = tmp_path / "worker.log"
+    log = tmp_path / "learner.log"
+    agents = worker_process(settings, tmp_path / "worker.log").start()
+    try:
+        await _kill_twice_then_serve(settings, events, aiohttp_client, log, waves)
+    finally:
+        agents.stop()
 
+
+async def _kill_twice_then_serve(settings, events, aiohttp_client, log, waves) -> None:
     # 1. Versions past the checkpoint, then SIGKILL.
     await produce_events(settings, waves[0])
-    worker = restartable_worker(settings, log)
+    learner = learner_process(settings, log).start()
     try:
-        await wait_for(lambda: served_by_learner(settings) >= 1, 300, "a first version", worker)
+        await wait_for(lambda: served_by_learner(settings) >= 1, 300, "a first version", learner)
         await produce_events(settings, waves[1])
         await wait_for(lambda: served_by_learner(settings) >= 2
                        and served_by_learner(settings) > newest_checkpoint(settings), 300,
-                       "a version the checkpoint lacks", worker)
+                       "a version the checkpoint lacks", learner)
     finally:
-        worker.kill()
+        learner.kill()
     first = max(v.number for v in await published(settings))
     assert first > newest_checkpoint(settings)
     await write(settings, settings.topics.model_updates, [
@@ -153,15 +161,15 @@ async def test_numbers_only_go_forward_across_two_kills_and_a_new_gateway_reache
     write_raw_header_key(settings, settings.topics.model_updates)
 
     # 2. The restarted learner republishes its checkpoint as first + 1; more versions; SIGKILL.
-    worker = restartable_worker(settings, log)
+    learner = learner_process(settings, log).start()
     try:
-        await wait_for(lambda: served_by_learner(settings) > first, 300, "the republished version", worker)
+        await wait_for(lambda: served_by_learner(settings) > first, 300, "the republished version", learner)
         await produce_events(settings, waves[2])
         await wait_for(lambda: served_by_learner(settings) >= first + 2
                        and served_by_learner(settings) > newest_checkpoint(settings), 300,
-                       "a version the second checkpoint lacks", worker)
+                       "a version the second checkpoint lacks", learner)
     finally:
-        worker.kill()
+        learner.kill()
     second = max(v.number for v in await published(settings))
     assert second > newest_checkpoint(settings)
     await write(settings, settings.topics.model_commands, [
@@ -172,17 +180,17 @@ async def test_numbers_only_go_forward_across_two_kills_and_a_new_gateway_reache
     write_raw_header_key(settings, settings.topics.model_commands, settings.topics.samples)
 
     # 3. The third learner goes on above `second`, skipping the bad commands and sample.
-    worker = restartable_worker(settings, log)
+    learner = learner_process(settings, log).start()
     try:
-        await wait_for(lambda: served_by_learner(settings) > second, 300, "a version after the second kill", worker)
+        await wait_for(lambda: served_by_learner(settings) > second, 300, "a version after the second kill", learner)
         await produce_events(settings, waves[3])
         deadline = time.monotonic() + 300
         while not await events_consumed(settings):
-            assert worker.alive() and time.monotonic() < deadline, worker.tail()
+            assert learner.alive() and time.monotonic() < deadline, learner.tail()
             await asyncio.sleep(1.0)
         await wait_for(lambda: worker_series(settings, "streamrank_dead_letters_total", source="model-commands") == 3
                        and worker_series(settings, "streamrank_dead_letters_total", source="samples") >= 2, 60,
-                       "the bad commands and sample dead-lettered", worker)
+                       "the bad commands and sample dead-lettered", learner)
 
         # 4. A gateway started now reaches what the learner serves, past the garbage.
         client = await aiohttp_client(init_app(settings))
@@ -190,7 +198,7 @@ async def test_numbers_only_go_forward_across_two_kills_and_a_new_gateway_reache
         deadline = time.monotonic() + 60
         while app[MODEL_UPDATES].serving_version != served_by_learner(settings):
             assert time.monotonic() < deadline, (app[MODEL_UPDATES].serving_version, served_by_learner(settings),
-                                                 worker.tail())
+                                                 learner.tail())
             await asyncio.sleep(0.5)
         body = await (await client.get(f"/v1/recommend?user_id={events[-1].user_id}&k=5")).json()
         assert body["model_version"] == f"online-v{app[MODEL_UPDATES].serving_version}"
@@ -198,7 +206,7 @@ async def test_numbers_only_go_forward_across_two_kills_and_a_new_gateway_reache
         assert series(text, "streamrank_dead_letters_total", source="model-updates") == 4
         assert worker_series(settings, "streamrank_model_decisions_total", decision="manual_rollback") == 0
     finally:
-        worker.stop()
+        learner.stop()
 
     versions = await published(settings)
     numbers = [v.number for v in versions]

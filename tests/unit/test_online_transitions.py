@@ -101,3 +101,27 @@ def test_weighted_sum_is_the_weighted_feature_list_summed_per_item():
         expected[item] = expected.get(item, 0.0) + weights[f] * value
     assert counts.weighted_sum(history, k, weights) == expected  # the same numbers, bit for bit
     assert expected and counts.weighted_sum([], k, weights) == {}
+
+
+def test_counts_survive_their_binary_form_exactly():
+    import copy
+    import random
+
+    from models.online.counts import TransitionCounts
+
+    counts = TransitionCounts(gaps=2, reverse=True)
+    rng = random.Random(5)
+    for _ in range(400):
+        history = [f"é{rng.randrange(40)}" for _ in range(rng.randrange(0, 5))]  # non-ASCII ids too
+        counts.add_sample(history, f"é{rng.randrange(40)}")
+    counts.drop(["é3"])
+    back = TransitionCounts(gaps=2, reverse=True)
+    back.load_arrays(counts.to_arrays())
+    assert back.neighbours == counts.neighbours and back.degrees == counts.degrees and back.edges() > 0
+    assert back.to_json() == counts.to_json()
+    snapshot = copy.deepcopy(back)  # loaded rows are owned: learning on must not touch a copy
+    back.add_sample(["é1"], "new")
+    assert "new" not in snapshot.next.get("é1", {}) and back.next["é1"]["new"] == 1
+    empty = TransitionCounts()
+    empty.load_arrays(TransitionCounts().to_arrays())
+    assert empty.edges() == 0

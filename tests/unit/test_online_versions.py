@@ -194,6 +194,36 @@ def test_save_and_load_resume_exactly(tmp_path):
     assert learner.propose(now=2.0).metrics == restored.propose(now=2.0).metrics
 
 
+def test_a_checkpoint_keeps_its_counts_binary_and_old_json_checkpoints_still_load(tmp_path):
+    import orjson
+
+    from models.online import state
+
+    learner = make_learner()
+    feed(learner, chain_stream(200, seed=1))
+    path = learner.save(tmp_path / "learner", offsets={})
+    tensors, card = state.read_state_dir(path)
+    assert card["models"]["live_rec"]["counts"] == state.COUNTS_FORMAT  # no count in the JSON card
+    assert any(k.startswith("live_rec.counts.") for k in tensors)
+    assert card["models"]["live_rec"]["store"]["shards"] == len(learner.live_rec.store.shards)  # row maps too
+    binary, _ = OnlineLearner.load(path)
+    for x, y in zip(binary.live_rec.store.shards, learner.live_rec.store.shards):
+        assert (list(x.rows.items()), x.free, x.ids) == (list(y.rows.items()), y.free, y.ids)
+    assert binary.live_rec.store.counts == learner.live_rec.store.counts
+    # The JSON form older checkpoints hold: the counts in the card, none in the tensors.
+    for name, meta in card["models"].items():
+        if "counts" in meta:
+            model = getattr(learner, name)
+            meta["counts"] = model.counts.to_json()
+        meta["store"] = getattr(learner, name).store.state()[1]
+    old = {k: v for k, v in tensors.items() if ".counts." not in k and ".store_meta." not in k}
+    state.write_state_dir(tmp_path / "old", old, card)
+    restored, _ = OnlineLearner.load(tmp_path / "old")
+    assert restored.live_rec.counts.neighbours == learner.live_rec.counts.neighbours
+    assert models_equal(restored.live_rec, learner.live_rec)
+    assert len(orjson.dumps(card)) > len((path / state.CARD_FILE).read_bytes())
+
+
 def test_numbers_go_above_the_floor_and_a_republished_state_takes_a_new_one():
     learner = make_learner(min_samples=10)
     learner.floor = 7  # an earlier run published up to 7
