@@ -1,0 +1,281 @@
+"""A million-shopper run: a synthetic shop pushed through Kafka, workers, the learner and a gateway.
+
+Generates a shop (models/data/synthetic_shop.py: Zipf popularity, a Markov next-item chain,
+searches, impressions and clicks among the events), produces the catalog, then the events
+at `--rate` per second (paced, as live traffic, with their ts at or before now) while the
+workers, learner and gateway run. Every second a probe event (a view by a new user) goes
+out with the traffic and is polled for in the gateway's `/v1/users/{id}`: its freshness is
+ack → visible. Measured:
+- sustained events/s from the workers' first to last processed event, item stats included
+  (as bench/ingest.py: the worker group's commits on item-events reach their end), and the
+  workers' CPU-ms per event (from /proc);
+- freshness p50/p95 of the probes;
+- gateway RSS over its RSS at start, per shopper seen and per catalog item (the same
+  growth divided each way: each is an upper bound), and its marginal bytes per shopper (the
+  slope of RSS against shoppers held, sampled while the run goes on: what more shoppers
+  would add); worker RocksDB size on disk, learner RSS;
+- `/v1/recommend` p50/p99 at `--serve-rate` req/s for 10 s at the end, as bench/serve.py
+  measures it (vegeta, open loop): shoppers of the run each once (every request a cache
+  miss: `cold_*`), then the same again (the recommendation cache serves them), then wrk's peak.
+With a paced producer the sustained rate cannot exceed `--rate`: a pipeline that keeps up
+shows `--rate` and a low freshness; one that does not, a lower rate and a freshness that grows.
+Last line: JSON with every figure and the targets beside.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from abuse import rss_mb  # noqa: E402
+from freshness import get_json, percentile  # noqa: E402
+from ingest import cpu_seconds, forwards_behind  # noqa: E402
+from serve import ensure_tools, measure, wait_for_learner  # noqa: E402
+
+from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
+from app.processes import Process, free_port, gateway_process, learner_process, scrape, wait_until, worker_process  # noqa: E402
+from app.records import UserEvent  # noqa: E402
+from app.settings import ROOT, Settings  # noqa: E402
+from models.data.synthetic_shop import ShopConfig, SyntheticShop  # noqa: E402
+from models.errors import BrokerUnavailable  # noqa: E402
+
+TARGETS = {"events_per_s_min": 3000, "gateway_bytes_per_shopper_max": 1024, "freshness_p95_ms_max": 5000,
+           "recommend_p99_ms_max": 10}
+
+
+@dataclass
+class Traffic:
+    """What the producer sent: shoppers and items seen, probe (user, item, acked-at) and when it finished."""
+
+    users: set[str] = field(default_factory=set)
+    items: set[str] = field(default_factory=set)
+    probes: list[Future] = field(default_factory=list)
+    sent: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+def poll_probe(base: str, user: str, item: str, acked: float, timeout_s: float = 900.0) -> float:
+    """ms from the probe's ack until the gateway lists its item among the user's recent items."""
+    deadline = acked + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if item in get_json(f"{base}/v1/users/{user}").get("recent_items", []):
+                return (time.monotonic() - acked) * 1000
+        except OSError:
+            pass  # 404 until the profile exists
+        time.sleep(0.1)  # 0.1 s of resolution against a 5 s target; faster polling loads the gateway
+    raise TimeoutError(f"probe {user} not visible after {timeout_s:.0f}s")
+
+
+async def produce(settings: Settings, shop: SyntheticShop, n: int, rate: float, base: str, run: str,
+                  traffic: Traffic, pool: ThreadPoolExecutor) -> None:
+    """Events at `rate` per second (catching up if late), a probe every second among them."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        start_wall, start = time.time(), time.monotonic()
+        # ts of event k is when it is due, a little in the past: never ahead of the receivers' clocks.
+        span = n / rate
+        for k, e in enumerate(shop.events(n, start_wall - 1.0, span)):
+            if k % 100 == 0:
+                ahead = start + k / rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                if k // int(rate) >= len(traffic.probes) and k < n - int(rate):
+                    await send_probe(settings, producer, shop, run, traffic, pool, base)
+            e["ts"] = min(e["ts"], time.time())
+            event = UserEvent(**e)
+            if event.item_id:  # a profile is sure to exist for a shopper with an item (a search alone may not make one)
+                traffic.users.add(event.user_id)
+                traffic.items.add(event.item_id)
+            await producer.send(settings.topics.events, key=event.user_id.encode(), value=event.to_json())
+            traffic.sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def send_probe(settings: Settings, producer, shop: SyntheticShop, run: str, traffic: Traffic,  # type: ignore[no-untyped-def]
+                     pool: ThreadPoolExecutor, base: str) -> None:
+    n = len(traffic.probes)
+    user, item = f"probe-{run}-{n}", f"i{random.Random(n).randrange(shop.config.items)}"
+    event = UserEvent(f"probe-{run}-{n}", user, "view", time.time(), item)
+    await producer.send_and_wait(settings.topics.events, key=user.encode(), value=event.to_json())
+    traffic.sent += 1
+    traffic.probes.append(pool.submit(poll_probe, base, user, item, time.monotonic()))
+
+
+def run_producer(*args) -> None:  # type: ignore[no-untyped-def]
+    traffic: Traffic = args[6]
+    try:
+        asyncio.run(produce(*args))
+    except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        traffic.error = exc
+    finally:
+        traffic.done.set()
+
+
+async def produce_catalog(settings: Settings, shop: SyntheticShop) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for change in shop.catalog(time.time() - 5.0):
+            await producer.send(settings.topics.catalog, key=change["item_id"].encode(), value=json.dumps(change).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, settings: Settings,
+           on_progress: Callable[[], None]) -> dict:
+    """Sustained events/s and CPU-ms per event of the workers, from their first processed event
+    until every sent event is processed and every forward is in the item stats."""
+    def processed() -> float:
+        return sum(scrape(c.worker_metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
+
+    def cpu() -> float:
+        return sum(cpu_seconds(p.proc.pid) for p in procs)  # type: ignore[union-attr]
+
+    wait_until(lambda: processed() > 0, 300, 0.05, "first event processed")
+    start, cpu0, last_report = time.perf_counter(), cpu(), time.monotonic()
+    while not traffic.done.is_set() or (last := processed()) < traffic.sent:
+        if not all(p.alive() for p in procs):
+            raise RuntimeError(f"worker died:\n{next(p for p in procs if not p.alive()).tail()}")
+        if traffic.error:
+            raise RuntimeError("producer failed") from traffic.error
+        if time.monotonic() - last_report > 10:
+            done = [f.result() for f in traffic.probes if f.done() and not f.exception()]
+            print(f"  sent {traffic.sent:,}, processed {processed():,.0f}, probes seen {len(done)}"
+                  + (f" (last {done[-1]:.0f} ms)" if done else ""), flush=True)
+            on_progress()
+            last_report = time.monotonic()
+        time.sleep(0.5)  # scraping costs the workers CPU: not too often
+    while asyncio.run(forwards_behind(settings)) > 0:
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - start
+    return {"events_per_s": round((last - 1.0) / elapsed, 1), "processed": int(last),
+            "cpu_ms_per_event": round((cpu() - cpu0) / (last - 1.0) * 1000, 3), "ingest_s": round(elapsed, 1)}
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares dy/dx: the gateway's RSS per added shopper while the run goes on, which
+    leaves out what a small run's growth divided by its shoppers counts in (the catalog,
+    caches, allocator arenas) and is what 1M shoppers would add."""
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shoppers", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=3000.0, help="events/s the producer offers")
+    parser.add_argument("--serve-rate", type=int, default=1000, help="/v1/recommend requests/s at the end")
+    parser.add_argument("--serve-seconds", type=int, default=10)
+    args = parser.parse_args()
+    tools = ensure_tools()
+    run = f"scale-{uuid.uuid4().hex[:8]}"
+    state = Path(tempfile.mkdtemp(prefix="streamrank-scale-"))
+    settings = replace(Settings.from_env(), app_id=run, topic_prefix=run, state_dir=state, search_dense=False,
+                       gateway_port=free_port(), learner_metrics_port=free_port(), worker_metrics_port=free_port())
+    try:
+        asyncio.run(wait_for_broker(settings, timeout_s=5))
+    except BrokerUnavailable:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
+    asyncio.run(ensure_topics(settings))
+    t0 = time.monotonic()
+    shop = SyntheticShop(ShopConfig(args.shoppers, args.items, args.seed))
+    print(f"shop of {args.shoppers:,} shoppers, {args.items:,} items built in {time.monotonic() - t0:.1f}s", flush=True)
+    base = f"http://127.0.0.1:{settings.gateway_port}"
+    gateway = gateway_process(settings, state / "gateway.log").start()
+    learner = learner_process(settings, state / "learner.log").start()
+    configs = [replace(settings, state_dir=state / f"w{i}", worker_metrics_port=free_port()) for i in range(args.workers)]
+    workers = [worker_process(c, c.state_dir / "worker.log").start() for c in configs]
+    procs = [gateway, learner, *workers]
+    pool = ThreadPoolExecutor(32)  # a probe behind a backlog polls for minutes: one thread each
+    try:
+        wait_until(lambda: get_json(f"{base}/readyz") is not None, 300, 0.5, "gateway answering")
+        rss0 = rss_mb(gateway.proc.pid)  # type: ignore[union-attr]
+        asyncio.run(produce_catalog(settings, shop))
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= args.items, 600, 1.0, "catalog loaded")
+        print(f"catalog of {args.items:,} items in the gateway; gateway RSS at start {rss0:.0f} MB", flush=True)
+        traffic = Traffic()
+        producer = threading.Thread(target=run_producer, daemon=True,
+                                    args=(settings, shop, args.events, args.rate, base, run, traffic, pool))
+        producer.start()
+        growth: list[tuple[float, float]] = []  # (shoppers in the gateway, RSS bytes)
+
+        def sample() -> None:
+            growth.append((get_json(f"{base}/readyz")["records"]["user_profiles"], rss_mb(gateway.proc.pid) * 2**20))  # type: ignore[union-attr]
+
+        figures = ingest(configs, workers, traffic, settings, sample)
+        print(f"ingest: {figures}", flush=True)
+        wait_until(lambda: all(f.done() for f in traffic.probes), 900, 0.5, "probes resolved")
+        freshness = [f.result() for f in traffic.probes if not f.exception()]
+        lost = len(traffic.probes) - len(freshness)
+        users = sorted(traffic.users)
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users) + len(traffic.probes), 600,
+                   1.0, "every shopper in the gateway")
+        wait_until(lambda: get_json(f"{base}/readyz")["records"]["item_stats"] >= len(traffic.items), 600, 1.0,
+                   "every item's stats in the gateway")
+        sample()
+        grown = (rss_mb(gateway.proc.pid) - rss0) * 2**20  # type: ignore[union-attr]
+        memory = {"gateway_rss_mb": round(rss_mb(gateway.proc.pid), 1), "gateway_rss_start_mb": round(rss0, 1),  # type: ignore[union-attr]
+                  "gateway_bytes_per_shopper": round(grown / len(users)), "gateway_bytes_per_item": round(grown / args.items),
+                  "gateway_marginal_bytes_per_shopper": round(slope(growth)) if len(growth) > 2 else None,
+                  "worker_store_mb": round(sum(tree_bytes(c.state_dir) for c in configs) / 2**20, 1),
+                  "learner_rss_mb": round(rss_mb(learner.proc.pid), 1)}  # type: ignore[union-attr]
+        print(f"memory: {memory}", flush=True)
+        # Serving is measured as serve.py does, on one model version: not while the learner still
+        # trains on the run's samples beside it (on a small machine it takes the cores the gateway needs).
+        version = wait_for_learner(base, quiet_s=10.0, timeout_s=300.0)
+        print(f"online version {version:.0f} served; /v1/recommend at {args.serve_rate}/s", flush=True)
+        rng = random.Random(args.seed)
+        paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, len(users))]
+        # As serve.py: distinct shoppers first (every request a cache miss: cold_*), then the same
+        # again (the recommendation cache serves them), then wrk's peak; a warm-up over others first.
+        cold_s = min(args.serve_seconds, len(paths) // args.serve_rate)
+        warmup = paths[args.serve_rate * cold_s:][: args.serve_rate // 2]
+        latency = measure(tools, base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
+        out = {**figures, "freshness_ms": {"p50": round(statistics.median(freshness), 1),
+                                           "p95": round(percentile(freshness, 0.95), 1), "probes": len(freshness),
+                                           "probes_not_seen_in_900s": lost},
+               **memory, "recommend": {k: round(v, 3) if isinstance(v, float) else v for k, v in latency.items()},
+               "online_version": version, "shoppers_seen": len(users), "items_seen": len(traffic.items), "shoppers": args.shoppers,
+               "items": args.items, "events": args.events, "offered_rate": args.rate, "workers": args.workers,
+               "seed": args.seed, "targets": TARGETS}
+        print(json.dumps(out))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in reversed(procs):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
