@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: venv kafka-start kafka-stop demo demo-stop test test-unit bench
+.PHONY: venv kafka-start kafka-stop demo demo-stop test test-unit lint bench
 
 venv:
 	@scripts/venv.sh
@@ -23,6 +23,10 @@ demo-stop:
 # the broker again if this target started it.
 test: venv
 	@scripts/test.sh
+
+# ruff and mypy (also the first step of `make test`), in their own venv: scripts/lint.sh.
+lint: venv
+	@scripts/lint.sh
 
 test-unit: venv
 	@$(PY) -m pytest tests/unit tests/agents tests/gateway -q

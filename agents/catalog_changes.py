@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
-from app.records import decode_catalog, latest_ts
+from tables.wire.records import decode_catalog, latest_ts
 from tables import catalog
 
 if TYPE_CHECKING:

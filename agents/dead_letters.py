@@ -4,8 +4,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from app.kafka_io import dead_letter_headers
-from app.metrics import reason_label
+from tables.wire.dead_letters import dead_letter_headers, reason_label
 
 if TYPE_CHECKING:
     from faust.types import EventT

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agents.dead_letters import send_dead_letter
-from app.records import decode_item_event, latest_ts
+from tables.wire.records import decode_item_event, latest_ts
 from models.errors import ValidationError
 from tables import item_stats
 

@@ -8,7 +8,7 @@ import orjson
 
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
-from app.records import ItemEvent, UserEvent, decode_event, latest_ts
+from tables.wire.records import ItemEvent, UserEvent, decode_event, latest_ts
 from tables import seen_events, user_profiles
 
 if TYPE_CHECKING:

@@ -39,10 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser(argv).parse_args(argv)
     try:
+        limit_job_threads()
         return int(args.run(args) or 0)
     except StreamrankError as exc:
         print(f"streamrank {args.job}: {exc}", file=sys.stderr)
         return 2
+
+
+def limit_job_threads() -> None:
+    """Every job's BLAS and torch threads, before it loads numpy or torch (see app/threads.py)."""
+    from app.settings import Settings
+    from app.threads import limit_threads
+
+    limit_threads(Settings.from_env().torch_threads)
 
 
 if __name__ == "__main__":

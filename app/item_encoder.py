@@ -29,7 +29,7 @@ from app.gateway.serving import item_text
 from app.kafka_io import ensure_topics, make_consumer, make_producer
 from app.metrics import Metrics
 from app.settings import Settings
-from app.worker import changelog_topic
+from tables.wire.names import changelog_topic
 from models.encoder import DIM
 from models.item_vectors import decode_vector, encode_vector, model_digest, text_digest
 from models.errors import ValidationError

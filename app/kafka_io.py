@@ -16,8 +16,9 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from models.errors import BrokerUnavailable
 from app.consumer_reads import read_batch
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 from app.settings import Settings
+from tables.wire.names import TABLE_NAMES, changelog_topic
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
     its source topic (`PartitionsMismatch`, "has 0 partitions"), crashed its agent until
     the supervisor gave up, and then stood still; seen on a freshly formatted broker.
     """
-    from app.worker import TABLE_NAMES, changelog_topic  # the worker module imports Faust
-
     await wait_for_broker(settings, timeout_s)
     t = settings.topics
     n = settings.topic_partitions
@@ -92,12 +91,6 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, partitions: dict[str, in
         if time.monotonic() > deadline:
             raise BrokerUnavailable(f"topics without a leader for every partition after {timeout_s:.0f}s: {waiting}")
         await asyncio.sleep(0.2)
-
-
-def dead_letter_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
-    """Where a dead letter came from and why; its value is the original bytes, unchanged."""
-    return [("reason", reason.encode("utf-8", "replace")), ("source_topic", topic.encode()),
-            ("source_partition", str(partition).encode()), ("source_offset", str(offset).encode())]
 
 
 # Whose Kafka principal a client logs in as: the process's own, or the learner's (which alone

@@ -16,7 +16,7 @@ The model work is pure (`models.online.OnlineLearner`); this class only moves by
 - Version numbers only go forward: on start the learner reads back from the end of
   model-updates for the highest number published, and numbers every new version above it.
   A gateway keys what it holds by number, so a number used twice would corrupt it.
-- Every record it writes is signed (`app.update_records`); manual rollback/promote commands
+- Every record it writes is signed (`tables/wire/updates.py`); manual rollback/promote commands
   come signed on their own topic from the gateways' admin API. A record it cannot use (an
   unreadable sample, an unsigned or forged command) is dead-lettered and skipped: one bad
   record must not stall the learner.
@@ -38,16 +38,18 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from app.consumer_reads import UNREADABLE, read_batch
-from app.kafka_io import dead_letter_headers, make_consumer, make_producer
-from app.metrics import Metrics, reason_label
+from app.kafka_io import make_consumer, make_producer
+from app.metrics import Metrics
+from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
-from app.update_records import (VERSION_KINDS, Command, decode, encode_json, encode_version, read_command,
+from tables.wire.updates import (VERSION_KINDS, Command, decode, encode_json, encode_version, read_command,
                                 signing_key)
 from models.checkpoint import version_dirs
 from models.errors import BrokerUnavailable, ValidationError
 from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
-from models.online.versions import LearnerConfig, OnlineLearner, Version
+from models.online.config import LearnerConfig
+from models.online.versions import OnlineLearner, Version
 from tables.samples import HISTORY
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ def new_learner(settings: Settings) -> OnlineLearner:
     click = OnlineClickModel(OnlineClickConfig(capacity=settings.online_capacity, num_shards=settings.online_shards,
                                                min_count=settings.online_min_count))
     config = LearnerConfig(min_samples=settings.guard_min_samples, guard_ratio=settings.guard_ratio,
-                           fusion_alpha=settings.fusion_alpha)
+                           fusion_alpha=settings.fusion_alpha, validation_share=settings.learner_validation_share)
     return OnlineLearner(rec, click, config)
 
 
@@ -85,6 +87,7 @@ def load_latest(settings: Settings) -> tuple[OnlineLearner, dict[str, int]]:
     # Settings that may change across a restart; the model's shape comes from the checkpoint.
     learner.config = LearnerConfig(min_samples=settings.guard_min_samples, guard_ratio=settings.guard_ratio,
                                    fusion_alpha=settings.fusion_alpha, window=learner.config.window,
+                                   validation_share=settings.learner_validation_share,
                                    keep=learner.config.keep)
     return learner, offsets
 
@@ -246,7 +249,7 @@ class LearnerService:
             if client is not None:
                 try:
                     await client.stop()
-                except Exception:  # noqa: BLE001 — closing after a failure: nothing to save
+                except Exception:  # closing after a failure: nothing to save
                     log.warning("closing a learner client failed", exc_info=True)
         self._samples = self._updates = self._producer = None
 
@@ -329,6 +332,7 @@ class LearnerService:
         messages, unreadable = await read_batch(self._samples, self.samples_tp, timeout_ms=0,
                                                 max_records=self.settings.learner_batch)
         if not messages and unreadable is None:
+            self._report_lag()
             return False
         fresh: list[dict[str, Any]] = []
         for msg in messages:
@@ -352,7 +356,14 @@ class LearnerService:
             self.metrics.learner_skipped.labels(reason="unreadable").inc()
             await self._dead_letter(self.samples_tp, unreadable, None, None, UNREADABLE, source="samples")
         self.next_sample_offset = (unreadable if unreadable is not None else messages[-1].offset) + 1
+        self._report_lag()
         return True
+
+    def _report_lag(self) -> None:
+        # The end offset the last fetch saw: no request of its own.
+        end = self._samples.highwater(self.samples_tp) if self._samples is not None else None
+        if end is not None:
+            self.metrics.learner_lag.set(max(0, end - self.next_sample_offset))
 
     async def propose(self) -> None:
         self.last_proposal = time.monotonic()

@@ -8,9 +8,11 @@ from prometheus_client import start_http_server
 
 from app.kafka_io import ensure_topics
 from app.settings import Settings
+from app.threads import limit_threads
 from app.worker import create_worker
 
 settings = Settings.from_env()
+limit_threads(settings.torch_threads)
 if settings.faust_broker.startswith("kafka://"):
     # Before Faust subscribes (see ensure_topics): on a loop of its own, closed again, so
     # the worker's own loop is untouched.

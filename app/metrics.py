@@ -3,10 +3,50 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
+                               ProcessCollector)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+
+class ObservedCounter(Collector):
+    """A counter kept by the object that counts (a cache, a batcher, a store) and read at scrape
+    time: exposed as a Prometheus counter (`_total`) without a second count kept in step on the
+    hot path. `labels(...).set_function(read)` or `.set(value)`, as on a Gauge."""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] | list[str] = (),
+                 registry: CollectorRegistry | None = None) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self._reads: dict[tuple[str, ...], Callable[[], float]] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, **labels: str) -> _ObservedChild:
+        return _ObservedChild(self._reads, tuple(str(labels[n]) for n in self.labelnames))
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for key, read in list(self._reads.items()):
+            family.add_metric(list(key), float(read()))
+        yield family
+
+
+class _ObservedChild:
+    def __init__(self, reads: dict[tuple[str, ...], Callable[[], float]], key: tuple[str, ...]) -> None:
+        self._reads, self._key = reads, key
+
+    def set_function(self, read: Callable[[], float]) -> None:
+        self._reads[self._key] = read
+
+    def set(self, value: float) -> None:
+        self._reads[self._key] = lambda: value
 
 
 class Metrics:
@@ -15,6 +55,10 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # The standard process_*, python_info and python_gc_* metrics the default registry has.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.events_processed = Counter(
             "streamrank_events_processed_total", "Valid events applied to tables", ["type"], registry=r)
         self.events_duplicate = Counter(
@@ -49,14 +93,16 @@ class Metrics:
             ["decision"], registry=r)
         self.learner_version = Gauge(
             "streamrank_learner_serving_version", "Version the learner last promoted (what gateways serve)", registry=r)
+        self.learner_lag = Gauge(
+            "streamrank_learner_lag_samples", "Samples on the samples topic the learner has not read yet", registry=r)
         self.embedding_rows = Gauge(
             "streamrank_embedding_rows", "Rows held per embedding shard", ["table", "shard"], registry=r)
         self.embedding_bytes = Gauge(
             "streamrank_embedding_bytes", "Tensor bytes per embedding shard", ["table", "shard"], registry=r)
-        self.embedding_admissions = Gauge(
-            "streamrank_embedding_admissions", "Ids given a row so far", ["table"], registry=r)
-        self.embedding_evictions = Gauge(
-            "streamrank_embedding_evictions", "Rows evicted so far", ["table"], registry=r)
+        self.embedding_admissions = ObservedCounter(
+            "streamrank_embedding_admissions", "Ids given a row", ["table"], registry=r)
+        self.embedding_evictions = ObservedCounter(
+            "streamrank_embedding_evictions", "Rows evicted", ["table"], registry=r)
         self.process_resident_bytes = Gauge(
             "streamrank_learner_resident_bytes", "Resident memory of the learner's process", registry=r)
         # Gateway
@@ -88,12 +134,17 @@ class Metrics:
             "Model-update and model-command records refused (unsigned, forged, undecodable) and skipped",
             ["source", "reason"], registry=r)
         # Read from the serving objects at scrape time (see app.gateway.app): nothing per request.
-        self.rec_cache = Gauge(
-            "streamrank_gateway_rec_cache", "Recommendation cache: lookups that hit or missed, entries held",
-            ["kind"], registry=r)
-        self.rank_batches = Gauge(
-            "streamrank_gateway_rank_batch", "Embedding retrieval: passes run and requests they served",
-            ["kind"], registry=r)
+        self.rec_cache_lookups = ObservedCounter(
+            "streamrank_gateway_rec_cache_lookups", "Recommendation cache lookups, by result (hit, miss)",
+            ["result"], registry=r)
+        self.rec_cache_entries = Gauge(
+            "streamrank_gateway_rec_cache_entries", "Recommendation lists held in the cache", registry=r)
+        self.rec_cache_bytes = Gauge(
+            "streamrank_gateway_rec_cache_bytes", "Estimated bytes of the recommendation cache", registry=r)
+        self.rank_passes = ObservedCounter(
+            "streamrank_gateway_rank_batch_passes", "Embedding retrieval passes run", registry=r)
+        self.rank_requests = ObservedCounter(
+            "streamrank_gateway_rank_batch_requests", "Requests the embedding retrieval passes served", registry=r)
         self.model_load_failures = Counter(
             "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
         self.gc_pause = Histogram(
@@ -125,20 +176,16 @@ class Metrics:
         return lambda: gc.callbacks.remove(on_gc)
 
 
-_REASON_LABELS = (
-    ("not signed", "unsigned"),
-    ("signature does not match", "forged"),
-    ("not valid JSON", "invalid_json"),
-    ("over the limit", "oversized"),
-    ("is required", "missing_field"),
-    ("must be", "invalid_field"),
-    ("longer than", "too_long"),
-)
+def sample_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of sample `name` over the series of Prometheus `text` with these labels (0.0: none)."""
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def reason_label(reason: str) -> str:
-    """A few-valued label from a free-text reason (the full reason goes in the dead letter)."""
-    for needle, label in _REASON_LABELS:
-        if needle in reason:
-            return label
-    return "other"
+def sample_totals(text: str) -> dict[str, float]:
+    """Every sample of Prometheus `text`, summed per sample name (labels dropped)."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            totals[s.name] = totals.get(s.name, 0.0) + s.value
+    return totals

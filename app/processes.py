@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from app.metrics import sample_totals
 from app.settings import ROOT, Settings
 
 
@@ -97,13 +98,7 @@ def scrape(port: int, timeout_s: float = 2.0) -> dict[str, float]:
     """Prometheus text from 127.0.0.1:port, summed per metric name (labels dropped)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
         text = resp.read().decode()
-    totals: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name_labels, _, value = line.rpartition(" ")
-            name = name_labels.split("{", 1)[0]
-            totals[name] = totals.get(name, 0.0) + float(value)
-    return totals
+    return sample_totals(text)
 
 
 def wait_until(predicate, timeout_s: float, interval_s: float = 0.25, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

@@ -1,13 +1,15 @@
 """Turning the shared data sets into the event stream a shop would send."""
 from __future__ import annotations
 
+import hashlib
 import heapq
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 
 # A fixed origin keeps event ids and times identical between replays, so replaying twice
 # is recognised as duplicates instead of doubling every count. Early enough that Beauty's
@@ -26,6 +28,19 @@ class ReplayPlan:
     span_s: float = 180 * 24 * 3600.0
     gap_s: float = 3 * 24 * 3600.0
     seed: int = 7
+
+
+def catalog_price(item_id: str) -> float:
+    """A plausible shelf price for a product of a file that has none (Home Depot's has no prices).
+
+    Log-normal around $30 (most products $8-$110, a few hundred dollars), ending in .97; a hash
+    of the id, so every replay and every process gives a product the same price.
+    """
+    digest = hashlib.sha256(item_id.encode()).digest()
+    u1, u2 = (int.from_bytes(digest[i:i + 8], "big") / 2**64 for i in (0, 8))
+    normal = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)  # Box-Muller
+    price = min(max(math.exp(math.log(30.0) + 0.9 * normal), 2.0), 1999.0)
+    return round(price) - 0.03
 
 
 def first_user(path: Path) -> str:
@@ -48,7 +63,7 @@ def sequence_events(sequences: list[tuple[str, list[str]]], plan: ReplayPlan = R
     """Events of all users interleaved by time, each user's items in their order."""
     rng = random.Random(plan.seed)
     heap: list[tuple[float, int, int]] = []
-    for u, (_, items) in enumerate(sequences):
+    for u in range(len(sequences)):
         heap.append((REPLAY_EPOCH + rng.random() * plan.span_s, u, 0))
     heapq.heapify(heap)
     while heap:

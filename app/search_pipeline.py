@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.search_model import MODEL_NAME, QueryTower
 from app.settings import Settings
-from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from app.threads import limit_threads
+from models.checkpoint import save_checkpoint
 from models.data.homedepot import (
     SearchData,
     eligible_test_queries,
@@ -32,7 +34,6 @@ from models.data.homedepot import (
 )
 from models.embedding_cache import cached_embeddings
 from models.encoder import BASE_MODEL, TextEncoder
-from models.encoder import TENSOR_PREFIX as ENCODER_PREFIX
 from models.errors import DataError, ModelUnavailable
 from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter
@@ -49,8 +50,6 @@ from models.search_training import (
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "search"
-ADAPTER_PREFIX = "adapter."
 DEV_QUERIES_FILE = "dev_queries.txt"
 TOP_K = 100
 
@@ -84,14 +83,9 @@ class SearchAssets:
         return out
 
 
-def configure_torch(settings: Settings) -> None:
-    if settings.torch_threads > 0:
-        torch.set_num_threads(settings.torch_threads)
-
-
 def prepare(settings: Settings, data: SearchData) -> SearchAssets:
     """Load the pretrained encoder, embed the catalog (disk cache) and build BM25."""
-    configure_torch(settings)
+    limit_threads(settings.torch_threads)
     encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
     started = time.monotonic()
     item_vecs = cached_embeddings(
@@ -116,25 +110,6 @@ def rank_bm25(assets: SearchAssets, queries: Sequence[str], k: int = TOP_K) -> d
 def rank_dense(assets: SearchAssets, queries: Sequence[str], q_vecs: torch.Tensor, k: int = TOP_K) -> dict[str, list[str]]:
     top = dense_search(assets.item_vecs, q_vecs, k)
     return {q: [assets.data.items[r] for r in row.tolist()] for q, row in zip(queries, top)}
-
-
-@dataclass
-class QueryTower:
-    """Query side of the model: a MiniLM (None: the pretrained one of the assets) and the adapter."""
-
-    encoder: TextEncoder | None
-    adapter: QueryAdapter
-
-    @torch.inference_mode()
-    def encode(self, assets: SearchAssets, queries: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(fine-tuned [Q, 384], pretrained [Q, 384]) embeddings of normalised queries."""
-        zero = assets.query_vecs(queries)
-        base = zero if self.encoder is None else self.encoder.encode(queries, progress=len(queries) > 2000)
-        return self.adapter(base), zero
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        out = {ADAPTER_PREFIX + k: v.detach().cpu() for k, v in self.adapter.state_dict().items()}
-        return out if self.encoder is None else {**out, **self.encoder.state_tensors()}
 
 
 def searcher(settings: Settings, assets: SearchAssets, ranker: SearchRanker) -> HybridSearcher:
@@ -349,61 +324,21 @@ def finetune_search(
     path = save_checkpoint(settings.model_dir, MODEL_NAME, tensors, card)
     write_queries(path / DEV_QUERIES_FILE, dev)
     if plot:
-        plot_curves(path / "training_curve.png", result.encoder_losses, result.adapter_losses, result.ranker_losses)
+        plot_losses(path / "training_curve.png", result.encoder_losses, result.adapter_losses, result.ranker_losses)
     log.info("saved %s (dev metrics %s)", path, metrics)
     return path
 
 
-def plot_curves(
+def plot_losses(
     path: Path, encoder_losses: Sequence[float], adapter_losses: Sequence[float], ranker_losses: Sequence[float]
 ) -> Path:
     """PNG of the training losses: query encoder and adapter per step, ranker per epoch."""
-    import matplotlib
+    from models.plots import Panel, plot_panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    axes[0].plot(encoder_losses)
-    axes[0].set(title="query encoder (graded softmax)" + ("" if encoder_losses else ": not fine-tuned"), xlabel="step", ylabel="loss")
-    axes[1].plot(adapter_losses)
-    axes[1].set(title="query adapter (graded softmax)", xlabel="step", ylabel="loss")
-    axes[2].plot(ranker_losses)
-    axes[2].set(title="ranker (listwise, calibration queries)", xlabel="epoch", ylabel="loss")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
-# ---- loading -----------------------------------------------------------------------------
-
-
-def load_search_model(settings: Settings, checkpoint: Checkpoint) -> tuple[QueryTower, SearchRanker]:
-    """Query tower and ranker of a search checkpoint."""
-    card = checkpoint.card
-    if card.get("kind") != "search" or card.get("features") != list(FEATURES):
-        raise ModelUnavailable(f"{checkpoint.path} is not a search checkpoint of this version: run `streamrank finetune`")
-    adapter = QueryAdapter()
-    adapter.load_state_dict({k[len(ADAPTER_PREFIX):]: v for k, v in checkpoint.tensors.items() if k.startswith(ADAPTER_PREFIX)})
-    encoder = None
-    if any(k.startswith(ENCODER_PREFIX) for k in checkpoint.tensors):
-        encoder = TextEncoder.from_tensors(
-            checkpoint.tensors,
-            weights_id=str(card["model_id"]),
-            max_length=settings.encoder_max_length,
-            cache_size=settings.encoder_query_cache,
-        )
-    ranker = SearchRanker().load_tensors(checkpoint.tensors)
-    return QueryTower(encoder, adapter.eval()), ranker.eval()
-
-
-def latest_search_checkpoint(settings: Settings) -> Checkpoint | None:
-    root = settings.model_dir / MODEL_NAME
-    try:
-        return load_checkpoint(root)
-    except FileNotFoundError:
-        return None
+    encoder = "query encoder (graded softmax)" + ("" if encoder_losses else ": not fine-tuned")
+    return plot_panels([Panel({"loss": encoder_losses}, encoder, "step"),
+                        Panel({"loss": adapter_losses}, "query adapter (graded softmax)", "step"),
+                        Panel({"loss": ranker_losses}, "ranker (listwise, calibration queries)")], path)
 
 
 def leaked_queries(card: dict[str, Any], test_queries: Iterable[str]) -> set[str]:

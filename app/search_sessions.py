@@ -1,9 +1,13 @@
-"""Simulated search sessions: training queries, a position-based click model, the events a shop sends.
+"""Simulated shoppers: training queries, a position-based click model, carts, purchases, the events a shop sends.
 
-A session is one user searching one Home Depot training query, seeing the ranked results and
-clicking some of them. Which results get clicked follows the position-based model:
-P(click at position p) = examine(p) * attract(relevance label), each decision flipped with
-probability `noise`. Everything here is pure: the ranked results are passed in.
+A session is one shopper searching one Home Depot training query, seeing the ranked results,
+clicking some of them, putting some clicked products in the cart and buying some of those.
+Which results get clicked follows the position-based model: P(click at position p) =
+examine(p) * attract(relevance label), each decision flipped with probability `noise`. A cart
+follows a click only (more often the more relevant the product), a purchase a cart only.
+Shoppers are drawn from a fixed pool, so they come back and build histories. Only products of
+the catalog are shown: every event names a product the shop sells. Everything here is pure:
+the ranked results are passed in.
 """
 from __future__ import annotations
 
@@ -13,11 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 from models.data.homedepot import SearchData, split_queries
 
 # Seconds between the search and each following click: a click comes after what it clicks on.
 CLICK_DELAY_S = 2.0
+# Seconds from the last click to each add-to-cart, and from the last cart to checkout.
+CART_DELAY_S = 3.0
+CHECKOUT_DELAY_S = 10.0
 
 
 def training_queries(data: SearchData, dev_fraction: float, calib_fraction: float,
@@ -65,6 +72,31 @@ class PositionClickModel:
 
 
 @dataclass(frozen=True)
+class CartModel:
+    """Carts and purchases after clicks: P(cart | click) by label, P(purchase | cart)."""
+
+    cart_unjudged: float = 0.08
+    cart_low: float = 0.1  # at label 1, rising linearly to `cart_high` at label 3
+    cart_high: float = 0.4
+    purchase: float = 0.5
+
+    def cart_probability(self, relevance: float | None) -> float:
+        if relevance is None:
+            return self.cart_unjudged
+        return self.cart_low + (min(max(relevance, 1.0), 3.0) - 1.0) / 2.0 * (self.cart_high - self.cart_low)
+
+    def carts(self, clicked: Sequence[float | None], rng: np.random.Generator) -> list[tuple[bool, bool]]:
+        """(added to cart, bought) per clicked result, in click order; bought implies added."""
+        # Two draws per click whatever the outcome: one decision never shifts the others.
+        draws = rng.random((len(clicked), 2))
+        out = []
+        for n, relevance in enumerate(clicked):
+            added = bool(draws[n, 0] < self.cart_probability(relevance))
+            out.append((added, added and bool(draws[n, 1] < self.purchase)))
+        return out
+
+
+@dataclass(frozen=True)
 class SearchResults:
     """What one search returned: item ids best first, and the response's request id."""
 
@@ -93,17 +125,30 @@ class SessionPlan:
     seed: int = 7
 
 
+def shopper(rng: np.random.Generator, plan: SessionPlan) -> str:
+    """`hd-u<N>`, N drawn from the plan's pool of shoppers: the same few come back again and again."""
+    return f"hd-u{int(rng.integers(plan.users))}"
+
+
+def session_shopper(plan: SessionPlan, number: int) -> str:
+    """Who shops in session `number`, without the data (what `SessionSimulator.session` draws)."""
+    return shopper(np.random.default_rng([plan.seed, number, 0]), plan)
+
+
 class SessionSimulator:
     """Draws sessions over training queries and turns a session's results into user events."""
 
     def __init__(self, data: SearchData, queries: Sequence[str], plan: SessionPlan = SessionPlan(),
-                 click_model: PositionClickModel = PositionClickModel()) -> None:
+                 click_model: PositionClickModel = PositionClickModel(),
+                 cart_model: CartModel = CartModel()) -> None:
         if not queries:
             raise ValueError("no queries to simulate sessions with")
         self.data = data
         self.queries = list(queries)
         self.plan = plan
         self.click_model = click_model
+        self.cart_model = cart_model
+        self.catalog = frozenset(data.items)
 
     def _rng(self, number: int, stream: int) -> np.random.Generator:
         # One generator per (session, purpose): a session is the same whatever ran before it.
@@ -111,9 +156,9 @@ class SessionSimulator:
 
     def session(self, number: int) -> Session:
         rng = self._rng(number, 0)
-        user = int(rng.integers(self.plan.users))
+        user = shopper(rng, self.plan)  # first draw: who shops does not depend on the queries
         query = self.queries[int(rng.integers(len(self.queries)))]
-        return Session(number, f"hd-u{user}", query, self.data.query_text.get(query, query))
+        return Session(number, user, query, self.data.query_text.get(query, query))
 
     def event_id(self, number: int, kind: str, position: int | None = None) -> str:
         """`<run>:hd:<session>:<kind>[:<position>]`: a replayed run is all duplicates, a new run new events."""
@@ -121,18 +166,32 @@ class SessionSimulator:
         return base if position is None else f"{base}:{position}"
 
     def events(self, session: Session, results: SearchResults, ts: float) -> list[UserEvent]:
-        """The search, one impression per shown result, then the clicks (time order)."""
-        shown = results.item_ids[: self.plan.k]
+        """The search, one impression per shown result, the clicks, the carts, the purchases (time order)."""
+        # A result the catalog does not hold (another shop's id, a stale index) is never shown.
+        shown = [item for item in results.item_ids if item in self.catalog][: self.plan.k]
         n, user, rid, text = session.number, session.user_id, results.request_id, session.text
-        events = [UserEvent(self.event_id(n, "search"), user, "search", ts, query=text, request_id=rid)]
-        events += [UserEvent(self.event_id(n, "impression", p), user, "impression", ts, item_id=item,
-                             query=text, position=p, request_id=rid) for p, item in enumerate(shown)]
+
+        def event(kind: str, etype: str, at: float, p: int | None = None) -> UserEvent:
+            return UserEvent(self.event_id(n, kind, p), user, etype, at, item_id=None if p is None else shown[p],
+                             query=text, position=p, request_id=rid)
+
+        events = [event("search", "search", ts)]
+        events += [event("impression", "impression", ts, p) for p in range(len(shown))]
         judged = self.data.judgments.get(session.query, {})
         clicked = self.click_model.clicks([judged.get(item) for item in shown], self._rng(n, 1))
         positions = [p for p, hit in enumerate(clicked) if hit]
-        events += [UserEvent(self.event_id(n, "click", p), user, "click", ts + CLICK_DELAY_S * (i + 1),
-                             item_id=shown[p], query=text, position=p, request_id=rid)
-                   for i, p in enumerate(positions)]
+        at = ts
+        for p in positions:
+            at += CLICK_DELAY_S
+            events.append(event("click", "click", at, p))
+        decisions = self.cart_model.carts([judged.get(shown[p]) for p in positions], self._rng(n, 2))
+        carted = [p for p, (added, _) in zip(positions, decisions) if added]
+        bought = [p for p, (_, buy) in zip(positions, decisions) if buy]
+        for p in carted:
+            at += CART_DELAY_S
+            events.append(event("cart", "add_to_cart", at, p))
+        at += CHECKOUT_DELAY_S
+        events += [event("purchase", "purchase", at, p) for p in bought]  # one checkout for the lot
         return events
 
 
@@ -144,14 +203,22 @@ class SessionSummary:
     sessions: int = 0
     impressions: Counter[int] = field(default_factory=Counter)  # position -> count
     clicks: Counter[int] = field(default_factory=Counter)
+    carts: int = 0
+    purchases: int = 0
+    users: set[str] = field(default_factory=set)
 
     def add(self, events: Iterable[UserEvent]) -> None:
         self.sessions += 1
         for e in events:
+            self.users.add(e.user_id)
             if e.type == "impression" and e.position is not None:
                 self.impressions[e.position] += 1
             elif e.type == "click" and e.position is not None:
                 self.clicks[e.position] += 1
+            elif e.type == "add_to_cart":
+                self.carts += 1
+            elif e.type == "purchase":
+                self.purchases += 1
 
     def ctr(self, position: int) -> float | None:
         """Clicks per impression at `position`; None before any impression there."""
@@ -159,5 +226,6 @@ class SessionSummary:
         return round(self.clicks[position] / shown, 4) if shown else None
 
     def as_dict(self) -> dict[str, object]:
-        return {"sessions": self.sessions, "impressions": sum(self.impressions.values()),
-                "clicks": sum(self.clicks.values()), "ctr_by_position": [self.ctr(p) for p in range(self.positions)]}
+        return {"sessions": self.sessions, "shoppers": len(self.users), "impressions": sum(self.impressions.values()),
+                "clicks": sum(self.clicks.values()), "carts": self.carts, "purchases": self.purchases,
+                "ctr_by_position": [self.ctr(p) for p in range(self.positions)]}

@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from models.errors import SettingsError
+from models.online.config import LearnerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL")
@@ -144,9 +146,13 @@ class Settings:
     learner_poll_s: float = 0.2  # how often the learner looks for new samples
     version_interval_s: float = 5.0  # a version is proposed this often (if enough samples came)
     checkpoint_interval_s: float = 30.0  # the learner's state and offsets are saved this often
-    guard_min_samples: int = 200  # samples scored since the last version before any decision
-    guard_ratio: float = 0.9  # promote only if live NDCG@10 >= ratio x the serving version's
-    fusion_alpha: float = 0.8  # weight of the new model against the last good one
+    # The learner's guard and fusion; defaults are models/online/config.py's (one set of them).
+    guard_min_samples: int = LearnerConfig.min_samples  # samples scored since the last version before any decision
+    guard_ratio: float = LearnerConfig.guard_ratio  # promote only if live NDCG@10 >= ratio x the serving version's
+    fusion_alpha: float = LearnerConfig.fusion_alpha  # weight of the new model against the last good one
+    # Share of rank samples the learner scores for its guard: scoring ranks the whole catalog
+    # two or three times per sample, learning needs far less.
+    learner_validation_share: float = LearnerConfig.validation_share
     online_dim: int = 64
     online_capacity: int = 100_000  # embedding rows per shard (the memory budget)
     online_shards: int = 0  # 0: one per device present
@@ -206,7 +212,7 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            key = "KAFKA_BROKER" if f.name == "kafka_broker" else f"STREAMRANK_{f.name.upper()}"
+            key = env_name(f.name)
             raw = env.get(key)
             if raw is None or raw == "":
                 continue
@@ -216,29 +222,18 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if self.topic_partitions < 1:
-            raise SettingsError("STREAMRANK_TOPIC_PARTITIONS must be at least 1")
-        if self.max_event_bytes < 256 or self.max_request_bytes < self.max_event_bytes:
-            raise SettingsError("need 256 <= STREAMRANK_MAX_EVENT_BYTES <= STREAMRANK_MAX_REQUEST_BYTES")
-        if self.popularity_half_life_s <= 0 or self.trending_half_life_s <= 0:
-            raise SettingsError("half-lives must be positive seconds")
-        if (self.rec_epochs < 1 or self.rec_time_budget_s <= 0 or self.rec_dim < 2 or self.rec_dim % 2
-                or self.rec_negatives < 0 or self.rec_lr <= 0 or self.rec_batch_size < 1):
-            raise SettingsError("need STREAMRANK_REC_EPOCHS >= 1, STREAMRANK_REC_TIME_BUDGET_S > 0, "
-                                "STREAMRANK_REC_DIM >= 2 (even, for 2 heads), STREAMRANK_REC_NEGATIVES >= 0, "
-                                "STREAMRANK_REC_LR > 0, STREAMRANK_REC_BATCH_SIZE >= 1")
-        self._check_search()
+        """Raise SettingsError naming the first bad value: each field's rule, then those between fields."""
+        for name, (ok, rule) in _RULES.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise SettingsError(f"{env_name(name)} must be {rule}; got {value!r}")
+        if self.max_request_bytes < self.max_event_bytes:
+            raise SettingsError("STREAMRANK_MAX_REQUEST_BYTES must be at least STREAMRANK_MAX_EVENT_BYTES "
+                                f"({self.max_event_bytes}); got {self.max_request_bytes}")
+        if self.search_dev_fraction + self.search_calib_fraction >= 1:
+            raise SettingsError("STREAMRANK_SEARCH_DEV_FRACTION + STREAMRANK_SEARCH_CALIB_FRACTION must be below 1; "
+                                f"got {self.search_dev_fraction} + {self.search_calib_fraction}")
         self._check_security()
-        if self.recommend_cache_size < 0:
-            raise SettingsError("STREAMRANK_RECOMMEND_CACHE_SIZE must be >= 0 (0 turns the cache off)")
-        if self.learner_session_timeout_s < 1:
-            raise SettingsError("STREAMRANK_LEARNER_SESSION_TIMEOUT_S must be at least 1 second")
-        if (self.learner_batch < 1 or self.version_interval_s <= 0 or self.guard_min_samples < 1
-                or not 0 < self.guard_ratio <= 1 or not 0 < self.fusion_alpha <= 1 or self.online_dim < 2
-                or self.online_capacity < 1 or self.online_min_count < 1 or self.impression_window_s <= 0):
-            raise SettingsError("need STREAMRANK_LEARNER_BATCH >= 1, _VERSION_INTERVAL_S > 0, _GUARD_MIN_SAMPLES >= 1, "
-                                "0 < _GUARD_RATIO <= 1, 0 < _FUSION_ALPHA <= 1, _ONLINE_DIM >= 2, "
-                                "_ONLINE_CAPACITY >= 1, _ONLINE_MIN_COUNT >= 1, _IMPRESSION_WINDOW_S > 0")
 
     def _check_security(self) -> None:
         if self.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
@@ -252,29 +247,70 @@ class Settings:
                                 f"STREAMRANK_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}")
         if bool(self.learner_kafka_username) != bool(self.learner_kafka_password):
             raise SettingsError("STREAMRANK_LEARNER_KAFKA_USERNAME and STREAMRANK_LEARNER_KAFKA_PASSWORD go together")
-        if self.max_clock_skew_s <= 0:
-            raise SettingsError("STREAMRANK_MAX_CLOCK_SKEW_S must be a positive number of seconds")
-        if self.recommend_cache_bytes < 0:
-            raise SettingsError("STREAMRANK_RECOMMEND_CACHE_BYTES must be >= 0")
 
     @property
     def api_key_list(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
 
-    def _check_search(self) -> None:
-        if min(self.encoder_max_length, self.encoder_batch_size, self.search_candidates, self.finetune_batch_size,
-               self.finetune_encoder_batch_size, self.item_encoder_batch) < 1 or self.torch_threads < 0:
-            raise SettingsError("STREAMRANK_ENCODER_*, STREAMRANK_SEARCH_CANDIDATES and batch sizes must be positive, "
-                                "STREAMRANK_TORCH_THREADS >= 0")
-        if not (0 <= self.search_dev_fraction and 0 < self.search_calib_fraction
-                and self.search_dev_fraction + self.search_calib_fraction < 1):
-            raise SettingsError("need 0 <= STREAMRANK_SEARCH_DEV_FRACTION, 0 < STREAMRANK_SEARCH_CALIB_FRACTION, sum < 1")
-        if self.finetune_lr <= 0 or self.finetune_encoder_lr <= 0 or self.finetune_temperature <= 0:
-            raise SettingsError("STREAMRANK_FINETUNE_LR, _ENCODER_LR and _TEMPERATURE must be positive")
+
+def env_name(field_name: str) -> str:
+    """The environment variable a settings field is read from."""
+    return "KAFKA_BROKER" if field_name == "kafka_broker" else f"STREAMRANK_{field_name.upper()}"
+
+
+def _at_least(n: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= n), f"at least {n}"
+
+
+def _between(low: float, high: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: low < v <= high), f"above {low} and at most {high}"
+
+
+_POSITIVE: tuple[Callable[[Any], bool], str] = ((lambda v: v > 0), "above 0")
+_EVEN: tuple[Callable[[Any], bool], str] = ((lambda v: v >= 2 and v % 2 == 0), "even and at least 2 (two heads)")
+_SHARE = _between(0, 1)
+
+# One rule per field that has one; check() names the variable and the value it refused.
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "topic_partitions": _at_least(1),
+    "max_event_bytes": _at_least(256),
+    "popularity_half_life_s": _POSITIVE,
+    "trending_half_life_s": _POSITIVE,
+    "rec_epochs": _at_least(1),
+    "rec_time_budget_s": _POSITIVE,
+    "rec_dim": _EVEN,
+    "rec_negatives": _at_least(0),
+    "rec_lr": _POSITIVE,
+    "rec_batch_size": _at_least(1),
+    **{name: _at_least(1) for name in ("encoder_max_length", "encoder_batch_size", "search_candidates",
+                                       "finetune_batch_size", "finetune_encoder_batch_size", "item_encoder_batch")},
+    "torch_threads": _at_least(0),
+    "search_dev_fraction": _at_least(0),
+    "search_calib_fraction": _POSITIVE,
+    "finetune_lr": _POSITIVE,
+    "finetune_encoder_lr": _POSITIVE,
+    "finetune_temperature": _POSITIVE,
+    "recommend_cache_size": _at_least(0),
+    "recommend_cache_bytes": _at_least(0),
+    "learner_session_timeout_s": _at_least(1),
+    "learner_batch": _at_least(1),
+    "version_interval_s": _POSITIVE,
+    "guard_min_samples": _at_least(1),
+    "guard_ratio": _SHARE,
+    "fusion_alpha": _SHARE,
+    "learner_validation_share": _SHARE,
+    "online_dim": _at_least(2),
+    "online_capacity": _at_least(1),
+    "online_min_count": _at_least(1),
+    "impression_window_s": _POSITIVE,
+    "max_clock_skew_s": _POSITIVE,
+}
 
 
 def _parse(key: str, raw: str, kind: Any) -> Any:
-    kind = str(kind)
+    # Annotations are strings here (`from __future__ import annotations`): "int | None" is
+    # an int when set (an unset or empty variable keeps the default).
+    kind = " | ".join(k for k in (part.strip() for part in str(kind).split("|")) if k != "None")
     if kind == "bool":
         if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
             raise SettingsError(f"{key}={raw!r} is not a boolean (true/false)")

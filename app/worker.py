@@ -10,6 +10,7 @@ import faust
 from faust.auth import Credentials, SASLCredentials, SSLCredentials
 from faust.sensors import Monitor
 
+from app import faust_compat  # noqa: F401  (no offset committed past an unprocessed event)
 from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
 from app.producer_flush import make_flush_complete
@@ -157,19 +158,15 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         seen=_table(app, seen_events.NAME, n),
     )
     # Imported here: agents depend on the Worker type above.
-    from agents import catalog_changes, item_events, learner, user_events
+    from agents import catalog_changes, item_events, user_events
 
     user_events.register(worker)
     item_events.register(worker)
     catalog_changes.register(worker)
     if settings.learner_enabled:
-        worker.learner = learner.register(worker)
+        # Only then: the learner loads torch, which a worker of agents alone does without.
+        from app import learner_timer
+
+        worker.learner = learner_timer.register(worker)
     return worker
 
-
-TABLE_NAMES = (user_profiles.NAME, item_stats.NAME, catalog.NAME, seen_events.NAME)  # every table's changelog
-
-
-def changelog_topic(settings: Settings, table_name: str) -> str:
-    """Faust's name for a table's changelog topic (the gateway follows these)."""
-    return f"{settings.app_id}-{table_name}-changelog"

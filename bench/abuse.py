@@ -44,13 +44,14 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_admin, make_producer, wait_for_broker  # noqa: E402
-from app.processes import free_port, gateway_process, wait_until  # noqa: E402
-from app.records import CatalogChange, UserEvent  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.worker import changelog_topic  # noqa: E402
-from models.data.homedepot import load_homedepot  # noqa: E402
-from tables import catalog, item_stats, user_profiles  # noqa: E402
+from app.kafka_io import ensure_topics, make_admin, make_producer, wait_for_broker
+from app.metrics import sample_totals
+from app.processes import free_port, gateway_process, wait_until
+from tables.wire.records import CatalogChange, UserEvent
+from app.settings import Settings
+from tables.wire.names import changelog_topic
+from models.data.homedepot import load_homedepot
+from tables import catalog, item_stats, user_profiles
 
 API_KEY = "abuse-bench-key"
 CATEGORIES = [f"cat-{n}" for n in range(10)]
@@ -176,14 +177,9 @@ async def attack(base: str, items: list[str], total: int, connections: int, max_
 def gauges(base: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
         text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        for kind in ("entries", "bytes"):
-            if line.startswith(f'streamrank_gateway_rec_cache{{kind="{kind}"}} '):
-                out[f"rec_cache_{kind}"] = float(line.split()[1])
-        if line.startswith("streamrank_gateway_dense_items "):
-            out["dense_items"] = float(line.split()[1])
-    return out
+    totals = sample_totals(text)
+    return {key: totals[f"streamrank_gateway_{key}"] for key in ("rec_cache_entries", "rec_cache_bytes", "dense_items")
+            if f"streamrank_gateway_{key}" in totals}
 
 
 def main() -> None:

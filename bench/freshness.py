@@ -27,12 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, produce_events, wait_for_broker  # noqa: E402
-from app.processes import free_port, gateway_process, learner_process, scrape, wait_until, worker_process  # noqa: E402
-from app.records import UserEvent  # noqa: E402
-from app.replay_data import read_sequences, sequence_events  # noqa: E402
-from app.settings import ROOT, Settings  # noqa: E402
-from models.errors import BrokerUnavailable  # noqa: E402
+from app.kafka_io import ensure_topics, produce_events, wait_for_broker
+from app.plot_dir import add_plots_argument, plot_dir, write_plots
+from app.processes import free_port, gateway_process, learner_process, scrape, wait_until, worker_process
+from tables.wire.records import UserEvent
+from app.replay_data import read_sequences, sequence_events
+from app.settings import ROOT, Settings
+from models.errors import BrokerUnavailable
 
 
 def get_json(url: str) -> dict:
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--warmup-events", type=int, default=20_000)
     parser.add_argument("--version-interval", type=float, default=1.0, help="seconds between learner versions")
+    add_plots_argument(parser)
     args = parser.parse_args()
     run = f"fresh-{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="streamrank-fresh-"))
@@ -123,11 +125,23 @@ def main() -> None:
                                  "p95": round(percentile(model_ms, 0.95), 1)},
             "version_interval_s": args.version_interval, "trials": args.trials,
         }
+        write_plots(plot_dir(Settings.from_env().state_dir, "bench-freshness", args.plots), out,
+                    lambda d: plot_freshness(state_ms, model_ms, args.version_interval, d))
         print(json.dumps(out))
     finally:
         gateway.stop()
         learner.stop()
         worker.stop()
+
+
+def plot_freshness(state_ms: list[float], model_ms: list[float], interval_s: float, directory: Path) -> list[Path]:
+    """freshness.png: the distribution of both delays over the trials, p50/p95/p99 marked."""
+    from models.plots import plot_distribution
+
+    return [plot_distribution({"user state shows the event": state_ms,
+                               f"a served version learned it (interval {interval_s:g} s)": model_ms},
+                              directory / "freshness.png", "bench/freshness.py: event in Kafka -> visible",
+                              "milliseconds after the produce was acknowledged")]
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ from aiokafka import TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_admin, make_consumer, produce_events, wait_for_broker  # noqa: E402
-from app.processes import free_port, scrape, wait_until, worker_process  # noqa: E402
-from app.replay_data import read_sequences, sequence_events  # noqa: E402
-from app.settings import ROOT, Settings  # noqa: E402
-from models.errors import BrokerUnavailable  # noqa: E402
+from app.kafka_io import ensure_topics, make_admin, make_consumer, produce_events, wait_for_broker
+from app.plot_dir import add_plots_argument, plot_dir, write_plots
+from app.processes import free_port, scrape, wait_until, worker_process
+from app.replay_data import read_sequences, sequence_events
+from app.settings import ROOT, Settings
+from models.errors import BrokerUnavailable
 
 
 async def produce(settings: Settings, n: int) -> None:
@@ -125,6 +126,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--store", default="rocksdb://")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
+    add_plots_argument(parser)
     args = parser.parse_args()
     run_id = uuid.uuid4().hex[:8]
     base = Settings.from_env()
@@ -142,9 +144,20 @@ def main() -> None:
     print(f"streamrank, {args.workers} worker(s) ({args.store}): {pipe:,.0f} events/s, "
           f"{pipe_cpu:.3f} CPU s per 1000 events")
     # CPU per event is the figure that survives a busy machine; events/s is what users see.
-    print(orjson.dumps({"pipeline_eps": round(pipe, 1), "raw_eps": round(raw, 1), "ratio": round(pipe / raw, 4),
-                        "pipeline_cpu_ms_per_event": round(pipe_cpu, 3), "raw_cpu_ms_per_event": round(raw_cpu, 4),
-                        "events": args.events, "workers": args.workers, "store": args.store}).decode())
+    out = {"pipeline_eps": round(pipe, 1), "raw_eps": round(raw, 1), "ratio": round(pipe / raw, 4),
+           "pipeline_cpu_ms_per_event": round(pipe_cpu, 3), "raw_cpu_ms_per_event": round(raw_cpu, 4),
+           "events": args.events, "workers": args.workers, "store": args.store}
+    write_plots(plot_dir(base.state_dir, "bench-ingest", args.plots), out, lambda d: plot_rates(out, d))
+    print(orjson.dumps(out).decode())
+
+
+def plot_rates(out: dict, directory: Path) -> list[Path]:
+    """rate.png: the pipeline's events/s beside the bare consumer's, same topic, same run."""
+    from models.plots import plot_bars
+
+    return [plot_bars({"bare aiokafka consumer": {"events/s": out["raw_eps"]},
+                       f"streamrank worker x{out['workers']}": {"events/s": out["pipeline_eps"]}},
+                      directory / "rate.png", "bench/ingest.py: ingest rate", "events/s")]
 
 
 if __name__ == "__main__":

@@ -23,15 +23,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data.sequences import load_sequences  # noqa: E402
-from models.online.click_model import OnlineClickModel  # noqa: E402
-from models.online.rec_model import OnlineRecConfig, OnlineRecModel  # noqa: E402
-from models.online.versions import LearnerConfig, OnlineLearner  # noqa: E402
-from models.rec.online_transitions import OnlineTransitions  # noqa: E402
-from models.sharding import available_devices  # noqa: E402
+from app.plot_dir import add_plots_argument, plot_dir, write_plots
+from app.settings import Settings
+from app.threads import limit_threads
+from models.data.sequences import load_sequences
+from models.online.click_model import OnlineClickModel
+from models.online.rec_model import OnlineRecConfig, OnlineRecModel
+from models.online.versions import LearnerConfig, OnlineLearner
+from models.rec.online_transitions import OnlineTransitions
+from models.sharding import available_devices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online_quality import training_stream  # noqa: E402
+from online_quality import training_stream
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-beauty" / "Beauty.txt"
 
@@ -42,37 +45,56 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60_000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--devices", choices=("auto", "cpu"), default="auto")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (the target is one core)")
+    parser.add_argument("--validation-share", type=float, default=None,
+                        help="share of rank samples scored (default: the setting learner_validation_share)")
+    add_plots_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     devices = [torch.device("cpu")] if args.devices == "cpu" else available_devices()
     data = load_sequences(args.data)
     stream = training_stream(data)[: args.samples]
 
+    share = args.validation_share if args.validation_share is not None else Settings().learner_validation_share
     counter = OnlineTransitions()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for history, target in stream:
         counter.learn_one(history[-1] if history else None, target)
-    counting_s = time.perf_counter() - started
+    counting_s, counting_cpu = time.perf_counter() - started, time.process_time() - cpu
 
     rec = OnlineRecModel(OnlineRecConfig(num_shards=len(devices), capacity=max(1, data.n_items)), devices)
-    learner = OnlineLearner(rec, OnlineClickModel(devices=devices), LearnerConfig(min_samples=10**9))
-    started = time.perf_counter()
+    learner = OnlineLearner(rec, OnlineClickModel(devices=devices), LearnerConfig(min_samples=10**9, validation_share=share))
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(stream), args.batch):
         learner.step(stream[start:start + args.batch])
     if devices[0].type == "cuda":
         torch.cuda.synchronize()
-    learner_s = time.perf_counter() - started
+    learner_s, learner_cpu = time.perf_counter() - started, time.process_time() - cpu
     out = {
+        # Per CPU-second of this process (all its threads): what one core sustains, and a
+        # figure a busy shared machine moves far less than the wall rate beside it.
+        "learner_samples_per_cpu_s": round(len(stream) / learner_cpu, 1),
+        "counting_samples_per_cpu_s": round(len(stream) / counting_cpu, 1),
+        "ratio": round(counting_cpu / learner_cpu, 4),
         "learner_samples_per_s": round(len(stream) / learner_s, 1),
         "counting_samples_per_s": round(len(stream) / counting_s, 1),
-        "ratio": round(counting_s / learner_s, 4),
+        "validation_share": share, "scored_samples": learner.live_window.count,
         "samples": len(stream), "batch": args.batch, "items": rec.store.__len__(),
         "device": ",".join(str(d) for d in devices), "threads": args.threads,
         "progressive_NDCG@10": round(learner.live_window.ndcg(), 4),
         "checkpoint": checkpoint_cost(learner, learner_s),
     }
+    write_plots(plot_dir(Settings.from_env().state_dir, "bench-learner", args.plots), out, lambda d: plot_rates(out, d))
     print(json.dumps(out))
+
+
+def plot_rates(out: dict, directory: Path) -> list[Path]:
+    """rate.png: the learner's samples per CPU second beside counting alone (the baseline), same run."""
+    from models.plots import plot_bars
+
+    return [plot_bars({"transition counting": {"samples/CPU s": out["counting_samples_per_cpu_s"]},
+                       f"online learner ({out['device']})": {"samples/CPU s": out["learner_samples_per_cpu_s"]}},
+                      directory / "rate.png", "bench/learner.py: learning rate", "samples per CPU second")]
 
 
 def checkpoint_cost(learner: OnlineLearner, learner_s: float) -> dict[str, float]:

@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.online.rec_model import OnlineRecConfig, OnlineRecModel  # noqa: E402
+from app.threads import limit_threads
+from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 
 
 def rss_mb() -> float:
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--report-every", type=int, default=100_000)
     parser.add_argument("--version-every", type=int, default=10_000, help="samples between versions")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    limit_threads(1)
     model = OnlineRecModel(OnlineRecConfig(dim=args.dim, capacity=args.capacity, num_shards=args.shards,
                                            negatives=256))
     store = model.store

@@ -15,15 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.replay_data import sequence_events  # noqa: E402
-from models.data.sequences import Dataset, load_sequences, split_leave_one_out  # noqa: E402
-from models.rec.baselines import Popularity, Transition  # noqa: E402
-from models.rec.evaluation import evaluate_split, metrics_of  # noqa: E402
-from models.online.rec_model import OnlineRecConfig, OnlineRecModel, rank_metrics  # noqa: E402
+from app.replay_data import sequence_events
+from app.threads import limit_threads
+from models.data.sequences import Dataset, load_sequences, split_leave_one_out
+from models.metrics import rank_metrics
+from models.rec.baselines import Popularity, Transition
+from models.rec.evaluation import evaluate_split, metrics_of
+from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 
 DEFAULTS = OnlineRecConfig()
 
@@ -52,7 +53,7 @@ def learn_stream(model: OnlineRecModel, stream: list[tuple[list[str], str]], bat
         chunk = stream[start : start + batch]
         if probe_every and n % probe_every == 0:
             ranks = model.score_batch([h for h, _ in chunk], [t for _, t in chunk])
-            probes.append(rank_metrics(ranks)["NDCG@10"])
+            probes.append(rank_metrics(ranks, ks=(10,))["NDCG@10"])
         model.learn(chunk)
     return probes
 
@@ -64,7 +65,7 @@ def test_online(model: OnlineRecModel, data: Dataset, users: list[int], batch: i
         histories = [[data.items[i] for i in data.sequences[u][:-1]] for u in chunk]
         targets = [data.items[data.sequences[u][-1]] for u in chunk]
         ranks += model.score_batch(histories, targets)
-    return rank_metrics(ranks)
+    return rank_metrics(ranks, ks=(10,))
 
 
 def main() -> None:
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--probe-every", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    limit_threads(2)
     data = load_sequences(args.data)
     if args.limit_users:
         data = Dataset(data.users[: args.limit_users], data.items, data.sequences[: args.limit_users])

@@ -20,15 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.gateway.read_model import ReadModel  # noqa: E402
-from app.gateway.serving import Filters, ServingModels, blend  # noqa: E402
-from app.learner import checkpoints, load_latest  # noqa: E402
-from app.replay_data import read_sequences, sequence_events  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from models.checkpoint import version_dirs  # noqa: E402
-from models.online.serving import ServingRecModel  # noqa: E402
-from models.rec.embedding_version import NAME, EmbeddingRecVersion  # noqa: E402
-from tables import user_profiles  # noqa: E402
+from app.gateway.read_model import ReadModel
+from app.gateway.serving import Filters, ServingModels, blend
+from app.learner import checkpoints, load_latest
+from app.replay_data import read_sequences, sequence_events
+from app.settings import Settings
+from models.checkpoint import version_dirs
+from models.online.serving import ServingRecModel
+from models.rec.embedding_version import NAME, EmbeddingRecVersion
+from tables import user_profiles
 
 
 def serving_models(settings: Settings, n_events: int) -> tuple[ServingModels, list[str]]:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.gateway.read_model import ReadModel  # noqa: E402
-from app.gateway.serving import Filters, ServingModels  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from models.data.sequences import load_sequences  # noqa: E402
-from models.rec.embedding_version import NAME, EmbeddingRecVersion  # noqa: E402
-from tables import user_profiles  # noqa: E402
+from app.gateway.read_model import ReadModel
+from app.gateway.serving import Filters, ServingModels
+from app.settings import Settings
+from models.data.sequences import load_sequences
+from models.rec.embedding_version import NAME, EmbeddingRecVersion
+from tables import user_profiles
 
 
 def main() -> None:

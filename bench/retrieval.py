@@ -26,9 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.settings import Settings  # noqa: E402
-from models.checkpoint import version_dirs  # noqa: E402
-from models.dense_index import int8_supported, pack_rows  # noqa: E402
+from app.settings import Settings
+from app.threads import limit_threads
+from models.checkpoint import version_dirs
+from models.dense_index import int8_supported, pack_rows
 
 
 def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
@@ -126,7 +127,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the gateway runs 1)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     settings = Settings.from_env()
     name, rec = item_vectors(settings)
     search_name, search = search_vectors(settings)

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,17 +42,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from abuse import rss_mb  # noqa: E402
-from freshness import get_json, percentile  # noqa: E402
-from ingest import cpu_seconds, forwards_behind  # noqa: E402
-from serve import ensure_tools, measure, wait_for_learner  # noqa: E402
+from abuse import rss_mb
+from freshness import get_json, percentile
+from ingest import cpu_seconds, forwards_behind
+from serve import ensure_tools, measure, wait_for_learner
 
-from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
-from app.processes import Process, free_port, gateway_process, learner_process, scrape, wait_until, worker_process  # noqa: E402
-from app.records import UserEvent  # noqa: E402
-from app.settings import ROOT, Settings  # noqa: E402
-from models.data.synthetic_shop import ShopConfig, SyntheticShop  # noqa: E402
-from models.errors import BrokerUnavailable  # noqa: E402
+from app.kafka_io import ensure_topics, make_producer, wait_for_broker
+from app.processes import Process, free_port, gateway_process, learner_process, scrape, wait_until, worker_process
+from tables.wire.records import UserEvent
+from app.settings import ROOT, Settings
+from models.data.synthetic_shop import ShopConfig, SyntheticShop
+from models.errors import BrokerUnavailable
 
 TARGETS = {"events_per_s_min": 3000, "gateway_bytes_per_shopper_max": 1024, "freshness_p95_ms_max": 5000,
            "recommend_p99_ms_max": 10}

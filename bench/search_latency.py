@@ -21,8 +21,9 @@ from app.gateway.app import init_app
 from app.gateway.dense_search import vector_cache_path
 from app.gateway.keys import DENSE
 from app.gateway.read_model import ReadModel
-from app.records import CatalogChange, UserEvent
-from app.search_pipeline import DEV_QUERIES_FILE, MODEL_NAME
+from tables.wire.records import CatalogChange, UserEvent
+from app.search_model import MODEL_NAME
+from app.search_pipeline import DEV_QUERIES_FILE
 from app.settings import Settings
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries

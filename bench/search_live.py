@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.search_pipeline import DEV_QUERIES_FILE, configure_torch, load_search_model
+from app.search_model import load_search_model
+from app.search_pipeline import DEV_QUERIES_FILE
 from app.settings import Settings
+from app.threads import limit_threads
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries
 from models.embedding_cache import cached_embeddings
@@ -26,7 +28,7 @@ from models.search_ranker import HybridSearcher
 
 def main() -> None:
     settings = Settings.from_env()
-    configure_torch(settings)
+    limit_threads(settings.torch_threads)
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else settings.model_dir / "search" / "v0002"
     checkpoint = load_checkpoint(path)
     tower, ranker = load_search_model(settings, checkpoint)

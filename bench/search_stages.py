@@ -12,25 +12,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as app/__init__.py, before numpy loads
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from app.search_pipeline import DEV_QUERIES_FILE, configure_torch, load_search_model  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.data.homedepot import load_homedepot, load_test_queries, normalize_query  # noqa: E402
-from models.embedding_cache import cached_embeddings  # noqa: E402
-from models.encoder import TextEncoder  # noqa: E402
-from models.live_search import LiveSearcher  # noqa: E402
-from models.query_adapter import serving_adapter  # noqa: E402
+from app.search_model import load_search_model
+from app.search_pipeline import DEV_QUERIES_FILE
+from app.settings import Settings
+from app.threads import limit_threads
+from models.checkpoint import load_checkpoint
+from models.data.homedepot import load_homedepot, load_test_queries, normalize_query
+from models.embedding_cache import cached_embeddings
+from models.encoder import TextEncoder
+from models.live_search import LiveSearcher
+from models.query_adapter import serving_adapter
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", type=Path, default=settings.model_dir / "search" / "v0001")
     parser.add_argument("--queries", type=int, default=400)
     args = parser.parse_args()
-    configure_torch(settings)
+    limit_threads(settings.torch_threads)
     checkpoint = load_checkpoint(args.checkpoint)
     tower, ranker = load_search_model(settings, checkpoint)
     if tower.encoder is not None:

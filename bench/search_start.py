@@ -40,9 +40,9 @@ from app.gateway.serving import item_text  # noqa: E402
 from app.item_encoder import ItemEncoder  # noqa: E402
 from app.kafka_io import ensure_topics, make_producer  # noqa: E402
 from app.processes import free_port, gateway_process  # noqa: E402
-from app.records import CatalogChange  # noqa: E402
+from tables.wire.records import CatalogChange  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.worker import changelog_topic  # noqa: E402
+from tables.wire.names import changelog_topic  # noqa: E402
 from models.data.homedepot import load_homedepot  # noqa: E402
 from models.encoder import DIM, TextEncoder  # noqa: E402
 from models.item_vectors import encode_vector, model_digest  # noqa: E402

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import itertools
 import json
 import os
@@ -37,14 +39,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_producer, wait_for_broker  # noqa: E402
-from app.processes import (Process, free_port, gateway_process, learner_process, settings_env, wait_until,  # noqa: E402
+from app.kafka_io import ensure_topics, make_producer, wait_for_broker
+from app.metrics import sample_sum
+from app.plot_dir import add_plots_argument, plot_dir, write_plots
+from app.processes import (Process, free_port, gateway_process, learner_process, settings_env, wait_until,
                            worker_process)
-from app.records import CatalogChange  # noqa: E402
-from app.replay_data import read_sequences, sequence_events  # noqa: E402
-from app.settings import ROOT, Settings  # noqa: E402
-from models.data.homedepot import load_homedepot  # noqa: E402
-from models.errors import BrokerUnavailable  # noqa: E402
+from tables.wire.records import CatalogChange
+from app.replay_data import read_sequences, sequence_events
+from app.settings import ROOT, Settings
+from models.data.homedepot import load_homedepot
+from models.errors import BrokerUnavailable
 
 TOOLS = Path.home() / ".cache" / "streamrank" / "bin"
 
@@ -88,12 +92,9 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def gauge(base: str, name: str) -> float:
+def gauge(base: str, name: str, **labels: str) -> float:
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
+        return sample_sum(r.read().decode(), name, **labels)
 
 
 def dense_items(base: str) -> float:
@@ -102,10 +103,10 @@ def dense_items(base: str) -> float:
 
 def serving_counters(base: str) -> dict[str, float]:
     """Recommendation cache lookups and embedding retrieval passes so far (one gateway's)."""
-    names = {"hits": 'streamrank_gateway_rec_cache{kind="hits"}', "misses": 'streamrank_gateway_rec_cache{kind="misses"}',
-             "passes": 'streamrank_gateway_rank_batch{kind="passes"}',
-             "requests": 'streamrank_gateway_rank_batch{kind="requests"}'}
-    return {k: gauge(base, n) for k, n in names.items()}
+    return {"hits": gauge(base, "streamrank_gateway_rec_cache_lookups_total", result="hit"),
+            "misses": gauge(base, "streamrank_gateway_rec_cache_lookups_total", result="miss"),
+            "passes": gauge(base, "streamrank_gateway_rank_batch_passes_total"),
+            "requests": gauge(base, "streamrank_gateway_rank_batch_requests_total")}
 
 
 def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
@@ -118,10 +119,14 @@ def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: float) -> dict:
+def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: float,
+                   keep: list[float] | None = None) -> dict:
+    """Percentiles of one open-loop pass; every request's latency (ms) goes to `keep` (for the plot)."""
     targets = "\n".join(f"GET {base}{p}" for p in paths) + "\n"
     attack = subprocess.run([vegeta, "attack", f"-rate={rate}/s", f"-duration={seconds:g}s", "-timeout=5s"],
                             input=targets.encode(), capture_output=True, check=True)
+    if keep is not None:
+        keep.extend(request_latencies_ms(vegeta, attack.stdout))
     report = json.loads(subprocess.run([vegeta, "report", "-type=json"], input=attack.stdout,
                                        capture_output=True, check=True).stdout)
     lat = report["latencies"]
@@ -129,8 +134,15 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
             "success_ratio": report["success"], "errors": len(report.get("errors") or [])}
 
 
+def request_latencies_ms(vegeta: str, attack: bytes) -> list[float]:
+    """Each request's latency from vegeta's results (CSV: timestamp, code, latency in ns, ...)."""
+    rows = subprocess.run([vegeta, "encode", "-to", "csv"], input=attack, capture_output=True, check=True).stdout
+    return [int(row[2]) / 1e6 for row in csv.reader(io.StringIO(rows.decode())) if len(row) > 2]
+
+
 def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seconds: int,
-            cold_seconds: int = 0, warmup: Sequence[str] = ()) -> dict:
+            cold_seconds: int = 0, warmup: Sequence[str] = (),
+            samples: dict[str, list[float]] | None = None, name: str = "") -> dict:
     """Latency at `rate`, then the peak. With `cold_seconds`, a first pass at `rate` over
     distinct paths (no request repeats one before it: with distinct users, every request
     misses the recommendation cache and is ranked afresh) comes before the measured one,
@@ -138,19 +150,23 @@ def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seco
 
     `warmup` paths (none of them measured later) go first at `rate`, unmeasured: the first
     tenth of a second of a process's first load (its first misses, the load generator
-    opening its connections) cost up to 60 ms once, which is start-up, not serving."""
+    opening its connections) cost up to 60 ms once, which is start-up, not serving.
+
+    `samples` gets every measured request's latency under `name` (and `name cold`)."""
     wrk, vegeta = tools
     if warmup:
         vegeta_latency(vegeta, base, list(warmup), rate, max(0.3, len(warmup) / rate))
         time.sleep(1.0)
     cold = {}
     if cold_seconds:
-        cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds)
+        cold = vegeta_latency(vegeta, base, paths, rate, cold_seconds,
+                              None if samples is None else samples.setdefault(f"{name} cold", []))
         time.sleep(5.0)  # requests vegeta gave up on (timeout 5 s) may still be queued: let them drain
     # Returning users are those the cold pass asked for (vegeta goes through its targets in
     # order): any other would be a first request, measured above.
     repeat = paths[: rate * cold_seconds] if cold_seconds else paths
-    latency = vegeta_latency(vegeta, base, repeat, rate, seconds)
+    latency = vegeta_latency(vegeta, base, repeat, rate, seconds,
+                             None if samples is None else samples.setdefault(name, []))
     latency = {**{f"cold_{k}": v for k, v in cold.items() if k.endswith("_ms") or k == "errors"}, **latency}
     return {**latency, "rps": round(wrk_peak(wrk, base, paths, seconds), 1)}
 
@@ -159,8 +175,8 @@ def gc_pauses(base: str) -> dict[str, float]:
     """Cyclic GC so far: seconds and collections of each generation (one gateway's)."""
     out = {}
     for g in "012":
-        out[f"gen{g}_seconds"] = gauge(base, f'streamrank_gc_pause_seconds_sum{{generation="{g}"}}')
-        out[f"gen{g}_count"] = gauge(base, f'streamrank_gc_pause_seconds_count{{generation="{g}"}}')
+        out[f"gen{g}_seconds"] = gauge(base, "streamrank_gc_pause_seconds_sum", generation=str(g))
+        out[f"gen{g}_count"] = gauge(base, "streamrank_gc_pause_seconds_count", generation=str(g))
     return out
 
 
@@ -191,6 +207,7 @@ def main() -> None:
                         help="recommendation cache entries per gateway (0: off, every request ranked afresh)")
     parser.add_argument("--hold", action="store_true",
                         help="load, print the gateway's address and keep the stack up until interrupted (profiling)")
+    add_plots_argument(parser)
     args = parser.parse_args()
     tools = ensure_tools()
     run = f"serve-{uuid.uuid4().hex[:8]}"
@@ -257,11 +274,14 @@ def main() -> None:
         # cold pass, queries after those of the search pass.
         rec_warmup = rec_paths[args.rate * cold_seconds:][: args.rate // 2]
         search_warmup = search_paths[args.search_rate * args.search_seconds:][: args.search_rate * 2]
+        latencies: dict[str, list[float]] = {}
         results = {
-            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, cold_seconds, rec_warmup),
-            "search": measure(tools, base, search_paths, args.search_rate, args.search_seconds, warmup=search_warmup),
+            "recommend": measure(tools, base, rec_paths, args.rate, args.seconds, cold_seconds, rec_warmup,
+                                 latencies, "recommend"),
+            "search": measure(tools, base, search_paths, args.search_rate, args.search_seconds, warmup=search_warmup,
+                              samples=latencies, name="search"),
             "fixed_body": measure(tools, f"http://127.0.0.1:{fixed_port}", rec_paths, args.rate, args.seconds,
-                                  warmup=rec_paths[: args.rate // 2]),
+                                  warmup=rec_paths[: args.rate // 2], samples=latencies, name="fixed body"),
         }
         after, gc_after = serving_counters(base), gc_pauses(base)  # search does not touch the counters
         d = {k: after[k] - before[k] for k in after}
@@ -274,10 +294,23 @@ def main() -> None:
         results["gateways"] = args.gateways
         if args.gateways == 1:  # with several, each scrape reaches any one of them
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
+        write_plots(plot_dir(base_settings.state_dir, "bench-serve", args.plots), results,
+                    lambda d: plot_latencies(latencies, results, d))
         print(json.dumps(results))
     finally:
         for p in (fixed, *gateways, encoder, learner, worker):
             p.stop()
+
+
+def plot_latencies(latencies: dict[str, list[float]], results: dict, directory: Path) -> list[Path]:
+    """latency.png: each pass's latency distribution (p50/p95/p99 marked); rps.png: peak
+    requests/s of each endpoint beside the fixed-body handler."""
+    from models.plots import plot_bars, plot_distribution
+
+    rps = {name: {"peak requests/s": results[name]["rps"]} for name in ("recommend", "search", "fixed_body")}
+    return [plot_distribution({k: v for k, v in latencies.items() if v}, directory / "latency.png",
+                              "bench/serve.py: latency at a fixed rate (open loop)"),
+            plot_bars(rps, directory / "rps.png", "bench/serve.py: peak throughput (wrk -c32)", "requests/s")]
 
 
 if __name__ == "__main__":

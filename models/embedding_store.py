@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from models.sharding import available_devices, shard_devices, shard_of
 
 Id = Hashable
+SHARD_MEMO_MAX = 1 << 20  # ids whose shard is remembered (about 100 MB at most)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class EmbeddingStore:
         self.admissions = 0  # ids given a row since this store was made (a counter for metrics)
         self.evictions = 0  # rows evicted since this store was made (the list below is pruned)
         self.evicted: list[tuple[int, Id]] = []  # (version, id), so replicas can drop rows too
+        self._shard_memo: dict[Id, int] = {}
 
     # ---- id handling ------------------------------------------------------------------
     @property
@@ -111,7 +114,17 @@ class EmbeddingStore:
         return [s.device for s in self.shards]
 
     def shard_index(self, key: Id) -> int:
-        return shard_of(key, len(self.shards))
+        # Hashing an id (blake2b of its text) was a fifth of the learner's time: one shard
+        # needs no hash, and with several the answer is remembered (bounded by clearing).
+        n = len(self.shards)
+        if n == 1:
+            return 0
+        shard = self._shard_memo.get(key)
+        if shard is None:
+            if len(self._shard_memo) >= SHARD_MEMO_MAX:
+                self._shard_memo.clear()
+            shard = self._shard_memo[key] = shard_of(key, n)
+        return shard
 
     def __len__(self) -> int:
         return sum(len(s.rows) for s in self.shards)
@@ -277,7 +290,7 @@ class EmbeddingStore:
         return self.shards[shard].ids
 
     # ---- full state (checkpoints) ----------------------------------------------------------
-    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """(CPU tensors, JSON-able meta) that `from_state` turns back into an identical store.
 
         Keeps LRU order, admission counts, free rows and the init generator, so that a
@@ -301,7 +314,7 @@ class EmbeddingStore:
         return tensors, meta
 
     @classmethod
-    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict,
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
                    devices: list[torch.device] | None = None) -> "EmbeddingStore":
         store = cls(StoreConfig(**meta["config"]), devices)
         if len(meta["shards"]) != len(store.shards):
@@ -372,3 +385,9 @@ class ServingTable:
         extra = 0 if self.scales is None else self.scales.element_size() * self.scales.nelement()
         return self.values.element_size() * self.values.nelement() + extra
 
+
+def gradient_of(rows: torch.Tensor) -> torch.Tensor:
+    """`rows.grad` after the backward pass, for `apply_gradients` (an error if it never reached them)."""
+    if rows.grad is None:
+        raise RuntimeError("rows looked up for training got no gradient: they were not part of the loss")
+    return rows.grad

@@ -16,11 +16,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from models.errors import ModelUnavailable  # noqa: E402
+from models.errors import ModelUnavailable
 
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384

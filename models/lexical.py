@@ -55,7 +55,7 @@ def char_ngrams(text: str, n: int = 3) -> list[str]:
 
     Misspelled queries ('drils', 'cieling') still share most n-grams with the title.
     """
-    grams = []
+    grams: list[str] = []
     for token in tokenize(text):
         padded = f"#{token}#"
         grams.extend(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
@@ -216,7 +216,7 @@ class BM25Index:
             return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(self._ids[s], float(scores[s])) for s in top]  # type: ignore[misc]
+        return [(self._ids[s], float(scores[s])) for s in top]
 
     def lengths(self, slots: np.ndarray) -> np.ndarray:
         """Number of terms of the items in `slots` ([m] float32; 0 for -1)."""

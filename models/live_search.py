@@ -19,7 +19,7 @@ import torch
 from models.dense_index import DenseIndex
 from models.lexical import BM25Index, char_ngrams
 # Shared with the offline searcher so both select and scale candidates identically.
-from models.search_ranker import SearchRanker, _relative_and_log, _top
+from models.search_ranker import LexicalFeatures, SearchRanker, candidate_features, top_positive
 
 # item ids -> (popularity [C], ctr [C]) float32, e.g. read from live item statistics.
 ItemStats = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
@@ -135,7 +135,7 @@ class LiveSearcher:
         chars = self.char_index.scores(query)
         n = min(self.n_candidates, len(self.texts))
         return LexicalScores(query, self.changes, words, chars, self.index.coverage(query),
-                             np.concatenate([_top(words, n), _top(chars, n)]))
+                             np.concatenate([top_positive(words, n), top_positive(chars, n)]))
 
     def candidates(
         self,
@@ -153,7 +153,6 @@ class LiveSearcher:
         """
         if lexical is None or lexical.query != query or lexical.changes != self.changes:
             lexical = self.lexical(query)
-        raw, chars = lexical.words, lexical.chars
         n = min(self.n_candidates, len(self.texts))
         # The scan (int8 where packed) only picks dense candidates; features are exact below.
         top_dense = torch.topk(self.dense.scan(q_tuned), min(n, len(self.dense))).indices.numpy() if n else np.zeros(0, np.int64)
@@ -170,22 +169,9 @@ class LiveSearcher:
         if not bool(has_vec.all()):
             vecs[~has_vec] = 0.0  # no vector yet: zeros
         popularity, ctr = item_stats(ids) if item_stats is not None else (np.zeros(len(ids), np.float32),) * 2
-        features = torch.stack(
-            [
-                vecs @ q_tuned,
-                vecs @ q_zero,
-                *_relative_and_log(raw, slots),
-                torch.from_numpy(lexical.coverage[slots]),
-                *_relative_and_log(chars, slots),
-                torch.full((len(ids),), float(np.log1p(len(self.index.analyzer(query))))),
-                torch.from_numpy(np.log1p(self.index.lengths(slots))),
-                torch.log1p(torch.as_tensor(popularity, dtype=torch.float32).clamp(min=0)),
-                torch.as_tensor(ctr, dtype=torch.float32),
-                vecs @ user_vec if user_vec is not None else torch.zeros(len(ids)),
-            ],
-            dim=1,
-        ).float()
-        return ids, features
+        bm25 = LexicalFeatures(lexical.words, lexical.chars, slots, lexical.coverage[slots],
+                               len(self.index.analyzer(query)), self.index.lengths(slots))
+        return ids, candidate_features(vecs, q_tuned, q_zero, user_vec, bm25, popularity, ctr)
 
     @torch.inference_mode()
     def search(

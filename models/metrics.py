@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Hashable
+from typing import Any, Hashable
 
 import numpy as np
 import torch
@@ -59,8 +59,12 @@ def ndcg_at_k_ranks(ranks: torch.Tensor | np.ndarray, k: int) -> float:
     return float(gain.mean())
 
 
-def rank_metrics(ranks: torch.Tensor | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """{"HR@k": ..., "NDCG@k": ...} for every k (HR keys first). ranks: [U] 0-based."""
+def rank_metrics(ranks: torch.Tensor | np.ndarray | Sequence[int | None], ks: Sequence[int] = DEFAULT_KS
+                 ) -> dict[str, float]:
+    """{"HR@k": ..., "NDCG@k": ...} for every k (HR keys first). ranks: [U] 0-based; None (a
+    target the model does not know) is a miss."""
+    if not isinstance(ranks, (torch.Tensor, np.ndarray)):
+        ranks = torch.tensor([float("inf") if r is None else float(r) for r in ranks], dtype=torch.float64)
     out = {f"HR@{k}": hr_at_k(ranks, k) for k in ks}
     out.update({f"NDCG@{k}": ndcg_at_k_ranks(ranks, k) for k in ks})
     return out
@@ -93,7 +97,7 @@ def dcg(gains: Sequence[float]) -> float:
     return sum((2.0 ** g - 1.0) / math.log2(i + 2) for i, g in enumerate(gains))
 
 
-def ndcg_at_k(ranked_ids: Sequence[Hashable], gains: Mapping[Hashable, float], k: int) -> float:
+def ndcg_at_k(ranked_ids: Sequence[Hashable], gains: Mapping[Any, float], k: int) -> float:
     """nDCG@k with gain 2^g - 1 and log2 discount; unjudged ids have gain 0.
 
     The ideal DCG uses the k best of ALL judged gains, retrieved or not. Returns 0.0 when no
@@ -114,7 +118,7 @@ def ndcg_at_k(ranked_ids: Sequence[Hashable], gains: Mapping[Hashable, float], k
     return dcg(got) / ideal if ideal > 0 else 0.0
 
 
-def recall_at_k(ranked_ids: Sequence[Hashable], relevant: set[Hashable] | frozenset[Hashable], k: int) -> float:
+def recall_at_k(ranked_ids: Sequence[Hashable], relevant: set[Any] | frozenset[Any], k: int) -> float:
     """Share of `relevant` found in the first k ranked ids; 0.0 when `relevant` is empty."""
     if k <= 0:
         raise ValueError("k must be positive")

@@ -45,16 +45,20 @@ class SearchRanker(nn.Module):
     and `std` fitted on training candidates (see `fit_scaling`).
     """
 
+    mean: torch.Tensor  # buffers [F], registered in __init__
+    std: torch.Tensor
+
     def __init__(self, n_features: int = len(FEATURES), hidden: int = 16):
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
         self.linear = nn.Linear(n_features, 1)
-        self.mlp = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        hidden_layer, out = nn.Linear(n_features, hidden), nn.Linear(hidden, 1)
+        self.mlp = nn.Sequential(hidden_layer, nn.ReLU(), out)
         nn.init.zeros_(self.linear.weight)
         with torch.no_grad():
             self.linear.weight[0, FEATURES.index("dense")] = 1.0  # start as the dense ranker
-        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(out.weight)
 
     def fit_scaling(self, features: torch.Tensor) -> None:
         """Set mean/std from training features [M, F]; constant features keep std 1."""
@@ -137,27 +141,14 @@ class HybridSearcher:
         dense = self.item_vecs @ q_tuned  # [N]
         n = min(self.n_candidates, len(self.item_ids))
         idx = np.unique(
-            np.concatenate([_top(bm25, n), _top(chars, n), torch.topk(dense, n).indices.numpy()]).astype(np.int64)
+            np.concatenate([top_positive(bm25, n), top_positive(chars, n), torch.topk(dense, n).indices.numpy()]).astype(np.int64)
         )
         rows = torch.from_numpy(idx)
         _, coverage = self.index.score_items(query, [self.item_ids[i] for i in idx], raw)
-        vecs = self.item_vecs[rows]
-        personal = vecs @ user_vec if user_vec is not None else torch.zeros(len(idx))
-        features = torch.stack(
-            [
-                vecs @ q_tuned,  # as the live searcher computes it: bit-identical features
-                vecs @ q_zero,
-                *_relative_and_log(bm25, idx),
-                torch.from_numpy(coverage),
-                *_relative_and_log(chars, idx),
-                torch.full((len(idx),), float(np.log1p(len(self.index.analyzer(query))))),
-                torch.from_numpy(np.log1p(self.index.lengths(self._slots[idx]))),
-                torch.log1p(self.popularity[rows].clamp(min=0)),
-                self.ctr[rows],
-                personal,
-            ],
-            dim=1,
-        ).float()
+        features = candidate_features(
+            self.item_vecs[rows], q_tuned, q_zero, user_vec, LexicalFeatures(
+                bm25, chars, idx, coverage, len(self.index.analyzer(query)), self.index.lengths(self._slots[idx])),
+            self.popularity[rows], self.ctr[rows])
         return Candidates(idx=idx, features=features)
 
     @torch.inference_mode()
@@ -171,7 +162,7 @@ class HybridSearcher:
         return [(self.item_ids[cands.idx[i]], float(scores[i])) for i in order]
 
 
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
+def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
     """Rows of the n highest positive scores (unordered), [<= n] int64.
 
     Partitions only the positive scores: most items share no term with a query, and a
@@ -183,6 +174,45 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     if len(positive) <= n:
         return positive
     return positive[np.argpartition(-scores[positive], n - 1)[:n]]
+
+
+@dataclass(frozen=True)
+class LexicalFeatures:
+    """What BM25 knows of C candidates: word and char scores of the whole catalog [S] (their
+    best scales the relative features) and where the candidates sit in them, [C] `at`."""
+
+    words: np.ndarray
+    chars: np.ndarray
+    at: np.ndarray
+    coverage: np.ndarray  # [C] share of query terms in each candidate
+    query_terms: int
+    lengths: np.ndarray  # [C] terms in each candidate's text
+
+
+def candidate_features(vecs: torch.Tensor, q_tuned: torch.Tensor, q_zero: torch.Tensor, user_vec: torch.Tensor | None,
+                       lexical: LexicalFeatures, popularity: torch.Tensor | np.ndarray,
+                       ctr: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """The FEATURES of C candidates, [C, F] float32, for the offline and the live searcher alike
+    (one function: a ranker fitted offline scores live candidates exactly as offline ones).
+
+    vecs: [C, D] item vectors (zeros where none); q_tuned, q_zero, user_vec: [D]; popularity, ctr: [C].
+    """
+    n = len(lexical.at)
+    return torch.stack(
+        [
+            vecs @ q_tuned,
+            vecs @ q_zero,
+            *_relative_and_log(lexical.words, lexical.at),
+            torch.from_numpy(lexical.coverage),
+            *_relative_and_log(lexical.chars, lexical.at),
+            torch.full((n,), float(np.log1p(lexical.query_terms))),
+            torch.from_numpy(np.log1p(lexical.lengths)),
+            torch.log1p(torch.as_tensor(popularity, dtype=torch.float32).clamp(min=0)),
+            torch.as_tensor(ctr, dtype=torch.float32),
+            vecs @ user_vec if user_vec is not None else torch.zeros(n),
+        ],
+        dim=1,
+    ).float()
 
 
 def _relative_and_log(scores: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -110,7 +110,8 @@ def train_query_side(
     return losses
 
 
-def train_adapter(adapter: QueryAdapter, queries: torch.Tensor, judged: Sequence[Judged], item_vecs: torch.Tensor, epochs: int, **kwargs: Any) -> list[float]:
+def train_adapter(adapter: QueryAdapter, queries: torch.Tensor, judged: Sequence[Judged], item_vecs: torch.Tensor, epochs: int,
+                  **kwargs: Any) -> list[float]:
     """`train_query_side` for the adapter over fixed pretrained query embeddings [Q, D]."""
     device = next(adapter.parameters()).device
     return train_query_side(adapter, lambda batch: adapter(queries[batch].to(device)), judged, item_vecs, epochs, **kwargs)

@@ -12,4 +12,13 @@ if [ -z "${KAFKA_BROKER:-}" ]; then
 fi
 stop() { if [ $started = 1 ]; then scripts/kafka.sh stop; fi; }
 trap stop EXIT
+# tests/browser drives the pages in headless Chromium (Debian's packages; root, as in CI).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "chromium and chromium-driver are missing: tests/browser will skip (fail where CI is set)" >&2
+  fi
+fi
+scripts/lint.sh  # ruff and mypy first: seconds, once their venv and cache exist
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from app.records import CatalogChange
+from tables.wire.records import CatalogChange
 from tables.shapes import is_number, is_optional, require
 
 NAME = "catalog"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 
 Sample = dict[str, Any]
 MAX_PENDING = 50  # impressions waiting for a click, per user

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 from tables import samples as sampling
 from tables.shapes import is_counts, is_number, is_str_list, require
 

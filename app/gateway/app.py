@@ -157,9 +157,9 @@ async def _search_watcher_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _serving_gauges(metrics: Metrics, serving: ServingModels) -> None:
     cache, batcher = serving.cache, serving.batcher
-    metrics.rec_cache.labels(kind="hits").set_function(lambda: cache.hits)
-    metrics.rec_cache.labels(kind="misses").set_function(lambda: cache.misses)
-    metrics.rec_cache.labels(kind="entries").set_function(lambda: len(cache))
-    metrics.rec_cache.labels(kind="bytes").set_function(lambda: cache.bytes)
-    metrics.rank_batches.labels(kind="passes").set_function(lambda: batcher.batches)
-    metrics.rank_batches.labels(kind="requests").set_function(lambda: batcher.requests)
+    metrics.rec_cache_lookups.labels(result="hit").set_function(lambda: cache.hits)
+    metrics.rec_cache_lookups.labels(result="miss").set_function(lambda: cache.misses)
+    metrics.rec_cache_entries.set_function(lambda: len(cache))
+    metrics.rec_cache_bytes.set_function(lambda: cache.bytes)
+    metrics.rank_passes.labels().set_function(lambda: batcher.batches)
+    metrics.rank_requests.labels().set_function(lambda: batcher.requests)

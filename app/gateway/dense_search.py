@@ -31,7 +31,7 @@ import torch
 from app.gateway.serving import item_text
 from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
-from app.search_pipeline import load_search_model
+from app.search_model import load_search_model
 from app.settings import Settings
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import normalize_query
@@ -138,7 +138,7 @@ class DenseSearch:
         if self._cache is not None:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
-            except Exception:  # noqa: BLE001 — a cache is an optimisation; stopping must go on
+            except Exception:  # a cache is an optimisation; stopping must go on
                 log.exception("could not save the item vector cache")
         for pool in (self._catalog_pool, self._encode_pool, self._query_pool):
             pool.shutdown(wait=False, cancel_futures=True)
@@ -158,10 +158,14 @@ class DenseSearch:
                 and time.monotonic() - self._changed_at > quiet_s)
 
     def status(self) -> dict[str, Any]:
-        """Search readiness for /readyz: ready once queries are encoded and every item has its vector."""
+        """Search readiness for /readyz: ready once queries are encoded and every item has its vector;
+        and the search model serving (what /v1/search answers as `model_version`), so a page or an
+        operator sees a fine-tuned version replace the pretrained one."""
         items, with_vectors = len(self.texts), min(len(self.index), len(self.texts))
+        model = self.model
         return {"items": items, "with_vectors": with_vectors,
-                "ready": self._query_encoder is not None and with_vectors >= items}
+                "ready": self._query_encoder is not None and with_vectors >= items,
+                "model_version": model.version if model is not None else f"bm25+{self.version}"}
 
     def on_vectors(self, records: Sequence[tuple[str, ItemVector | None]]) -> None:
         """Item vectors from the topic (None: a tombstone); those of current texts get installed."""
@@ -225,7 +229,7 @@ class DenseSearch:
             if not self.pending:  # always so unless this gateway encodes the catalog itself
                 try:
                     await self._idle(loop)
-                except Exception:  # noqa: BLE001 — this loop must outlive one bad change or a full disk
+                except Exception:  # this loop must outlive one bad change or a full disk
                     log.exception("applying catalog changes or saving the vector cache failed")
                 await asyncio.sleep(0.1)
                 continue
@@ -235,14 +239,14 @@ class DenseSearch:
                 batch.append((item, self.pending.pop(item)))
             try:
                 vectors = await loop.run_in_executor(self._catalog_pool, self._vectors, [t for _, t in batch])
-            except Exception:  # noqa: BLE001 — keep serving; the items stay lexical-only
+            except Exception:  # keep serving; the items stay lexical-only
                 log.exception("encoding %d catalog items failed", len(batch))
                 continue
             # The searcher skips pairs whose text changed meanwhile: a newer change wins.
             self._ops.append(partial(self.searcher.set_vectors, batch, vectors))
             try:
                 await self._on_query_thread(self._apply)
-            except Exception:  # noqa: BLE001 — the next search or idle pass applies the rest
+            except Exception:  # the next search or idle pass applies the rest
                 log.exception("applying catalog changes to the searcher failed")
 
     async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -357,7 +361,7 @@ class DenseSearch:
 def _open_cache(path: Path) -> VectorCache:
     try:
         return VectorCache(path, DIM)
-    except Exception:  # noqa: BLE001 — a damaged cache costs one re-encode, not the gateway
+    except Exception:  # a damaged cache costs one re-encode, not the gateway
         log.exception("item vector cache %s unreadable; starting empty", path)
         path.rename(path.with_suffix(".unreadable"))
         return VectorCache(path, DIM)

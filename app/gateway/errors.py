@@ -41,7 +41,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
         response = error_response(413, f"request body over the limit of {limit} bytes")
     except web.HTTPException as exc:
         response = error_response(exc.status, exc.reason)
-    except Exception:  # noqa: BLE001 — a bug must answer 500 in JSON, never drop the connection
+    except Exception:  # a bug must answer 500 in JSON, never drop the connection
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = error_response(500, "internal error; see the gateway log")
     route = request.match_info.route.resource

@@ -7,7 +7,7 @@ new serving model off the event loop, copy-on-write from the parent it keeps, an
 it with one reference assignment: a request ranks against one whole version. Decisions on
 the same topic are for the logs.
 
-Only signed records are applied (`app.update_records`): anyone able to write to Kafka could
+Only signed records are applied (`tables/wire/updates.py`): anyone able to write to Kafka could
 otherwise choose the model every gateway serves. A record that is unsigned, forged or
 undecodable is counted, dead-lettered and skipped, and so is one that fails to apply: a
 record retried forever would stop every later version.
@@ -24,10 +24,11 @@ from app.consumer_reads import UNREADABLE, read_batch
 from app.gateway.serving import ServingModels
 from app.gateway.sink import EventSink
 from app.gateway.tasks import cancel_and_wait
-from app.kafka_io import dead_letter_headers, make_consumer
-from app.metrics import Metrics, reason_label
+from app.kafka_io import make_consumer
+from app.metrics import Metrics
+from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
-from app.update_records import VERSION_KINDS, UpdateRecord, decode, read_json, read_version, signing_key
+from tables.wire.updates import VERSION_KINDS, UpdateRecord, decode, read_json, read_version, signing_key
 from models.errors import ValidationError
 from models.online.click_serving import ServingClickModel
 from models.online.serving import ServingRecModel, serving_for
@@ -65,7 +66,7 @@ class ModelUpdatesFollower:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 — broker trouble: log, back off, reconnect
+            except Exception:  # broker trouble: log, back off, reconnect
                 log.exception("model-updates follower failed; reconnecting in 1s")
                 await asyncio.sleep(1.0)
 
@@ -103,7 +104,7 @@ class ModelUpdatesFollower:
         except ValidationError as exc:
             await self._refuse(key, value, exc.reason, offset)
             return False
-        except Exception as exc:  # noqa: BLE001 — a signed version this gateway cannot build: skip it
+        except Exception as exc:  # a signed version this gateway cannot build: skip it
             log.exception("could not apply model-updates@%d", offset)
             self.metrics.model_load_failures.inc()
             await self._refuse(key, value, f"could not apply: {type(exc).__name__}: {exc}"[:300], offset)
@@ -157,7 +158,7 @@ class ModelUpdatesFollower:
         headers = dead_letter_headers(reason, self.settings.topics.model_updates, 0, offset)
         try:
             await self.sink.send_dead_letter(key, value, headers)
-        except Exception:  # noqa: BLE001 — e.g. too large to produce: skipped all the same, as logged
+        except Exception:  # e.g. too large to produce: skipped all the same, as logged
             log.exception("could not dead-letter model-updates@%d", offset)
             return
         self.metrics.dead_letters.labels(source=SOURCE, reason=reason_label(reason)).inc()

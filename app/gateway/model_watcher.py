@@ -17,7 +17,7 @@ from app.gateway.dense_search import SearchModel, DenseSearch
 from app.gateway.serving import ServingModels
 from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
-from app.search_pipeline import MODEL_NAME as SEARCH_NAME
+from app.search_model import MODEL_NAME as SEARCH_NAME
 from app.settings import Settings
 from models.checkpoint import latest_version, version_path
 from models.rec.embedding_version import NAME as REC_NAME, EmbeddingRecVersion
@@ -50,7 +50,7 @@ class ModelWatcher:
             await asyncio.sleep(self.settings.model_poll_s)
             try:
                 await self.check()
-            except Exception:  # noqa: BLE001 — a bad checkpoint must not stop serving the current one
+            except Exception:  # a bad checkpoint must not stop serving the current one
                 log.exception("could not load the newest %s version; serving v%s", self.name, self.loaded)
                 self.metrics.model_load_failures.inc()
 

@@ -9,7 +9,7 @@ import math
 
 from aiohttp import web
 
-from app.records import MAX_ID_CHARS, MAX_TEXT_CHARS
+from tables.wire.records import MAX_ID_CHARS, MAX_TEXT_CHARS
 from models.errors import ValidationError
 
 ECHO_CHARS = 40  # of a bad value, quoted back in the error

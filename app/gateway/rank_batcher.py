@@ -12,17 +12,19 @@ import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from models.ranker import BatchRanker
+
 MAX_BATCH = 64
 
 
 class RankBatcher:
     def __init__(self) -> None:
-        self._pending: list[tuple[Any, tuple[Sequence[str], int, Iterable[str], Callable[[str], bool] | None],
+        self._pending: list[tuple[BatchRanker, tuple[Sequence[str], int, Iterable[str], Callable[[str], bool] | None],
                                   asyncio.Future[list[tuple[str, float]]]]] = []
         self.batches = 0
         self.requests = 0
 
-    async def rank(self, model: Any, history: Sequence[str], k: int, exclude: Iterable[str] = (),
+    async def rank(self, model: BatchRanker, history: Sequence[str], k: int, exclude: Iterable[str] = (),
                    allow: Callable[[str], bool] | None = None) -> list[tuple[str, float]]:
         """`model.rank(history, k, exclude, allow)`, batched with the requests ready now."""
         loop = asyncio.get_running_loop()
@@ -34,7 +36,7 @@ class RankBatcher:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        groups: dict[int, tuple[Any, list[Any]]] = {}
+        groups: dict[int, tuple[BatchRanker, list[Any]]] = {}
         for model, request, future in pending:  # a swap between two requests: one group per version
             groups.setdefault(id(model), (model, []))[1].append((request, future))
         for model, items in groups.values():

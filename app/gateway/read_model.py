@@ -7,7 +7,8 @@ from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from app.records import latest_ts
+from tables.wire.records import latest_ts
+from app.gateway.profiles import ServedProfile
 from app.settings import Settings
 from tables import catalog, item_stats, user_profiles
 
@@ -37,6 +38,8 @@ class ReadModel:
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
         rows = self.tables[table]
+        if table == user_profiles.NAME and value is not None:
+            value = ServedProfile.from_record(value)  # the served fields, compactly
         old = rows.pop(key, None) if value is None else rows.get(key)
         if value is not None:
             rows[key] = value

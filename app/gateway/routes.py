@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.gateway.handlers import admin, health, intake, openapi, ranking, state
+from app.gateway.handlers import admin, health, intake, openapi, pages, ranking, state
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,3 +21,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
+    app.router.add_get("/", pages.storefront)
+    app.router.add_get("/ops", pages.operations)
+    app.router.add_get("/ops/metrics", pages.ops_metrics)
+    app.router.add_get("/pages/{name}", pages.asset)

@@ -21,6 +21,7 @@ from app.gateway.read_model import ReadModel
 from app.gateway.rank_batcher import RankBatcher
 from app.gateway.rec_cache import StampedCache
 from models.lexical import BM25Index
+from models.ranker import VersionedRanker
 from models.rec.embedding_version import EmbeddingRecVersion
 from models.rec.online_transitions import OnlineTransitions
 from tables import catalog, item_stats, user_profiles
@@ -84,7 +85,7 @@ class ServingModels:
     lexical: BM25Index = field(default_factory=BM25Index)
     # Swapped whole by `install` / `install_online`; a request reads each reference once.
     embedding: EmbeddingRecVersion | None = None
-    online: Any = None  # models.online.serving.ServingRecModel, from the learner's versions
+    online: VersionedRanker | None = None  # models.online.serving.ServingRecModel, from the learner's versions
     online_click: Any = None  # models.online.click_serving.ServingClickModel, same version
     click_weight: float = 0.1
     cache_size: int = 100_000  # recommendation lists kept (0: off); see rec_cache.py
@@ -101,14 +102,14 @@ class ServingModels:
     def version(self) -> str:
         return self._version(self.embedding, self.online)
 
-    def _version(self, embedding: EmbeddingRecVersion | None, online: Any = None) -> str:
+    def _version(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None = None) -> str:
         live = f"online-v{online.version}" if online is not None else f"transitions-{self.transitions.events}"
         return f"{embedding.version}+{live}" if embedding is not None else live
 
     def install(self, model: EmbeddingRecVersion) -> None:
         self.embedding = model
 
-    def install_online(self, model: Any, click: Any = None) -> None:
+    def install_online(self, model: VersionedRanker, click: Any = None) -> None:
         self.online, self.online_click = model, click
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
@@ -164,7 +165,8 @@ class ServingModels:
                        (tuple(ranking.items), ranking.version, ranking.strategy))
         return ranking
 
-    async def _recommend(self, profile: dict[str, Any] | None, embedding: EmbeddingRecVersion | None, online: Any,
+    async def _recommend(self, profile: dict[str, Any] | None, embedding: EmbeddingRecVersion | None,
+                         online: VersionedRanker | None,
                          trending: list[tuple[str, float]], k: int, filters: Filters) -> tuple[Ranking, bool]:
         history = profile["recent"] if profile else []
         # What the user bought or just looked at is not news to them.
@@ -182,7 +184,8 @@ class ServingModels:
         ranked = await self._personal(embedding, online, [item_id], k, [item_id], self.allow(filters))
         return Ranking(ranked, self._version(embedding, online))
 
-    async def _personal(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], k: int,
+    async def _personal(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None,
+                        history: list[str], k: int,
                         exclude: list[str], allow: Callable[[str], bool] | None) -> list[tuple[str, float]]:
         if not history:
             return []
@@ -193,7 +196,8 @@ class ServingModels:
         w = self.embedding_blend
         return blend([(1.0 - w, rankings[0]), (w, rankings[1])], k)
 
-    async def _rankings(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], depth: int,
+    async def _rankings(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None,
+                        history: list[str], depth: int,
                         exclude: list[str], allow: Callable[[str], bool] | None) -> list[list[tuple[str, float]]]:
         """The top `depth` that `allow` passes by transitions, and by the embedding model if any.
 
@@ -214,7 +218,8 @@ class ServingModels:
                 return kept
             scan = self.filter_scan
 
-    async def _unfiltered(self, embedding: EmbeddingRecVersion | None, online: Any, history: list[str], n: int,
+    async def _unfiltered(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None,
+                          history: list[str], n: int,
                           exclude: list[str]) -> list[list[tuple[str, float]]]:
         # The learner's version holds its own transitions (a version behind the gateway's);
         # without one, the gateway's transitions, learned from each profile change, rank.

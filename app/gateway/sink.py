@@ -8,7 +8,7 @@ from aiokafka.errors import KafkaError
 
 from models.errors import BrokerUnavailable
 from app.kafka_io import make_producer
-from app.records import CatalogChange, UserEvent
+from tables.wire.records import CatalogChange, UserEvent
 from app.settings import Settings
 
 
@@ -45,7 +45,7 @@ class KafkaSink:
         await self._send([(topic, c.item_id, c.to_json()) for c in changes])
 
     async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None:
-        """A signed admin command (from `update_records.encode_command`) for the learner, on
+        """A signed admin command (from `tables.wire.updates.encode_command`) for the learner, on
         the model-commands topic it reads."""
         if self._producer is None:
             raise BrokerUnavailable("the Kafka producer is not started")

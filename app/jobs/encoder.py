@@ -19,15 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from app.gateway.dense_search import vector_cache_path
     from app.item_encoder import ItemEncoder
     from models.encoder import TextEncoder
 
     settings = Settings.from_env()
-    if settings.torch_threads > 0:
-        torch.set_num_threads(settings.torch_threads)
     # float32 weights: the item tower the gateways' `item_model_key` names (on CUDA it runs there).
     tower = TextEncoder(max_length=settings.encoder_max_length).for_serving()
     encoder = ItemEncoder(settings, lambda texts: tower.encode(texts, settings.encoder_batch_size),

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from app.jobs.train import add_data_arguments, data_paths
+from app.plot_dir import add_plots_argument, plot_dir, write_plots
 from app.settings import Settings
 
 REPORTED = ("HR@10", "NDCG@10")
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--skip-offline", action="store_true", help="leave out the offline model (minutes to train)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the learner")
     parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed; kept for scripts)")
+    add_plots_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -65,9 +68,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"online / transition NDCG@10: {online['NDCG@10'] / base_ndcg:.3f}")
     print("progressive NDCG@10 at each version: " + ", ".join(f"{p['samples']}:{p['NDCG@10']:.4f}" for p in curve))
     out = {name: {k: round(v, 6) for k, v in m.items() if k in REPORTED} for name, m in results.items()}
-    print(json.dumps({**out, "progressive": curve, "learner_seconds": round(learner_s, 1),
-                      "seconds": round(time.monotonic() - started, 1)}))
+    result = {**out, "progressive": curve, "learner_seconds": round(learner_s, 1),
+              "seconds": round(time.monotonic() - started, 1)}
+    write_plots(plot_dir(base.state_dir, "evaluate-online", args.plots), result, lambda d: plot_report(result, d))
+    print(json.dumps(result))
     return 0
+
+
+def plot_report(result: Mapping[str, Any], directory: Path) -> list[Path]:
+    """bars.png: the online learner beside the offline model and the baselines; progressive.png:
+    the learner's live NDCG@10 at each version it published, against samples seen."""
+    from models.plots import plot_bars, plot_curves
+
+    systems = {name: m for name, m in result.items() if isinstance(m, dict) and set(m) & set(REPORTED)}
+    paths = [plot_bars(systems, directory / "bars.png", "evaluate online: leave-one-out after one pass", "metric")]
+    curve = result.get("progressive") or []
+    if curve:
+        paths.append(plot_curves({"online learner (live window)": [p["NDCG@10"] for p in curve]},
+                                 directory / "progressive.png", "progressive NDCG@10 at each version",
+                                 "samples seen", "NDCG@10",
+                                 x={"online learner (live window)": [p["samples"] for p in curve]}))
+    return paths
 
 
 def _baselines_and_offline(settings: Settings, data: Any, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -163,7 +184,7 @@ async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: floa
 async def _progressive_curve(settings: Settings) -> list[dict[str, Any]]:
     """(samples seen, live NDCG@10 over the window) of each decision the learner published."""
     from app.kafka_io import model_update_records
-    from app.update_records import VERSION_KINDS, read_json, read_version, signing_key, valid_records
+    from tables.wire.updates import VERSION_KINDS, read_json, read_version, signing_key, valid_records
 
     curve: list[dict[str, Any]] = []
     seen = 0

@@ -16,8 +16,11 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from app.plot_dir import add_plots_argument, plot_dir, write_plots
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser.add_argument("--no-train", action="store_true", help="refuse instead of fine-tuning when no clean checkpoint exists")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of an in-run fine-tune (default: settings)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line last")
+    add_plots_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -39,11 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from app.search_pipeline import (
         evaluate_all,
         finetune_search,
-        latest_search_checkpoint,
         leaked_queries,
-        load_search_model,
         prepare,
     )
+    from app.search_model import latest_search_checkpoint, load_search_model
     from models.checkpoint import load_checkpoint
     from models.data.homedepot import eligible_test_queries, load_homedepot, load_test_queries
     from models.errors import DataError, ModelUnavailable
@@ -85,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"checkpoint {checkpoint.path}; {len(tests)} test queries ({skipped} skipped: not judged or no relevance >= 2.5)")
     for name, values in results.items():
         print(f"{name:12s} nDCG@10 {values['nDCG@10']:.4f}  Recall@100 {values['Recall@100']:.4f}")
+    result = {**report, "seconds": seconds}
+    write_plots(plot_dir(settings.state_dir, "evaluate-search", args.plots), result, lambda d: plot_report(result, d))
     if args.json:
-        print(json.dumps({**report, "seconds": seconds}))
+        print(json.dumps(result))
     return 0
+
+
+def plot_report(result: Mapping[str, Any], directory: Path) -> list[Path]:
+    """bars.png: the fine-tuned model beside BM25 and the pretrained encoder, nDCG@10 and Recall@100."""
+    from models.plots import plot_bars
+
+    names = {"model": "fine-tuned model", "bm25": "BM25", "zero_shot": "pretrained (zero-shot)"}
+    systems = {label: result[name] for name, label in names.items() if name in result}
+    return [plot_bars(systems, directory / "bars.png", "evaluate search: full catalog, held-out queries", "metric")]

@@ -20,13 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    if settings.torch_threads > 0:
-        import torch
-
-        # One intra-op thread: a gateway shares its cores with the load, the worker and other
-        # gateways, and a second spinning thread there made a query encoding ~15x slower
-        # (292 ms against 17 ms, measured with the cores busy). Run a gateway per core instead.
-        torch.set_num_threads(settings.torch_threads)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # reuse_port: several gateway processes can share one port; the kernel spreads connections.
     web.run_app(init_app(settings), host=args.host or settings.gateway_host,

@@ -32,10 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    if settings.torch_threads > 0:
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
     uvloop.run(serve(settings))
     return 0
 
@@ -101,7 +97,7 @@ class _Runner:
                 self.term = self.lock.term
                 await service.start()
             await service.tick()
-        except Exception:  # noqa: BLE001 — a broker outage or a lost lock must not end the process
+        except Exception:  # a broker outage or a lost lock must not end the process
             # The same path as a crash: close the clients, keep what the last checkpoint holds,
             # start again (if still active) on a later round, so nothing is learned twice.
             log.exception("the learner failed; restarting it from its last checkpoint")

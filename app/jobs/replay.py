@@ -2,10 +2,13 @@
 
 - `--dataset beauty` (default): the Amazon Beauty sequences as user events, users
   interleaved in time, each user's items in order;
-- `--dataset homedepot`: the Home Depot products as catalog upserts (what search serves),
-  then simulated search sessions on the training queries: each session searches (the live
-  gateway, or BM25 in-process with `--ranker local`), sends the search, one impression per
-  result and the clicks of a position-based click model as user events.
+- `--dataset homedepot`: the Home Depot products as catalog upserts (what search serves; the
+  file has no prices, each product gets a fixed made-up one), then simulated shoppers on the
+  training queries: each session searches (the live gateway, or BM25 in-process with
+  `--ranker local`), sends the search, one impression per result, the clicks of a
+  position-based click model, then the carts and purchases that follow some clicks, as user
+  events. The shoppers come back (a pool of `--users`), so they build histories; every
+  event names a catalog product. This is the demo's shop; Beauty is the recommender benchmark.
 """
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from app.kafka_io import ensure_topics, make_producer
-from app.records import CatalogChange, UserEvent
-from app.replay_data import ReplayPlan, read_sequences, sequence_events
+from tables.wire.records import CatalogChange, UserEvent
+from app.replay_data import ReplayPlan, catalog_price, read_sequences, sequence_events
 from app.search_sessions import SessionPlan, SessionSimulator, SessionSummary, training_queries
 from app.session_rankers import GatewayRanker, LocalRanker, Ranker
 from app.settings import Settings
@@ -100,7 +103,8 @@ def beauty_records(settings: Settings, path: Path, args: argparse.Namespace) -> 
 
 def catalog_records(settings: Settings, data: SearchData) -> tuple[int, Iterator[Record]]:
     topic = settings.topics.catalog
-    changes = (CatalogChange(op="upsert", item_id=item, ts=time.time(), title=title)
+    # The file has no prices: each product gets a fixed made-up one, so pages can show a price.
+    changes = (CatalogChange(op="upsert", item_id=item, ts=time.time(), title=title, price=catalog_price(item))
                for item, title in zip(data.items, data.titles))
     return len(data.items), ((topic, c.item_id, c.to_json()) for c in changes)
 
@@ -127,6 +131,16 @@ def session_simulator(settings: Settings, data: SearchData, args: argparse.Names
         raise DataError("no training queries left to simulate sessions with (all in dev or --test-queries)")
     plan = SessionPlan(run=args.run_id, users=args.users, k=args.k, seed=args.seed)
     return SessionSimulator(data, queries, plan)
+
+
+def demo_shopper(settings: Settings, users: int = 500, seed: int = 7) -> tuple[str, str]:
+    """(shopper, product) for the demo's example requests: the shopper of the first session and
+    the most relevant product of that session's query (the one most likely to be clicked and bought)."""
+    data = load_homedepot(settings.data_dir / DATASETS["homedepot"])
+    queries = training_queries(data, settings.search_dev_fraction, settings.search_calib_fraction)
+    session = SessionSimulator(data, queries, SessionPlan(users=users, seed=seed)).session(0)
+    judged = data.judgments[session.query]
+    return session.user_id, max(judged, key=lambda item: (judged[item], item))
 
 
 def ranker_of(settings: Settings, data: SearchData, args: argparse.Namespace) -> Ranker:

@@ -70,13 +70,6 @@ def hybrid_config(settings: Settings, args: argparse.Namespace) -> Any:
     return HybridConfig(dim=settings.rec_dim, train=train)
 
 
-def set_threads(settings: Settings) -> None:
-    import torch
-
-    if settings.torch_threads > 0:
-        torch.set_num_threads(settings.torch_threads)
-
-
 class ProgressBar:
     """A tqdm bar per training phase, fed by the (phase, epoch, epochs, loss) callback."""
 
@@ -102,7 +95,6 @@ def fit(settings: Settings, args: argparse.Namespace) -> tuple[Any, Any, Any, An
     """(dataset, model, FitReport, config) for the data named in args."""
     from models.rec.protocol import fit_for_serving
 
-    set_threads(settings)
     data = load_data(settings, args)
     config = hybrid_config(settings, args)
     bar = ProgressBar()

@@ -49,7 +49,7 @@ def load_sequences(path: Path | str, attributes: Path | str | None = None) -> Da
     index: dict[str, int] = {}
     by_user: dict[str, list[int]] = {}
     with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for line in fh:
             parts = line.split()
             if not parts:
                 continue

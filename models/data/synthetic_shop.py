@@ -5,14 +5,14 @@ item has a few fixed successors that a shopper moves to next most of the time (a
 next-item structure), so a sequence model has something to learn that popularity alone does
 not give. Sessions mix searches (a query from the category's words), impressions of the
 results (positions, one request id), clicks, views along the chain, add-to-carts and
-purchases. Records are plain dicts in the shape of `app.records` (this module stays pure).
+purchases. Records are plain dicts in the shape of `tables.wire.records` (this module stays pure).
 """
 from __future__ import annotations
 
 import bisect
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ class SyntheticShop:
                     yield {"user_id": user, "type": "purchase", "item_id": item_id(item)}
             item = rng.choice(self._next[item]) if rng.random() < FOLLOW_P else self._popular(rng)
 
-    def _search(self, rng: random.Random, user: str, s: int) -> Iterator[dict[str, Any]]:
+    def _search(self, rng: random.Random, user: str, s: int) -> Generator[dict[str, Any], None, int]:
         """A search, the impressions of its results, and a click on one; returns the clicked item."""
         anchor = self._popular(rng)
         request = f"r{s}"

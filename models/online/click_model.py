@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.embedding_store import EmbeddingStore, StoreConfig
+from models.embedding_store import EmbeddingStore, StoreConfig, gradient_of
 from models.online.row_stats import RowStats
 
 Id = Hashable
@@ -103,7 +103,7 @@ class OnlineClickModel:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
-        self.store.apply_gradients(items, rows.grad, self.config.row_lr)
+        self.store.apply_gradients(items, gradient_of(rows), self.config.row_lr)
         self.stats.add(items, torch.stack([torch.ones(len(samples)), labels.cpu()], dim=1))
         self.changed_items.update(items)
         self.samples_learned += len(samples)

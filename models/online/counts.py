@@ -82,7 +82,7 @@ class TransitionCounts:
         """Count what `target` following `history` (oldest first) adds to every channel; items
         not in `known` (when given) are left out. Returns the sources whose rows changed."""
         allowed = None if known is None else set(known)
-        ok = (lambda x: True) if allowed is None else (lambda x: x in allowed)  # noqa: E731
+        ok = (lambda x: True) if allowed is None else (lambda x: x in allowed)
         changed: set[Id] = set()
         if not ok(target):
             return changed
@@ -116,6 +116,38 @@ class TransitionCounts:
             for f, neighbours, norm in self._sources(history, k):
                 out.extend((b, f, item, count * norm) for item, count in neighbours.items())
         return out
+
+    def features_among(self, histories: Sequence[Sequence[Id]], k: int, column: dict[Id, int]
+                       ) -> tuple[list[int], list[int], list[int], list[float]]:
+        """`features` restricted to the items that have a column, as (samples, f, columns, values)
+        lists: a training step needs only its candidates, and building every successor's tuple
+        to filter it afterwards cost half the learner's step."""
+        bs: list[int] = []
+        fs: list[int] = []
+        cs: list[int] = []
+        vs: list[float] = []
+        candidates = set(column)
+        n_candidates = len(candidates)
+        tables = list(zip(self.neighbours, self.degrees))
+        for b, history in enumerate(histories):
+            recent = history[::-1][:k]  # most recent first: position j is f = channel * k + j
+            for ch, (table, degree) in enumerate(tables):
+                for j, a in enumerate(recent):
+                    neighbours = table.get(a)
+                    if not neighbours:
+                        continue
+                    # The common ids, looked up over the smaller side, in C.
+                    common = (candidates.intersection(neighbours) if len(neighbours) <= n_candidates
+                              else [i for i in column if i in neighbours])
+                    if common:
+                        norm = 1.0 / math.sqrt(1.0 + degree[a])
+                        f = ch * k + j
+                        bs.extend([b] * len(common))
+                        fs.extend([f] * len(common))
+                        for item in common:
+                            cs.append(column[item])
+                            vs.append(neighbours[item] * norm)
+        return bs, fs, cs, vs
 
     def weighted_sum(self, history: Sequence[Id], k: int, weights: Sequence[float]) -> dict[Id, float]:
         """sum over f of weights[f] * value for each item `features([history], k)` reaches: the

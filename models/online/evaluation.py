@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.data.sequences import Dataset, Split, split_leave_one_out
-from models.online.rec_model import rank_metrics
+from models.metrics import rank_metrics
 from models.rec.baselines import Popularity, Transition
 from models.rec.evaluation import evaluate_split, metrics_of
 
@@ -23,7 +23,7 @@ def leave_one_out_metrics(model: Any, data: Dataset, test: Split, batch: int = 1
         histories = [[data.items[i] for i in test.train[u]] for u in chunk]
         targets = [data.items[int(t)] for t in test.targets[start:start + batch]]
         ranks += model.score_batch(histories, targets)
-    return rank_metrics(ranks)
+    return rank_metrics(ranks, ks=(10,))
 
 
 def baseline_metrics(data: Dataset) -> dict[str, dict[str, float]]:

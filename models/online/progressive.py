@@ -45,6 +45,17 @@ class WindowMetric:
         gains = (1.0 / math.log2(r + 2.0) for r in self.ranks if r < k)
         return sum(gains) / len(self.ranks) if self.ranks else 0.0
 
+    def ndcg_se(self, k: int = 10) -> float | None:
+        """Standard error of `ndcg` (per-sample gains over the window); None below 2 samples.
+        With a validation share below 1 this says how much the figure can be trusted."""
+        n = len(self.ranks)
+        if n < 2:
+            return None
+        gains = [1.0 / math.log2(r + 2.0) if r < k else 0.0 for r in self.ranks]
+        mean = sum(gains) / n
+        var = sum((g - mean) ** 2 for g in gains) / (n - 1)
+        return math.sqrt(var / n)
+
     def log_loss(self) -> float | None:
         """Mean binary cross-entropy (natural log), probabilities clipped to [1e-7, 1 - 1e-7]."""
         if not self.clicks:
@@ -68,7 +79,8 @@ class WindowMetric:
         return (float(ranks[labels].sum()) - positives * (positives + 1) / 2) / (positives * negatives)
 
     def summary(self, k: int = 10) -> dict[str, float | int | None]:
-        return {f"HR@{k}": self.hr(k), f"NDCG@{k}": self.ndcg(k), "samples": self.count,
+        return {f"HR@{k}": self.hr(k), f"NDCG@{k}": self.ndcg(k), f"NDCG@{k}_se": self.ndcg_se(k),
+                "samples": self.count,
                 "AUC": self.auc(), "log_loss": self.log_loss(), "clicks": self.click_count}
 
 

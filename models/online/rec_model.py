@@ -19,12 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from models.embedding_store import EmbeddingStore, StoreConfig
-from models.metrics import hr_at_k, ndcg_at_k_ranks
+from models.embedding_store import EmbeddingStore, StoreConfig, gradient_of
 from models.online.counts import TransitionCounts
 from models.online.row_stats import RowStats
 from models.online.scoring import (
-    DenseScorer, Table, entries_for, full_scores, history_mask_pairs, last_items, target_ranks,
+    DenseScorer, Table, full_scores, history_mask_pairs, last_items, target_ranks,
 )
 
 Id = Hashable
@@ -132,8 +131,13 @@ class OnlineRecModel:
         else:  # the gate is fixed at 0: the embedding term is 0 and teaches nothing
             cand_rows = torch.zeros(len(candidates), c.dim, device=device)
             users = torch.zeros(len(trainable), c.dim, device=device)
-        entries = self.counts.features(histories, c.history)
-        trans = self.dense.transitions(*entries_for(entries, column, device), (len(trainable), len(candidates)))
+        b, f, cols, values = self.counts.features_among(histories, c.history, column)
+        def as_long(x: Sequence[int]) -> torch.Tensor:
+            return torch.tensor(x, dtype=torch.long, device=device)
+
+        trans = self.dense.transitions(as_long(b), as_long(f), as_long(cols),
+                                       torch.tensor(values, dtype=torch.float32, device=device),
+                                       (len(trainable), len(candidates)))
         pop = self.popularity.get(candidates)[:, 0]
         logits = self.dense.scores(users, cand_rows, trans, pop)
         rows, cols = history_mask_pairs(histories, targets, column)
@@ -153,7 +157,7 @@ class OnlineRecModel:
         loss.backward()
         self.optimizer.step()
         if embedding:
-            grads = torch.cat([cand_rows.grad, hist_rows.grad])
+            grads = torch.cat([gradient_of(cand_rows), gradient_of(hist_rows)])
             self.store.apply_gradients(candidates + hist_ids, grads, c.row_lr)
         return float(loss.detach())
 
@@ -267,8 +271,3 @@ def top_k(scores: torch.Tensor, ids: Sequence[Id], k: int, exclude: Sequence[Id]
             out.append((item, score))
     return out
 
-
-def rank_metrics(ranks: Sequence[int | None], k: int = 10) -> dict[str, float]:
-    """HR@k and NDCG@k of 0-based ranks; None (unknown target) is a miss."""
-    r = torch.tensor([float("inf") if x is None else float(x) for x in ranks])
-    return {f"HR@{k}": hr_at_k(r, k), f"NDCG@{k}": ndcg_at_k_ranks(r, k)}

@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
-from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -17,10 +17,38 @@ from models.online.counts import TransitionCounts
 from models.online.rec_model import OnlineRecModel, top_k
 from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
 
-if TYPE_CHECKING:
-    from models.online.versions import Version
-
 Id = Hashable
+
+
+class Version(Protocol):
+    """What serving reads of a `models.online.versions.Version`.
+
+    A protocol, not an import: versions.py builds serving models, so importing it back here
+    would make the two modules a cycle (tests/unit/test_layering.py).
+    """
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def parent(self) -> int: ...
+    @property
+    def full(self) -> bool: ...
+    @property
+    def row_ids(self) -> Sequence[Id]: ...
+    @property
+    def rows(self) -> torch.Tensor: ...  # [m, d]
+    @property
+    def evicted(self) -> Sequence[Id]: ...
+    @property
+    def pop_ids(self) -> Sequence[Id]: ...
+    @property
+    def popularity(self) -> torch.Tensor: ...  # [p]
+    @property
+    def dense(self) -> Mapping[str, torch.Tensor]: ...
+    @property
+    def transitions(self) -> list[Any]: ...
+    @property
+    def dropped_sources(self) -> Sequence[Id]: ...
 
 
 class ServingRecModel:
@@ -55,7 +83,7 @@ class ServingRecModel:
         """Bytes of the row and popularity tensors (dicts and counts excluded)."""
         return sum(t.element_size() * t.nelement() for t in (self.rows, self.popularity))
 
-    def apply(self, version: "Version") -> "ServingRecModel":
+    def apply(self, version: Version) -> "ServingRecModel":
         """The next version: this one with the delta applied (this object is left unchanged)."""
         dropped = set(version.evicted)
         keep = [i for i, key in enumerate(self.ids) if key not in dropped]
@@ -156,7 +184,7 @@ class ServingRecModel:
         return self._sparse
 
 
-def serving_for(base: ServingRecModel | None, version: "Version") -> ServingRecModel:
+def serving_for(base: ServingRecModel | None, version: Version) -> ServingRecModel:
     """The serving model of `version`: its parent's with the delta applied, or built whole
     from a full version (a rollback, or a reader that starts late) or from a first version
     (parent 0: the delta from a model that had learned nothing)."""

@@ -27,6 +27,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from models.online.click_model import ClickSample, OnlineClickModel
+from models.online.config import LearnerConfig
 from models.online.progressive import WindowMetric
 from models.online.rec_model import OnlineRecModel, Sample
 from models.online.serving import ServingRecModel
@@ -91,21 +92,13 @@ class Decision:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class LearnerConfig:
-    min_samples: int = 10_000  # rank (or click) samples since the last version before deciding
-    guard_ratio: float = 0.95  # live must reach this share of serving's quality on the same samples
-    fusion_alpha: float = 0.5  # new serving = alpha * live + (1 - alpha) * serving
-    window: int = 100_000
-    keep: int = 3  # promoted snapshots kept for rollback
-
-
 class OnlineLearner:
     """Live models that learn, a frozen serving snapshot they are judged against, and versions."""
 
     def __init__(self, rec: OnlineRecModel, click: OnlineClickModel | None = None,
                  config: LearnerConfig | None = None) -> None:
         self.config = config or LearnerConfig()
+        self._validation_credit = 0.0
         self.live_rec, self.live_click = rec, click
         self.version = 0
         self.floor = 0  # numbers up to here were published before (by an earlier run): new ones go above
@@ -147,13 +140,16 @@ class OnlineLearner:
 
     # ---- learning -----------------------------------------------------------------------
     def step(self, rec_samples: Sequence[Sample] = (), click_samples: Sequence[ClickSample] = ()) -> None:
-        """Score every sample with live and serving (paired progressive validation), then learn."""
+        """Score samples with live and serving (paired progressive validation: every click
+        sample, `validation_share` of the rank samples), then learn every one."""
         if rec_samples:
-            histories, targets = [h for h, _ in rec_samples], [t for _, t in rec_samples]
-            self.live_window.add_ranks(self.live_rec.score_batch(histories, targets))
-            self.serving_window.add_ranks(self.serving_rec.score_batch(histories, targets))
-            if self.on_probation:
-                self.good_window.add_ranks(self.good[1].score_batch(histories, targets))
+            picked = [rec_samples[i] for i in self._validation_picks(len(rec_samples))]
+            if picked:
+                histories, targets = [h for h, _ in picked], [t for _, t in picked]
+                self.live_window.add_ranks(self.live_rec.score_batch(histories, targets))
+                self.serving_window.add_ranks(self.serving_rec.score_batch(histories, targets))
+                if self.on_probation:
+                    self.good_window.add_ranks(self.good[1].score_batch(histories, targets))
             self.live_rec.learn(rec_samples)
         if click_samples and self.live_click is not None and self.serving_click is not None:
             labels = [s.label for s in click_samples]
@@ -162,6 +158,19 @@ class OnlineLearner:
             if self.on_probation and self.good[2] is not None:
                 self.good_window.add_clicks(self.good[2].score_batch(click_samples).tolist(), labels)
             self.live_click.learn(click_samples)
+
+    def _validation_picks(self, n: int) -> list[int]:
+        """Positions in a batch of `n` to score: `validation_share` of them, evenly spread (the
+        fraction carried to the next batch), and at least one. A busy stream fills its batches,
+        so the share bounds the cost; a quiet one sends small batches and is judged nearly
+        whole, so a version is never held back for want of scored samples."""
+        share = self.config.validation_share
+        if share >= 1.0 or n == 0:
+            return list(range(n))
+        self._validation_credit += share * n
+        m = max(1, min(n, int(self._validation_credit)))
+        self._validation_credit = max(0.0, self._validation_credit - m)
+        return [int((j + 0.5) * n / m) for j in range(m)]
 
     # ---- the guard and versions -----------------------------------------------------------
     def propose(self, now: float) -> Decision:
@@ -305,6 +314,7 @@ class OnlineLearner:
         learner.config = LearnerConfig(**card["config"])
         learner.version = card["version"]
         learner.floor = 0
+        learner._validation_credit = 0.0
         learner.live_rec, learner.live_click = load_rec("live_rec"), load_click("live_click")
         learner.serving_rec, learner.serving_click = load_rec("serving_rec"), load_click("serving_click")
         learner.kept = deque([(learner.version, learner.serving_rec, learner.serving_click)],

@@ -2,6 +2,8 @@
 
 Both fit on training sequences of item indices and score ALL items for a batch of users:
 `score(histories) -> Tensor[B, n_items]` (float32, higher is better, history not masked).
+The transition counts are the online learner's `TransitionCounts`, unbounded here; this
+module only lays them out as one sparse matrix to score a batch against every item.
 """
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from models.online.counts import TransitionCounts
+
+UNBOUNDED = 1 << 62  # max_neighbours that never prunes: a batch fit keeps every count
 
 
 def item_counts(sequences: Sequence[np.ndarray], n_items: int) -> np.ndarray:
@@ -35,14 +41,33 @@ class Popularity:
         return row.expand(len(histories), -1).clone()
 
 
-def transition_counts(sequences: Sequence[np.ndarray], n_items: int, gap: int = 1) -> sp.csr_matrix:
-    """[n_items, n_items] sparse counts of a -> b where b follows a `gap` positions later."""
-    src = [s[:-gap] for s in sequences if len(s) > gap]
-    dst = [s[gap:] for s in sequences if len(s) > gap]
-    if not src:
-        return sp.csr_matrix((n_items, n_items))
-    a, b = np.concatenate(src), np.concatenate(dst)
-    return sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(n_items, n_items))
+def count_transitions(sequences: Sequence[np.ndarray], gaps: int = 1, reverse: bool = False) -> TransitionCounts:
+    """Every transition of `sequences` (item indices) in the channels of `TransitionCounts`."""
+    counts = TransitionCounts(UNBOUNDED, gaps, reverse)
+    add = counts.add
+    for sequence in sequences:
+        items = sequence.tolist()
+        # `add_sample` per position, without building each history slice (a tenth of the time)
+        for g in range(1, gaps + 1):
+            for a, b in zip(items, items[g:]):
+                add(a, b, g - 1)
+        if reverse:
+            for a, b in zip(items, items[1:]):
+                add(b, a, gaps)
+    return counts
+
+
+def channel_matrix(counts: TransitionCounts, channel: int, n_items: int) -> sp.csr_matrix:
+    """[n_items, n_items] sparse count(a -> b) of one channel."""
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[int] = []
+    for a, successors in counts.neighbours[channel].items():
+        rows.extend([a] * len(successors))  # type: ignore[list-item]
+        cols.extend(successors.keys())  # type: ignore[arg-type]
+        vals.extend(successors.values())
+    return sp.csr_matrix((np.array(vals, np.float64), (np.array(rows, np.int64), np.array(cols, np.int64))),
+                         shape=(n_items, n_items))
 
 
 def history_weights(histories: Sequence[np.ndarray], n_items: int, weights: Sequence[float]) -> sp.csr_matrix:
@@ -85,13 +110,15 @@ class Transition:
 
     def fit(self, sequences: Sequence[np.ndarray]) -> "Transition":
         c = self.config
-        counts = transition_counts(sequences, self.n_items, 1)
+        found = count_transitions(sequences, c.gaps, bool(c.reverse))
+        counts = channel_matrix(found, 0, self.n_items)
         # the normaliser is the plain next-item out-degree count(a -> .), as in the README
         out_degree = np.asarray(counts.sum(axis=1)).ravel()
         for g in range(2, c.gaps + 1):
-            counts = counts + c.gap_decay ** (g - 1) * transition_counts(sequences, self.n_items, g)
+            counts = counts + c.gap_decay ** (g - 1) * channel_matrix(found, g - 1, self.n_items)
         if c.reverse:
-            counts = counts + c.reverse * transition_counts(sequences, self.n_items, 1).T
+            # the reverse channel holds count(b -> a) under b: the transpose of channel 0
+            counts = counts + c.reverse * channel_matrix(found, c.gaps, self.n_items)
         norm = 1.0 / np.power(1.0 + out_degree, c.norm_power)
         self.matrix = sp.csr_matrix(sp.diags(norm) @ counts)
         counts = item_counts(sequences, self.n_items)

@@ -8,20 +8,20 @@ process swaps whole versions by replacing one reference.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from models.ranker import RankRequest
 
 NAME = "rec-embeddings"
 RECENCY_WEIGHTS = (1.0, 0.7, 0.5, 0.35, 0.25)
 # weights of the last 1..5 known items, normalised: a user vector is one small product
 _POOLING = [np.zeros(0, np.float32)] + [np.array(RECENCY_WEIGHTS[:n], np.float32) / sum(RECENCY_WEIGHTS[:n])
                                         for n in range(1, len(RECENCY_WEIGHTS) + 1)]
-# (history, k, exclude, allow) of one user, as `rank` takes them
-RankRequest = tuple[Sequence[str], int, Iterable[str], Callable[[str], bool] | None]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class EmbeddingRecVersion:
         name = ck.card.get("name", NAME)
         return cls.build(f"{name}-v{ck.version}", ck.card["item_ids"], ck.tensors["item_vectors"])
 
-    def save(self, model_dir, card: dict) -> str:  # type: ignore[no-untyped-def]
+    def save(self, model_dir: Path | str, card: dict[str, Any]) -> str:
         return str(save_checkpoint(model_dir, NAME, {"item_vectors": self.vectors},
                                    {**card, "item_ids": list(self.item_ids)}))
 
@@ -100,7 +100,7 @@ class EmbeddingRecVersion:
             scores[j, rows] = -np.inf
         total = len(self.item_ids)
         n = min(total, max(requests[b][1] * (1 if requests[b][3] is None else 4) for b in known))
-        first = _top(scores, n)
+        first = _best_per_row(scores, n)
         for j, b in enumerate(known):
             _, k, _, allow = requests[b]
             ranked, depth = first[j], n
@@ -111,12 +111,12 @@ class EmbeddingRecVersion:
                 if len(top) >= k or depth >= total:
                     break
                 depth = min(total, depth * 4)  # the filter removed too many: look deeper on this row
-                ranked = _top(scores[j : j + 1], depth)[0]
+                ranked = _best_per_row(scores[j : j + 1], depth)[0]
             out[b] = top[:k]
         return out
 
 
-def _top(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+def _best_per_row(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
     """Per row of `scores` [B, N], the n best (row, score), best first.
 
     torch's top-k on the same memory (no copy) instead of numpy's argpartition, which was

@@ -1,23 +1,24 @@
 """Item-to-item transitions learned one event at a time, for serving fresh recommendations.
 
 The streaming twin of `baselines.Transition` (same scoring: for each of the user's last
-items, weights 1, 0.5, 0.25, add count(a->b) / sqrt(1 + count(a->.)); popularity breaks ties),
-kept in dictionaries so a new event changes the next answer. River-style contract:
-`learn_one(previous_item, item)` and `rank(history, k, ...)`; inputs are never mutated.
+items, weights 1, 0.5, 0.25, add count(a->b) / sqrt(1 + count(a->.)); popularity breaks ties).
+The counts are the online learner's `TransitionCounts` (one channel), so a new event changes
+the next answer. River-style contract: `learn_one(previous_item, item)` and
+`rank(history, k, ...)`; inputs are never mutated.
 """
 from __future__ import annotations
 
 import heapq
-import math
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
+
+from models.online.counts import TransitionCounts
 
 
 @dataclass(frozen=True)
 class OnlineTransitionConfig:
     weights: tuple[float, ...] = (1.0, 0.5, 0.25)
-    norm_power: float = 0.5
     popularity_weight: float = 1e-3
     # Bound on neighbours kept per item: the rarest are dropped, so memory stays linear.
     max_neighbours: int = 500
@@ -26,11 +27,15 @@ class OnlineTransitionConfig:
 class OnlineTransitions:
     def __init__(self, config: OnlineTransitionConfig | None = None) -> None:
         self.config = config or OnlineTransitionConfig()
-        self.next: dict[str, Counter[str]] = defaultdict(Counter)
-        self.out_degree: Counter[str] = Counter()
+        self.counts = TransitionCounts(self.config.max_neighbours)
         self.popularity: Counter[str] = Counter()
         self.top_popularity = 1  # kept as counts grow: a max over all items per request is slow
         self.events = 0
+
+    @property
+    def next(self) -> dict[str, Counter[str]]:
+        """count(a -> b) per source a."""
+        return self.counts.next  # type: ignore[return-value]
 
     def learn_one(self, previous: str | None, item: str) -> None:
         """One step of a user's sequence: `item` followed `previous` (None for a first item)."""
@@ -38,14 +43,8 @@ class OnlineTransitions:
         self.popularity[item] += 1
         if self.popularity[item] > self.top_popularity:
             self.top_popularity = self.popularity[item]
-        if previous is None:
-            return
-        neighbours = self.next[previous]
-        neighbours[item] += 1
-        self.out_degree[previous] += 1
-        if len(neighbours) > 2 * self.config.max_neighbours:
-            for b, _ in neighbours.most_common()[self.config.max_neighbours:]:
-                del neighbours[b]
+        if previous is not None:
+            self.counts.add(previous, item)
 
     def learn_sequence(self, items: Sequence[str], previous: str | None = None) -> None:
         for item in items:
@@ -54,14 +53,8 @@ class OnlineTransitions:
 
     def scores(self, history: Sequence[str]) -> dict[str, float]:
         """Transition score of every item reachable from the user's last items."""
-        c = self.config
-        out: dict[str, float] = defaultdict(float)
-        for j, w in enumerate(c.weights[: len(history)]):
-            a = history[len(history) - 1 - j]
-            norm = w / math.pow(1.0 + self.out_degree[a], c.norm_power)
-            for b, count in self.next.get(a, {}).items():
-                out[b] += count * norm
-        return out
+        weights = self.config.weights
+        return self.counts.weighted_sum(history, len(weights), weights)  # type: ignore[return-value]
 
     def rank(
         self,
@@ -86,7 +79,7 @@ class OnlineTransitions:
         if len(ranked) < k:
             taken = excluded | {b for b, _ in ranked}
             floor = min((s for _, s in ranked), default=0.0)
-            for b, s in fallback:
+            for b, _ in fallback:
                 if len(ranked) >= k:
                     break
                 if b not in taken and (allow is None or allow(b)):
@@ -99,4 +92,4 @@ class OnlineTransitions:
         return self.rank([item], k, exclude=[item], allow=allow)
 
     def size(self) -> dict[str, int]:
-        return {"items": len(self.popularity), "edges": sum(len(v) for v in self.next.values())}
+        return {"items": len(self.popularity), "edges": self.counts.edges()}

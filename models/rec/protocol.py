@@ -17,7 +17,7 @@ import torch
 from models.data.sequences import Dataset, split_leave_one_out
 from models.rec.baselines import Popularity, Transition
 from models.rec.blend import LogBlend
-from models.rec.evaluation import evaluate_split, metrics_of
+from models.rec.evaluation import Ranker, evaluate_split, metrics_of
 from models.rec.hybrid import HybridConfig, HybridRecommender, fit_hybrid, tune_blend
 from models.rec.training import TrainHistory
 
@@ -62,7 +62,7 @@ def evaluate_test(data: Dataset, model: HybridRecommender) -> dict[str, dict[str
 
     neural_only = LogBlend(0.0, neural_only=True)
     transition_only = LogBlend(0.0)
-    rankers = {
+    rankers: dict[str, Ranker] = {
         "model": model.blend,
         "popularity": lambda p: p["popularity"],
         "transition": lambda p: p["baseline"],

@@ -42,6 +42,9 @@ class ItemEncoder(nn.Module):
     forward(ids [...] long) -> [..., dim]; all() -> [n_items, dim] (padding excluded).
     """
 
+    attr_table: torch.Tensor  # buffers, registered when there are attributes
+    attr_scale: torch.Tensor
+
     def __init__(self, config: SASRecConfig, attributes: Sequence[np.ndarray] | None = None) -> None:
         super().__init__()
         self.n_items = config.n_items

@@ -38,7 +38,7 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     """Batches of indices of similar length (little padding), in random order."""
     order = np.argsort(lengths + rng.random(len(lengths)), kind="stable")
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    rng.shuffle(batches)  # type: ignore[arg-type]
+    rng.shuffle(batches)
     return batches
 
 

@@ -29,9 +29,11 @@ def worker(tmp_path, monkeypatch) -> tuple[Worker, Sent]:
     w.app.conf.store = "memory://"
     sent = Sent()
     for topic in (w.events_topic, w.item_events_topic, w.dead_letters_topic, w.catalog_topic, w.samples_topic):
-        async def send(*, key=None, value=None, headers=None, _name=topic.get_topic_name(), **_: Any):
+        name = topic.get_topic_name()
+
+        async def send(*, key=None, value=None, headers=None, _name=name, **_: Any):
             sent.by_topic.setdefault(_name, []).append((key, value, headers))
-        def send_soon(*, key=None, value=None, headers=None, _name=topic.get_topic_name(), **_: Any):
+        def send_soon(*, key=None, value=None, headers=None, _name=name, **_: Any):
             sent.by_topic.setdefault(_name, []).append((key, value, headers))
 
         monkeypatch.setattr(topic, "send", send)

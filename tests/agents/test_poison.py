@@ -4,7 +4,7 @@ import time
 
 import orjson
 
-from app.metrics import reason_label
+from tables.wire.dead_letters import reason_label
 from tables import item_stats
 
 FUTURE = 1e18  # read as milliseconds: 1e15 s, the year 31 million

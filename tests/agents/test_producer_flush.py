@@ -40,3 +40,27 @@ async def test_flush_returns_only_when_slow_messages_are_handed_over(patched):
             await asyncio.sleep(1.0)
     finally:
         await buffer.stop()
+
+
+async def test_flush_waits_for_what_was_put_before_it_not_for_what_keeps_coming():
+    sent: list = []
+    buffer = slow_buffer(0.05, sent)
+    make_flush_complete(buffer)
+    await buffer.start()
+
+    async def busy_stream():  # the agents keep writing while a commit flushes
+        for i in range(100, 200):
+            buffer.put(i)
+            await asyncio.sleep(0.01)
+
+    try:
+        for i in range(3):
+            buffer.put(i)
+        producing = asyncio.ensure_future(busy_stream())
+        await asyncio.wait_for(buffer.flush(), timeout=3.0)  # an empty queue never comes
+        assert sent[:3] == [0, 1, 2] and not producing.done()
+        producing.cancel()
+    finally:
+        while not buffer.pending.empty():  # what the cancelled stream left: not this test's
+            buffer.pending.get_nowait()
+        await buffer.stop()

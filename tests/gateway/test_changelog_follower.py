@@ -8,8 +8,9 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.read_model import ReadModel
-from app.metrics import Metrics, reason_label
-from app.records import CatalogChange
+from app.metrics import Metrics
+from tables.wire.dead_letters import reason_label
+from tables.wire.records import CatalogChange
 from tables import catalog, item_stats, user_profiles
 from tests.gateway.conftest import MemorySink
 

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from app.gateway.app import init_app
 from app.gateway.keys import DENSE
-from app.records import CatalogChange
+from tables.wire.records import CatalogChange
 from tables import catalog
 
 CATALOG = {

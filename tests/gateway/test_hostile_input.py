@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from app.gateway.app import init_app
-from app.records import MAX_ID_CHARS, MAX_TEXT_CHARS
-from tests.gateway.test_ranking_routes import fill
+from tables.wire.records import MAX_ID_CHARS, MAX_TEXT_CHARS
+from tests.gateway.conftest import fill
 
 JSON = {"Content-Type": "application/json"}
 EVENT = {"event_id": "e1", "user_id": "u1", "type": "view", "item_id": "i1"}

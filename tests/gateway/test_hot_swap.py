@@ -8,7 +8,7 @@ import torch
 from app.gateway.keys import SERVING, WATCHER
 from models.rec.embedding_version import EmbeddingRecVersion
 from tables import user_profiles
-from tests.gateway.test_ranking_routes import profile
+from tests.gateway.conftest import profile, until
 
 ITEMS = ["a", "x", "y"]
 
@@ -28,8 +28,7 @@ async def test_watcher_installs_each_new_version(client, settings):
     assert serving.embedding.version == "rec-embeddings-v1"
     assert not await client.app[WATCHER].check()  # nothing newer
     version_favouring("y").save(settings.model_dir, {"note": "second"})
-    await asyncio.sleep(0.3)  # the watcher polls every 0.05 s in these tests
-    assert serving.embedding.version == "rec-embeddings-v2"
+    await until(lambda: serving.embedding.version == "rec-embeddings-v2")  # the watcher polls every 0.05 s here
 
 
 async def test_swaps_under_concurrent_requests_fail_nothing_and_never_mix_versions(client, read_model, settings):

@@ -11,14 +11,14 @@ from app.gateway.app import init_app
 from app.gateway.dense_search import item_model_key
 from app.gateway.keys import DENSE
 from app.gateway.serving import item_text
-from app.search_pipeline import MODEL_NAME, QueryTower
+from app.search_model import MODEL_NAME, QueryTower
 from models.checkpoint import save_checkpoint
 from models.encoder import BASE_MODEL
 from models.item_vectors import decode_vector, encode_vector, model_digest
 from models.query_adapter import QueryAdapter
 from models.search_ranker import FEATURES, SearchRanker
 from tables import catalog
-from tests.gateway.test_search_model import CATALOG, put, search, until
+from tests.gateway.conftest import CATALOG, put, search, until
 
 FILLERS = 1500  # past the 1024 slots the searcher's arrays start with
 
@@ -70,7 +70,8 @@ async def test_restart_with_a_checkpoint_and_a_partial_vector_set_searches_at_on
 
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert (await ready.json())["search"] == {"items": FILLERS + len(CATALOG), "with_vectors": 705, "ready": False}
+    assert (await ready.json())["search"] == {"items": FILLERS + len(CATALOG), "with_vectors": 705, "ready": False,
+                                                  "model_version": "search-v1"}
 
 
 async def test_only_vectors_of_the_current_text_and_tower_are_installed(aiohttp_client, settings, sink, read_model):
@@ -87,7 +88,8 @@ async def test_only_vectors_of_the_current_text_and_tower_are_installed(aiohttp_
     await search(client, "lamp")
     assert set(dense.searcher.dense.slot) == {"p9"}
     body = await (await client.get("/readyz")).json()
-    assert body["search"] == {"items": 3, "with_vectors": 1, "ready": False}
+    assert body["search"] == {"items": 3, "with_vectors": 1, "ready": False,
+                              "model_version": "bm25+minilm-l6-pretrained"}
 
     dense.on_vectors([("p8", vector_record(settings, "new title tools", vector))])  # the encoder caught up
     await search(client, "lamp")

@@ -13,9 +13,10 @@ from app.gateway.app import init_app
 from app.gateway.keys import SERVING
 from app.gateway.rec_cache import StampedCache
 from app.gateway.serving import Filters, ServingModels
+from app.metrics import sample_sum
 from models.rec.embedding_version import EmbeddingRecVersion
 from tables import user_profiles
-from tests.gateway.test_ranking_routes import fill, profile, put_item
+from tests.gateway.conftest import fill, profile, put_item
 
 
 def junk_entry(n: int, k: int, stamp: tuple) -> tuple[tuple, tuple, tuple]:
@@ -91,7 +92,8 @@ async def test_recommendations_for_many_junk_users_stay_within_the_cache_bytes(a
         assert cache.bytes <= 300_000
     assert len(cache) < 600 and cache.bytes > 0.8 * 300_000
     metrics = await (await client.get("/metrics")).text()
-    assert f'streamrank_gateway_rec_cache{{kind="bytes"}} {float(cache.bytes)}' in metrics
+    assert sample_sum(metrics, "streamrank_gateway_rec_cache_bytes") == cache.bytes > 0
+    assert sample_sum(metrics, "streamrank_gateway_rec_cache_lookups_total", result="miss") == cache.misses > 0
 
 
 def catalog_with_embeddings(read_model, n: int, category_every: int) -> EmbeddingRecVersion:

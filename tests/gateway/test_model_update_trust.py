@@ -4,11 +4,12 @@ import torch
 from prometheus_client import generate_latest
 
 from app.gateway.keys import METRICS, READ_MODEL
-from app.update_records import UpdateRecord, encode, encode_version
+from app.metrics import sample_sum
+from tables.wire.updates import UpdateRecord, encode, encode_version
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import LearnerConfig, OnlineLearner, full_version
-from tests.gateway.test_online_versions import follower_of, publish, shopper, versions
+from tests.gateway.conftest import follower_of, publish, shopper, versions
 
 
 def garbage(valid: bytes, headers: list[tuple[str, bytes]], key: bytes) -> list[tuple[bytes | None, list]]:
@@ -29,11 +30,7 @@ def garbage(valid: bytes, headers: list[tuple[str, bytes]], key: bytes) -> list[
 
 def metric(app, name: str, **labels: str) -> float:
     """The sum of `name` over the series with these labels."""
-    total = 0.0
-    for line in generate_latest(app[METRICS].registry).decode().splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sample_sum(generate_latest(app[METRICS].registry).decode(), name, **labels)
 
 
 async def test_garbage_of_every_kind_is_dead_lettered_and_the_next_valid_version_installs(client, sink):

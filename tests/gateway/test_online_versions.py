@@ -4,43 +4,12 @@ import asyncio
 import orjson
 import pytest
 
-from app.gateway.keys import METRICS, READ_MODEL, SERVING, SETTINGS, SINK
-from app.gateway.model_updates import ModelUpdatesFollower
-from app.records import UserEvent
-from app.update_records import decode, encode_version, read_command, signing_key
+from app.gateway.keys import METRICS, READ_MODEL
+from tables.wire.updates import decode, read_command, signing_key
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
-from models.online.versions import LearnerConfig, OnlineLearner, Version
-from tables import user_profiles
-
-
-def follower_of(app) -> ModelUpdatesFollower:
-    return ModelUpdatesFollower(app[SETTINGS], app[SERVING], app[METRICS], app[SINK])
-
-
-async def publish(follower: ModelUpdatesFollower, version: Version, kind: str = "version") -> bool:
-    """Hand the follower a version as the learner signs it."""
-    return await follower.receive(*encode_version(version, follower.key, kind))
-
-
-def versions(n: int) -> list[Version]:
-    """n published versions; after version v, the item that most often follows `a` is x{v}."""
-    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
-                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
-    out = []
-    for v in range(1, n + 1):
-        learner.step([(["a"], f"x{v}")] * (40 * v))
-        decision = learner.propose(float(v))
-        assert decision.action == "promote", decision.reason
-        out.append(decision.version)
-    return out
-
-
-def shopper(read_model, user="u", items=("a",)):
-    p = user_profiles.empty()
-    for k, item in enumerate(items):
-        p = user_profiles.apply_event(p, UserEvent(f"e{k}", user, "view", 10.0 + k, item), 0, k, 50)
-    read_model.apply(user_profiles.NAME, user, p)
+from models.online.versions import LearnerConfig, OnlineLearner
+from tests.gateway.conftest import follower_of, publish, shopper, versions
 
 
 async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(client):
@@ -121,7 +90,7 @@ async def test_admin_command_validation(aiohttp_client, settings, sink, read_mod
 
 
 async def test_search_moves_up_what_people_click_more_than_its_position_explains(client):
-    from app.records import CatalogChange
+    from tables.wire.records import CatalogChange
     from models.online.click_model import ClickSample
     from tables import catalog
 

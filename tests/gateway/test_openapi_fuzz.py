@@ -18,7 +18,7 @@ from app.gateway.read_model import ReadModel
 from app.processes import free_port
 from app.settings import Settings
 from tests.gateway.conftest import MemorySink
-from tests.gateway.test_ranking_routes import fill
+from tests.gateway.conftest import fill
 
 
 @pytest.fixture(scope="module")

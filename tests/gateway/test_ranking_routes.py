@@ -1,31 +1,6 @@
-from app.records import CatalogChange, UserEvent
+from tables.wire.records import CatalogChange
 from tables import catalog, item_stats, user_profiles
-
-
-def profile(items, purchased=()):
-    p = user_profiles.empty()
-    for k, item in enumerate(items):
-        etype = "purchase" if item in purchased else "view"
-        p = user_profiles.apply_event(p, UserEvent(f"e{k}", "u", etype, 10.0 + k, item), 0, k, 50)
-    return p
-
-
-def put_item(read_model, item_id, title, **fields):
-    read_model.apply(catalog.NAME, item_id, catalog.to_item(CatalogChange("upsert", item_id, 1.0, title=title, **fields)))
-
-
-def fill(read_model):
-    # Three shoppers teach: a -> b (twice), a -> c, b -> d.
-    for n, seq in enumerate([["a", "b", "d"], ["a", "b"], ["a", "c"]]):
-        read_model.apply(user_profiles.NAME, f"s{n}", profile(seq))
-    put_item(read_model, "b", "Cordless drill 18V", stock=0, price=99.0, category="tools")
-    put_item(read_model, "c", "Hammer drill", stock=5, price=49.0, category="tools")
-    put_item(read_model, "d", "Garden hose", stock=2, price=19.0, category="garden")
-    for item, n in (("t1", 5), ("t2", 3)):
-        s = item_stats.empty()
-        for k in range(n):
-            s = item_stats.apply_event(s, "purchase", 10.0, 0, k, 86400.0, 3600.0)
-        read_model.apply(item_stats.NAME, item, s)
+from tests.gateway.conftest import fill, profile, put_item
 
 
 async def test_personal_recommendations_follow_what_people_took_next(client, read_model):

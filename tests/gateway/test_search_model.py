@@ -11,22 +11,15 @@ from app.gateway.app import init_app
 from app.gateway.dense_search import SearchModel, vector_cache_path
 from app.gateway.keys import DENSE, SEARCH_WATCHER
 from app.gateway.read_model import ReadModel
-from app.records import CatalogChange
-from app.search_pipeline import MODEL_NAME, QueryTower
+from tables.wire.records import CatalogChange
+from app.search_model import MODEL_NAME, QueryTower
 from models.checkpoint import save_checkpoint
 from models.encoder import BASE_MODEL
 from models.query_adapter import QueryAdapter
 from models.search_ranker import FEATURES, SearchRanker
 from tables import catalog, user_profiles
-from tests.gateway.test_ranking_routes import profile
-
-CATALOG = {
-    "p1": ("3-seat fabric couch, grey", "furniture"),
-    "p2": ("Cordless drill driver 18V with two batteries", "tools"),
-    "p3": ("Stainless steel kitchen sink, double bowl", "kitchen"),
-    "p4": ("LED ceiling light fixture, flush mount", "lighting"),
-    "p5": ("Garden hose 50 ft, kink resistant", "garden"),
-}
+from tests.gateway.conftest import profile
+from tests.gateway.conftest import CATALOG, put, search, until
 
 
 def save_search_version(model_dir, dense_weight: float = 1.0):
@@ -40,18 +33,6 @@ def save_search_version(model_dir, dense_weight: float = 1.0):
     return save_checkpoint(model_dir, MODEL_NAME, tensors, card)
 
 
-def put(read_model, item, title, category, ts=1.0):
-    read_model.apply(catalog.NAME, item, catalog.to_item(CatalogChange("upsert", item, ts, title=title, category=category)))
-
-
-async def until(condition, seconds=10.0):
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    assert condition()
-
-
 async def start(aiohttp_client, settings, sink, read_model):
     app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
@@ -60,13 +41,6 @@ async def start(aiohttp_client, settings, sink, read_model):
     dense = client.app[DENSE]
     await until(lambda: len(dense.searcher.dense) == len(dense.texts) == len(CATALOG))
     return client, dense
-
-
-async def search(client, query, **params):
-    r = await client.get("/v1/search", params={"q": query, **params})
-    assert r.status == 200
-    body = await r.json()
-    return [i["item_id"] for i in body["items"]], body["model_version"]
 
 
 async def test_serves_the_fine_tuned_version_with_filters_and_live_catalog_changes(aiohttp_client, settings, sink, read_model):

@@ -1,5 +1,5 @@
 """Search over the real Home Depot catalog: judged relevant products come back for known queries."""
-from app.records import CatalogChange
+from tables.wire.records import CatalogChange
 from models.data.homedepot import load_homedepot
 from tables import catalog
 

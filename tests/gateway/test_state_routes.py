@@ -1,5 +1,5 @@
 from tables import catalog, item_stats, user_profiles
-from app.records import CatalogChange, UserEvent
+from tables.wire.records import CatalogChange, UserEvent
 
 
 def fill(read_model):

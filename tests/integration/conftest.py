@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from aiokafka import TopicPartition
 
-from app.kafka_io import ensure_topics, wait_for_broker
-from app.processes import free_port
+from app.kafka_io import ensure_topics, make_admin, make_consumer, model_update_records, wait_for_broker
+from app.processes import Process, free_port
 from app.settings import ROOT, Settings
 from models.errors import BrokerUnavailable
+from tables.wire.updates import VERSION_KINDS, decode, signing_key
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +42,42 @@ def stack_settings(broker: Settings, tmp_path) -> Settings:
                        worker_metrics_port=free_port(), gateway_port=free_port(), store="rocksdb://")
     asyncio.run(ensure_topics(settings))
     return settings
+
+
+# ---- helpers shared by the integration tests --------------------------------------------
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, *procs: Process) -> None:
+    """Poll `predicate` every 0.5 s until true; fail at the deadline or when a process dies, with their logs."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        for proc in procs:
+            assert proc.alive(), f"{proc.log_path.name} exited:\n{proc.tail()}"
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout_s:.0f}s\n" + "\n".join(
+            f"--- {p.log_path.name}\n{p.tail(15)}" for p in procs)
+        await asyncio.sleep(0.5)
+
+
+async def published_versions(settings: Settings) -> list[int]:
+    """The numbers of the signed versions on model-updates, in topic order."""
+    key = signing_key(settings)
+    records = [decode(m.value, m.headers, key) for m in await model_update_records(settings)]
+    return [r.version for r in records if r.kind in VERSION_KINDS]
+
+
+async def events_consumed(settings: Settings) -> bool:
+    """Has the workers' group committed every event produced so far? (Its samples are on the
+    samples topic then: Faust commits only after its producer's flush.)"""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topics.events, p) for p in range(settings.topic_partitions)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return bool(ends) and all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())

@@ -5,7 +5,7 @@ import itertools
 from collections import Counter, defaultdict
 from typing import Iterable
 
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 
 
 def expected_state(events: Iterable[UserEvent], recent_items: int) -> tuple[dict, dict]:

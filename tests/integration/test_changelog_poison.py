@@ -12,8 +12,8 @@ from app.gateway.changelog import ChangelogFollower
 from app.gateway.read_model import ReadModel
 from app.kafka_io import make_producer
 from app.metrics import Metrics
-from app.records import CatalogChange
-from app.worker import changelog_topic
+from tables.wire.records import CatalogChange
+from tables.wire.names import changelog_topic
 from models.errors import BrokerUnavailable
 from tables import catalog
 from tests.gateway.conftest import MemorySink

@@ -18,8 +18,8 @@ from app.gateway.read_model import ReadModel
 from app.kafka_io import make_consumer, make_producer
 from app.metrics import Metrics
 from app.processes import scrape, worker_process
-from app.records import CatalogChange, UserEvent
-from app.worker import changelog_topic
+from tables.wire.records import CatalogChange, UserEvent
+from tables.wire.names import changelog_topic
 from tables import catalog
 from tests.gateway.conftest import MemorySink
 

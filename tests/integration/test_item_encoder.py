@@ -14,13 +14,13 @@ from app.gateway.app import init_app
 from app.gateway.keys import DENSE
 from app.item_encoder import ItemEncoder
 from app.kafka_io import make_consumer, make_producer
-from app.records import CatalogChange
-from app.worker import changelog_topic
+from tables.wire.records import CatalogChange
+from tables.wire.names import changelog_topic
 from models.encoder import TextEncoder
 from models.item_vectors import decode_vector
 from tables import catalog
 from tests.gateway.conftest import MemorySink
-from tests.gateway.test_search_model import CATALOG
+from tests.gateway.conftest import CATALOG
 
 
 async def wait_for(predicate, timeout_s=120.0, task: asyncio.Task | None = None) -> None:
@@ -111,7 +111,8 @@ def test_vectors_are_encoded_once_and_a_fresh_gateway_serves_dense_search_from_t
             body = await (await client.get("/v1/search", params={"q": "sofa", "k": "3"})).json()
             assert body["items"][0]["item_id"] == "p1" and body["model_version"] == "bm25+minilm-l6-pretrained"
             ready = await (await client.get("/readyz")).json()
-            assert ready["search"] == {"items": 5, "with_vectors": 5, "ready": True}
+            assert ready["search"] == {"items": 5, "with_vectors": 5, "ready": True,
+                                       "model_version": "bm25+minilm-l6-pretrained"}
 
             # A restarted encoder reads what is published and encodes only the renamed item.
             await put_catalog(settings, [CatalogChange("upsert", "p2", 3.0, title="Hammer drill 20V", category="tools")])

@@ -6,7 +6,6 @@ may write model-updates, and that a Faust worker runs under its own principal.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import secrets
@@ -24,9 +23,9 @@ from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from app.kafka_io import Role, ensure_topics, make_consumer, make_producer, model_update_records
 from app.processes import free_port, worker_process
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 from app.settings import ROOT, Settings
-from app.worker import changelog_topic
+from tables.wire.names import changelog_topic
 from tables import user_profiles
 
 USERS = ("admin", "worker", "gateway", "learner")

@@ -4,7 +4,6 @@ takes over from its checkpoint without losing a sample or learning one twice."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from dataclasses import replace
 
@@ -13,19 +12,18 @@ import pytest
 from aiokafka import TopicPartition
 
 from app.gateway.app import init_app
-from app.kafka_io import make_admin, make_consumer, model_update_records, produce_events
+from app.kafka_io import make_consumer, produce_events
 from app.learner import SampleDedupe, load_latest
 from app.processes import Process, free_port, learner_process, scrape, worker_process
-from app.update_records import VERSION_KINDS, decode, signing_key
-from app.replay_data import read_sequences, sequence_events
+from tests.integration.conftest import events_consumed, published_versions, wait_for
+from tests.integration.replay_expectations import beauty_events
 
 N_EVENTS = 4000
 
 
 @pytest.fixture(scope="module")
 def events(broker):
-    sequences = read_sequences(broker.data_dir / "amazon-beauty" / "Beauty.txt")
-    return list(itertools.islice(sequence_events(sequences), N_EVENTS))
+    return beauty_events(broker, N_EVENTS)
 
 
 @pytest.fixture
@@ -84,30 +82,6 @@ async def end_offsets(settings, topic: str, partitions: int) -> dict[TopicPartit
         await consumer.stop()
 
 
-async def events_consumed(settings) -> bool:
-    """Has the workers' group committed every event produced so far? (Its samples are on the
-    samples topic then: Faust commits only after its producer's flush.)"""
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-    finally:
-        await admin.close()
-    ends = await end_offsets(settings, settings.topics.events, settings.topic_partitions)
-    return bool(ends) and all(end == 0 or (tp in committed and committed[tp].offset >= end)
-                              for tp, end in ends.items())
-
-
-async def wait_for(predicate, timeout_s: float, what: str, *procs: Process) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        for proc in procs:
-            assert proc.alive(), f"{proc.argv[-1]} exited:\n{proc.tail()}"
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout_s:.0f}s\n" + "\n".join(
-            p.tail() for p in procs)
-        await asyncio.sleep(0.5)
-
-
 async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the_learner(
         learner_settings, events, aiohttp_client, tmp_path):
     settings = learner_settings
@@ -117,7 +91,7 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
         # Three waves of events, each learned into a version of its own.
         for wave in range(3):
             await produce(settings, events[wave * N_EVENTS // 3:(wave + 1) * N_EVENTS // 3])
-            await wait_for(lambda: learner_metric(settings, "streamrank_learner_serving_version") >= wave + 1, 300,
+            await wait_for(lambda wave=wave: learner_metric(settings, "streamrank_learner_serving_version") >= wave + 1, 300,
                            f"version {wave + 1}", worker, learner)
         client = await aiohttp_client(init_app(settings))
         auth = {"Authorization": "Bearer t0ken"}
@@ -221,13 +195,6 @@ async def test_a_standby_learner_takes_over_from_a_killed_one_without_losing_or_
     finally:
         for proc in (*learners, worker):
             proc.stop()
-
-
-async def published_versions(settings) -> list[int]:
-    """The numbers of the signed versions on model-updates, in topic order."""
-    key = signing_key(settings)
-    records = [decode(m.value, m.headers, key) for m in await model_update_records(settings)]
-    return [r.version for r in records if r.kind in VERSION_KINDS]
 
 
 async def samples_end(settings) -> int:

@@ -10,7 +10,6 @@ and samples must each be dead-lettered and skipped by whoever reads it."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import subprocess
 import sys
 import time
@@ -23,19 +22,19 @@ from app.gateway.app import init_app
 from app.gateway.keys import METRICS, MODEL_UPDATES
 from app.kafka_io import make_producer, model_update_records, produce_events
 from app.learner import checkpoints
+from app.metrics import sample_sum
 from app.processes import free_port, learner_process, scrape, settings_env, worker_process
-from app.replay_data import read_sequences, sequence_events
-from app.update_records import VERSION_KINDS, encode_version, read_version, signing_key, valid_records
+from tables.wire.updates import VERSION_KINDS, encode_version, read_version, signing_key, valid_records
 from models.online.versions import Version
-from tests.integration.test_online_learning import events_consumed, wait_for
+from tests.integration.conftest import events_consumed, wait_for
+from tests.integration.replay_expectations import beauty_events
 
 N_EVENTS = 3000
 
 
 @pytest.fixture(scope="module")
 def events(broker):
-    sequences = read_sequences(broker.data_dir / "amazon-beauty" / "Beauty.txt")
-    return list(itertools.islice(sequence_events(sequences), N_EVENTS))
+    return beauty_events(broker, N_EVENTS)
 
 
 def served_by_learner(settings) -> int:
@@ -51,7 +50,7 @@ def worker_series(settings, name: str, **labels: str) -> float:
         text = _worker_text(settings)
     except OSError:
         return 0.0
-    return series(text, name, **labels)
+    return sample_sum(text, name, **labels)
 
 
 def _worker_text(settings) -> str:
@@ -59,12 +58,6 @@ def _worker_text(settings) -> str:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner_metrics_port}/metrics", timeout=2) as r:
         return r.read().decode()
-
-
-def series(text: str, name: str, **labels: str) -> float:
-    """The sum of `name` over the series of Prometheus `text` with these labels."""
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()))
 
 
 def newest_checkpoint(settings) -> int:
@@ -203,7 +196,7 @@ async def _kill_twice_then_serve(settings, events, aiohttp_client, log, waves) -
         body = await (await client.get(f"/v1/recommend?user_id={events[-1].user_id}&k=5")).json()
         assert body["model_version"] == f"online-v{app[MODEL_UPDATES].serving_version}"
         text = generate_latest(app[METRICS].registry).decode()
-        assert series(text, "streamrank_dead_letters_total", source="model-updates") == 4
+        assert sample_sum(text, "streamrank_dead_letters_total", source="model-updates") == 4
         assert worker_series(settings, "streamrank_model_decisions_total", decision="manual_rollback") == 0
     finally:
         learner.stop()

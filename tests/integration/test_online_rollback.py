@@ -13,12 +13,13 @@ from dataclasses import replace
 
 import orjson
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.gateway.app import init_app
 from app.kafka_io import make_producer, model_update_records
 from app.learner import LearnerService
 from app.metrics import Metrics
-from app.update_records import VERSION_KINDS, read_version, signing_key, valid_records
+from tables.wire.updates import VERSION_KINDS, read_version, signing_key, valid_records
 from models.online.versions import Version
 from tests.unit.online_streams import chain_stream, rewired_targets
 
@@ -59,12 +60,9 @@ async def learn(service: LearnerService, feed: SampleFeed, samples: list[tuple[l
 
 
 def decisions(metrics: Metrics) -> dict[str, float]:
-    out = {}
-    for line in generate_latest(metrics.registry).decode().splitlines():
-        if line.startswith("streamrank_model_decisions_total{"):
-            name = line.split('decision="')[1].split('"')[0]
-            out[name] = float(line.rsplit(" ", 1)[1])
-    return out
+    return {s.labels["decision"]: s.value
+            for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+            for s in family.samples if s.name == "streamrank_model_decisions_total"}
 
 
 async def published_versions(settings) -> list[Version]:
@@ -75,7 +73,9 @@ async def published_versions(settings) -> list[Version]:
 async def test_a_served_version_that_degrades_is_rolled_back_and_the_gateway_follows(
         stack_settings, aiohttp_client):
     settings = replace(stack_settings, version_interval_s=3600, checkpoint_interval_s=3600, guard_min_samples=150,
-                       guard_ratio=0.9, admin_token="t0ken", search_dense=False)
+                       guard_ratio=0.9, admin_token="t0ken", search_dense=False,
+                       # Every sample judged: the windows are sized in samples fed below.
+                       learner_validation_share=1.0)
     service = LearnerService(settings, Metrics())
     await service.start()
     feed = SampleFeed(settings)

@@ -3,17 +3,15 @@ into the tables, out of the gateway; and a worker killed mid-stream loses and do
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 
-import orjson
 import pytest
 
 from app.gateway.app import init_app
 from app.kafka_io import make_consumer, make_producer
 from app.processes import scrape, worker_process
-from app.replay_data import read_sequences, sequence_events
 from tests.integration.replay_expectations import expected_state
+from tests.integration import replay_expectations as replay
 
 N_EVENTS = 20_000
 MALFORMED = [
@@ -32,8 +30,7 @@ MALFORMED = [
 
 @pytest.fixture(scope="module")
 def beauty_events(broker):
-    sequences = read_sequences(broker.data_dir / "amazon-beauty" / "Beauty.txt")
-    return list(itertools.islice(sequence_events(sequences), N_EVENTS))
+    return replay.beauty_events(broker, N_EVENTS)
 
 
 async def produce(settings, records):

@@ -10,13 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
-import pytest
 
-from app.kafka_io import make_admin, make_consumer, model_update_records, produce_events
+from app.kafka_io import produce_events
 from app.processes import Process, free_port, gateway_process, learner_process, scrape, worker_process
 from app.settings import Settings
-from app.update_records import VERSION_KINDS, decode, signing_key
 from tests.integration.replay_expectations import beauty_events, expected_state, gateway_mismatches
+from tests.integration.conftest import events_consumed, published_versions, wait_for
 
 FIRST_WAVE = 5000  # replayed while the workers are killed and added
 SECOND_WAVE = 1000  # produced once the third worker and the standby learner are in
@@ -41,42 +40,6 @@ def start_worker(settings: Settings, tmp_path: Path, i: int) -> tuple[Process, i
     return worker.start(), port
 
 
-async def wait_for(predicate, timeout_s: float, what: str, *procs: Process) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        for proc in procs:
-            assert proc.alive(), f"{proc.log_path.name} exited:\n{proc.tail()}"
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout_s:.0f}s\n" + "\n".join(
-            f"--- {p.log_path.name}\n{p.tail(15)}" for p in procs)
-        await asyncio.sleep(0.5)
-
-
-async def published_versions(settings: Settings) -> list[int]:
-    key = signing_key(settings)
-    records = [decode(m.value, m.headers, key) for m in await model_update_records(settings)]
-    return [r.version for r in records if r.kind in VERSION_KINDS]
-
-
-async def events_committed(settings: Settings) -> bool:
-    """Has the workers' group committed every event produced so far?"""
-    from aiokafka import TopicPartition
-
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-    finally:
-        await admin.close()
-    consumer = make_consumer(settings)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(settings.topics.events, p) for p in range(settings.topic_partitions)]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
-
-
 async def same_answers(a: aiohttp.ClientSession, b: aiohttp.ClientSession, paths: list[str]) -> list[str]:
     """The paths on which the two gateways answer differently."""
     differ = []
@@ -87,15 +50,8 @@ async def same_answers(a: aiohttp.ClientSession, b: aiohttp.ClientSession, paths
     return differ
 
 
-# Known, open: in both full-suite runs (it passed 4 of 4 runs alone), the worker added
-# mid-replay took over the killed worker's event partitions and committed them to the end,
-# yet their user_profiles changelog stopped where the killed worker left it (402 of 1,498
-# records; the other partitions were complete) and their item forwards were missing too: a
-# fresh worker that restored from the changelog committed offsets past events it never
-# applied. A data-loss bug under investigation, not a flaky test. Not strict: the runs that
-# pass still check every part, and a failure shows as XFAIL in the summary.
-@pytest.mark.xfail(reason="a fresh worker taking over a SIGKILLed worker's partitions can lose its changelog "
-                          "writes (open bug, see the comment above)", strict=False)
+# Not flaky: this found events skipped on rebalance (offsets committed past an item-events
+# record never applied, one count short in 1 of 3 runs under load): app/faust_compat.py.
 async def test_workers_killed_and_added_a_standby_learner_and_two_gateways_agree_with_the_file(
         stack_settings, tmp_path):
     settings = replace(stack_settings, version_interval_s=1.0, checkpoint_interval_s=2.0, guard_min_samples=1,
@@ -145,7 +101,7 @@ async def test_workers_killed_and_added_a_standby_learner_and_two_gateways_agree
         await wait_for(lambda: version(standby) > killed_at, 240, "the standby's first version", learners[standby])
         assert "learner lock taken" in learners[standby].tail(3000)
         deadline = time.monotonic() + 300
-        while not await events_committed(settings):
+        while not await events_consumed(settings):
             assert w1.alive() and w2.alive() and time.monotonic() < deadline, w1.tail() + "\n" + w2.tail()
             await asyncio.sleep(1.0)
         assert processed(w2_port) > 0, "the added worker processed nothing"

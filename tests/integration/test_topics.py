@@ -8,7 +8,7 @@ from dataclasses import replace
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from app.kafka_io import ensure_topics, make_admin
-from app.worker import TABLE_NAMES, changelog_topic
+from tables.wire.names import TABLE_NAMES, changelog_topic
 
 
 def test_ensure_topics_creates_inputs_and_compacted_changelogs_with_leaders(broker):

@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord
 from app.learner import LearnerService
 from app.metrics import Metrics
 from app.settings import Settings
-from app.update_records import (UpdateRecord, decode, encode, encode_command, encode_json, encode_version,
+from tables.wire.updates import (UpdateRecord, decode, encode, encode_command, encode_json, encode_version,
                                 read_version, signing_key)
 from models.online.versions import LearnerConfig, OnlineLearner
 from tests.unit.online_streams import chain_stream, small_model
@@ -42,6 +42,9 @@ class FakeConsumer:
 
     async def position(self, tp: TopicPartition) -> int:
         return self.pos.get(tp, 0)
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.records.get(tp, []))
 
     async def beginning_offsets(self, partitions):
         return {tp: 0 for tp in partitions}
@@ -115,10 +118,14 @@ async def test_unreadable_samples_are_dead_lettered_and_the_rest_learned(service
     # the last record, and one among the good ones, are ones the Kafka client cannot parse
     service._samples = FakeConsumer({tp: stream}, unreadable={7, len(stream) - 1})
     good_offsets = [i for i in range(4, 14) if i != 7] + list(range(18, len(stream) - 1))
+    lags = []
     for _ in range(20):  # as ticks do (one may get nothing while the client fetches again)
         await service._learn_available()
+        lags.append((service.metrics.learner_lag._value.get(), len(stream) - service.next_sample_offset))
     assert service.learner.live_rec.samples_learned == len(good_offsets)
     assert service.next_sample_offset == len(stream)
+    # The lag metric: samples on the topic not read yet, down to 0 once all are.
+    assert all(metric == behind for metric, behind in lags) and lags[0][0] > 0 and lags[-1][0] == 0
     letters = dead_letters(service)
     assert {h["source_topic"] for _, h in letters} == {tp.topic.encode()}
     offsets = sorted(int(h["source_offset"]) for _, h in letters)

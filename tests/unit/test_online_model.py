@@ -1,7 +1,7 @@
 import torch
 
+from models.metrics import rank_metrics
 from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
-from models.online.rec_model import rank_metrics
 from tests.unit.online_streams import batches, chain_stream, small_model
 
 
@@ -29,7 +29,7 @@ def test_progressive_scoring_comes_before_learning():
     assert model.score_batch([["p"]], ["q"]) == [None]  # q is new: its first sample is a miss
     model.learn([(["p"], "q")])
     assert model.score_batch([["p"]], ["q"]) == [0]  # learned once: now it is p's top successor
-    assert rank_metrics([0, None, 20]) == {"HR@10": 1 / 3, "NDCG@10": 1 / 3}
+    assert rank_metrics([0, None, 20], ks=(10,)) == {"HR@10": 1 / 3, "NDCG@10": 1 / 3}
 
 
 def test_learning_is_deterministic_for_a_seed():

@@ -8,7 +8,8 @@ from tests.unit.online_streams import batches, chain_stream, rewired_targets, sh
 
 
 def make_learner(model=None, **config) -> OnlineLearner:
-    config = LearnerConfig(**{"min_samples": 300, "window": 10_000, **config})
+    # Every sample scored: these tests size their windows and thresholds in samples fed.
+    config = LearnerConfig(**{"min_samples": 300, "window": 10_000, "validation_share": 1.0, **config})
     return OnlineLearner(model or small_model(), config=config)
 
 

@@ -47,3 +47,23 @@ def test_extended_transitions_add_skips_and_reverse():
     assert plain.score(h)[0, 3] == 0 and ext.score(h)[0, 3] > 0  # 0 -> 2 -> 3 skip
     h = [np.array([2])]
     assert plain.score(h)[0, 1] == 0 and ext.score(h)[0, 1] > 0  # reverse of 1 -> 2
+
+
+def test_transition_matrix_equals_the_counts_laid_out_by_hand():
+    """The batch model counts with the online `TransitionCounts`: the same matrix as counting
+    every (a, b `gap` later) pair of the sequences directly, skips and reverse included."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    data = [rng.integers(0, 40, size=rng.integers(1, 9)) for _ in range(200)]
+
+    def pairs(gap: int) -> sp.csr_matrix:
+        a = np.concatenate([s[:-gap] for s in data if len(s) > gap])
+        b = np.concatenate([s[gap:] for s in data if len(s) > gap])
+        return sp.csr_matrix((np.ones(len(a)), (a, b)), shape=(40, 40))
+
+    config = TransitionConfig(gaps=3, gap_decay=0.5, reverse=0.3)
+    degree = np.asarray(pairs(1).sum(axis=1)).ravel()
+    expected = sp.diags(1 / np.sqrt(1 + degree)) @ (pairs(1) + 0.5 * pairs(2) + 0.25 * pairs(3) + 0.3 * pairs(1).T)
+    got = Transition(40, config).fit(data).matrix
+    assert abs(got - expected).max() < 1e-12

@@ -1,5 +1,6 @@
 """End to end through the real CLI on a small synthetic file: train, checkpoint, evaluate."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def state_dir(tmp_path, monkeypatch):
     return tmp_path / "state"
 
 
-def test_evaluate_rec_prints_one_json_line_and_never_trains_on_last_items(data_file, capsys, monkeypatch):
+def test_evaluate_rec_prints_one_json_line_and_never_trains_on_last_items(data_file, capsys, monkeypatch, state_dir):
     path, attrs = data_file
     seen: list[list[np.ndarray]] = []
 
@@ -58,6 +59,13 @@ def test_evaluate_rec_prints_one_json_line_and_never_trains_on_last_items(data_f
     out = capsys.readouterr().out.strip().splitlines()
     result = json.loads(out[-1])
     assert set(result) == {"model", "popularity", "transition", "seconds"}
+    # the charts: a fresh folder under the state dir, printed just before the JSON line
+    assert out[-2].startswith("plots: ")
+    plots = Path(out[-2].removeprefix("plots: "))
+    assert plots.parent == state_dir / "plots" and plots.name.startswith("evaluate-rec-")
+    assert {p.name for p in plots.iterdir()} == {"bars.png", "training.png", "result.json"}
+    assert all((plots / f).read_bytes()[:4] == b"\x89PNG" for f in ("bars.png", "training.png"))
+    assert json.loads((plots / "result.json").read_text()) == result
     for name in ("model", "popularity", "transition"):
         assert list(result[name]) == ["HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20"]
         assert all(0.0 <= v <= 1.0 for v in result[name].values())

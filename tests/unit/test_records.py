@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from models.errors import PayloadTooLarge, ValidationError
-from app.records import ItemEvent, decode_catalog, decode_event, decode_item_event, parse_event
+from tables.wire.records import ItemEvent, decode_catalog, decode_event, decode_item_event, parse_event
 
 NOW = 1_700_000_000.0
 

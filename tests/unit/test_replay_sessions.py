@@ -63,3 +63,20 @@ async def test_unreachable_gateway_is_a_clear_error_naming_the_url():
     with pytest.raises(GatewayUnavailable, match=f"cannot reach the gateway at {url}/healthz"):
         async with GatewayRanker(url):
             pass
+
+
+def test_the_demo_names_the_first_sessions_shopper_and_its_best_product(tmp_path):
+    from app.jobs.replay import demo_shopper
+    from app.search_sessions import session_shopper
+    from app.settings import Settings
+    from models.data.homedepot import load_homedepot
+    from tests.gateway.test_search_finetune_swap import write_judgments
+
+    (tmp_path / "homedepot").mkdir()
+    path = write_judgments(tmp_path / "homedepot" / "train.csv.gz")
+    settings = Settings(data_dir=tmp_path, state_dir=tmp_path / "state")
+    user, item = demo_shopper(settings, users=7, seed=3)
+    assert user == session_shopper(SessionPlan(users=7, seed=3), 0)
+    data = load_homedepot(path)
+    sim = SessionSimulator(data, training_queries(data, DEV, CALIB), SessionPlan(users=7, seed=3))
+    assert data.judgments[sim.session(0).query][item] == 3.0  # its most relevant product

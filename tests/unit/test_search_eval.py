@@ -4,12 +4,15 @@ import importlib
 import json
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
 
 import app.search_pipeline as pipeline
 from app.cli import main
+from app.search_model import load_search_model
+from app.settings import Settings
 from models.checkpoint import load_checkpoint
 
 FAMILIES = {
@@ -109,6 +112,10 @@ def test_finetune_then_evaluate_on_its_dev_queries(csv_path, tmp_path, capsys, m
         assert set(result[system]) == {"nDCG@10", "Recall@100"}
         assert 0.0 <= result[system]["nDCG@10"] <= 1.0 and 0.0 <= result[system]["Recall@100"] <= 1.0
     assert result["bm25"]["nDCG@10"] > 0.2  # the words overlap: a sane lexical baseline
+    assert out[-2].startswith("plots: ")  # the charts' folder, printed just before the JSON line
+    plots = Path(out[-2].removeprefix("plots: "))
+    assert plots.parent == tmp_path / "var" / "plots" and (plots / "bars.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((plots / "result.json").read_text()) == result
     assert len(trained) == 1  # the clean checkpoint was used, nothing trained during evaluation
 
 
@@ -133,7 +140,8 @@ def test_evaluation_never_trains_on_a_test_query(csv_path, tmp_path, capsys, mon
     second = load_checkpoint(tmp_path / "var" / "models" / "search")
     assert second.version == first.version + 1 and not set(second.card["training_queries"]) & set(leaked)
 
-    code, _, err = run_cli(capsys, "evaluate", "search", "--data", str(csv_path), "--test-queries", str(test_file), "--no-train", "--checkpoint", str(first.path))
+    code, _, err = run_cli(capsys, "evaluate", "search", "--data", str(csv_path), "--test-queries", str(test_file),
+                           "--no-train", "--checkpoint", str(first.path))
     assert code == 2
 
 
@@ -143,7 +151,7 @@ def test_fine_tuned_query_encoder_is_saved_and_used(csv_path, tmp_path, capsys):
     ckpt = load_checkpoint(tmp_path / "var" / "models" / "search")
     assert ckpt.card["query_encoder"] == "fine-tuned" and ckpt.card["encoder_steps"] >= 1
     assert any(k.startswith("encoder.") for k in ckpt.tensors)
-    tower, _ = pipeline.load_search_model(pipeline.Settings.from_env(), ckpt)
+    tower, _ = load_search_model(Settings.from_env(), ckpt)
     assert tower.encoder is not None and tower.encoder.weights_id == ckpt.card["model_id"]
     code, out, _ = run_cli(
         capsys, "evaluate", "search", "--data", str(csv_path), "--test-queries", str(ckpt.path / "dev_queries.txt"),

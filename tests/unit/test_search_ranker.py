@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter, graded_softmax_loss, serving_adapter
-from models.search_ranker import FEATURES, Candidates, HybridSearcher, SearchRanker, _top, dense_search
+from models.search_ranker import FEATURES, Candidates, HybridSearcher, SearchRanker, dense_search, top_positive
 from models.search_training import Judged, candidate_targets, hard_negatives, train_adapter, train_ranker
 
 
@@ -49,8 +49,8 @@ def test_top_picks_the_n_best_positive_scores(n):
     scores[rng.choice(200, 50, replace=False)] = rng.permutation(50).astype(np.float32) + 1  # distinct, positive
     scores[rng.choice(np.flatnonzero(scores == 0), 10, replace=False)] = -1.0
     expected = set(np.argsort(-scores)[: min(n, 50)].tolist())
-    assert set(_top(scores, n).tolist()) == expected
-    assert len(_top(np.zeros(10, np.float32), 3)) == 0
+    assert set(top_positive(scores, n).tolist()) == expected
+    assert len(top_positive(np.zeros(10, np.float32), 3)) == 0
 
 
 def test_train_adapter_learns_a_query_rotation():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from app.records import EVENT_TYPES, parse_catalog, parse_event
+from tables.wire.records import EVENT_TYPES, parse_catalog, parse_event
 from models.data.synthetic_shop import ShopConfig, SyntheticShop
 
 NOW = 1_700_000_000.0

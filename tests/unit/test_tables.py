@@ -2,11 +2,11 @@ import math
 
 import pytest
 
-from app.records import UserEvent
+from tables.wire.records import UserEvent
 from models.errors import ValidationError
 from models.decay import add_decayed, decayed
 from tables import catalog, item_stats, seen_events, user_profiles
-from app.records import CatalogChange
+from tables.wire.records import CatalogChange
 
 DAY = 86400.0
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from app.settings import Settings
-from app.update_records import (KEY_FILE, UpdateRecord, decode, encode, encode_command, encode_version,
+from tables.wire.updates import (KEY_FILE, UpdateRecord, decode, encode, encode_command, encode_version,
                                 read_command, read_json, read_version, signing_key, valid_records)
 from models.errors import SettingsError, ValidationError
 from models.online.versions import Version

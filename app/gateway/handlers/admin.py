@@ -15,7 +15,7 @@ from aiohttp import web
 
 from app.gateway.errors import error_response, json_response
 from app.gateway.keys import MODEL_UPDATES, SETTINGS, SINK
-from app.update_records import ACTIONS, encode_command, signing_key
+from tables.wire.updates import ACTIONS, encode_command, signing_key
 from models.errors import ValidationError
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from models.errors import PayloadTooLarge, ValidationError
 from app.gateway.errors import error_response, json_response
 from app.gateway.keys import METRICS, SETTINGS, SINK
-from app.records import parse_catalog, parse_event
+from tables.wire.records import parse_catalog, parse_event
 
 T = TypeVar("T")
 MAX_DEPTH = 254  # levels of nesting orjson writes

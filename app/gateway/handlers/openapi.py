@@ -8,7 +8,7 @@ from aiohttp import web
 from app.gateway.errors import json_response
 from app.gateway.guards import API_KEY_HEADER
 from app.gateway.serving import FILTER_SCAN
-from app.records import CATALOG_OPS, EVENT_TYPES, MAX_ID_CHARS, MAX_TEXT_CHARS
+from tables.wire.records import CATALOG_OPS, EVENT_TYPES, MAX_ID_CHARS, MAX_TEXT_CHARS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 RANKED = {"$ref": "#/components/schemas/Ranked"}
@@ -42,6 +42,12 @@ def _get(summary: str, params: list[dict[str, Any]], ok: dict[str, Any], *codes:
                                  **_error(*codes, *((401,) if keyed else ()))}
     operation = {"summary": summary, "description": doc, "parameters": params, "responses": responses}
     return {"get": {**operation, "security": KEYED} if keyed else operation}
+
+
+def _page(summary: str, kind: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A page or one of its files (no key needed: the page sends the API key it is given)."""
+    ok = {"200": {"description": "OK", "content": {kind: {"schema": {"type": "string"}}}}}
+    return {"get": {"summary": summary, "parameters": params or [], "responses": {**ok, **_error(404)}}}
 
 
 def _post(summary: str, schema_ref: str) -> dict[str, Any]:
@@ -79,6 +85,12 @@ SPEC: dict[str, Any] = {
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
             "description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/openapi.json": _get("This document", [], OBJ, keyed=False),
+        "/": _page("The storefront page: search, a shopper's recommendations, trending", "text/html"),
+        "/ops": _page("The operations page: events, lag, dead letters, model versions, rollback", "text/html"),
+        "/ops/metrics": _get("The metrics the operations page draws, from this gateway's and the worker's and "
+                             "learner's /metrics", [], OBJ, keyed=False),
+        "/pages/{name}": _page("A static file of the pages (script, style)", "text/plain",
+                               [_param("name", {"type": "string"}, "path", True)]),
         "/v1/admin/model": {
             "get": {"summary": "The online model version served and the versions held (admin token)",
                     "security": [{"bearer": []}], "responses": {

@@ -33,6 +33,7 @@ async def get_popular(request: web.Request) -> web.Response:
     items = []
     for item_id, score in model.popular(k):
         entry = entries.get(item_id)
-        items.append({"item_id": item_id, "score": score,
-                      "title": entry.get("title") if catalog.is_live(entry) else None})
+        live = catalog.is_live(entry)
+        items.append({"item_id": item_id, "score": score, "title": entry.get("title") if live else None,
+                      "price": entry.get("price") if live else None})
     return json_response({"items": items, "as_of_ts": model.clock})

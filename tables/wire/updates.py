@@ -26,11 +26,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from app.settings import Settings
 from models.errors import SettingsError, ValidationError
 from models.online.versions import Version
 
@@ -59,7 +58,17 @@ class Command:
 
 
 # ---- the key ------------------------------------------------------------------------------
-def signing_key(settings: Settings) -> bytes:
+class KeySettings(Protocol):
+    """The two settings the key comes from (app/settings.py's `Settings` has them)."""
+
+    @property
+    def model_signing_key(self) -> str: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+
+def signing_key(settings: KeySettings) -> bytes:
     """The HMAC key every writer and reader of model records shares."""
     if settings.model_signing_key:
         if len(settings.model_signing_key) < MIN_KEY_CHARS:

@@ -1,5 +1,9 @@
 """The online learner inside the leader worker, when `learner_enabled` (off by default).
 
+A timer of the Faust app rather than a stream agent; it lives in `app/` because it composes
+the learner service (which loads the trainers) into the worker, and `agents/` import nothing
+of `app` (tests/unit/test_layering.py).
+
 `streamrank learner` (app/jobs/learner.py) runs it as a process of its own, with standbys;
 never both at once: this one takes no learner lock.
 """
@@ -33,7 +37,7 @@ def register(worker: "Worker") -> Any:
             if not service.running:
                 await service.start()
             await service.tick()
-        except Exception:  # noqa: BLE001 — a broker outage must not crash the worker's agents
+        except Exception:  # a broker outage must not crash the worker's agents
             # Stop (closing clients, keeping what the last checkpoint holds) and start again
             # on a later tick: the same path as a crash, so nothing is learned twice.
             log.exception("the learner failed; restarting it from its last checkpoint")

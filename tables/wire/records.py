@@ -131,8 +131,8 @@ def parse_event(obj: Any, now: float, max_ts: float = math.inf) -> UserEvent:
     item_id = _id(obj, "item_id", required=etype != "search")
     query = _text(obj, "query", required=etype == "search")
     return UserEvent(
-        event_id=_id(obj, "event_id", required=True),
-        user_id=_id(obj, "user_id", required=True),
+        event_id=_required_id(obj, "event_id"),
+        user_id=_required_id(obj, "user_id"),
         type=etype,
         ts=_ts(obj, now, max_ts),
         item_id=item_id,
@@ -213,6 +213,13 @@ def _id(obj: dict[str, Any], key: str, required: bool) -> str | None:
         raise ValidationError(f"'{key}' must be a non-empty string or integer")
     if len(value) > MAX_ID_CHARS:
         raise ValidationError(f"'{key}' is longer than {MAX_ID_CHARS} characters")
+    return value
+
+
+def _required_id(obj: dict[str, Any], key: str) -> str:
+    value = _id(obj, key, required=True)
+    if value is None:  # never: _id raises first; this tells the type checker so
+        raise ValidationError(f"'{key}' is required")
     return value
 
 

@@ -1,0 +1,92 @@
+"""Three fixes to faust-streaming's (0.15.x) offset handling, which lost events on rebalance.
+
+Found by tests/integration/test_scale_out.py (a worker SIGKILLed, another added): an
+item-events record was never applied, yet its offset was committed. The group's commit log
+showed the first commit of that partition at the record's offset, then the next one past it.
+
+1. A message the stream skips because a rebalance began after it was fetched (flow control
+   stopped, or a new consumer generation) is acked by Faust's stream "so the lag does not
+   grow". On a partition that stays with the worker, that ack survives the rebalance and the
+   next commit goes past the message, although it was never processed; the seek to the
+   committed offset that follows a rebalance would have fetched it again. Here such acks are
+   refused: the message is fetched again and processed (the tables' position checks make a
+   second delivery harmless).
+2. `Consumer._new_offset` refuses to commit past a gap at the head of the acked offsets only
+   when the gap is two or more (`min(acked) - committed > 1`), and not at all when the
+   committed offset is 0: a single unacked message at the head (case 1) was committed past.
+   Here any gap at the head waits (gaps Faust knows of, such as compacted-away offsets, are
+   filled in first, as before).
+3. After a rebalance Faust seeks each assigned partition to its committed offset, but
+   aiokafka seeks only where one exists (and is above 0). A partition nobody has committed
+   yet (its first owner was killed before its first commit) kept the position the fetcher
+   had reached while the tables were restored, and what the stream skipped meanwhile (1.)
+   was never fetched again: the test saw a new owner start 899 records into such a
+   partition. Here those partitions are sought to their beginning, where the reset policy
+   ("earliest") would have put a fresh consumer.
+
+Imported by the worker (app/worker.py) before the app is built.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.utils.functional import consecutive_numbers
+from intervaltree import IntervalTree
+
+_ack = Consumer.ack
+
+
+def ack(self: Any, message: Any) -> bool:
+    app, generation = self.app, message.generation_id
+    if not app.flow_control.is_active() or (generation is not None and generation != app.consumer_generation_id):
+        return False  # skipped by a stream mid-rebalance: it is fetched again after the seek
+    return bool(_ack(self, message))
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """Faust's `_new_offset`, with any gap at the head of the acked offsets waited for."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    max_offset = max(acked)
+    gap_for_tp: IntervalTree = self._gap[tp]
+    if gap_for_tp:
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            known_gaps: list[int] = []
+            for entry in candidates:
+                known_gaps.extend(range(entry.begin, entry.end))
+            acked.extend(known_gaps)
+            gap_for_tp.chop(0, max(known_gaps[-1], max_offset + 1))
+    acked.sort()
+    committed = self._committed_offset[tp]
+    if committed is not None and acked[0] > committed:
+        return None  # an offset at the head is not processed yet
+    batch = next(consecutive_numbers(acked))
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return int(batch[-1]) + 1
+
+
+async def seek_to_committed(self: Any) -> Any:
+    """Each assigned partition to its committed offset, or to its beginning without one."""
+    consumer = self._ensure_consumer()
+    committed = await self.call_thread(consumer.seek_to_committed)
+    uncommitted = [tp for tp, offset in committed.items() if not offset]  # None or 0: not sought
+    if uncommitted:
+        await self.call_thread(_seek_to_start, consumer, uncommitted)  # on the consumer's thread
+    return committed
+
+
+async def _seek_to_start(consumer: Any, partitions: list[Any]) -> None:
+    # To an offset, not `seek_to_beginning`: that leaves the position unset until the next
+    # fetch, and Faust's livelock check reads it (an AssertionError crashed the worker).
+    for tp, offset in (await consumer.beginning_offsets(partitions)).items():
+        consumer.seek(tp, offset)
+
+
+Consumer.ack = ack  # type: ignore[method-assign]
+AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+Consumer._new_offset = _new_offset  # type: ignore[method-assign]

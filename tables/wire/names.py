@@ -1,0 +1,18 @@
+"""Names of the Kafka topics that are not in settings: the tables' changelogs."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from tables import catalog, item_stats, seen_events, user_profiles
+
+TABLE_NAMES = (user_profiles.NAME, item_stats.NAME, catalog.NAME, seen_events.NAME)  # every table's changelog
+
+
+class AppId(Protocol):
+    @property
+    def app_id(self) -> str: ...
+
+
+def changelog_topic(settings: AppId, table_name: str) -> str:
+    """Faust's name for a table's changelog topic (the gateway follows these without Faust)."""
+    return f"{settings.app_id}-{table_name}-changelog"

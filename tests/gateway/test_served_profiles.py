@@ -1,0 +1,50 @@
+"""The gateway holds profiles compactly (app/gateway/profiles.py) and answers as from the dicts."""
+import orjson
+
+from app.gateway.profiles import ServedProfile
+from app.gateway.read_model import ReadModel
+from app.settings import Settings
+from tables import user_profiles
+from tables.wire.records import UserEvent
+
+
+def profile_after(events: list[tuple[str, str | None, str | None]], user: str = "u1") -> dict:
+    profile = user_profiles.empty()
+    for offset, (etype, item, query) in enumerate(events):
+        event = UserEvent(event_id=f"e{offset}", user_id=user, type=etype, item_id=item, query=query, ts=100.0 + offset)
+        profile = user_profiles.apply_event(profile, event, 0, offset, recent_items=3)
+    return profile
+
+
+EVENTS = [("view", "i1", None), ("search", None, "drill"), ("click", "i2", None), ("purchase", "i2", None),
+          ("impression", "i9", None), ("view", "i3", None), ("view", "i4", None)]
+
+
+def test_the_read_model_keeps_served_fields_and_answers_as_the_dict_would():
+    model = ReadModel(Settings())
+    record = orjson.loads(orjson.dumps(profile_after(EVENTS)))  # as the changelog decodes it
+    model.apply(user_profiles.NAME, "u1", record)
+    held = model.tables[user_profiles.NAME]["u1"]
+    assert isinstance(held, ServedProfile) and not hasattr(held, "__dict__")
+    # The same JSON (tuples serialise as lists).
+    as_json = lambda view: orjson.loads(orjson.dumps(view))  # noqa: E731
+    assert as_json(model.user("u1")) == as_json(user_profiles.public_view("u1", record))
+    assert list(model.user("u1")["recent_items"]) == ["i2", "i3", "i4"] == record["recent"]
+    assert held["counts"] == {"view": 3, "search": 1, "click": 1, "purchase": 1, "impression": 1}
+    assert user_profiles.sequence_length(held) == user_profiles.sequence_length(record) == 5
+
+
+def test_an_item_id_held_by_many_shoppers_is_stored_once():
+    model = ReadModel(Settings())
+    for user in ("u1", "u2"):
+        model.apply(user_profiles.NAME, user, orjson.loads(orjson.dumps(profile_after(EVENTS, user))))
+    a, b = (model.tables[user_profiles.NAME][u] for u in ("u1", "u2"))
+    assert a["recent"][-1] == b["recent"][-1] == "i4"
+    assert a["recent"][-1] is b["recent"][-1]  # interned: one string for both
+
+
+def test_appended_items_reads_served_profiles_as_it_reads_dicts():
+    old, new = profile_after(EVENTS[:3]), profile_after(EVENTS)
+    served_old, served_new = ServedProfile.from_record(old), ServedProfile.from_record(new)
+    before, items = user_profiles.appended_items(served_old, served_new)
+    assert (before, list(items)) == user_profiles.appended_items(old, new) == ("i2", ["i2", "i3", "i4"])

@@ -1,0 +1,78 @@
+"""app/faust_compat.py: Faust never commits past an event that was not processed."""
+from collections import defaultdict
+from types import SimpleNamespace
+
+from intervaltree import IntervalTree
+
+from app.faust_compat import ack, _new_offset
+
+TP = ("events", 0)
+
+
+def consumer(committed=None, acked=(), generation=5, flowing=True):
+    app = SimpleNamespace(consumer_generation_id=generation,
+                          flow_control=SimpleNamespace(is_active=lambda: flowing),
+                          topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
+    c = SimpleNamespace(app=app, _acked=defaultdict(list), _acked_index=defaultdict(set), _gap=defaultdict(IntervalTree),
+                        _committed_offset=defaultdict(lambda: None), _unacked_messages=set(), _n_acked=0,
+                        _waiting_for_ack=None)
+    c._committed_offset[TP] = committed
+    c._acked[TP].extend(acked)
+    c._acked_index[TP].update(acked)
+    return c
+
+
+class Message(SimpleNamespace):
+    __hash__ = object.__hash__  # Faust keeps unacked messages in a set
+
+
+def message(offset, generation=5):
+    return Message(tp=TP, topic="events", offset=offset, acked=False, generation_id=generation)
+
+
+def test_a_gap_at_the_head_is_never_committed_past():
+    assert _new_offset(consumer(committed=2, acked=[3, 4, 5]), TP) is None  # Faust committed 6 here
+    assert _new_offset(consumer(committed=0, acked=[1, 2]), TP) is None  # and 3 here
+    assert _new_offset(consumer(committed=2, acked=[2, 3, 5]), TP) == 4
+    assert _new_offset(consumer(committed=None, acked=[0, 1]), TP) == 2
+
+
+def test_gaps_faust_knows_of_are_still_filled_in():
+    c = consumer(committed=2, acked=[2, 5, 6])
+    c._gap[TP].addi(3, 5)  # offsets 3 and 4 do not exist (compacted away)
+    assert _new_offset(c, TP) == 7
+
+
+def test_a_message_skipped_mid_rebalance_is_not_acked():
+    c = consumer(generation=6)
+    assert ack(c, message(3, generation=5)) is False  # fetched in the generation before
+    assert ack(consumer(flowing=False), message(3)) is False  # flow stopped: a rebalance began
+    assert c._acked[TP] == []
+    c = consumer()
+    assert ack(c, message(3)) is True and c._acked[TP] == [3]
+
+
+async def test_partitions_without_a_committed_offset_are_read_from_their_beginning():
+    from app.faust_compat import seek_to_committed
+
+    class Client:  # aiokafka's consumer: seeks only where an offset above 0 was committed
+        def __init__(self):
+            self.to_beginning = []
+
+        async def seek_to_committed(self):
+            return {"p0": None, "p1": 0, "p2": 7}
+
+        async def beginning_offsets(self, partitions):
+            return {tp: 3 for tp in partitions}  # the log starts at 3 (older records deleted)
+
+        def seek(self, tp, offset):
+            self.to_beginning.append((tp, offset))
+
+    client = Client()
+
+    async def call_thread(fn, *args):
+        return await fn(*args)
+
+    thread = SimpleNamespace(_ensure_consumer=lambda: client, call_thread=call_thread)
+    assert await seek_to_committed(thread) == {"p0": None, "p1": 0, "p2": 7}
+    assert client.to_beginning == [("p0", 3), ("p1", 3)]
