@@ -32,13 +32,13 @@ from models.data.homedepot import (
     split_queries,
     write_queries,
 )
-from models.embedding_cache import cached_embeddings
 from models.encoder import BASE_MODEL, TextEncoder
 from models.errors import DataError, ModelUnavailable
 from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter
 from models.search_eval import search_metrics
 from models.search_ranker import FEATURES, HybridSearcher, SearchRanker, dense_search
+from models.vector_cache import cached_vectors
 from models.search_training import (
     Judged,
     candidate_targets,
@@ -88,7 +88,7 @@ def prepare(settings: Settings, data: SearchData) -> SearchAssets:
     limit_threads(settings.torch_threads)
     encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
     started = time.monotonic()
-    item_vecs = cached_embeddings(
+    item_vecs = cached_vectors(
         settings.embedding_cache_dir,
         encoder.model_key,
         data.titles,

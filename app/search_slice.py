@@ -21,10 +21,9 @@ from app.search_pipeline import SearchAssets
 from app.settings import Settings
 from app.threads import limit_threads
 from models.data.homedepot import SearchData
-from models.embedding_cache import cached_embeddings
 from models.encoder import DIM, TextEncoder
 from models.lexical import BM25Index, char_ngrams
-from models.vector_cache import VectorCache
+from models.vector_cache import VectorCache, cached_vectors
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def shared_assets(settings: Settings, data: SearchData) -> SearchAssets:
     # the same weights and settings (vectors of another tower would sit under another name).
     path = vector_cache_path(settings, encoder)
     cache = VectorCache(path, DIM) if path.is_file() else None
-    item_vecs = cached_embeddings(
+    item_vecs = cached_vectors(
         settings.embedding_cache_dir,
         encoder.model_key,
         data.titles,

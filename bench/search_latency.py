@@ -27,7 +27,7 @@ from app.search_pipeline import DEV_QUERIES_FILE
 from app.settings import Settings
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries
-from models.embedding_cache import cached_embeddings
+from models.vector_cache import cached_vectors
 from models.encoder import DIM, TextEncoder
 from models.search_eval import search_metrics
 from models.vector_cache import VectorCache
@@ -49,7 +49,7 @@ async def main(path: Path, state_dir: Path) -> None:
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = load_test_queries(path / DEV_QUERIES_FILE)
     encoder = TextEncoder(max_length=settings.encoder_max_length)
-    vectors = cached_embeddings(base.embedding_cache_dir, encoder.model_key, data.titles, None)  # type: ignore[arg-type]
+    vectors = cached_vectors(base.embedding_cache_dir, encoder.model_key, data.titles, None)  # type: ignore[arg-type]
     cache = VectorCache(vector_cache_path(settings, encoder), DIM)
     cache.put(list(data.titles), vectors)
     cache.save()

@@ -18,7 +18,7 @@ from app.settings import Settings
 from app.threads import limit_threads
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries
-from models.embedding_cache import cached_embeddings
+from models.vector_cache import cached_vectors
 from models.encoder import TextEncoder
 from models.lexical import BM25Index, char_ngrams
 from models.live_search import LiveSearcher
@@ -35,7 +35,7 @@ def main() -> None:
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = load_test_queries(path / DEV_QUERIES_FILE)
     encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
-    item_vecs = cached_embeddings(settings.embedding_cache_dir, encoder.model_key, data.titles,
+    item_vecs = cached_vectors(settings.embedding_cache_dir, encoder.model_key, data.titles,
                                   lambda texts: encoder.encode(texts, settings.encoder_batch_size, progress=True))
     print(f"catalog {len(data.items)} items, {len(queries)} dev queries, checkpoint {path}")
 

@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.threads import limit_threads
 from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries, normalize_query
-from models.embedding_cache import cached_embeddings
+from models.vector_cache import cached_vectors
 from models.encoder import TextEncoder
 from models.live_search import LiveSearcher
 from models.query_adapter import serving_adapter
@@ -47,7 +47,7 @@ def main() -> None:
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = [normalize_query(q) for q in load_test_queries(args.checkpoint / DEV_QUERIES_FILE)][: args.queries]
     item_encoder = TextEncoder(max_length=settings.encoder_max_length)
-    vectors = cached_embeddings(settings.embedding_cache_dir, item_encoder.model_key, data.titles,
+    vectors = cached_vectors(settings.embedding_cache_dir, item_encoder.model_key, data.titles,
                                 lambda texts: item_encoder.encode(texts, settings.encoder_batch_size, progress=True))
     encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=0).for_serving(fp16=True)
     adapter = serving_adapter(tower.adapter)

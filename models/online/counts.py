@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class TransitionCounts:
         self.degrees: list[dict[Id, int]] = [{} for _ in range(n)]
         self._owned: list[set[Id]] = [set() for _ in range(n)]  # sources whose Counter only we hold
 
-    def __deepcopy__(self, memo: dict) -> "TransitionCounts":
+    def __deepcopy__(self, memo: dict[int, Any]) -> "TransitionCounts":
         """An independent copy that shares every Counter until one side writes to it."""
         out = self.empty_like()
         out.neighbours = [dict(t) for t in self.neighbours]
@@ -82,7 +83,10 @@ class TransitionCounts:
         """Count what `target` following `history` (oldest first) adds to every channel; items
         not in `known` (when given) are left out. Returns the sources whose rows changed."""
         allowed = None if known is None else set(known)
-        ok = (lambda x: True) if allowed is None else (lambda x: x in allowed)
+
+        def ok(x: Id) -> bool:
+            return allowed is None or x in allowed
+
         changed: set[Id] = set()
         if not ok(target):
             return changed
@@ -174,7 +178,7 @@ class TransitionCounts:
     def edges(self) -> int:
         return sum(len(v) for table in self.neighbours for v in table.values())
 
-    def to_json(self, sources: Iterable[Id] | None = None) -> list:
+    def to_json(self, sources: Iterable[Id] | None = None) -> list[Any]:
         """[[source, out_degree, [[item, count], ...], extra], ...] for all or the given sources.
 
         The first three fields are channel 0 (degree 0 and no pairs when the source has no row
@@ -185,11 +189,11 @@ class TransitionCounts:
         else:
             keys = [s for s in dict.fromkeys(sources) if s in self]
 
-        def channel(c: int, a: Id) -> list:
+        def channel(c: int, a: Id) -> list[Any]:
             pairs = self.neighbours[c].get(a)
             return [self.degrees[c].get(a, 0), [[b, n] for b, n in pairs.items()] if pairs else []]
 
-        out = []
+        out: list[Any] = []
         for a in keys:
             row = [a, *channel(0, a)]
             if self.channels > 1:
@@ -197,7 +201,7 @@ class TransitionCounts:
             out.append(row)
         return out
 
-    def load_json(self, rows: list) -> None:
+    def load_json(self, rows: list[Any]) -> None:
         """Upsert sources from `to_json` output (replacing their rows in every channel given)."""
         for row in rows:
             a = row[0]
@@ -223,8 +227,8 @@ class TransitionCounts:
         tables = self.neighbours
         ids = list(dict.fromkeys(chain(chain.from_iterable(tables), *(chain.from_iterable(t.values()) for t in tables))))
         number = {x: i for i, x in enumerate(ids)}.__getitem__
-        encoded = [x.encode("utf-8") for x in ids]
-        out = {"ids_blob": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
+        encoded = [str(x).encode("utf-8") for x in ids]  # ids are strings (see above)
+        out: dict[str, np.ndarray] = {"ids_blob": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
                "ids_end": np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), dtype=np.int64)}
         for c, (table, degree) in enumerate(zip(tables, self.degrees)):
             sources = list(table)

@@ -113,7 +113,10 @@ def entries_for(entries: Sequence[TransitionEntry], column: dict[Id, int], devic
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty, empty, torch.zeros(0, device=device)
     b, j, c, v = zip(*kept)
-    as_long = lambda x: torch.tensor(x, dtype=torch.long, device=device)  # noqa: E731
+
+    def as_long(x: Sequence[int]) -> torch.Tensor:
+        return torch.tensor(x, dtype=torch.long, device=device)
+
     return as_long(b), as_long(j), as_long(c), torch.tensor(v, dtype=torch.float32, device=device)
 
 

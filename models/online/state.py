@@ -38,13 +38,13 @@ def unprefixed(prefix: str, tensors: Tensors) -> Tensors:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[Tensors, list]:
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[Tensors, list[Any]]:
     full = optimizer.state_dict()
     tensors = {f"{i}.{k}": torch.as_tensor(v).cpu() for i, s in full["state"].items() for k, v in s.items()}
     return tensors, full["param_groups"]
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Tensors, groups: list) -> None:
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Tensors, groups: list[Any]) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         i, name = key.split(".", 1)
@@ -52,7 +52,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Tensors, gro
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _strings(values: list) -> bool:
+def _strings(values: list[Any]) -> bool:
     return all(v is None or isinstance(v, str) for v in values)
 
 
@@ -70,7 +70,7 @@ def unpack_strings(tensors: Tensors) -> list[str | None]:
             for a, b, none in zip([0, *ends], ends, tensors["none"].tolist())]
 
 
-def pack_store_meta(meta: dict) -> tuple[Tensors, dict]:
+def pack_store_meta(meta: dict[str, Any]) -> tuple[Tensors, dict[str, Any]]:
     """The per-row parts of an EmbeddingStore's meta (row map, free rows, ids, sighting counts)
     as tensors; the rest stays JSON. Unchanged when an id is not a string."""
     shards, counts = meta["shards"], meta["counts"]
@@ -88,7 +88,7 @@ def pack_store_meta(meta: dict) -> tuple[Tensors, dict]:
     return tensors, {**meta, "shards": len(shards), "counts": "arrays"}
 
 
-def unpack_store_meta(tensors: Tensors, meta: dict) -> dict:
+def unpack_store_meta(tensors: Tensors, meta: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(meta["shards"], int):  # JSON all through (an old checkpoint, or non-string ids)
         return meta
     shards = [{"rows": list(zip(unpack_strings(unprefixed(f"shard{s}.row_keys.", tensors)),
@@ -99,7 +99,7 @@ def unpack_store_meta(tensors: Tensors, meta: dict) -> dict:
     return {**meta, "shards": shards, "counts": counts}
 
 
-def _common_state(model: OnlineRecModel | OnlineClickModel, stats: Any) -> tuple[Tensors, dict]:
+def _common_state(model: OnlineRecModel | OnlineClickModel, stats: Any) -> tuple[Tensors, dict[str, Any]]:
     store_tensors, store_meta = model.store.state()
     meta_tensors, store_meta = pack_store_meta(store_meta)
     opt_tensors, groups = optimizer_state(model.optimizer)
@@ -111,7 +111,7 @@ def _common_state(model: OnlineRecModel | OnlineClickModel, stats: Any) -> tuple
     return tensors, meta
 
 
-def _load_common(model: OnlineRecModel | OnlineClickModel, stats: Any, tensors: Tensors, meta: dict,
+def _load_common(model: OnlineRecModel | OnlineClickModel, stats: Any, tensors: Tensors, meta: dict[str, Any],
                  devices: list[torch.device] | None) -> None:
     store_meta = unpack_store_meta(unprefixed("store_meta.", tensors), meta["store"])
     model.store = EmbeddingStore.from_state(unprefixed("store.", tensors), store_meta, devices)
@@ -123,7 +123,7 @@ def _load_common(model: OnlineRecModel | OnlineClickModel, stats: Any, tensors: 
     model.samples_learned = meta["samples_learned"]
 
 
-def rec_state(model: OnlineRecModel) -> tuple[Tensors, dict]:
+def rec_state(model: OnlineRecModel) -> tuple[Tensors, dict[str, Any]]:
     tensors, meta = _common_state(model, model.popularity)
     tensors["generator"] = model.generator.get_state()
     tensors |= {f"counts.{k}": torch.from_numpy(v) for k, v in model.counts.to_arrays().items()}
@@ -133,7 +133,7 @@ def rec_state(model: OnlineRecModel) -> tuple[Tensors, dict]:
     return tensors, meta
 
 
-def rec_from_state(tensors: Tensors, meta: dict, devices: list[torch.device] | None = None) -> OnlineRecModel:
+def rec_from_state(tensors: Tensors, meta: dict[str, Any], devices: list[torch.device] | None = None) -> OnlineRecModel:
     model = OnlineRecModel(OnlineRecConfig(**meta["config"]), devices)
     _load_common(model, model.popularity, tensors, meta, devices)
     model.generator.set_state(tensors["generator"])
@@ -147,20 +147,20 @@ def rec_from_state(tensors: Tensors, meta: dict, devices: list[torch.device] | N
     return model
 
 
-def click_state(model: OnlineClickModel) -> tuple[Tensors, dict]:
+def click_state(model: OnlineClickModel) -> tuple[Tensors, dict[str, Any]]:
     tensors, meta = _common_state(model, model.stats)
     meta |= {"config": model.config.__dict__, "changed_items": list(model.changed_items)}
     return tensors, meta
 
 
-def click_from_state(tensors: Tensors, meta: dict, devices: list[torch.device] | None = None) -> OnlineClickModel:
+def click_from_state(tensors: Tensors, meta: dict[str, Any], devices: list[torch.device] | None = None) -> OnlineClickModel:
     model = OnlineClickModel(OnlineClickConfig(**meta["config"]), devices)
     _load_common(model, model.stats, tensors, meta, devices)
     model.changed_items = set(meta["changed_items"])
     return model
 
 
-def write_state_dir(directory: Path | str, tensors: Tensors, card: dict) -> Path:
+def write_state_dir(directory: Path | str, tensors: Tensors, card: dict[str, Any]) -> Path:
     """Write (replace) `directory` atomically with the tensors and the JSON card."""
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +181,7 @@ def write_state_dir(directory: Path | str, tensors: Tensors, card: dict) -> Path
     return final
 
 
-def read_state_dir(directory: Path | str) -> tuple[Tensors, dict]:
+def read_state_dir(directory: Path | str) -> tuple[Tensors, dict[str, Any]]:
     directory = Path(directory)
     if not (directory / CARD_FILE).is_file():
         raise FileNotFoundError(f"no online learner state at {directory}: expected {CARD_FILE} and {STATE_FILE}")

@@ -51,7 +51,7 @@ class Version:
     pop_ids: list[Id] = field(default_factory=list)
     popularity: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # [p] event counts
     dense: dict[str, torch.Tensor] = field(default_factory=dict)
-    transitions: list = field(default_factory=list)  # TransitionCounts.to_json of changed sources
+    transitions: list[Any] = field(default_factory=list)  # TransitionCounts.to_json of changed sources
     dropped_sources: list[Id] = field(default_factory=list)
     click_row_ids: list[Id] = field(default_factory=list)
     click_rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
@@ -78,7 +78,7 @@ class Version:
         (size,) = struct.unpack("<Q", data[4:12])
         header = json.loads(data[12 : 12 + size])
         tensors = load_tensors(data[12 + size :])
-        fields = {name: tensors[name] for name in cls._TENSORS}
+        fields: dict[str, Any] = {name: tensors[name] for name in cls._TENSORS}
         for name in cls._DICTS:
             fields[name] = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
         return cls(**header, **fields)
@@ -307,9 +307,15 @@ class OnlineLearner:
         """A learner that continues exactly where `save` left it, and the offsets saved with it."""
         tensors, card = state.read_state_dir(directory)
         models = card["models"]
-        load_rec = lambda n: state.rec_from_state(state.unprefixed(f"{n}.", tensors), models[n], devices)  # noqa: E731
-        load_click = lambda n: (state.click_from_state(state.unprefixed(f"{n}.", tensors), models[n], devices)  # noqa: E731
-                                if n in models else None)
+
+        def load_rec(name: str) -> OnlineRecModel:
+            return state.rec_from_state(state.unprefixed(f"{name}.", tensors), models[name], devices)
+
+        def load_click(name: str) -> OnlineClickModel | None:
+            if name not in models:
+                return None
+            return state.click_from_state(state.unprefixed(f"{name}.", tensors), models[name], devices)
+
         learner = cls.__new__(cls)
         learner.config = LearnerConfig(**card["config"])
         learner.version = card["version"]
