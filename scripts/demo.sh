@@ -75,6 +75,7 @@ streamrank demo is up (logs in $run/):
   Kafka          127.0.0.1:${KAFKA_PORT:-19092}
   worker         faust -A app worker   metrics http://127.0.0.1:${STREAMRANK_WORKER_METRICS_PORT:-9101}/metrics
   gateway        http://127.0.0.1:$port
+  pages          storefront http://127.0.0.1:$port/   operations http://127.0.0.1:$port/ops
   encoder        catalog item vectors for search, on the item-vectors topic (readyz: "search")
   replay         Home Depot catalog, then $shoppers shoppers searching, clicking, adding to cart and buying
                  ($session_rate sessions/s; shopper $user is the first)
