@@ -42,7 +42,8 @@ echo $! > "$run/worker.pid"
 .venv/bin/streamrank learner > "$run/learner.log" 2>&1 &
 echo $! > "$run/learner.pid"
 # The item vectors for search are computed once, here, and every gateway loads them.
-.venv/bin/streamrank encoder > "$run/encoder.log" 2>&1 &
+# At low priority: on shared cores, encoding tens of thousands of titles must not delay events.
+nice -n 10 .venv/bin/streamrank encoder > "$run/encoder.log" 2>&1 &
 echo $! > "$run/encoder.pid"
 .venv/bin/streamrank gateway > "$run/gateway.log" 2>&1 &
 echo $! > "$run/gateway.pid"

@@ -12,13 +12,23 @@ clock plus the skew) lets such a record be recognised and its sums started again
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 from models.decay import add_decayed, decayed
 from tables.shapes import is_counts, is_number, require
 
 NAME = "item_stats"
-Stats = dict[str, Any]
+
+
+class Stats(TypedDict):
+    """An item_stats value (the changelog's JSON object)."""
+
+    counts: dict[str, int]  # events per type
+    pop: float  # decayed popularity, as of `ts`
+    trend: float  # the same with the short half-life
+    ts: float  # newest event time applied (seconds)
+    src: dict[str, int]  # source partition (as text) -> offset of the last event applied
+
 
 # How much each event type says about interest in an item (impressions and searches none).
 POPULARITY_WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 4.0, "purchase": 8.0}
@@ -40,7 +50,7 @@ def apply_event(
     """A new stats record with one event applied; the input is not changed. Decayed sums
     stored at a time past `max_ts` (seconds) are dropped first: they cannot be trusted."""
     if stats["ts"] > max_ts:
-        stats = {**stats, "pop": 0.0, "trend": 0.0, "ts": 0.0}
+        stats = Stats(counts=stats["counts"], pop=0.0, trend=0.0, ts=0.0, src=stats["src"])
     counts = dict(stats["counts"])
     counts[etype] = counts.get(etype, 0) + 1
     weight = POPULARITY_WEIGHTS.get(etype, 0.0)

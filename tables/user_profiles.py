@@ -5,7 +5,7 @@ event redelivered after a crash (at-least-once) is recognised and not counted tw
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from tables.wire.records import UserEvent
 from tables import samples as sampling
@@ -16,7 +16,19 @@ MAX_QUERIES = 10
 MAX_PURCHASED = 100
 # Event types that put an item into the user's sequence (impressions are only shown items).
 SEQUENCE_TYPES = ("view", "click", "add_to_cart", "purchase")
-Profile = dict[str, Any]
+
+
+class Profile(TypedDict):
+    """A user_profiles value (the changelog's JSON object)."""
+
+    counts: dict[str, int]  # events per type
+    recent: list[str]  # the sequence's last items, oldest first
+    purchased: NotRequired[list[str]]
+    queries: list[str]  # the last searches
+    ts: float  # newest event time applied (seconds)
+    src: dict[str, int]  # source partition (as text) -> offset of the last event applied
+    pending: NotRequired[list[Any]]  # impressions waiting for a click (tables/samples.py)
+
 
 
 def empty() -> Profile:
