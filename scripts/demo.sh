@@ -56,6 +56,15 @@ done
 # Catalog first, then shoppers on the live /v1/search: searches, impressions, clicks, carts and
 # purchases (the learner trains on them as they come; recommendations and trending follow them).
 (.venv/bin/streamrank replay --dataset homedepot --sessions 0 --rate "$((rate * 4))" > "$run/catalog.log" 2>&1;
+ # Shoppers start once the worker has the whole catalog: their first events would otherwise
+ # wait behind a minute of catalog records (the processing lag the demo reports).
+ want=$(sed -n 's/^replayed \([0-9]*\) .*/\1/p' "$run/catalog.log")
+ for _ in $(seq 1 600); do
+   have=$(curl -s "http://127.0.0.1:$port/readyz" | .venv/bin/python -c \
+     'import json, sys; print(json.load(sys.stdin)["records"].get("catalog", 0))' 2>/dev/null || echo 0)
+   [ "${have:-0}" -ge "${want:-0}" ] && break
+   sleep 1
+ done
  .venv/bin/streamrank replay --dataset homedepot --sessions-only --sessions "$sessions" --rate "$session_rate" \
    --users "$shoppers" --run-id "demo-$(date +%s)" > "$run/sessions.log" 2>&1) &
 echo $! > "$run/replay.pid"
