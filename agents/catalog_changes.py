@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
 from tables.wire.records import decode_catalog, latest_ts
 from tables import catalog
 
-if TYPE_CHECKING:
-    from app.worker import Worker
 
 
-def register(worker: "Worker") -> Any:
+def register(worker: WorkerContext) -> Any:
     settings, metrics = worker.settings, worker.metrics
 
     @worker.app.agent(worker.catalog_topic, name="catalog-changes")

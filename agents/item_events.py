@@ -1,18 +1,17 @@
 """Item-keyed copies of events: update item stats (counts, decayed popularity, trend)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from tables.wire.records import decode_item_event, latest_ts
 from models.errors import ValidationError
 from tables import item_stats
 
-if TYPE_CHECKING:
-    from app.worker import Worker
 
 
-def register(worker: "Worker") -> Any:
+def register(worker: WorkerContext) -> Any:
     settings, metrics = worker.settings, worker.metrics
 
     @worker.app.agent(worker.item_events_topic, name="item-events")

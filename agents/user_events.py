@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
 from tables.wire.records import ItemEvent, UserEvent, decode_event, latest_ts
 from tables import seen_events, user_profiles
 
-if TYPE_CHECKING:
-    from app.worker import Worker
 
 
 def item_forward(event: UserEvent, item_id: str, partition: int, offset: int) -> ItemEvent:
@@ -20,7 +19,7 @@ def item_forward(event: UserEvent, item_id: str, partition: int, offset: int) ->
     return ItemEvent(item_id, event.type, event.ts, partition, offset)
 
 
-def register(worker: "Worker") -> Any:
+def register(worker: WorkerContext) -> Any:
     settings, metrics = worker.settings, worker.metrics
     # Labelled children looked up once per label value: `.labels()` takes a lock each call.
     processed: dict[str, Any] = {}
