@@ -22,4 +22,6 @@ class WorkerContext(Protocol):
     catalog: Any
     seen: Any
 
-    async def emit(self, topic: Any, key: bytes, value: bytes) -> None: ...
+    def batch(self) -> Any: ...  # app.batched_writes.BatchedWrites: rows and records of one batch
+
+    def partition_of(self, key: bytes, partitions: int) -> int: ...

@@ -1,7 +1,14 @@
-"""User events (keyed by user): validate, drop duplicates, update the profile, forward by item."""
+"""User events (keyed by user): validate, drop duplicates, update the profile, forward by item.
+
+Events come in batches (`take_events`): rows are read and changed in a dict and written once
+per batch, and the forwards to item stats go as one record per item partition
+(app/batched_writes.py says why). A batch's events are acked only once all of it is written.
+"""
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -9,9 +16,11 @@ import orjson
 from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
-from tables.wire.records import ItemEvent, UserEvent, decode_event, latest_ts
+from tables.wire.records import ItemEvent, UserEvent, decode_event, item_events_json, latest_ts
 from tables import seen_events, user_profiles
 
+# Forwards per item-events record: a batch of 1,000 events makes records of some 25 KB.
+FORWARDS_PER_RECORD = 500
 
 
 def item_forward(event: UserEvent, item_id: str, partition: int, offset: int) -> ItemEvent:
@@ -20,67 +29,99 @@ def item_forward(event: UserEvent, item_id: str, partition: int, offset: int) ->
 
 
 def register(worker: WorkerContext) -> Any:
-    settings, metrics = worker.settings, worker.metrics
-    # Labelled children looked up once per label value: `.labels()` takes a lock each call.
-    processed: dict[str, Any] = {}
-    samples_made: dict[str, Any] = {}
-
-    def count(children: dict[str, Any], family: Any, **label: str) -> None:
-        (value,) = label.values()
-        child = children.get(value)
-        if child is None:
-            child = children[value] = family.labels(**label)
-        child.inc()
+    settings = worker.settings
+    handled = worker.metrics.agent_records.labels(agent="user-events")
+    batches = worker.metrics.agent_batches.labels(agent="user-events")
 
     @worker.app.agent(worker.events_topic, name="user-events")
     async def user_events(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                # Anything the bytes hold raises ValidationError here (garbage, a tombstone, a
-                # wrong shape, a ts past the bound), so nothing a producer sends stops the agent.
-                ev = decode_event(msg.value, settings.max_event_bytes, now=msg.timestamp or time.time(),
-                                  max_ts=latest_ts(settings.max_clock_skew_s))
-            except ValidationError as exc:
-                await send_dead_letter(worker, "events", event, exc.reason)
-                continue
-            if msg.key != ev.user_id.encode():
-                # Profiles are partitioned by user: a record keyed otherwise (no key, a
-                # non-UTF-8 one) is sent round again under the right key rather than
-                # splitting the user over partitions; the key carries nothing else.
-                await worker.events_topic.send(key=ev.user_id.encode(), value=msg.value)
-                metrics.events_rekeyed.inc()
-                continue
-            pos = (msg.partition, msg.offset)
-            # Read from the store itself: Table.get asks RocksDB twice on a hit (contains, then
-            # get) and adds only Faust's statistics hook.
-            seen = worker.seen.data.get(ev.event_id)
-            if seen_events.is_duplicate(seen, *pos):
-                metrics.events_duplicate.inc()
-                continue
-            # A redelivery (same position seen) rewrites what the local store already holds:
-            # RocksDB keeps a write that a SIGKILL took from the producer buffer before its
-            # changelog record left, and only the rewrite puts it back in the changelog.
-            worker.seen[ev.event_id] = list(pos)
-            profile = worker.users.data.get(ev.user_id) or user_profiles.empty()
-            if user_profiles.already_applied(profile, *pos):
-                worker.users[ev.user_id] = profile
-                metrics.events_redelivered.labels(table=user_profiles.NAME).inc()
-            else:
-                worker.users[ev.user_id], samples = user_profiles.apply_event_and_sample(
-                    profile, ev, *pos, recent_items=settings.recent_items,
-                    impression_window_s=settings.impression_window_s)
-                count(processed, metrics.events_processed, type=ev.type)
-                for sample in samples:
-                    # Key by user: one partition today, but a user's samples stay in order.
-                    await worker.emit(worker.samples_topic, ev.user_id.encode(), orjson.dumps(sample))
-                    count(samples_made, metrics.samples_made, kind=sample["kind"])
-            # Forwarded even when the profile had it: the send may be what the crash lost.
-            # Faust flushes the producer before it commits (see Worker.emit).
-            if ev.item_id is not None:
-                fwd = item_forward(ev, ev.item_id, *pos)
-                await worker.emit(worker.item_events_topic, fwd.item_id.encode(), fwd.to_json())
-            if msg.timestamp:
-                metrics.event_lag.observe(max(0.0, time.time() - msg.timestamp))
+        async for events in stream.take_events(settings.worker_batch_events, within=settings.worker_batch_wait_s):
+            await apply_batch(worker, events)
+            handled.inc(len(events))
+            batches.inc()
 
     return user_events
+
+
+async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
+    settings, metrics = worker.settings, worker.metrics
+    batch = worker.batch()
+    seen, users = batch.rows(worker.seen), batch.rows(worker.users)
+    forwards: dict[int, list[ItemEvent]] = defaultdict(list)
+    samples: list[tuple[bytes | None, bytes]] = []
+    processed: Counter[str] = Counter()
+    made: Counter[str] = Counter()
+    lags: list[float] = []
+    duplicates = redelivered = 0
+    item_partitions = worker.item_events_topic.partitions or settings.topic_partitions
+    now, max_ts = time.time(), latest_ts(settings.max_clock_skew_s)
+    for event in events:
+        msg = event.message
+        try:
+            # Anything the bytes hold raises ValidationError here (garbage, a tombstone, a
+            # wrong shape, a ts past the bound), so nothing a producer sends stops the agent.
+            ev = decode_event(msg.value, settings.max_event_bytes, now=msg.timestamp or now, max_ts=max_ts)
+        except ValidationError as exc:
+            await send_dead_letter(worker, "events", event, exc.reason)
+            continue
+        user_key = ev.user_id.encode()
+        if msg.key != user_key:
+            # Profiles are partitioned by user: a record keyed otherwise (no key, a
+            # non-UTF-8 one) is sent round again under the right key rather than
+            # splitting the user over partitions; the key carries nothing else.
+            await worker.events_topic.send(key=user_key, value=msg.value)
+            metrics.events_rekeyed.inc()
+            continue
+        partition, offset = msg.partition, msg.offset
+        if seen_events.is_duplicate(seen.get(ev.event_id, partition), partition, offset):
+            duplicates += 1
+            continue
+        # A redelivery (same position seen) rewrites what the local store already holds:
+        # RocksDB keeps a write that a SIGKILL took from the producer buffer before its
+        # changelog record left, and only the rewrite puts it back in the changelog.
+        seen.set(ev.event_id, partition, [partition, offset])
+        profile = users.get(ev.user_id, partition) or user_profiles.empty()
+        if user_profiles.already_applied(profile, partition, offset):
+            users.set(ev.user_id, partition, profile)
+            redelivered += 1
+        else:
+            new, made_samples = user_profiles.apply_event_and_sample(
+                profile, ev, partition, offset, recent_items=settings.recent_items,
+                impression_window_s=settings.impression_window_s)
+            users.set(ev.user_id, partition, new)
+            processed[ev.type] += 1
+            for sample in made_samples:
+                # Keyed by user: a user's samples stay in order on any partition count.
+                samples.append((user_key, orjson.dumps(sample)))
+                made[sample["kind"]] += 1
+        # Forwarded even when the profile had it: the send may be what the crash lost.
+        if ev.item_id is not None:
+            target = worker.partition_of(ev.item_id.encode(), item_partitions)
+            forwards[target].append(item_forward(ev, ev.item_id, partition, offset))
+        if msg.timestamp:
+            lags.append(max(0.0, now - msg.timestamp))
+    _emit_samples(worker, batch, samples)
+    item_topic = worker.item_events_topic.get_topic_name()
+    for target, fwds in forwards.items():
+        batch.emit_all(item_topic, target, ((None, item_events_json(fwds[i:i + FORWARDS_PER_RECORD]))
+                                            for i in range(0, len(fwds), FORWARDS_PER_RECORD)))
+    await batch.flush()
+    metrics.observe_event_lags(lags)
+    for etype, n in processed.items():
+        metrics.events_processed.labels(type=etype).inc(n)
+    for kind, n in made.items():
+        metrics.samples_made.labels(kind=kind).inc(n)
+    if duplicates:
+        metrics.events_duplicate.inc(duplicates)
+    if redelivered:
+        metrics.events_redelivered.labels(table=user_profiles.NAME).inc(redelivered)
+
+
+def _emit_samples(worker: WorkerContext, batch: Any, samples: list[tuple[bytes | None, bytes]]) -> None:
+    topic = worker.samples_topic.get_topic_name()
+    partitions = worker.samples_topic.partitions or 1
+    by_partition: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+    for key, value in samples:
+        by_partition[worker.partition_of(key or b"", partitions)].append((key, value))
+    for partition, records in by_partition.items():
+        batch.emit_all(topic, partition, records)

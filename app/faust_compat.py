@@ -1,4 +1,5 @@
-"""Three fixes to faust-streaming's (0.15.x) offset handling, which lost events on rebalance.
+"""Three fixes to faust-streaming's (0.15.x) offset handling, which lost events on rebalance,
+and one to its per-message cost.
 
 Found by tests/integration/test_scale_out.py (a worker SIGKILLed, another added): an
 item-events record was never applied, yet its offset was committed. The group's commit log
@@ -24,13 +25,24 @@ showed the first commit of that partition at the record's offset, then the next 
    partition. Here those partitions are sought to their beginning, where the reset policy
    ("earliest") would have put a fresh consumer.
 
+4. For every message it fetches, Faust's consumer hands it to the streams through
+   `wait_first(callback(message), suspend_flow.wait())`: four tasks, an `asyncio.wait` and
+   three cancellations, a tenth of the worker's CPU once its tables were batched
+   (bench/ingest.py). While the flow is not suspended the callback is awaited directly. If
+   it blocks on a full stream buffer and a rebalance suspends the flow meanwhile, the
+   rebalance stops the fetcher, which cancels it: the message was not acked, and is fetched
+   again after the seek to the committed offset.
+
 Imported by the worker (app/worker.py) before the app is built.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from mode import Service
+from mode.services import WaitResults
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.utils.functional import consecutive_numbers
 from intervaltree import IntervalTree
@@ -87,6 +99,19 @@ async def _seek_to_start(consumer: Any, partitions: list[Any]) -> None:
         consumer.seek(tp, offset)
 
 
+_EVENT_WAIT = asyncio.Event.wait.__code__  # faust.transport.consumer's suspend_flow is an asyncio.Event
+
+
+async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+    """`Service.wait_first`, without its tasks for the drain loop's per-message call."""
+    if (len(coros) == 2 and timeout is None and not self.suspend_flow.is_set()
+            and getattr(coros[1], "cr_code", None) is _EVENT_WAIT):
+        coros[1].close()  # the suspend_flow.wait() coroutine, never started
+        return WaitResults([coros[0]], [await coros[0]], False)
+    return await Service.wait_first(self, *coros, timeout=timeout)
+
+
 Consumer.ack = ack  # type: ignore[method-assign]
+Consumer.wait_first = wait_first  # type: ignore[method-assign]
 AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
 Consumer._new_offset = _new_offset  # type: ignore[method-assign]

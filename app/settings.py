@@ -75,6 +75,10 @@ class Settings:
     max_event_bytes: int = 64 * 1024
     max_request_bytes: int = 4 * 1024 * 1024
     max_batch_events: int = 5000
+    # The worker's agents take events in batches of at most this many, or what came within the
+    # wait (seconds): rows and records are written once per batch (app/batched_writes.py).
+    worker_batch_events: int = 1000
+    worker_batch_wait_s: float = 0.02
     # Profiles keep this many recent items (newest last).
     recent_items: int = 50
     # Half-life of the time-decayed popularity, in seconds of event time.
@@ -274,6 +278,8 @@ _SHARE = _between(0, 1)
 _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "topic_partitions": _at_least(1),
     "max_event_bytes": _at_least(256),
+    "worker_batch_events": _at_least(1),
+    "worker_batch_wait_s": _POSITIVE,
     "popularity_half_life_s": _POSITIVE,
     "trending_half_life_s": _POSITIVE,
     "rec_epochs": _at_least(1),

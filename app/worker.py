@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any
 
@@ -11,6 +11,7 @@ from faust.auth import Credentials, SASLCredentials, SSLCredentials
 from faust.sensors import Monitor
 
 from app import faust_compat  # noqa: F401  (no offset committed past an unprocessed event)
+from app.batched_writes import BatchedWrites, KeyPartitions, Record
 from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
 from app.producer_flush import make_flush_complete
@@ -38,18 +39,29 @@ class Worker:
     catalog: Any
     seen: Any
     learner: Any = None  # the LearnerService, when learner_enabled
+    partition_of: KeyPartitions = field(default_factory=KeyPartitions)
 
-    async def emit(self, topic: Any, key: bytes, value: bytes) -> None:
-        """Hand a record straight to the Kafka producer, for the agents' per-event outputs.
+    def batch(self) -> BatchedWrites:
+        """The rows and records of one batch of events, written by its `flush` (app/batched_writes.py)."""
+        return BatchedWrites(self.send_records)
 
-        `send_soon` goes through Faust's buffer (a message object, a sender task, the sensors,
-        a callback per record); sending the sample and the forward straight to aiokafka took
-        a sixth off the worker's CPU per event (bench/ingest.py). It is as safe: Faust's commit
-        flushes aiokafka's producer after its own buffer, so no offset is committed ahead of
-        the record. It waits only when aiokafka's buffer is full: the back-pressure wanted.
+    async def send_records(self, topic: str, partition: int, records: list[Record]) -> Any:
+        """Records to one topic partition as aiokafka batches; the future of the last batch.
+
+        Handed to aiokafka's accumulator, so Faust's commit flush waits for them as for any
+        send. `send_batch` waits while the accumulator is full: the back-pressure wanted.
         """
-        await self.app.producer.send(topic.get_topic_name(), key, value, partition=None, timestamp=None,
-                                     headers=None)
+        producer = self.app.producer._ensure_producer()
+        fut, builder = None, producer.create_batch()
+        for key, value in records:
+            if builder.append(key=key, value=value, timestamp=None) is None:
+                fut = await producer.send_batch(builder, topic, partition=partition)
+                builder = producer.create_batch()
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
+        if builder.record_count():
+            fut = await producer.send_batch(builder, topic, partition=partition)
+        return fut
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -60,8 +72,8 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
 
 
 def _table(app: faust.App, name: str, partitions: int) -> Any:
-    # Keys go to the changelog as UTF-8 (the app's raw key serializer), values as JSON:
-    # the gateway reads the changelogs without Faust.
+    # Keys and values go to the changelog as JSON (a str key as a JSON string): the gateway
+    # reads the changelogs without Faust, and app/batched_writes.py writes rows the same way.
     return app.Table(name, default=None, key_type=str, partitions=partitions)
 
 

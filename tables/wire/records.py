@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from models.ads.campaigns import Campaign
 from models.errors import PayloadTooLarge, ValidationError
 from tables.shapes import is_count as _is_index, is_number as _is_number
 
@@ -121,6 +122,49 @@ def decode_item_event(key: bytes | None, raw: bytes | None, max_bytes: int, max_
     return ItemEvent(item_id, etype, _ts(obj, 0.0, max_ts), src[0], src[1])
 
 
+def item_events_json(forwards: list[ItemEvent]) -> bytes:
+    """Several forwards in one item-events record, `{"events": [[item, type, ts, partition,
+    offset], ...]}`: a worker sends one such record per item partition per batch of events,
+    where one record per event cost the item agent a consumed message each."""
+    return orjson.dumps({"events": [[f.item_id, f.type, f.ts, f.src_partition, f.src_offset] for f in forwards]})
+
+
+def decode_item_events(key: bytes | None, raw: bytes | None, max_bytes: int, max_ts: float) -> list[ItemEvent]:
+    """An item-events record: several forwards (`item_events_json`) or one (`decode_item_event`).
+    One bad forward refuses the record whole: only a foreign producer writes one."""
+    try:
+        obj = load_json(raw, max_bytes)
+    except ValidationError:
+        obj = None
+    if not (isinstance(obj, dict) and "events" in obj):
+        return [decode_item_event(key, raw, max_bytes, max_ts)]  # refused as one forward is
+    _only_known_keys(obj, ("events",), "an item-events batch's")
+    entries = obj["events"]
+    if not isinstance(entries, list):
+        raise ValidationError("'events' must be a list of [item_id, type, ts, partition, offset]")
+    return [_forward(entry, i, max_ts) for i, entry in enumerate(entries)]
+
+
+def _forward(entry: Any, index: int, max_ts: float) -> ItemEvent:
+    where = f"events[{index}]"
+    if not (isinstance(entry, list) and len(entry) == 5):
+        raise ValidationError(f"{where} must be [item_id, type, ts, partition, offset]")
+    item_id, etype, ts, partition, offset = entry
+    if not (isinstance(item_id, str) and item_id.strip() and len(item_id) <= MAX_ID_CHARS):
+        raise ValidationError(f"{where}: the item id must be a non-empty string of at most {MAX_ID_CHARS} characters")
+    if etype not in EVENT_TYPES:
+        raise ValidationError(f"{where}: the type must be one of {', '.join(EVENT_TYPES)}; got {etype!r}")
+    if ts is None:
+        raise ValidationError(f"{where}: 'ts' is required")
+    if not (_is_index(partition) and _is_index(offset)):
+        raise ValidationError(f"{where}: partition and offset must be non-negative integers")
+    try:
+        when = _ts({"ts": ts}, 0.0, max_ts)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc.reason}") from None
+    return ItemEvent(item_id, etype, when, partition, offset)
+
+
 def parse_event(obj: Any, now: float, max_ts: float = math.inf) -> UserEvent:
     """Validate one event object; `now` fills a missing `ts`, a `ts` past `max_ts` is refused."""
     _require_object(obj, "event")
@@ -168,6 +212,62 @@ def parse_catalog(obj: Any, now: float, max_ts: float = math.inf) -> CatalogChan
         stock=_int(obj, "stock", minimum=0),
         attributes=attributes,
     )
+
+
+CAMPAIGN_KEYS = tuple(f.name for f in fields(Campaign))
+MAX_TARGETS = 64  # keywords, and categories, a campaign may list
+
+
+def decode_campaign(raw: bytes | None, max_bytes: int) -> Campaign:
+    return parse_campaign(load_json(raw, max_bytes))
+
+
+def parse_campaign(obj: Any) -> Campaign:
+    """Validate one campaign: ids, a positive bid and budget, short target lists, start < stop."""
+    _require_object(obj, "campaign")
+    _only_known_keys(obj, CAMPAIGN_KEYS, "a campaign's")
+    start = _epoch_s(obj, "start_ts", 0.0)
+    stop = _epoch_s(obj, "stop_ts", math.inf)
+    if not start < stop:
+        raise ValidationError(f"'start_ts' must be before 'stop_ts'; got {start:.10g} and {stop:.10g}")
+    return Campaign(
+        campaign_id=_required_id(obj, "campaign_id"),
+        item_id=_required_id(obj, "item_id"),
+        bid_per_click=_positive(obj, "bid_per_click"),
+        daily_budget=_positive(obj, "daily_budget"),
+        keywords=_targets(obj, "keywords"),
+        categories=_targets(obj, "categories"),
+        start_ts=start,
+        stop_ts=stop,
+    )
+
+
+def _positive(obj: dict[str, Any], key: str) -> float:
+    value = obj.get(key)
+    if value is None:
+        raise ValidationError(f"'{key}' is required")
+    if not _is_number(value) or value <= 0:
+        raise ValidationError(f"'{key}' must be a finite number above 0; got {value!r}")
+    return float(value)
+
+
+def _targets(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = obj.get(key, [])
+    ok = isinstance(value, list) and len(value) <= MAX_TARGETS and all(
+        isinstance(v, str) and v.strip() and len(v) <= MAX_ID_CHARS for v in value)
+    if not ok:
+        raise ValidationError(f"'{key}' must be a list of at most {MAX_TARGETS} non-empty strings "
+                              f"of at most {MAX_ID_CHARS} characters")
+    return tuple(value)
+
+
+def _epoch_s(obj: dict[str, Any], key: str, default: float) -> float:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not _is_number(value) or value < 0:
+        raise ValidationError(f"'{key}' must be a non-negative number of seconds since the epoch")
+    return float(value) / 1000.0 if value > 1e11 else float(value)  # milliseconds, as for 'ts'
 
 
 def _require_object(obj: Any, what: str) -> None:

@@ -28,12 +28,6 @@ def forward(**fields):
     return orjson.dumps(base)
 
 
-async def put_all(agent, records):
-    """Each (key, value) in turn; `put` raises if the agent crashed on one."""
-    async with agent.test_context() as ctx:
-        for key, value in records:
-            await ctx.put(value, key=key)
-
 
 def reasons(sent, topic):
     return [dict(headers)["reason"].decode() for _, _, headers in sent.to(topic)]
@@ -53,7 +47,7 @@ def by_label(reasons_seen):
     return out
 
 
-async def test_user_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_event_applied(worker):
+async def test_user_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_event_applied(worker, put_all):
     w, sent = worker
     garbage = [
         (b"not json", "not valid JSON"),
@@ -67,7 +61,7 @@ async def test_user_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_
         (event(ts=time.time() + 3600), "'ts' must be at most"),
         (event(timestamp=1), "unknown key 'timestamp': an event's keys must be among event_id, user_id"),
     ]
-    await put_all(w.app.agents["user-events"], [(b"u1", v) for v, _ in garbage] + [(b"u1", event(event_id="ok"))])
+    await put_all(w, "user-events", [(b"u1", v) for v, _ in garbage] + [(b"u1", event(event_id="ok"))])
     got = reasons(sent, w.dead_letters_topic)
     assert len(got) == len(garbage)
     for (_, want), reason in zip(garbage, got):
@@ -77,24 +71,23 @@ async def test_user_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_
     assert counted(w, "events") == by_label(got) and sum(by_label(got).values()) == len(garbage)
 
 
-async def test_user_events_with_a_missing_or_non_utf8_key_are_sent_again_under_their_user(worker):
+async def test_user_events_with_a_missing_or_non_utf8_key_are_sent_again_under_their_user(worker, put_all):
     w, sent = worker
-    await put_all(w.app.agents["user-events"], [(b"\xff\xfe", event()), (None, event(event_id="e2"))])
+    await put_all(w, "user-events", [(b"\xff\xfe", event()), (None, event(event_id="e2"))])
     assert "u1" not in w.users and sent.to(w.dead_letters_topic) == []
     assert [k for k, _, _ in sent.to(w.events_topic)] == [b"u1", b"u1"]
 
 
-async def test_a_kafka_timestamp_in_the_future_does_not_become_the_event_time(worker):
+async def test_a_kafka_timestamp_in_the_future_does_not_become_the_event_time(worker, put_all):
     w, sent = worker
     body = orjson.loads(event())
     del body["ts"]
-    async with w.app.agents["user-events"].test_context() as ctx:
-        await ctx.put(orjson.dumps(body), key=b"u1", timestamp=FUTURE / 1000)
-    (_, value, _), = sent.to(w.item_events_topic)
-    assert orjson.loads(value)["ts"] <= time.time() + w.settings.max_clock_skew_s
+    await put_all(w, "user-events", [(b"u1", orjson.dumps(body))], timestamp=FUTURE / 1000)
+    (fwd,) = sent.forwards(w.item_events_topic)
+    assert fwd[2] <= time.time() + w.settings.max_clock_skew_s
 
 
-async def test_item_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_forward_applied(worker):
+async def test_item_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_forward_applied(worker, put_all):
     w, sent = worker
     garbage = [
         (b"i1", b"not json", "not valid JSON"),
@@ -115,7 +108,7 @@ async def test_item_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_
         (b"i1", forward(src=None), "'src' must be [partition, offset]"),
         (b"i1", forward(extra=1), "unknown key 'extra'"),
     ]
-    await put_all(w.app.agents["item-events"], [(k, v) for k, v, _ in garbage] + [(b"i1", forward())])
+    await put_all(w, "item-events", [(k, v) for k, v, _ in garbage] + [(b"i1", forward())])
     got = reasons(sent, w.dead_letters_topic)
     assert len(got) == len(garbage)
     for (_, _, want), reason in zip(garbage, got):
@@ -124,17 +117,17 @@ async def test_item_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_
     assert counted(w, "item-events") == by_label(got)
 
 
-async def test_item_stats_frozen_by_a_stored_future_ts_recover_on_the_next_valid_event(worker):
+async def test_item_stats_frozen_by_a_stored_future_ts_recover_on_the_next_valid_event(worker, put_all):
     w, _ = worker
     poisoned = item_stats.apply_event(item_stats.empty(), "purchase", 1e15, 0, 0, 3600.0, 600.0)
     w.items.data["i1"] = poisoned  # as accepted before event times were bounded
-    await put_all(w.app.agents["item-events"], [(b"i1", forward(type="view", src=[0, 1]))])
+    await put_all(w, "item-events", [(b"i1", forward(type="view", src=[0, 1]))])
     stats = w.items["i1"]
     assert stats["ts"] <= time.time() + 1 and stats["pop"] == 1.0  # the view counts, the junk is gone
     assert stats["counts"] == {"purchase": 1, "view": 1}
 
 
-async def test_catalog_garbage_of_every_kind_is_dead_lettered_and_the_valid_change_applied(worker):
+async def test_catalog_garbage_of_every_kind_is_dead_lettered_and_the_valid_change_applied(worker, put_all):
     w, sent = worker
     garbage = [
         (b"not json", "not valid JSON"),
@@ -147,7 +140,7 @@ async def test_catalog_garbage_of_every_kind_is_dead_lettered_and_the_valid_chan
         (change(ts=FUTURE), "'ts' must be at most"),
         (change(name="Drill"), "unknown key 'name': a catalog change's keys must be among op, item_id"),
     ]
-    await put_all(w.app.agents["catalog-changes"], [(b"i1", v) for v, _ in garbage] + [(b"i1", change())])
+    await put_all(w, "catalog-changes", [(b"i1", v) for v, _ in garbage] + [(b"i1", change())])
     got = reasons(sent, w.dead_letters_topic)
     assert len(got) == len(garbage)
     for (_, want), reason in zip(garbage, got):
@@ -156,17 +149,17 @@ async def test_catalog_garbage_of_every_kind_is_dead_lettered_and_the_valid_chan
     assert counted(w, "catalog") == by_label(got)
 
 
-async def test_catalog_changes_keyed_otherwise_are_sent_again_under_their_item(worker):
+async def test_catalog_changes_keyed_otherwise_are_sent_again_under_their_item(worker, put_all):
     w, sent = worker
-    await put_all(w.app.agents["catalog-changes"], [(b"\xff", change()), (None, change())])
+    await put_all(w, "catalog-changes", [(b"\xff", change()), (None, change())])
     assert "i1" not in w.catalog and sent.to(w.dead_letters_topic) == []
     assert [k for k, _, _ in sent.to(w.catalog_topic)] == [b"i1", b"i1"]
 
 
-async def test_pwned_upsert_with_a_far_future_ts_is_refused_and_the_correct_one_wins(worker):
+async def test_pwned_upsert_with_a_far_future_ts_is_refused_and_the_correct_one_wins(worker, put_all):
     w, sent = worker
     now = time.time()
-    await put_all(w.app.agents["catalog-changes"], [
+    await put_all(w, "catalog-changes", [
         (b"X1", change(item_id="X1", title="pwned", ts=99999999999)),
         (b"X1", change(item_id="X1", title="Cordless drill", ts=now)),
     ])
@@ -174,8 +167,8 @@ async def test_pwned_upsert_with_a_far_future_ts_is_refused_and_the_correct_one_
     assert "'ts' must be at most" in reasons(sent, w.dead_letters_topic)[0]
 
 
-async def test_a_stored_future_catalog_entry_does_not_freeze_the_item(worker):
+async def test_a_stored_future_catalog_entry_does_not_freeze_the_item(worker, put_all):
     w, _ = worker
     w.catalog.data["X1"] = {"title": "pwned", "ts": 99999999999.0}  # accepted before the bound
-    await put_all(w.app.agents["catalog-changes"], [(b"X1", change(item_id="X1", title="Cordless drill"))])
+    await put_all(w, "catalog-changes", [(b"X1", change(item_id="X1", title="Cordless drill"))])
     assert w.catalog["X1"]["title"] == "Cordless drill"

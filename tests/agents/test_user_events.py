@@ -9,31 +9,24 @@ def raw(**fields):
     return orjson.dumps(base)
 
 
-async def put_all(agent, records, partition=0):
-    async with agent.test_context() as ctx:
-        for key, value in records:
-            await ctx.put(value, key=key, partition=partition)
 
-
-async def test_valid_events_update_the_profile_and_are_forwarded_by_item(worker):
+async def test_valid_events_update_the_profile_and_are_forwarded_by_item(worker, put_all):
     w, sent = worker
-    agent = w.app.agents["user-events"]
-    await put_all(agent, [(b"u1", raw(event_id="a", item_id="i1")),
-                          (b"u1", raw(event_id="b", item_id="i2", type="purchase"))])
+    await put_all(w, "user-events", [(b"u1", raw(event_id="a", item_id="i1")),
+                          (b"u1", raw(event_id="b", item_id="i2", type="purchase"))], partition=0)
     profile = w.users["u1"]
     assert profile["counts"] == {"view": 1, "purchase": 1}
     assert profile["recent"] == ["i1", "i2"]
-    forwarded = sent.to(w.item_events_topic)
-    assert [k for k, _, _ in forwarded] == [b"i1", b"i2"]
-    assert orjson.loads(forwarded[1][1])["type"] == "purchase"
+    forwarded = sent.forwards(w.item_events_topic)
+    assert [f[0] for f in forwarded] == ["i1", "i2"] and forwarded[1][1] == "purchase"
+    assert [f[3:] for f in forwarded] == [[0, 0], [0, 1]]  # the source positions
     assert w.metrics.events_processed.labels(type="view")._value.get() == 1
 
 
-async def test_malformed_records_become_dead_letters_with_reason_and_original_bytes(worker):
+async def test_malformed_records_become_dead_letters_with_reason_and_original_bytes(worker, put_all):
     w, sent = worker
-    agent = w.app.agents["user-events"]
     bad = [b"not json", raw(type="like"), raw(user_id=None), b'{"event_id": "x"', raw(query="q" * 70000)]
-    await put_all(agent, [(b"u1", v) for v in bad] + [(b"u1", raw(event_id="ok"))])
+    await put_all(w, "user-events", [(b"u1", v) for v in bad] + [(b"u1", raw(event_id="ok"))], partition=0)
     letters = sent.to(w.dead_letters_topic)
     assert [value for _, value, _ in letters] == bad
     reasons = [dict(h)["reason"].decode() for _, _, h in letters]
@@ -44,39 +37,36 @@ async def test_malformed_records_become_dead_letters_with_reason_and_original_by
     assert w.users["u1"]["counts"] == {"view": 1}
 
 
-async def test_duplicate_event_id_counts_once_but_redelivery_is_processed_by_offset(worker):
+async def test_duplicate_event_id_counts_once_but_redelivery_is_processed_by_offset(worker, put_all):
     w, sent = worker
-    agent = w.app.agents["user-events"]
-    await put_all(agent, [(b"u1", raw(event_id="same")), (b"u1", raw(event_id="same")),
-                          (b"u1", raw(event_id="other"))])
+    await put_all(w, "user-events", [(b"u1", raw(event_id="same")), (b"u1", raw(event_id="same")),
+                          (b"u1", raw(event_id="other"))], partition=0)
     assert w.users["u1"]["counts"] == {"view": 2}
     assert w.metrics.events_duplicate._value.get() == 1
-    assert len(sent.to(w.item_events_topic)) == 2
+    assert len(sent.forwards(w.item_events_topic)) == 2
 
 
-async def test_redelivered_offsets_do_not_count_twice(worker):
+async def test_redelivered_offsets_do_not_count_twice(worker, put_all):
     w, _ = worker
     # A profile already holding offset 5 of partition 0, as after a crash before commit.
     profile = user_profiles.empty()
     profile["src"] = {"0": 5}
     w.users.data["u1"] = profile  # straight into the store, as recovery from the changelog would
-    agent = w.app.agents["user-events"]
-    await put_all(agent, [(b"u1", raw(event_id=f"r{i}")) for i in range(8)])  # offsets 0..7
+    await put_all(w, "user-events", [(b"u1", raw(event_id=f"r{i}")) for i in range(8)], partition=0)  # offsets 0..7
     assert w.users["u1"]["counts"] == {"view": 2}  # offsets 6 and 7 only
     assert w.metrics.events_redelivered.labels(table="user_profiles")._value.get() == 6
 
 
-async def test_wrongly_keyed_event_is_sent_again_under_its_user(worker):
+async def test_wrongly_keyed_event_is_sent_again_under_its_user(worker, put_all):
     w, sent = worker
-    await put_all(w.app.agents["user-events"], [(b"someone-else", raw())])
+    await put_all(w, "user-events", [(b"someone-else", raw())], partition=0)
     assert "u1" not in w.users
     assert [k for k, _, _ in sent.to(w.events_topic)] == [b"u1"]
 
 
-async def test_sequences_and_impressions_become_training_samples(worker):
+async def test_sequences_and_impressions_become_training_samples(worker, put_all):
     w, sent = worker
-    agent = w.app.agents["user-events"]
-    await put_all(agent, [
+    await put_all(w, "user-events", [
         (b"u1", raw(event_id="a", item_id="i1", ts=100.0)),
         (b"u1", raw(event_id="b", item_id="i1", type="click", ts=101.0)),  # same item again: no pair
         (b"u1", raw(event_id="c", item_id="i2", ts=102.0)),
@@ -85,7 +75,7 @@ async def test_sequences_and_impressions_become_training_samples(worker):
         (b"u1", raw(event_id="f", item_id="i8", type="click", request_id="r1", ts=104.0)),
         # far later: the unclicked impression of i7 times out as a negative
         (b"u1", raw(event_id="g", item_id="i9", ts=104.0 + w.settings.impression_window_s + 1)),
-    ])
+    ], partition=0)
     samples = [orjson.loads(v) for _, v, _ in sent.to(w.samples_topic)]
     nexts = [(s["history"], s["target"]) for s in samples if s["kind"] == "next"]
     assert nexts == [(["i1", "i1"], "i2"), (["i1", "i1", "i2"], "i8"), (["i1", "i1", "i2", "i8"], "i9")]

@@ -56,3 +56,21 @@ def test_sample_sum_adds_the_series_with_the_labels_asked():
     assert sample_sum(text, "x_total") == 10
     assert sample_sum(text, "x_total", a="1") == 5
     assert sample_sum(text, "x_total", b="p") == 7
+
+
+def test_observe_all_equals_one_observe_per_value():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from app.metrics import observe_all
+
+    values = [0.0, 0.005, 0.0051, 0.3, 0.5, 7.0, 61.0, 1e9, 0.02]
+    one, many = (Histogram(name, "h", buckets=(0.005, 0.01, 0.5, 60), registry=CollectorRegistry())
+                 for name in ("one", "many"))
+    for v in values:
+        one.observe(v)
+    observe_all(many, values)
+    observe_all(many, [])
+    samples = [[(s.name.split("_", 1)[1], s.labels, s.value) for s in h.collect()[0].samples
+                if not s.name.endswith("_created")] for h in (one, many)]
+    assert samples[0] == samples[1]
+    assert dict(((s[0], s[1].get("le")), s[2]) for s in samples[1])[("bucket", "0.005")] == 2
