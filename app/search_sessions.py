@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tables.wire.records import UserEvent
+from models.ads.auction import AuctionConfig, PageEntry, merge_page
+from models.ads.campaigns import Campaign
+from models.ads.ctr import CtrPrior, DebiasedCtr
+from models.ads.market import AdMarket
 from models.data.homedepot import SearchData, split_queries
+from models.lexical import BM25Index
 
 # Seconds between the search and each following click: a click comes after what it clicks on.
 CLICK_DELAY_S = 2.0
@@ -229,3 +234,84 @@ class SessionSummary:
         return {"sessions": self.sessions, "shoppers": len(self.users), "impressions": sum(self.impressions.values()),
                 "clicks": sum(self.clicks.values()), "carts": self.carts, "purchases": self.purchases,
                 "ctr_by_position": [self.ctr(p) for p in range(self.positions)]}
+
+
+# ---- sponsored products (`replay --ads`, `evaluate ads`) --------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """Synthetic campaigns: a share of the catalog advertised, skewed (log-normal) bids and budgets."""
+
+    share: float = 0.1
+    bid_median: float = 0.5  # per click; a few advertisers bid ten times that
+    bid_sigma: float = 1.0
+    budget_clicks: float = 4.0  # median daily budget, in clicks at the campaign's own bid
+    budget_sigma: float = 0.8
+    min_bid: float = 0.05
+    seed: int = 11
+
+
+def synthetic_campaigns(items: Sequence[str], plan: CampaignPlan = CampaignPlan()) -> list[Campaign]:
+    """Campaigns `hd-c<N>` for a random `share` of `items`, open-ended, targeting every query."""
+    rng = np.random.default_rng([plan.seed, 1])
+    chosen = np.flatnonzero(rng.random(len(items)) < plan.share)
+    bids = np.maximum(plan.min_bid, np.round(plan.bid_median * rng.lognormal(0.0, plan.bid_sigma, len(chosen)), 2))
+    clicks = np.maximum(1.0, plan.budget_clicks * rng.lognormal(0.0, plan.budget_sigma, len(chosen)))
+    return [Campaign(f"hd-c{n}", items[i], float(bid), float(round(bid * c, 2)))
+            for n, (i, bid, c) in enumerate(zip(chosen, bids, clicks))]
+
+
+def page_clicks(page: Sequence[PageEntry], events: Iterable[UserEvent]) -> list[bool]:
+    """Whether each page entry was clicked in a session's events (clicks name their position)."""
+    hits = {e.position for e in events if e.type == "click"}
+    return [p in hits for p in range(len(page))]
+
+
+@dataclass
+class AdTally:
+    """Sponsored entries shown and clicked, and what the clicks were charged."""
+
+    searches: int = 0
+    impressions: int = 0
+    clicks: int = 0
+    revenue: float = 0.0
+
+    def add(self, page: Sequence[PageEntry], clicked: Sequence[bool], charged: float) -> None:
+        self.searches += 1
+        self.impressions += sum(e.sponsored for e in page)
+        self.clicks += sum(e.sponsored and hit for e, hit in zip(page, clicked))
+        self.revenue += charged
+
+    def as_dict(self) -> dict[str, float]:
+        return {"ad_impressions": self.impressions, "ad_clicks": self.clicks, "revenue": round(self.revenue, 2),
+                "revenue_per_1k": round(1000 * self.revenue / max(self.searches, 1), 2),
+                "ad_ctr": round(self.clicks / self.impressions, 4) if self.impressions else 0.0}
+
+
+class SponsoredSlots:
+    """Sponsored slots on simulated sessions where no gateway serves them yet (`replay --ads
+    --ranker local`): BM25 candidates, the ad market's auction, ads merged into the results.
+
+    Its pCTR learns from its own ads' clicks only (no click model runs in the replay), so it
+    stands in for the gateway's auction; `evaluate ads` measures the real one.
+    """
+
+    def __init__(self, campaigns: Sequence[Campaign], index: BM25Index, plan: SessionPlan,
+                 config: AuctionConfig | None = None, candidates: int = 100) -> None:
+        examination = [PositionClickModel().examine(p) for p in range(plan.k)]
+        self.market = AdMarket(campaigns, DebiasedCtr(examination, CtrPrior()), config)
+        self.index = index
+        self.plan = plan
+        self.candidates = candidates
+        self.tally = AdTally()
+
+    def page(self, session: Session, organic: Sequence[str], ts: float) -> list[PageEntry]:
+        scores = dict(self.index.search(session.text, self.candidates))
+        draws = np.random.default_rng([self.plan.seed, session.number, 9])  # the throttle's, per session
+        winners = self.market.auction(scores, session.query, ts, draws.random, query=session.text)
+        return merge_page(organic, winners, self.plan.k)
+
+    def feedback(self, session: Session, page: Sequence[PageEntry], events: Sequence[UserEvent], ts: float) -> None:
+        clicked = page_clicks(page, events)
+        self.tally.add(page, clicked, self.market.feedback(page, clicked, session.query, ts))

@@ -1,4 +1,4 @@
-"""`streamrank evaluate rec|search`: the published protocols, baselines in the same run."""
+"""`streamrank evaluate rec|search|online|ads`: the published protocols, baselines in the same run."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ PROTOCOLS = {
     "rec": "app.jobs.evaluate_rec",
     "search": "app.jobs.evaluate_search",
     "online": "app.jobs.evaluate_online",
+    "ads": "app.jobs.evaluate_ads",
 }
 
 

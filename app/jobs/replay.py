@@ -9,6 +9,8 @@
   position-based click model, then the carts and purchases that follow some clicks, as user
   events. The shoppers come back (a pool of `--users`), so they build histories; every
   event names a catalog product. This is the demo's shop; Beauty is the recommender benchmark.
+  With `--ads` (and `--ranker local`), synthetic campaigns bid for two sponsored slots of each
+  page (`models/ads/`); the shoppers click ads as they click any result, by label and position.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from tqdm import tqdm
 from app.kafka_io import ensure_topics, make_producer
 from tables.wire.records import CatalogChange, UserEvent
 from app.replay_data import ReplayPlan, catalog_price, read_sequences, sequence_events
-from app.search_sessions import SessionPlan, SessionSimulator, SessionSummary, training_queries
+from app.search_sessions import (CampaignPlan, SessionPlan, SessionSimulator, SessionSummary, SponsoredSlots,
+                                 synthetic_campaigns, training_queries)
 from app.session_rankers import GatewayRanker, LocalRanker, Ranker
 from app.settings import Settings
 from models.data.homedepot import SearchData, load_homedepot, load_test_queries
@@ -71,6 +74,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sessions.add_argument("--seed", type=int, default=7, help="seed of users, queries and clicks")
     sessions.add_argument("--test-queries", type=Path, default=None,
                           help="queries (one a line) never to search, besides the dev split")
+    sessions.add_argument("--ads", action="store_true",
+                          help="synthetic campaigns bid for sponsored slots on each page (needs --ranker local "
+                               "until the gateway serves them)")
+    sessions.add_argument("--ad-share", type=float, default=CampaignPlan.share,
+                          help="with --ads: share of the catalog advertised")
     parser.set_defaults(run=run)
 
 
@@ -111,6 +119,8 @@ def catalog_records(settings: Settings, data: SearchData) -> tuple[int, Iterator
 
 async def replay_homedepot(settings: Settings, path: Path, args: argparse.Namespace) -> int:
     """Catalog (unless --sessions-only), then --sessions simulated search sessions."""
+    if getattr(args, "ads", False) and args.ranker != "local":
+        raise DataError("--ads needs --ranker local: the gateway does not serve sponsored slots yet")
     data = load_homedepot(path)
     simulator = session_simulator(settings, data, args) if args.sessions > 0 else None
     # Entering the gateway ranker checks it answers: fail before sending the catalog, not after.
@@ -119,9 +129,20 @@ async def replay_homedepot(settings: Settings, path: Path, args: argparse.Namesp
             records, total = _limited(*catalog_records(settings, data), args.limit)
             _report("homedepot catalog", path, *await _produce(settings, records, total, args.rate))
         if simulator is not None:
-            summary = await _simulate_to_kafka(settings, simulator, ranker, args.sessions, args.rate)
-            print(json.dumps(summary.as_dict()))
+            ads = sponsored_slots(data, simulator, ranker, args)
+            summary = await _simulate_to_kafka(settings, simulator, ranker, args.sessions, args.rate, ads)
+            print(json.dumps(summary.as_dict() if ads is None else {**summary.as_dict(), "ads": ads.tally.as_dict()}))
     return 0
+
+
+def sponsored_slots(data: SearchData, simulator: SessionSimulator, ranker: Ranker,
+                    args: argparse.Namespace) -> SponsoredSlots | None:
+    """With --ads: synthetic campaigns over the catalog, auctioned on the local ranker's BM25 index."""
+    if not getattr(args, "ads", False) or not isinstance(ranker, LocalRanker):
+        return None
+    campaigns = synthetic_campaigns(data.items, CampaignPlan(share=args.ad_share))
+    print(f"{len(campaigns)} synthetic campaigns on {args.ad_share:.0%} of the catalog")
+    return SponsoredSlots(campaigns, ranker.index, simulator.plan)
 
 
 def session_simulator(settings: Settings, data: SearchData, args: argparse.Namespace) -> SessionSimulator:
@@ -150,14 +171,21 @@ def ranker_of(settings: Settings, data: SearchData, args: argparse.Namespace) ->
 
 
 async def simulate_sessions(simulator: SessionSimulator, ranker: Ranker, send: Send,
-                            sessions: int, rate: float = 0.0) -> SessionSummary:
-    """Run sessions 0..sessions-1: search with `ranker`, `send` each event; rate in sessions/s (0: no pacing)."""
+                            sessions: int, rate: float = 0.0, ads: SponsoredSlots | None = None) -> SessionSummary:
+    """Run sessions 0..sessions-1: search with `ranker` (and with `ads`, auction sponsored slots
+    into the results), `send` each event; rate in sessions/s (0: no pacing)."""
     summary = SessionSummary()
     start = time.monotonic()
     for number in tqdm(range(sessions), unit="session", desc="sessions"):
         session = simulator.session(number)
         results = await ranker.search(session.text, session.user_id, simulator.plan.k)
-        events = simulator.events(session, results, time.time())
+        ts = time.time()
+        page = ads.page(session, results.item_ids, ts) if ads is not None else None
+        if page is not None:
+            results = replace(results, item_ids=[entry.item_id for entry in page])
+        events = simulator.events(session, results, ts)
+        if ads is not None and page is not None:
+            ads.feedback(session, page, events, ts)
         for event in events:
             await send(event)
         summary.add(events)
@@ -167,14 +195,14 @@ async def simulate_sessions(simulator: SessionSimulator, ranker: Ranker, send: S
 
 
 async def _simulate_to_kafka(settings: Settings, simulator: SessionSimulator, ranker: Ranker,
-                             sessions: int, rate: float) -> SessionSummary:
+                             sessions: int, rate: float, ads: SponsoredSlots | None = None) -> SessionSummary:
     topic = settings.topics.events
     async with _producer(settings) as producer:
 
         async def send(event: UserEvent) -> None:  # keyed by user: a user's events stay in order
             await producer.send(topic, key=event.user_id.encode(), value=event.to_json())
 
-        return await simulate_sessions(simulator, ranker, send, sessions, rate)
+        return await simulate_sessions(simulator, ranker, send, sessions, rate, ads)
 
 
 def _limited(total: int, records: Iterator[Record], limit: int) -> tuple[Iterator[Record], int]:

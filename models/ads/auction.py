@@ -1,0 +1,131 @@
+"""The sponsored-slot auction: eligibility, ranking by expected revenue, generalised second price, the page.
+
+An ad's expected revenue per impression is pCTR x bid, pCTR being its position-free click
+probability (at the top slot). Click probability is taken as separable (the ad's pCTR times
+the slot's examination), so ranking by pCTR x bid fills every slot best, and the generalised
+second price (each winner pays the least bid that keeps its rank: the next ad's pCTR x bid over
+its own pCTR) makes bidding one's true value per click safe enough. A baseline that ranks by
+bid alone is the same auction with every pCTR set to 1.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AdCandidate:
+    campaign_id: str
+    item_id: str
+    bid: float  # bid per click
+    pctr: float  # position-free click probability, 0..1
+    relevance: float  # fit of the item to the page, 0..1 (`relative_relevance`)
+
+
+@dataclass(frozen=True)
+class AuctionConfig:
+    slots: tuple[int, ...] = (0, 4)  # 0-based page positions sponsored items may take
+    max_ads: int = 2
+    reserve: float = 0.05  # least price per click; lower bids never run
+    relevance_floor: float = 0.8  # least relevance an ad's item needs to be shown on a page
+    # Least expected revenue per impression (pCTR x bid) an ad needs; it pays at least this over
+    # its pCTR per click. Keeps ads few shoppers click off the page, and prices them by it.
+    min_expected_revenue: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.slots or any(s < 0 for s in self.slots) or len(set(self.slots)) != len(self.slots):
+            raise ValueError(f"slots must be distinct non-negative positions, got {self.slots}")
+        if self.max_ads < 0 or not self.reserve >= 0 or not self.min_expected_revenue >= 0:
+            raise ValueError("max_ads, reserve and min_expected_revenue must be >= 0")
+        if not 0 <= self.relevance_floor <= 1:
+            raise ValueError(f"relevance_floor must be in [0, 1], got {self.relevance_floor}")
+
+
+@dataclass(frozen=True, slots=True)
+class AdWinner:
+    campaign_id: str
+    item_id: str
+    position: int  # 0-based page position
+    bid: float
+    pctr: float
+    price: float  # charged per click: reserve <= price <= bid
+
+
+@dataclass(frozen=True, slots=True)
+class PageEntry:
+    item_id: str
+    sponsored: bool = False
+    campaign_id: str | None = None
+    price: float | None = None  # per click, sponsored entries only
+
+
+def relative_relevance(scores: Mapping[str, float]) -> dict[str, float]:
+    """Each candidate's score over the best one (0..1): a floor that holds whatever scale the
+    searcher's scores have. Items the searcher did not return have no relevance at all."""
+    best = max(scores.values(), default=0.0)
+    if not best > 0:
+        return {}
+    return {item: max(score, 0.0) / best for item, score in scores.items()}
+
+
+def eligible(candidates: Iterable[AdCandidate], config: AuctionConfig) -> list[AdCandidate]:
+    """Candidates above the relevance floor that can pay the reserve and might be clicked."""
+    return [c for c in candidates
+            if c.relevance >= config.relevance_floor and c.bid >= config.reserve
+            and math.isfinite(c.bid) and 0 < c.pctr <= 1 and c.pctr * c.bid >= config.min_expected_revenue]
+
+
+def rank_ads(candidates: Iterable[AdCandidate]) -> list[AdCandidate]:
+    """Best expected revenue first; ties go to the higher bid, then the campaign id (so every
+    replica ranks alike). Only an item's best campaign stays: an item is shown once a page."""
+    ordered = sorted(candidates, key=lambda c: (-c.pctr * c.bid, -c.bid, c.campaign_id))
+    seen: set[str] = set()
+    out = []
+    for c in ordered:
+        if c.item_id not in seen:
+            seen.add(c.item_id)
+            out.append(c)
+    return out
+
+
+def gsp_price(winner: AdCandidate, runner_up: AdCandidate | None, config: AuctionConfig) -> float:
+    """The least bid that keeps `winner` above `runner_up` and both reserves, at most its own bid."""
+    floor = max(config.reserve, config.min_expected_revenue / winner.pctr)
+    needed = runner_up.pctr * runner_up.bid / winner.pctr if runner_up is not None else 0.0
+    return min(max(needed, floor), winner.bid)
+
+
+def run_auction(candidates: Iterable[AdCandidate], config: AuctionConfig) -> list[AdWinner]:
+    """Winners in slot order (best ad in the first slot), each with its second price."""
+    ranked = rank_ads(eligible(candidates, config))
+    slots = sorted(config.slots)[: config.max_ads]
+    winners = []
+    for i, (ad, position) in enumerate(zip(ranked, slots)):
+        runner_up = ranked[i + 1] if i + 1 < len(ranked) else None
+        winners.append(AdWinner(ad.campaign_id, ad.item_id, position, ad.bid, ad.pctr,
+                                gsp_price(ad, runner_up, config)))
+    return winners
+
+
+def merge_page(organic: Sequence[str], winners: Sequence[AdWinner], k: int) -> list[PageEntry]:
+    """Up to k entries: each ad at its slot, organic results around them in order.
+
+    An advertised item is shown once, as the ad: its organic copy is dropped and the results
+    below move up. When the organic list runs short, later ads close up behind it.
+    """
+    ads = sorted(winners, key=lambda w: w.position)
+    advertised = {w.item_id for w in ads}
+    rest: Iterator[str] | None = iter(dict.fromkeys(item for item in organic if item not in advertised))
+    page: list[PageEntry] = []
+    while len(page) < k and (ads or rest is not None):
+        if ads and (ads[0].position <= len(page) or rest is None):
+            ad = ads.pop(0)
+            page.append(PageEntry(ad.item_id, True, ad.campaign_id, ad.price))
+            continue
+        item = next(rest, None) if rest is not None else None
+        if item is None:
+            rest = None
+            continue
+        page.append(PageEntry(item))
+    return page
