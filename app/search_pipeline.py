@@ -34,10 +34,10 @@ from models.data.homedepot import (
 )
 from models.encoder import BASE_MODEL, TextEncoder
 from models.errors import DataError, ModelUnavailable
-from models.lexical import BM25Index, char_ngrams
 from models.query_adapter import QueryAdapter
 from models.search_eval import search_metrics
-from models.search_ranker import FEATURES, HybridSearcher, SearchRanker, dense_search
+from models.hybrid_search import HybridSearcher
+from models.search_ranker import FEATURES, SearchRanker, dense_search
 from models.vector_cache import cached_vectors
 from models.search_training import (
     Judged,
@@ -56,13 +56,13 @@ TOP_K = 100
 
 @dataclass
 class SearchAssets:
-    """What every search system of one data file shares: catalog embeddings, BM25, query vectors."""
+    """What every search system of one data file shares: catalog embeddings, the hybrid searcher
+    over them (its BM25 is the BM25 baseline), query vectors."""
 
     data: SearchData
     encoder: TextEncoder
     item_vecs: torch.Tensor  # [N, 384], pretrained item tower
-    index: BM25Index
-    char_index: BM25Index
+    searcher: HybridSearcher  # slot n is catalog row n
     row_of: dict[str, int] = field(default_factory=dict)
     _queries: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -84,7 +84,7 @@ class SearchAssets:
 
 
 def prepare(settings: Settings, data: SearchData) -> SearchAssets:
-    """Load the pretrained encoder, embed the catalog (disk cache) and build BM25."""
+    """Load the pretrained encoder, embed the catalog (disk cache) and build the searcher."""
     limit_threads(settings.torch_threads)
     encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
     started = time.monotonic()
@@ -95,16 +95,20 @@ def prepare(settings: Settings, data: SearchData) -> SearchAssets:
         lambda texts: encoder.encode(texts, settings.encoder_batch_size, progress=True),
     )
     log.info("catalog embeddings: %d items in %.1fs", len(data.items), time.monotonic() - started)
-    index = BM25Index.build(data.items, data.titles)
-    char_index = BM25Index.build(data.items, data.titles, analyzer=char_ngrams)
-    return SearchAssets(data, encoder, item_vecs, index, char_index, {item: r for r, item in enumerate(data.items)})
+    return assets_of(settings, data, encoder, item_vecs)
+
+
+def assets_of(settings: Settings, data: SearchData, encoder: TextEncoder, item_vecs: torch.Tensor) -> SearchAssets:
+    """SearchAssets of a catalog and its item vectors [N, 384] (row n: data.items[n])."""
+    searcher = HybridSearcher.from_catalog(data.items, data.titles, item_vecs, settings.search_candidates)
+    return SearchAssets(data, encoder, item_vecs, searcher, {item: r for r, item in enumerate(data.items)})
 
 
 # ---- ranking with each system ------------------------------------------------------------
 
 
 def rank_bm25(assets: SearchAssets, queries: Sequence[str], k: int = TOP_K) -> dict[str, list[str]]:
-    return {q: [i for i, _ in assets.index.search(q, k)] for q in queries}
+    return {q: [i for i, _ in assets.searcher.index.search(q, k)] for q in queries}
 
 
 def rank_dense(assets: SearchAssets, queries: Sequence[str], q_vecs: torch.Tensor, k: int = TOP_K) -> dict[str, list[str]]:
@@ -112,28 +116,19 @@ def rank_dense(assets: SearchAssets, queries: Sequence[str], q_vecs: torch.Tenso
     return {q: [assets.data.items[r] for r in row.tolist()] for q, row in zip(queries, top)}
 
 
-def searcher(settings: Settings, assets: SearchAssets, ranker: SearchRanker) -> HybridSearcher:
-    return HybridSearcher(
-        assets.data.items, assets.item_vecs, assets.index, assets.char_index, ranker, settings.search_candidates
-    )
-
-
-def rank_model(
-    settings: Settings, assets: SearchAssets, tower: QueryTower, ranker: SearchRanker, queries: Sequence[str], k: int = TOP_K
-) -> dict[str, list[str]]:
+def rank_model(assets: SearchAssets, tower: QueryTower, ranker: SearchRanker, queries: Sequence[str], k: int = TOP_K
+               ) -> dict[str, list[str]]:
     tuned, zero = tower.encode(assets, queries)
-    hybrid = searcher(settings, assets, ranker)
-    return {q: [i for i, _ in hybrid.search(q, tuned[n], zero[n], k)] for n, q in enumerate(queries)}
+    return {q: [i for i, _ in assets.searcher.search(q, tuned[n], zero[n], ranker, k)] for n, q in enumerate(queries)}
 
 
-def evaluate_all(
-    settings: Settings, assets: SearchAssets, tower: QueryTower, ranker: SearchRanker, queries: Sequence[str]
-) -> dict[str, dict[str, float]]:
+def evaluate_all(assets: SearchAssets, tower: QueryTower, ranker: SearchRanker, queries: Sequence[str]
+                 ) -> dict[str, dict[str, float]]:
     """Metrics of the hybrid model, BM25, the fine-tuned dense retriever and the zero-shot encoder."""
     tuned, zero = tower.encode(assets, queries)
     data = assets.data
     return {
-        "model": search_metrics(data, queries, rank_model(settings, assets, tower, ranker, queries)),
+        "model": search_metrics(data, queries, rank_model(assets, tower, ranker, queries)),
         "bm25": search_metrics(data, queries, rank_bm25(assets, queries)),
         "zero_shot": search_metrics(data, queries, rank_dense(assets, queries, zero)),
         "dense_tuned": search_metrics(data, queries, rank_dense(assets, queries, tuned)),
@@ -231,10 +226,9 @@ def fit(
     bar.close()
     ranker = SearchRanker()
     tuned, zero = tower.encode(assets, calib)
-    hybrid = searcher(settings, assets, ranker)
     examples = []
     for n, (q, judged) in enumerate(zip(calib, assets.judged(calib))):
-        cands = hybrid.candidates(q, tuned[n], zero[n])
+        cands = assets.searcher.candidates(q, tuned[n], zero[n])
         examples.append((cands, candidate_targets(cands, judged)))
     ranker_losses = train_ranker(ranker, examples)
     return FitResult(tower, ranker, encoder_losses, adapter_losses, ranker_losses, time.monotonic() - started)
@@ -282,7 +276,7 @@ def finetune_search(
     if result.tower.encoder is not None:
         result.tower.encoder.weights_id = model_id  # its query cache entries belong to this model
     dev = eligible_test_queries(data, [q for q in splits["dev"] if q not in set(excluded)])
-    metrics = evaluate_all(settings, assets, result.tower, result.ranker, dev) if dev else {}
+    metrics = evaluate_all(assets, result.tower, result.ranker, dev) if dev else {}
     training = sorted(set(splits["train"]) | set(splits["calib"]))
     card: dict[str, Any] = {
         "kind": "search",

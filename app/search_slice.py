@@ -17,12 +17,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from app.search_pipeline import SearchAssets
+from app.search_pipeline import SearchAssets, assets_of
 from app.settings import Settings
 from app.threads import limit_threads
 from models.data.homedepot import SearchData
 from models.encoder import DIM, TextEncoder
-from models.lexical import BM25Index, char_ngrams
 from models.vector_cache import VectorCache, cached_vectors
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,4 @@ def shared_assets(settings: Settings, data: SearchData) -> SearchAssets:
             cache, lambda rest: encoder.encode(rest, settings.encoder_batch_size, progress=True), texts),
     )
     log.info("catalog embeddings: %d items in %.1fs", len(data.items), time.monotonic() - started)
-    index = BM25Index.build(data.items, data.titles)
-    char_index = BM25Index.build(data.items, data.titles, analyzer=char_ngrams)
-    return SearchAssets(data, encoder, item_vecs, index, char_index, {item: r for r, item in enumerate(data.items)})
+    return assets_of(settings, data, encoder, item_vecs)

@@ -1,6 +1,7 @@
 """nDCG@10 and per-query latency of the live searcher over the full Home Depot catalog.
 
-Compares it with the offline HybridSearcher on the same dev queries of a search checkpoint.
+Compares it with the searcher `evaluate search` builds (HybridSearcher.from_catalog) on the same dev
+queries of a search checkpoint.
 Usage: .venv/bin/python bench/search_live.py [var/models/search/v0002]
 """
 from __future__ import annotations
@@ -20,10 +21,8 @@ from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries
 from models.vector_cache import cached_vectors
 from models.encoder import TextEncoder
-from models.lexical import BM25Index, char_ngrams
-from models.live_search import LiveSearcher
+from models.hybrid_search import HybridSearcher
 from models.search_eval import search_metrics
-from models.search_ranker import HybridSearcher
 
 
 def main() -> None:
@@ -40,7 +39,7 @@ def main() -> None:
     print(f"catalog {len(data.items)} items, {len(queries)} dev queries, checkpoint {path}")
 
     started = time.perf_counter()
-    live = LiveSearcher(item_vecs.shape[1], settings.search_candidates)
+    live = HybridSearcher(item_vecs.shape[1], settings.search_candidates)
     for item, title, vec in zip(data.items, data.titles, item_vecs):
         live.upsert(item, title, vec)
     print(f"live index built in {time.perf_counter() - started:.1f}s")
@@ -50,10 +49,8 @@ def main() -> None:
     with torch.inference_mode():
         base = zero_all if tower.encoder is None else tower.encoder.encode(queries)
         tuned_all = tower.adapter(base)
-    hybrid = HybridSearcher(data.items, item_vecs, BM25Index.build(data.items, data.titles),
-                            BM25Index.build(data.items, data.titles, analyzer=char_ngrams), ranker,
-                            settings.search_candidates)
-    offline = {q: [i for i, _ in hybrid.search(q, tuned_all[n], zero_all[n], 100)] for n, q in enumerate(queries)}
+    hybrid = HybridSearcher.from_catalog(data.items, data.titles, item_vecs, settings.search_candidates)
+    offline = {q: [i for i, _ in hybrid.search(q, tuned_all[n], zero_all[n], ranker, 100)] for n, q in enumerate(queries)}
 
     # Live path as the gateway's query thread runs it: encode (cold LRU cache), adapt, rank.
     live_ranked, total_ms, search_ms = {}, [], []
@@ -63,7 +60,7 @@ def main() -> None:
             zero = encoder.encode_queries([q])[0]
             tuned = tower.adapter((zero if tower.encoder is None else tower.encoder.encode_queries([q])[0]).unsqueeze(0))[0]
         t1 = time.perf_counter()
-        live_ranked[q] = [i for i, _ in live.search(q, zero, tuned, ranker, 100)]
+        live_ranked[q] = [i for i, _ in live.search(q, tuned, zero, ranker, 100)]
         t2 = time.perf_counter()
         total_ms.append(1000 * (t2 - t0))
         search_ms.append(1000 * (t2 - t1))

@@ -29,7 +29,7 @@ from models.checkpoint import load_checkpoint
 from models.data.homedepot import load_homedepot, load_test_queries, normalize_query
 from models.vector_cache import cached_vectors
 from models.encoder import TextEncoder
-from models.live_search import LiveSearcher
+from models.hybrid_search import HybridSearcher
 from models.query_adapter import serving_adapter
 
 
@@ -51,7 +51,7 @@ def main() -> None:
                                 lambda texts: item_encoder.encode(texts, settings.encoder_batch_size, progress=True))
     encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=0).for_serving(fp16=True)
     adapter = serving_adapter(tower.adapter)
-    live = LiveSearcher(vectors.shape[1], settings.search_candidates)
+    live = HybridSearcher(vectors.shape[1], settings.search_candidates)
     for item, title, vector in zip(data.items, data.titles, vectors):
         live.upsert(item, title, vector)
     live.dense.pack_all()
@@ -71,7 +71,7 @@ def main() -> None:
             t.append(time.perf_counter())
             lexical = live.lexical(q)
             t.append(time.perf_counter())
-            ids, features = live.candidates(q, zero, tuned, lexical=lexical)
+            features = live.candidates(q, tuned, zero, lexical=lexical).features
             t.append(time.perf_counter())
             ranker(features)
             t.append(time.perf_counter())

@@ -9,7 +9,7 @@ one core, bound by memory. Blocks of rows can be packed as int8 with a scale per
 packed block is used while no row of it changed since it was packed, and a changed block
 is scanned in float32 until it is packed again. Packing is a pure function (`pack_rows`),
 so the caller can run it on another thread. The int8 scores only choose candidates:
-`search` scores 4k + 50 of them again in float32, and `LiveSearcher` takes the int8 top n as
+`search` scores 4k + 50 of them again in float32, and `HybridSearcher` takes the int8 top n as
 dense candidates whose features are float32. How much of the exact top k the int8 top k
 holds is measured by `bench/retrieval.py`.
 """

@@ -32,16 +32,26 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0-based rank of each target among all columns, ties counted against the target.
 
     scores: [B, N] float (masked entries are -inf); targets: [B] long item indices.
-    Returns [B] long: number of other columns with score >= the target's score.
-    A target whose own score is -inf or NaN ranks last (N - 1).
+    Returns [B] long (see `ranks_among`).
     """
     if scores.dim() != 2 or targets.dim() != 1 or scores.shape[0] != targets.shape[0]:
         raise ValueError(f"need scores [B, N] and targets [B], got {tuple(scores.shape)} and {tuple(targets.shape)}")
-    target_scores = scores.gather(1, targets.view(-1, 1))  # [B, 1]
-    at_least = (scores >= target_scores).sum(dim=1) - 1  # the target itself is always >= itself
-    bad = ~torch.isfinite(target_scores.squeeze(1)) & (target_scores.squeeze(1) != float("inf"))
-    at_least = torch.where(bad, torch.full_like(at_least, scores.shape[1] - 1), at_least)
-    return at_least.long()
+    return ranks_among(scores.gather(1, targets.view(-1, 1)).squeeze(1), [scores])
+
+
+def ranks_among(target_scores: torch.Tensor, shards: Sequence[torch.Tensor]) -> torch.Tensor:
+    """0-based ranks of targets whose scores are among the columns of `shards`: the rank rule, once.
+
+    target_scores: [B]; shards: column blocks [B, n_s] of one score matrix, on any devices.
+    Returns [B] long on target_scores' device: the number of OTHER columns with a score >= the
+    target's (ties count against the target); a target scored -inf or NaN ranks last.
+    """
+    at_least = torch.full(target_scores.shape, -1, dtype=torch.long, device=target_scores.device)  # not itself
+    for shard in shards:
+        at_least += (shard >= target_scores.to(shard.device).unsqueeze(1)).sum(dim=1).to(at_least.device)
+    last = sum(shard.shape[1] for shard in shards) - 1
+    bad = torch.isnan(target_scores) | (target_scores == float("-inf"))
+    return torch.where(bad, torch.full_like(at_least, last), at_least)
 
 
 def hr_at_k(ranks: torch.Tensor | np.ndarray, k: int) -> float:

@@ -1,7 +1,7 @@
-"""Hybrid product search: BM25 and dense candidates, re-scored by a small learned ranker.
+"""The learned ranker of hybrid search and the features it scores.
 
-Candidates are the union of the top-N of word BM25, character 3-gram BM25 and the dense
-retriever over the full catalog. Each
+Candidates (chosen by `models/hybrid_search.py:HybridSearcher`: the union of the top-N of word
+BM25, character 3-gram BM25 and the dense retriever) are re-scored by a small ranker. Each
 (query, item, user) candidate gets the features in FEATURES:
 
 - dense: cosine of the fine-tuned query embedding and the item embedding
@@ -22,14 +22,11 @@ on logged traffic that carries them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-
-from models.lexical import BM25Index
 
 FEATURES = (
     "dense", "dense_zero_shot", "bm25_rel", "bm25_log", "coverage", "chars_rel", "chars_log",
@@ -80,86 +77,12 @@ class SearchRanker(nn.Module):
 
 @dataclass
 class Candidates:
-    """Candidate catalog rows of one query: idx [C] int64 and features [C, F] float32."""
+    """Candidates of one query: slots idx [C] int64 (catalog rows for a searcher built
+    `from_catalog`), features [C, F] float32 and their item ids."""
 
     idx: np.ndarray
     features: torch.Tensor
-
-
-class HybridSearcher:
-    """Full-catalog hybrid retrieval over items aligned with `item_vecs` rows.
-
-    item_vecs: [N, D] normalised item embeddings; item_ids: N ids also indexed in `index`
-    (word BM25) and `char_index` (BM25 over `char_ngrams`); popularity, ctr: [N] float
-    (zeros when absent).
-    """
-
-    def __init__(
-        self,
-        item_ids: Sequence[str],
-        item_vecs: torch.Tensor,
-        index: BM25Index,
-        char_index: BM25Index,
-        ranker: SearchRanker,
-        n_candidates: int = 200,
-        popularity: torch.Tensor | None = None,
-        ctr: torch.Tensor | None = None,
-    ):
-        self.item_ids = list(item_ids)
-        self.item_vecs = item_vecs.float()
-        self.index = index
-        self.char_index = char_index
-        self.ranker = ranker
-        self.n_candidates = n_candidates
-        n = len(self.item_ids)
-        self.popularity = torch.zeros(n) if popularity is None else popularity.float()
-        self.ctr = torch.zeros(n) if ctr is None else ctr.float()
-        self._slots = index.slots(self.item_ids)  # catalog row -> BM25 slot
-        self._char_slots = char_index.slots(self.item_ids)
-
-    def _rows(self, scores: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """Index scores [n_slots] -> scores of catalog rows [N] (0 for ids not indexed)."""
-        out = np.zeros(len(self.item_ids), dtype=np.float32)
-        known = slots >= 0
-        out[known] = scores[slots[known]]
-        return out
-
-    def bm25_scores(self, query: str) -> np.ndarray:
-        """Word BM25 score of every catalog row, [N] float32."""
-        return self._rows(self.index.scores(query), self._slots)
-
-    def candidates(
-        self, query: str, q_tuned: torch.Tensor, q_zero: torch.Tensor, user_vec: torch.Tensor | None = None
-    ) -> Candidates:
-        """Union of BM25 and dense top-N with their features.
-
-        q_tuned, q_zero: [D] fine-tuned and pretrained query embeddings; user_vec: [D] or None.
-        """
-        raw = self.index.scores(query)
-        bm25 = self._rows(raw, self._slots)
-        chars = self._rows(self.char_index.scores(query), self._char_slots)
-        dense = self.item_vecs @ q_tuned  # [N]
-        n = min(self.n_candidates, len(self.item_ids))
-        idx = np.unique(
-            np.concatenate([top_positive(bm25, n), top_positive(chars, n), torch.topk(dense, n).indices.numpy()]).astype(np.int64)
-        )
-        rows = torch.from_numpy(idx)
-        _, coverage = self.index.score_items(query, [self.item_ids[i] for i in idx], raw)
-        features = candidate_features(
-            self.item_vecs[rows], q_tuned, q_zero, user_vec, LexicalFeatures(
-                bm25, chars, idx, coverage, len(self.index.analyzer(query)), self.index.lengths(self._slots[idx])),
-            self.popularity[rows], self.ctr[rows])
-        return Candidates(idx=idx, features=features)
-
-    @torch.inference_mode()
-    def search(
-        self, query: str, q_tuned: torch.Tensor, q_zero: torch.Tensor, k: int = 10, user_vec: torch.Tensor | None = None
-    ) -> list[tuple[str, float]]:
-        """The k best (item_id, score) pairs for a query, best first."""
-        cands = self.candidates(query, q_tuned, q_zero, user_vec)
-        scores = self.ranker(cands.features)
-        order = torch.argsort(scores, descending=True, stable=True)[:k].numpy()
-        return [(self.item_ids[cands.idx[i]], float(scores[i])) for i in order]
+    ids: list[str] = field(default_factory=list)
 
 
 def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
@@ -192,8 +115,8 @@ class LexicalFeatures:
 def candidate_features(vecs: torch.Tensor, q_tuned: torch.Tensor, q_zero: torch.Tensor, user_vec: torch.Tensor | None,
                        lexical: LexicalFeatures, popularity: torch.Tensor | np.ndarray,
                        ctr: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """The FEATURES of C candidates, [C, F] float32, for the offline and the live searcher alike
-    (one function: a ranker fitted offline scores live candidates exactly as offline ones).
+    """The FEATURES of C candidates, [C, F] float32 (one function: a ranker fitted on candidates
+    of a training searcher scores those of a live one exactly alike).
 
     vecs: [C, D] item vectors (zeros where none); q_tuned, q_zero, user_vec: [D]; popularity, ctr: [C].
     """

@@ -10,13 +10,25 @@ an entry past `max_ts` (the wall clock plus the allowed skew) loses to any valid
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeGuard
 
 from tables.wire.records import CatalogChange
 from tables.shapes import is_number, is_optional, require
 
 NAME = "catalog"
-Item = dict[str, Any]
+
+
+class Item(TypedDict):
+    """A catalog value (the changelog's JSON object): an item, or a tombstone that holds only
+    `deleted` (true) and `ts`."""
+
+    ts: float  # event time of the change applied (seconds)
+    deleted: NotRequired[bool]
+    title: NotRequired[str | None]
+    category: NotRequired[str | None]
+    price: NotRequired[float | None]
+    stock: NotRequired[int | None]
+    attributes: NotRequired[dict[str, Any]]
 
 
 def is_stale(current: Item | None, change: CatalogChange, max_ts: float = math.inf) -> bool:
@@ -38,7 +50,8 @@ def to_item(change: CatalogChange) -> Item:
     }
 
 
-def is_live(item: Item | None) -> bool:
+def is_live(item: Item | None) -> TypeGuard[Item]:
+    """An item that exists and is not a tombstone (narrows `item` to Item for the type checker)."""
     return item is not None and not item.get("deleted", False)
 
 

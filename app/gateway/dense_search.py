@@ -1,11 +1,11 @@
 """Dense and fine-tuned search in the gateway: a live hybrid searcher, queries ranked off the loop.
 
-Catalog changes reach the `LiveSearcher` as a queue of operations that only the query
-thread applies (before each search, and when idle), so the searcher is never read and
-written at once and the event loop never waits for it. Item vectors come from the
-item-vectors topic (`streamrank encoder` computes them once for every gateway, see
-app/item_encoder.py); a vector is installed only while the item's text is the one it
-encodes. Until an item has its vector, search finds it by its text only. A lone gateway may
+Catalog changes reach the `HybridSearcher` (the one offline evaluation uses) as a queue of
+operations that only the query thread applies (before each search, and when idle), so the
+searcher is never read and written at once and the event loop never waits for it. Item
+vectors come from the item-vectors topic (`streamrank encoder` computes them once for every
+gateway, see app/item_encoder.py); a vector is installed only while the item's text is the
+one it encodes. Until an item has its vector, search finds it by its text only. A lone gateway may
 encode catalog texts itself (`search_encode_catalog`): in batches on a second thread through
 an on-disk `VectorCache`.
 
@@ -38,8 +38,8 @@ from models.data.homedepot import normalize_query
 from models.dense_index import DenseIndex, pack_rows
 from models.encoder import BASE_MODEL, DIM, TextEncoder
 from models.errors import ModelUnavailable
+from models.hybrid_search import HybridSearcher, ItemStats, LexicalScores
 from models.item_vectors import ItemVector, model_digest, text_digest
-from models.live_search import ItemStats, LexicalScores, LiveSearcher
 from models.query_adapter import serving_adapter
 from models.search_ranker import SearchRanker
 from models.vector_cache import VectorCache, text_key
@@ -91,7 +91,7 @@ class DenseSearch:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.searcher = LiveSearcher(DIM, settings.search_candidates)  # query thread only
+        self.searcher = HybridSearcher(DIM, settings.search_candidates)  # query thread only
         # Swapped whole by `install`; a request reads this reference once.
         self.model: SearchModel | None = None
         self.texts: dict[str, str] = {}  # current text of each live item, as the loop saw it
@@ -117,7 +117,7 @@ class DenseSearch:
         self._cache: VectorCache | None = None
         self._saved_at = time.monotonic()
         self._changed_at = time.monotonic()  # last catalog text change seen
-        self._lexical_warm = False  # every BM25 term's arrays are precomputed (see LiveSearcher.warm)
+        self._lexical_warm = False  # every BM25 term's arrays are precomputed (see HybridSearcher.warm)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -353,7 +353,7 @@ class DenseSearch:
         def run() -> list[tuple[str, float]]:
             self._apply()  # catalog changes since `lexical` make the searcher score it again
             with torch.inference_mode():
-                return self.searcher.search(q, zero, tuned, model.ranker, k, allow, item_stats, lexical=words)
+                return self.searcher.search(q, tuned, zero, model.ranker, k, allow, item_stats, lexical=words)
 
         return await self._on_query_thread(run)
 

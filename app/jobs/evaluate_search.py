@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if leaked_queries(checkpoint.card, requested):  # cannot happen; the check is the contract
             raise ModelUnavailable("in-run fine-tune used a test query")
     tower, ranker = load_search_model(settings, checkpoint)
-    results = evaluate_all(settings, assets, tower, ranker, tests)
+    results = evaluate_all(assets, tower, ranker, tests)
     report = {name: {k: round(v, 4) for k, v in results[name].items()} for name in ("model", "bm25", "zero_shot")}
     seconds = round(time.monotonic() - started, 1)
     print(f"checkpoint {checkpoint.path}; {len(tests)} test queries ({skipped} skipped: not judged or no relevance >= 2.5)")

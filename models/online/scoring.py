@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from models.metrics import ranks_among
+
 Id = Hashable
 # (sample, feature f = channel * k + history position j, item, count_c(h_j -> item) / sqrt(1 + deg_c(h_j)))
 TransitionEntry = tuple[int, int, Id, float]
@@ -88,7 +90,8 @@ def full_scores(dense: DenseScorer, users: torch.Tensor, tables: Sequence[Table]
 
 
 def target_ranks(scores: Sequence[torch.Tensor], targets: Sequence[tuple[int, int] | None]) -> list[int | None]:
-    """0-based rank of each target over all tables (ties count against it); None if it has no row."""
+    """0-based rank of each target over all tables (`models.metrics.ranks_among`: ties count against
+    it, a -inf or NaN score ranks last); None if it has no row."""
     batch = len(targets)
     if batch == 0:
         return []
@@ -98,11 +101,8 @@ def target_ranks(scores: Sequence[torch.Tensor], targets: Sequence[tuple[int, in
         if picks:
             b, c = (torch.tensor(x) for x in zip(*picks))
             target_score[b] = table_scores[b.to(table_scores.device), c.to(table_scores.device)].float().cpu()
-    at_least = torch.zeros(batch, dtype=torch.long)
-    for table_scores in scores:
-        ref = target_score.to(table_scores.device).unsqueeze(1)
-        at_least += (table_scores >= ref).sum(dim=1).cpu()
-    return [None if loc is None else int(at_least[b]) - 1 for b, loc in enumerate(targets)]
+    ranks = ranks_among(target_score, scores)  # the tables are column blocks of one score matrix
+    return [None if loc is None else int(ranks[b]) for b, loc in enumerate(targets)]
 
 
 def entries_for(entries: Sequence[TransitionEntry], column: dict[Id, int], device: torch.device

@@ -1,11 +1,11 @@
 """Hybrid search with the real MiniLM encoder: meaning, not only shared words."""
-import asyncio
 from dataclasses import replace
 
 from app.gateway.app import init_app
 from app.gateway.keys import DENSE
 from tables.wire.records import CatalogChange
 from tables import catalog
+from tests.gateway.conftest import until
 
 CATALOG = {
     "p1": "3-seat fabric couch, grey",
@@ -23,11 +23,7 @@ async def test_dense_retrieval_finds_synonyms_and_follows_catalog_changes(aiohtt
     for item, title in CATALOG.items():
         read_model.apply(catalog.NAME, item, catalog.to_item(CatalogChange("upsert", item, 1.0, title=title)))
     dense = client.app[DENSE]
-    for _ in range(200):
-        if len(dense.index) == len(CATALOG):
-            break
-        await asyncio.sleep(0.05)
-    assert len(dense.index) == len(CATALOG)
+    await until(lambda: len(dense.index) == len(CATALOG))
 
     body = await (await client.get("/v1/search?q=sofa&k=3")).json()  # no title says "sofa"
     assert body["items"][0]["item_id"] == "p1"

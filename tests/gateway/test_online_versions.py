@@ -1,5 +1,6 @@
 """The gateway applies the learner's versions atomically, and the admin API is token-protected."""
 import asyncio
+from functools import partial
 
 import orjson
 import pytest
@@ -9,7 +10,7 @@ from tables.wire.updates import decode, read_command, signing_key
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import LearnerConfig, OnlineLearner
-from tests.gateway.conftest import follower_of, publish, shopper, versions
+from tests.gateway.conftest import follower_of, publish, shopper, until, versions
 
 
 async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(client):
@@ -25,10 +26,13 @@ async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(c
             body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
             answers.append((body["model_version"], body["items"][0]["item_id"] if body["items"] else None))
 
+    def answered_by(number: int) -> bool:
+        return any(v.endswith(f"online-v{number}") for v, _ in answers)
+
     tasks = [asyncio.create_task(hammer()) for _ in range(8)]
     for version in published:
         assert await publish(follower, version)
-        await asyncio.sleep(0.05)
+        await until(partial(answered_by, follower.serving_version))  # requests ran on this version
     done.set()
     await asyncio.gather(*tasks)
     online = [(v, item) for v, item in answers if "online-v" in v]

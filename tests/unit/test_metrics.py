@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models.metrics import batch_ranks, hr_at_k, ndcg_at_k, ndcg_at_k_ranks, rank_metrics, recall_at_k, target_ranks
+from models.online.scoring import target_ranks as sharded_ranks
 
 
 def test_rank_counts_ties_against_target():
@@ -25,6 +26,22 @@ def test_masked_history_cannot_outrank_and_target_is_never_masked():
 def test_target_with_minus_inf_ranks_last():
     scores = torch.tensor([[float("-inf"), float("-inf"), 1.0]])
     assert target_ranks(scores, torch.tensor([0])).tolist() == [2]
+
+
+def test_sharded_ranks_follow_the_flat_rule():
+    """The online model scores its catalogue in tables (column blocks, maybe on several devices):
+    its ranks are those of the whole matrix, ties, -inf and NaN included; unknown targets None."""
+    nan, inf = float("nan"), float("inf")
+    scores = torch.tensor([[0.5, 0.9, 0.5, 0.1, 0.5], [1.0, 1.0, 1.0, 1.0, 1.0], [3.0, 2.0, 1.0, 0.0, -1.0],
+                           [-inf, -inf, 1.0, 2.0, 0.0], [nan, 1.0, 2.0, 0.0, 0.0]])
+    targets = torch.tensor([0, 3, 0, 1, 0])
+    flat = target_ranks(scores, targets).tolist()
+    assert flat == [3, 4, 0, 4, 4]
+    tables = [scores[:, :2], scores[:, 2:3], scores[:, 3:]]
+    where = [(0, 0), (2, 0), (0, 0), (0, 1), (0, 0)]
+    assert sharded_ranks(tables, where) == flat
+    assert sharded_ranks(tables, [None, None, (1, 0), None, None]) == [None, None, 2, None, None]
+    assert sharded_ranks(tables, []) == []
 
 
 def test_hr_and_ndcg_by_hand():

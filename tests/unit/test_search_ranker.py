@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.lexical import BM25Index, char_ngrams
+from models.hybrid_search import HybridSearcher
 from models.query_adapter import QueryAdapter, graded_softmax_loss, serving_adapter
-from models.search_ranker import FEATURES, Candidates, HybridSearcher, SearchRanker, dense_search, top_positive
+from models.search_ranker import FEATURES, Candidates, SearchRanker, dense_search, top_positive
 from models.search_training import Judged, candidate_targets, hard_negatives, train_adapter, train_ranker
 
 
@@ -92,9 +92,7 @@ def test_hybrid_searcher_unions_both_retrievers():
     ids = ["a", "b", "c", "d"]
     titles = ["angle bracket", "cordless drill", "ceiling fan", "garden hose"]
     vecs = torch.eye(4, 384)
-    index = BM25Index.build(ids, titles)
-    chars = BM25Index.build(ids, titles, analyzer=char_ngrams)
-    searcher = HybridSearcher(ids, vecs, index, chars, SearchRanker(), n_candidates=1)
+    searcher = HybridSearcher.from_catalog(ids, titles, vecs, n_candidates=1)
     q = torch.zeros(384)
     q[2] = 1.0  # dense says "c"
     cands = searcher.candidates("angle bracket", q, q)  # both BM25s say "a"
@@ -108,7 +106,7 @@ def test_hybrid_searcher_unions_both_retrievers():
     assert row_a[FEATURES.index("bm25_rel")] == 1.0 and row_a[FEATURES.index("coverage")] == 1.0
     assert row_a[FEATURES.index("personal")] == 0.0
     # the initial ranker is the dense ranker
-    assert [i for i, _ in searcher.search("angle bracket", q, q, k=2)] == ["c", "a"]
+    assert [i for i, _ in searcher.search("angle bracket", q, q, SearchRanker(), k=2)] == ["c", "a"]
     user = torch.zeros(384)
     user[0] = 2.0
     cands = searcher.candidates("angle bracket", q, q, user_vec=user)

@@ -5,7 +5,7 @@ import pytest
 from tables.wire.records import UserEvent
 from models.errors import ValidationError
 from models.decay import add_decayed, decayed
-from tables import catalog, item_stats, seen_events, user_profiles
+from tables import catalog, item_stats, samples, seen_events, user_profiles
 from tables.wire.records import CatalogChange
 
 DAY = 86400.0
@@ -157,3 +157,19 @@ def test_table_values_are_checked_for_the_shape_their_module_writes():
     for validate, value, reason in bad:
         with pytest.raises(ValidationError, match=reason):
             validate(value)
+
+
+def test_samples_and_catalog_items_have_the_keys_their_typeddicts_declare():
+    """The learner and the gateway read these values by key: what the code writes is the type."""
+    history = ["a", "b"]
+    made = samples.next_item(history, ev(1, "view", "c"), [0, 7])
+    pending, clicks = samples.join_impressions([], UserEvent("e2", "u1", "impression", 1000.0, "d", "drill", 2, "r1"), [0, 8], 60.0)
+    _, clicks = samples.join_impressions(pending, UserEvent("e3", "u1", "click", 1010.0, "d", request_id="r1"), [0, 9], 60.0)
+    _, expired = samples.join_impressions(pending, ev(4, ts=2000.0), [0, 10], 60.0)
+    assert [s["kind"] for s in made + clicks + expired] == ["next", "click", "click"]
+    assert set(made[0]) == set(samples.NextItemSample.__annotations__)
+    assert clicks[0]["label"] == 1 and expired[0]["label"] == 0 and clicks[0]["position"] == 2
+    assert set(clicks[0]) == set(expired[0]) == set(samples.ImpressionSample.__annotations__)
+    up = catalog.to_item(CatalogChange(op="upsert", item_id="i", ts=NOW, title="Drill"))
+    assert set(up) == set(catalog.Item.__annotations__) - {"deleted"}  # (NotRequired is not seen at run time)
+    assert set(catalog.to_item(CatalogChange("delete", "i", NOW))) == {"deleted", "ts"}

@@ -34,10 +34,10 @@ def _ranked(request: web.Request, ranking: Ranking, **extra: object) -> web.Resp
     items = []
     for item_id, score in ranking.items:
         entry = entries.get(item_id)
-        live = catalog.is_live(entry)
+        live = entry if catalog.is_live(entry) else None
         items.append({"item_id": item_id, "score": score,
-                      "title": entry.get("title") if live else None,
-                      "price": entry.get("price") if live else None})
+                      "title": live.get("title") if live is not None else None,
+                      "price": live.get("price") if live is not None else None})
     return json_response({"items": items, "model_version": ranking.version,
                           "request_id": f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", **extra})
 

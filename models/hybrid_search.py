@@ -1,10 +1,14 @@
-"""The hybrid searcher of `search_ranker` over a catalog that changes while it serves.
+"""The hybrid searcher, one for offline evaluation and training and for the gateway.
 
-Same candidates (word BM25, character 3-gram BM25 and dense top-N) and the same FEATURES as
-`HybridSearcher`, so a ranker fitted offline scores live candidates exactly as it scored
-offline ones. Word and character BM25 receive the same adds and removes, so they share slots;
-slots are the candidate rows. Dense vectors live in a `DenseIndex`: an item is found by its
-text at once and by meaning once its vector arrives.
+Candidates are the union of the top-N of word BM25, character 3-gram BM25 and the dense
+retriever; their FEATURES (`models/search_ranker.py`) are scored by a `SearchRanker`. The
+catalog may change while the searcher serves: word and character BM25 receive the same adds
+and removes, so they share slots, and slots are the candidate rows (`from_catalog` builds a
+searcher whose slots are the catalog rows, what training targets index). Dense vectors live
+in a `DenseIndex`: an item is found by its text at once and by meaning once its vector
+arrives. Dense candidates come from `DenseIndex.scan`, exact until blocks are packed as int8
+(the gateway packs them once its catalog is quiet, offline evaluation never does); the
+features of every candidate are float32 either way.
 
 Not thread-safe: one thread applies the changes and runs the searches.
 """
@@ -18,8 +22,7 @@ import torch
 
 from models.dense_index import DenseIndex
 from models.lexical import BM25Index, char_ngrams
-# Shared with the offline searcher so both select and scale candidates identically.
-from models.search_ranker import LexicalFeatures, SearchRanker, candidate_features, top_positive
+from models.search_ranker import Candidates, LexicalFeatures, SearchRanker, candidate_features, top_positive
 
 # item ids -> (popularity [C], ctr [C]) float32, e.g. read from live item statistics.
 ItemStats = Callable[[Sequence[str]], tuple[np.ndarray, np.ndarray]]
@@ -40,13 +43,13 @@ class LexicalScores:
     top: np.ndarray  # slots of the best word and char scores (candidates)
 
 
-class LiveSearcher:
-    """Word + char BM25 + dense candidates over live items, scored by a `SearchRanker`."""
+class HybridSearcher:
+    """Word + char BM25 + dense candidates over a changing catalog, scored by a `SearchRanker`."""
 
-    def __init__(self, dim: int = 384, n_candidates: int = 200) -> None:
+    def __init__(self, dim: int = 384, n_candidates: int = 200, capacity: int = 1024) -> None:
         self.index = BM25Index()
         self.char_index = BM25Index(analyzer=char_ngrams)
-        self.dense = DenseIndex(dim)
+        self.dense = DenseIndex(dim, capacity)  # rows; grows by doubling
         self.n_candidates = n_candidates
         self.texts: dict[str, str] = {}
         self._slot_ids: list[str | None] = []  # BM25 slot -> item id
@@ -56,6 +59,18 @@ class LiveSearcher:
         self._slot_row = np.full(1024, -1, np.int64)
         self._row_slot = np.full(1024, -1, np.int64)
         self.changes = 0  # text adds and removes so far: LexicalScores of another count are stale
+
+    @classmethod
+    def from_catalog(cls, item_ids: Sequence[str], texts: Sequence[str], item_vecs: torch.Tensor,
+                     n_candidates: int = 200) -> HybridSearcher:
+        """A searcher holding a whole catalog whose slot n is item_ids[n]; item_vecs [N, D] normalised."""
+        searcher = cls(item_vecs.shape[1], n_candidates, capacity=max(1, len(item_ids)))
+        for item_id, text in zip(item_ids, texts):
+            searcher.upsert(item_id, text)
+        if len(searcher) != len(item_ids):
+            raise ValueError(f"{len(item_ids) - len(searcher)} repeated item ids: slots would not be catalog rows")
+        searcher.set_vectors(list(zip(item_ids, texts)), item_vecs.float())
+        return searcher
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -140,14 +155,16 @@ class LiveSearcher:
     def candidates(
         self,
         query: str,
-        q_zero: torch.Tensor,
         q_tuned: torch.Tensor,
+        q_zero: torch.Tensor,
         item_stats: ItemStats | None = None,
         user_vec: torch.Tensor | None = None,
         lexical: LexicalScores | None = None,
-    ) -> tuple[list[str], torch.Tensor]:
-        """Candidate ids (in slot order) and their features [C, F], as `HybridSearcher.candidates`.
+    ) -> Candidates:
+        """Candidates in slot order with their features; items without a vector score 0 on the
+        vector features and are found by their text.
 
+        q_tuned, q_zero: [D] fine-tuned and pretrained query embeddings; user_vec: [D] or None.
         `lexical` may pass `self.lexical(query)` computed earlier; it is recomputed when the
         texts changed since.
         """
@@ -162,7 +179,7 @@ class LiveSearcher:
         chosen[lexical.top] = True
         chosen[dense_slots[dense_slots >= 0]] = True
         slots = np.flatnonzero(chosen)
-        ids: list[str] = [self._slot_ids[s] for s in slots]  # type: ignore[misc]
+        ids: list[str] = [self._slot_ids[s] for s in slots]  # type: ignore[misc]  # chosen slots hold items
         rows = torch.from_numpy(self._slot_row[slots])
         has_vec = rows >= 0
         vecs = self.dense.vectors.index_select(0, rows.clamp(min=0))
@@ -171,14 +188,14 @@ class LiveSearcher:
         popularity, ctr = item_stats(ids) if item_stats is not None else (np.zeros(len(ids), np.float32),) * 2
         bm25 = LexicalFeatures(lexical.words, lexical.chars, slots, lexical.coverage[slots],
                                len(self.index.analyzer(query)), self.index.lengths(slots))
-        return ids, candidate_features(vecs, q_tuned, q_zero, user_vec, bm25, popularity, ctr)
+        return Candidates(slots, candidate_features(vecs, q_tuned, q_zero, user_vec, bm25, popularity, ctr), ids)
 
     @torch.inference_mode()
     def search(
         self,
         query: str,
-        q_zero: torch.Tensor,
         q_tuned: torch.Tensor,
+        q_zero: torch.Tensor,
         ranker: SearchRanker,
         k: int = 10,
         allow: Callable[[str], bool] | None = None,
@@ -188,10 +205,10 @@ class LiveSearcher:
     ) -> list[tuple[str, float]]:
         """The k best (item_id, score) pairs that `allow` passes, best first.
 
-        q_zero, q_tuned: [D] pretrained and fine-tuned query embeddings; the ranker is an
-        argument because model versions change while the catalog state stays.
+        The ranker is an argument because model versions change while the catalog state stays.
         """
-        ids, features = self.candidates(query, q_zero, q_tuned, item_stats, user_vec, lexical)
+        cands = self.candidates(query, q_tuned, q_zero, item_stats, user_vec, lexical)
+        ids, features = cands.ids, cands.features
         if allow is not None:
             keep = [n for n, i in enumerate(ids) if allow(i)]
             ids, features = [ids[n] for n in keep], features[keep]
