@@ -1,0 +1,70 @@
+"""Ad tokens: what a gateway charged for a sponsored slot, signed, carried by the click.
+
+A gateway that shows a sponsored item puts a token in the result (`ad_token`): campaign,
+item, the price the auction set (generalised second price) and when. The shop sends it back
+on the click event, and the worker charges the campaign that price once per click event
+(tables/ad_spend.py). Signed with the deployment's HMAC key (tables/wire/updates.py:
+`signing_key`), so a shop or a shopper cannot name its own price, another campaign or
+another item; a token older than `MAX_AGE_S` is refused, so old pages do not charge forever.
+
+Format (ASCII, in an event's JSON):
+`v1.<campaign_id hex>.<item_id hex>.<price in millionths>.<ts in ms>.<daily budget in millionths>.<hmac>`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from dataclasses import dataclass
+
+from models.errors import ValidationError
+
+MAX_AGE_S = 24 * 3600.0  # a click on a page shown more than a day ago is not charged
+_DOMAIN = b"streamrank-ad-token\0"
+_MAX_CHARS = 1200
+
+
+@dataclass(frozen=True, slots=True)
+class AdCharge:
+    campaign_id: str
+    item_id: str
+    price: float  # what one click on this impression costs the campaign
+    ts: float  # when the gateway served it (seconds)
+    daily_budget: float  # the campaign's budget then: the worker caps spend without a campaign lookup
+
+
+def _mac(key: bytes, body: str) -> str:
+    return hmac.new(key, _DOMAIN + body.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_token(key: bytes, charge: AdCharge) -> str:
+    for name in ("price", "daily_budget"):
+        amount = getattr(charge, name)
+        if not (math.isfinite(amount) and amount >= 0):
+            raise ValueError(f"an ad {name} must be a finite amount >= 0; got {amount!r}")
+    body = ".".join(("v1", charge.campaign_id.encode().hex(), charge.item_id.encode().hex(),
+                     str(round(charge.price * 1e6)), str(round(charge.ts * 1e3)), str(round(charge.daily_budget * 1e6))))
+    return f"{body}.{_mac(key, body)}"
+
+
+def verify_token(key: bytes, token: object, item_id: str | None, now: float) -> AdCharge:
+    """The charge a token stands for; ValidationError (with the reason) when it is forged,
+    malformed, for another item than the click's, from the future or too old."""
+    if not isinstance(token, str) or len(token) > _MAX_CHARS:
+        raise ValidationError(f"'ad_token' must be a string of at most {_MAX_CHARS} characters")
+    parts = token.split(".")
+    if len(parts) != 7 or parts[0] != "v1":
+        raise ValidationError("'ad_token' is not a v1 ad token")
+    body, mac = ".".join(parts[:6]), parts[6]
+    if not hmac.compare_digest(mac, _mac(key, body)):
+        raise ValidationError("'ad_token' has a bad signature")
+    try:
+        charge = AdCharge(bytes.fromhex(parts[1]).decode(), bytes.fromhex(parts[2]).decode(),
+                          int(parts[3]) / 1e6, int(parts[4]) / 1e3, int(parts[5]) / 1e6)
+    except ValueError:  # UnicodeDecodeError is one
+        raise ValidationError("'ad_token' is malformed") from None
+    if item_id is not None and charge.item_id != item_id:
+        raise ValidationError("'ad_token' is for another item than the event's")
+    if charge.ts > now + 300 or now - charge.ts > MAX_AGE_S:
+        raise ValidationError("'ad_token' is expired or from the future")
+    return charge
