@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -16,6 +16,12 @@ import torch
 from models.online.counts import TransitionCounts
 from models.online.rec_model import OnlineRecModel, top_k
 from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
+
+# Successors of each history item a served recommendation sums (the strongest by count). A
+# popular item of a Zipf-shaped shop has thousands: summing them all made a cache miss cost
+# milliseconds (bench/scale.py, 20k items), for items that then lose to the strongest anyway.
+SERVED_NEIGHBOURS = 100
+MAX_CUT_SOURCES = 5000  # sources whose cut list is kept (about 7 KB each)
 
 Id = Hashable
 
@@ -65,6 +71,9 @@ class ServingRecModel:
         self.counts = counts
         self.history = history
         self._sparse: tuple[list[float], float, list[float], list[int]] | None = None
+        # id(successor Counter) -> its strongest SERVED_NEIGHBOURS (item, count); a version's
+        # Counters never change and live as long as it does, so their ids are stable keys.
+        self._strongest: dict[int, list[tuple[Id, int]]] = {}
 
     @classmethod
     def from_model(cls, model: OnlineRecModel, version: int = 0, fp16: bool = False) -> "ServingRecModel":
@@ -156,7 +165,7 @@ class ServingRecModel:
         weights, gamma, log_pop, order = self._sparse_parts()
         excluded = set(exclude)
         index = self.index
-        reached = self.counts.weighted_sum(history, self.history, weights)  # may hold items without a row
+        reached = self._reached(history, weights)  # may hold items without a row
         scored = [(item, s + gamma * log_pop[row]) for item, s in reached.items()
                   if (row := index.get(item)) is not None and item not in excluded and (allow is None or allow(item))]
         best = heapq.nlargest(k, scored, key=lambda kv: kv[1])
@@ -173,6 +182,25 @@ class ServingRecModel:
                 break
             out.append((item, score))
         return out[:k]
+
+    def _reached(self, history: Sequence[Id], weights: Sequence[float]) -> dict[Id, float]:
+        """`TransitionCounts.weighted_sum` over each history item's strongest successors only."""
+        out: dict[Id, float] = {}
+        get, strongest = out.get, self._strongest
+        for f, neighbours, norm in self.counts._sources(history, self.history):
+            top: Iterable[tuple[Id, int]] = neighbours.items()
+            if len(neighbours) > SERVED_NEIGHBOURS:
+                cut = strongest.get(id(neighbours))
+                if cut is None:
+                    if len(strongest) >= MAX_CUT_SOURCES:
+                        strongest.clear()  # bounded memory; the busiest sources come back first
+                    cut = strongest[id(neighbours)] = heapq.nlargest(
+                        SERVED_NEIGHBOURS, neighbours.items(), key=lambda kv: kv[1])
+                top = cut
+            w = weights[f] * norm
+            for item, count in top:
+                out[item] = get(item, 0.0) + w * count
+        return out
 
     def _sparse_parts(self) -> tuple[list[float], float, list[float], list[int]]:
         """Channel weights, gamma, log1p(popularity) and the popularity order, made once."""

@@ -30,3 +30,34 @@ def test_sparse_rank_equals_full_table_scores(k):
         assert len(sparse) == len(full)
         assert all(abs(a[1] - b[1]) < 1e-5 for a, b in zip(sparse, full)), (sparse[:5], full[:5])
         assert all(not item.endswith("7") and item not in history[-2:] for item, _ in sparse)
+
+
+def test_a_served_recommendation_sums_only_each_sources_strongest_successors(monkeypatch):
+    """Past SERVED_NEIGHBOURS successors a source contributes its strongest only, from a memo
+    that stays bounded: checked against the sum written out here."""
+    import heapq
+    import math
+
+    from models.online import serving as serving_module
+
+    monkeypatch.setattr(serving_module, "SERVED_NEIGHBOURS", 4)
+    monkeypatch.setattr(serving_module, "MAX_CUT_SOURCES", 3)
+    rng = random.Random(5)
+    model = OnlineRecModel(OnlineRecConfig(num_shards=1, capacity=500, dim=8))
+    stream = [([f"i{rng.randrange(40)}" for _ in range(3)], f"i{rng.randrange(40)}") for _ in range(3000)]
+    for start in range(0, len(stream), 256):
+        model.learn(stream[start:start + 256])
+    serving = ServingRecModel.from_model(model, 1)
+    weights, gamma, log_pop, _ = serving._sparse_parts()
+    cut_any = False
+    for history in (["i1", "i2", "i3"], ["i7"], ["i9", "i9", "i30"]):
+        want: dict[str, float] = {}
+        for f, neighbours, norm in serving.counts._sources(history, serving.history):
+            cut_any |= len(neighbours) > 4
+            for item, count in heapq.nlargest(4, neighbours.items(), key=lambda kv: kv[1]):
+                want[item] = want.get(item, 0.0) + weights[f] * norm * count
+        got = dict(serving.rank(history, 40))
+        for item, partial in want.items():
+            assert math.isclose(got[item], partial + gamma * log_pop[serving.index[item]], rel_tol=1e-6, abs_tol=1e-9)
+        assert len(serving._strongest) <= 3
+    assert cut_any  # the test exercised the cut
