@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -214,6 +215,9 @@ def main() -> None:
     base = f"http://127.0.0.1:{settings.gateway_port}"
     gateway = gateway_process(settings, state / "gateway.log").start()
     learner = learner_process(settings, state / "learner.log").start()
+    # As the Procfile and the demo run it: below the worker and the gateway, so on a small machine
+    # learning waits for the cores rather than the event path (its lag metric says how far behind).
+    os.setpriority(os.PRIO_PROCESS, learner.proc.pid, 5)  # type: ignore[union-attr]
     configs = [replace(settings, state_dir=state / f"w{i}", worker_metrics_port=free_port()) for i in range(args.workers)]
     workers = [worker_process(c, c.state_dir / "worker.log").start() for c in configs]
     procs = [gateway, learner, *workers]
