@@ -21,6 +21,9 @@ class WorkerContext(Protocol):
     items: Any
     catalog: Any
     seen: Any
+    campaigns_topic: Any
+    campaigns: Any
+    ad_spend: Any
 
     def batch(self) -> Any: ...  # app.batched_writes.BatchedWrites: rows and records of one batch
 

@@ -5,27 +5,34 @@ by several forwards of a batch is written once (app/batched_writes.py).
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from agents.batches import run_batches
 from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
-from tables.wire.records import ItemEvent, decode_item_events, latest_ts
+from tables.wire.records import AdClick, ItemEvent, decode_item_events, latest_ts
 from models.errors import ValidationError
-from tables import item_stats
+from tables import ad_spend, item_stats
+
+
+@dataclass
+class AdTally:
+    """What a batch charged, for the metrics written once it is flushed."""
+
+    clicks: Counter[str] = field(default_factory=Counter)
+    spend: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
+    overspent: Counter[str] = field(default_factory=Counter)
+    redelivered: int = 0
 
 
 def register(worker: WorkerContext) -> Any:
-    settings = worker.settings
-    handled = worker.metrics.agent_records.labels(agent="item-events")
-    batches = worker.metrics.agent_batches.labels(agent="item-events")
-
     @worker.app.agent(worker.item_events_topic, name="item-events")
     async def item_events(stream: Any) -> None:
-        async for events in stream.take_events(settings.worker_batch_events, within=settings.worker_batch_wait_s):
-            await apply_batch(worker, events)
-            handled.inc(len(events))
-            batches.inc()
+        await run_batches(worker, stream, "item-events", lambda events: apply_batch(worker, events))
 
     return item_events
 
@@ -37,6 +44,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
     partitions = worker.item_events_topic.partitions or settings.topic_partitions
     max_ts = latest_ts(settings.max_clock_skew_s)
     redelivered = 0
+    ads = AdTally()
     for event in events:
         msg = event.message
         # user_events writes this topic after validating, but so can anyone who can
@@ -48,6 +56,8 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
             await send_dead_letter(worker, "item-events", event, exc.reason)
             continue
         for fwd in forwards:
+            if fwd.charge is not None:
+                charge_click(batch.rows(worker.ad_spend), fwd, fwd.charge, msg.partition, ads)
             item_id, src_partition, src_offset = fwd.item_id, fwd.src_partition, fwd.src_offset
             stats = rows.get(item_id, msg.partition) or item_stats.empty()
             if item_stats.already_applied(stats, src_partition, src_offset):
@@ -61,6 +71,40 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
     await batch.flush()
     if redelivered:
         metrics.events_redelivered.labels(table=item_stats.NAME).inc(redelivered)
+    if ads.clicks or ads.refused or ads.redelivered:
+        _count_ads(metrics, ads)
+
+
+def charge_click(rows: Any, fwd: ItemEvent, charge: AdClick, partition: int, ads: AdTally) -> None:
+    """Charge a sponsored click to its campaign's spend row (in this, the item's, partition),
+    once per source position: a redelivered forward rewrites the row unchanged (see user_events)."""
+    row = rows.get(charge.campaign_id, partition)
+    if row is not None and ad_spend.already_applied(row, fwd.src_partition, fwd.src_offset):
+        rows.set(charge.campaign_id, partition, row)
+        ads.redelivered += 1
+        return
+    new, amount, refusal = ad_spend.apply_click(row, charge.price, charge.daily_budget, fwd.ts,
+                                                fwd.src_partition, fwd.src_offset)
+    rows.set(charge.campaign_id, partition, new)
+    if refusal is not None:
+        ads.refused[refusal] += 1
+        return
+    ads.clicks[charge.campaign_id] += 1
+    ads.spend[charge.campaign_id] += amount
+    if new["spend"] > charge.daily_budget:
+        ads.overspent[charge.campaign_id] += 1
+
+
+def _count_ads(metrics: Any, ads: AdTally) -> None:
+    for campaign, n in ads.clicks.items():
+        metrics.ad_clicks.labels(campaign=campaign).inc(n)
+        metrics.ad_spend.labels(campaign=campaign).inc(ads.spend[campaign])
+    for reason, n in ads.refused.items():
+        metrics.ad_charges_refused.labels(reason=reason).inc(n)
+    for campaign, n in ads.overspent.items():
+        metrics.ad_overspend_clicks.labels(campaign=campaign).inc(n)
+    if ads.redelivered:
+        metrics.events_redelivered.labels(table=ad_spend.NAME).inc(ads.redelivered)
 
 
 def _check_partition(worker: WorkerContext, forwards: list[ItemEvent], partition: int, partitions: int) -> None:

@@ -13,37 +13,56 @@ from typing import Any
 
 import orjson
 
+from agents.batches import run_batches
 from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
-from tables.wire.records import ItemEvent, UserEvent, decode_event, item_events_json, latest_ts
+from tables.wire.ad_tokens import verify_token
+from tables.wire.dead_letters import reason_label
+from tables.wire.records import AdClick, ItemEvent, UserEvent, decode_event, item_events_json, latest_ts
+from tables.wire.updates import signing_key
 from tables import seen_events, user_profiles
 
 # Forwards per item-events record: a batch of 1,000 events makes records of some 25 KB.
 FORWARDS_PER_RECORD = 500
 
 
-def item_forward(event: UserEvent, item_id: str, partition: int, offset: int) -> ItemEvent:
+def item_forward(event: UserEvent, item_id: str, partition: int, offset: int,
+                 charge: AdClick | None = None) -> ItemEvent:
     """What item stats need of an event, with its source position for idempotency."""
-    return ItemEvent(item_id, event.type, event.ts, partition, offset)
+    return ItemEvent(item_id, event.type, event.ts, partition, offset, charge)
+
+
+def ad_charge(worker: WorkerContext, ad_key: bytes, ev: UserEvent, now: float) -> AdClick | None:
+    """The charge a click's ad token stands for, or None when it is not good: the click still
+    counts as an organic one (the shopper did click), only the campaign is not charged."""
+    try:
+        charge = verify_token(ad_key, ev.ad_token, ev.item_id, now)
+    except ValidationError as exc:
+        worker.metrics.ad_charges_refused.labels(reason=_token_refusal(exc.reason)).inc()
+        return None
+    return AdClick(charge.campaign_id, charge.price, charge.daily_budget)
+
+
+def _token_refusal(reason: str) -> str:
+    for needle, label in (("signature", "bad_signature"), ("expired", "expired"), ("another item", "other_item")):
+        if needle in reason:
+            return label
+    return reason_label(reason)
 
 
 def register(worker: WorkerContext) -> Any:
     settings = worker.settings
-    handled = worker.metrics.agent_records.labels(agent="user-events")
-    batches = worker.metrics.agent_batches.labels(agent="user-events")
+    ad_key = signing_key(settings)  # read once: a key file is not read per click
 
     @worker.app.agent(worker.events_topic, name="user-events")
     async def user_events(stream: Any) -> None:
-        async for events in stream.take_events(settings.worker_batch_events, within=settings.worker_batch_wait_s):
-            await apply_batch(worker, events)
-            handled.inc(len(events))
-            batches.inc()
+        await run_batches(worker, stream, "user-events", lambda events: apply_batch(worker, events, ad_key))
 
     return user_events
 
 
-async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
+async def apply_batch(worker: WorkerContext, events: Sequence[Any], ad_key: bytes) -> None:
     settings, metrics = worker.settings, worker.metrics
     batch = worker.batch()
     seen, users = batch.rows(worker.seen), batch.rows(worker.users)
@@ -97,7 +116,9 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
         # Forwarded even when the profile had it: the send may be what the crash lost.
         if ev.item_id is not None:
             target = worker.partition_of(ev.item_id.encode(), item_partitions)
-            forwards[target].append(item_forward(ev, ev.item_id, partition, offset))
+            # Checked again on a redelivery: the item agent charges a source position once.
+            charge = ad_charge(worker, ad_key, ev, now) if ev.ad_token is not None else None
+            forwards[target].append(item_forward(ev, ev.item_id, partition, offset, charge))
         if msg.timestamp:
             lags.append(max(0.0, now - msg.timestamp))
     _emit_samples(worker, batch, samples)

@@ -54,7 +54,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
     t = settings.topics
     n = settings.topic_partitions
     wanted: dict[str, tuple[int, dict[str, str]]] = {
-        name: (n, {}) for name in (t.events, t.catalog, t.item_events, t.dead_letters)}
+        name: (n, {}) for name in (t.events, t.catalog, t.item_events, t.dead_letters, t.campaigns)}
     # One partition each: the learner reads every sample in order, and every gateway reads
     # every model update in the order the learner decided them.
     wanted.update({t.samples: (1, {}), t.model_updates: (1, {}), t.model_commands: (1, {})})

@@ -78,6 +78,21 @@ class Metrics:
             "streamrank_dead_letters_total", "Records sent to the dead-letter topic", ["source", "reason"], registry=r)
         self.catalog_changes = Counter(
             "streamrank_catalog_changes_total", "Catalog changes applied", ["op"], registry=r)
+        self.campaign_changes = Counter(
+            "streamrank_campaign_changes_total", "Campaign versions applied to the campaigns table", registry=r)
+        # Per campaign, as the gateway's impressions: what an advertiser is billed on.
+        self.ad_clicks = Counter(
+            "streamrank_ad_clicks_total", "Clicks on sponsored results charged, per campaign", ["campaign"], registry=r)
+        self.ad_spend = Counter(
+            "streamrank_ad_spend_total", "Amount charged for clicks, per campaign", ["campaign"], registry=r)
+        self.ad_charges_refused = Counter(
+            "streamrank_ad_charges_refused_total", "Clicks with an ad token not charged, by reason",
+            ["reason"], registry=r)
+        # One a day per campaign is allowed (the click that crossed the budget); more means the
+        # at-most-one-click rule broke (ops/prometheus/alerts.yml: StreamrankAdOverspend).
+        self.ad_overspend_clicks = Counter(
+            "streamrank_ad_overspend_clicks_total", "Charged clicks that left a campaign's day spend past its budget",
+            ["campaign"], registry=r)
         self.event_lag = Histogram(
             "streamrank_event_processing_lag_seconds", "Wall time from Kafka append to table update",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
@@ -124,6 +139,9 @@ class Metrics:
             "streamrank_http_events_accepted_total", "Events accepted over HTTP and produced", ["kind"], registry=r)
         self.events_rejected = Counter(
             "streamrank_http_events_rejected_total", "Events refused over HTTP", ["kind"], registry=r)
+        # Per campaign (an id as a label, unlike the rest): what an advertiser is billed on must be seen per campaign.
+        self.ad_impressions = Counter(
+            "streamrank_ad_impressions_total", "Sponsored results served, per campaign", ["campaign"], registry=r)
         self.state_records = Gauge(
             "streamrank_gateway_state_records", "Records held in gateway memory", ["table"], registry=r)
         self.state_applied = Counter(

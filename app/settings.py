@@ -55,6 +55,11 @@ class Topics:
         return f"{self.prefix}.item-vectors"
 
     @property
+    def campaigns(self) -> str:
+        """Sponsored-products campaigns, keyed by campaign id (POST /v1/campaigns writes them)."""
+        return f"{self.prefix}.campaigns"
+
+    @property
     def model_commands(self) -> str:
         """Manual rollback/promote commands from the gateways' admin API to the learner."""
         return f"{self.prefix}.model-commands"
@@ -186,6 +191,17 @@ class Settings:
     max_clock_skew_s: float = 300.0
     # Bytes of recommendation lists the gateway caches (besides recommend_cache_size entries).
     recommend_cache_bytes: int = 64 * 1024 * 1024
+    # Sponsored slots in /v1/search and /v1/recommend (models/ads; docs/design.md "Sponsored products").
+    ads_enabled: bool = True
+    # 0-based page positions ads may take, comma-separated: one ad at most per position.
+    # (Reserve price and least pCTR x bid are models/ads' AuctionConfig defaults.)
+    ads_slots: str = "0,4"
+    ads_relevance_floor: float = 0.8  # least relative relevance of an ad's item on the page
+
+    @property
+    def ad_slots(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.ads_slots.split(",") if s.strip())
+
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
@@ -271,6 +287,13 @@ def _between(low: float, high: float) -> tuple[Callable[[Any], bool], str]:
 
 
 _POSITIVE: tuple[Callable[[Any], bool], str] = ((lambda v: v > 0), "above 0")
+
+
+def _valid_slots(raw: object) -> bool:
+    if not isinstance(raw, str):
+        return False
+    parts = [p.strip() for p in raw.split(",")]
+    return bool(parts) and all(p.isdigit() for p in parts) and len(set(map(int, parts))) == len(parts)
 _EVEN: tuple[Callable[[Any], bool], str] = ((lambda v: v >= 2 and v % 2 == 0), "even and at least 2 (two heads)")
 _SHARE = _between(0, 1)
 
@@ -310,6 +333,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "online_min_count": _at_least(1),
     "impression_window_s": _POSITIVE,
     "max_clock_skew_s": _POSITIVE,
+    "ads_slots": (_valid_slots, "distinct non-negative integers separated by commas, e.g. 0,4"),
+    "ads_relevance_floor": (lambda v: 0 <= v <= 1, "between 0 and 1"),
 }
 
 

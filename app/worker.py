@@ -8,6 +8,7 @@ from typing import Any
 
 import faust
 from faust.auth import Credentials, SASLCredentials, SSLCredentials
+from faust.exceptions import ProducerSendError
 from faust.sensors import Monitor
 
 from app import faust_compat  # noqa: F401  (no offset committed past an unprocessed event)
@@ -16,7 +17,7 @@ from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
 from app.producer_flush import make_flush_complete
 from app.settings import Settings
-from tables import catalog, item_stats, seen_events, user_profiles
+from tables import ad_spend, campaigns, catalog, item_stats, seen_events, user_profiles
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,12 @@ class Worker:
     items: Any
     catalog: Any
     seen: Any
+    campaigns_topic: Any = None
+    campaigns: Any = None  # campaign id -> the campaign's JSON object (tables/campaigns.py)
+    ad_spend: Any = None  # campaign id -> today's spend, in its item's partition (tables/ad_spend.py)
     learner: Any = None  # the LearnerService, when learner_enabled
     partition_of: KeyPartitions = field(default_factory=KeyPartitions)
+    send_failure: BaseException | None = None  # a batch Kafka did not take (app/worker.py:_refuse_commits_after)
 
     def batch(self) -> BatchedWrites:
         """The rows and records of one batch of events, written by its `flush` (app/batched_writes.py)."""
@@ -55,13 +60,37 @@ class Worker:
         fut, builder = None, producer.create_batch()
         for key, value in records:
             if builder.append(key=key, value=value, timestamp=None) is None:
-                fut = await producer.send_batch(builder, topic, partition=partition)
+                fut = self._watch(await producer.send_batch(builder, topic, partition=partition))
                 builder = producer.create_batch()
                 if builder.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
         if builder.record_count():
-            fut = await producer.send_batch(builder, topic, partition=partition)
+            fut = self._watch(await producer.send_batch(builder, topic, partition=partition))
         return fut
+
+    def _watch(self, fut: Any) -> Any:
+        """Remember a send that failed: the next commit refuses to go past it (see below)."""
+        def done(f: Any) -> None:
+            if not f.cancelled() and f.exception() is not None and self.send_failure is None:
+                self.send_failure = f.exception()
+        fut.add_done_callback(done)
+        return fut
+
+
+def _refuse_commits_after_failed_sends(worker: Worker) -> None:
+    """Faust commits offsets after `producer.flush()`, which returns once every batch is done,
+    failed or not: a batch Kafka refused would be committed past and lost. Here the flush
+    raises instead, the commit does not happen, and the worker stops; its successor reads
+    those events again."""
+    producer = worker.app.producer
+    flush = producer.flush
+
+    async def checked_flush() -> None:
+        await flush()
+        if worker.send_failure is not None:
+            raise ProducerSendError(f"a batch of table or output records was not written: {worker.send_failure!r}")
+
+    producer.flush = checked_flush
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -168,13 +197,18 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         items=_table(app, item_stats.NAME, n),
         catalog=_table(app, catalog.NAME, n),
         seen=_table(app, seen_events.NAME, n),
+        campaigns_topic=_raw_topic(app, settings.topics.campaigns, n),
+        campaigns=_table(app, campaigns.NAME, n),
+        ad_spend=_table(app, ad_spend.NAME, n),
     )
+    _refuse_commits_after_failed_sends(worker)
     # Imported here: agents depend on the Worker type above.
-    from agents import catalog_changes, item_events, user_events
+    from agents import campaign_changes, catalog_changes, item_events, user_events
 
     user_events.register(worker)
     item_events.register(worker)
     catalog_changes.register(worker)
+    campaign_changes.register(worker)
     if settings.learner_enabled:
         # Only then: the learner loads torch, which a worker of agents alone does without.
         from app import learner_timer

@@ -13,6 +13,13 @@ in the same run. The trained models
 of var/ are served; the online model is learned in the run, and measuring waits until its
 versions stop changing.
 Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}}
+
+With `--ads`, the same run then measures sponsored slots' cost: p99 of /v1/recommend and
+/v1/search over one set of paths, first with no campaign, then with synthetic campaigns over
+`--ad-share` of the catalog's and the events' items (log-normal bids, budgets no click spends),
+each pass after an unmeasured one over the same paths (so both find the cache and the query
+encoder's cache warm); the result gets "ads": {"recommend": {...}, "search": {...}} with both
+p99s and the ratio (target: within 1.10).
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ from app.metrics import sample_sum
 from app.plot_dir import add_plots_argument, plot_dir, write_plots
 from app.processes import (Process, free_port, gateway_process, learner_process, settings_env, wait_until,
                            worker_process)
+from models.ads.campaigns import Campaign
 from tables.wire.records import CatalogChange
 from app.replay_data import read_sequences, sequence_events
 from app.settings import ROOT, Settings
@@ -193,6 +201,61 @@ def wait_for_learner(base: str, quiet_s: float = 15.0, timeout_s: float = 600.0)
     return last
 
 
+async def load_campaigns(settings: Settings, items: Sequence[str], share: float, seed: int = 3) -> int:
+    """Synthetic campaigns over `share` of `items`: log-normal bids (median 3 per click, so that
+    most pass min_expected_revenue at the prior's pCTR and the auction has work), budgets no
+    run of this bench spends. Returns how many were sent."""
+    rng = random.Random(seed)
+    chosen = rng.sample(list(items), max(1, int(len(items) * share)))
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for n, item in enumerate(chosen):
+            c = Campaign(f"bench-{n}", item, round(3.0 * rng.lognormvariate(0.0, 0.6), 4), 1e9)
+            await producer.send(settings.topics.campaigns, key=c.campaign_id.encode(), value=c.to_json())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(chosen)
+
+
+def ad_items(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """What --ads may advertise: the catalog's items (search) and the events' (recommendations)."""
+    events = itertools.islice(sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")),
+                              args.events)
+    catalog_items = load_homedepot(settings.data_dir / "homedepot" / "train.csv.gz").items
+    return [*catalog_items, *sorted({e.item_id for e in events if e.item_id})]
+
+
+def p99_pass(vegeta: str, base: str, paths: list[str], rate: int, seconds: int) -> dict:
+    """One unmeasured pass over `paths`, then the measured one over the same paths."""
+    vegeta_latency(vegeta, base, paths, rate, max(1.0, seconds / 2))
+    time.sleep(1.0)
+    return vegeta_latency(vegeta, base, paths, rate, seconds)
+
+
+def ads_comparison(tools: tuple[str, str], settings: Settings, base: str, rec_paths: list[str],
+                   search_paths: list[str], items: Sequence[str], args: argparse.Namespace) -> dict:
+    """p99 without ads, then with campaigns loaded, over the same paths; the ratio of the two."""
+    vegeta = tools[1]
+    rec = rec_paths[: args.rate * args.seconds]
+    search = search_paths[: args.search_rate * args.search_seconds]
+    without = {"recommend": p99_pass(vegeta, base, rec, args.rate, args.seconds),
+               "search": p99_pass(vegeta, base, search, args.search_rate, args.search_seconds)}
+    n = asyncio.run(load_campaigns(settings, items, args.ad_share))
+    wait_until(lambda: get_json(f"{base}/readyz")["records"].get("campaigns", 0) >= n, 300, 1.0, "campaigns loaded")
+    sponsored = sum(1 for p in search[:50] for i in get_json(base + p)["items"] if i.get("sponsored"))
+    with_ads = {"recommend": p99_pass(vegeta, base, rec, args.rate, args.seconds),
+                "search": p99_pass(vegeta, base, search, args.search_rate, args.search_seconds)}
+    out: dict = {"campaigns": n, "sponsored_per_search_page": round(sponsored / max(1, min(50, len(search))), 2)}
+    for name in ("recommend", "search"):
+        a, b = without[name]["p99_ms"], with_ads[name]["p99_ms"]
+        out[name] = {"p99_ms_without": round(a, 2), "p99_ms_with": round(b, 2), "p99_ratio": round(b / a, 3),
+                     "p50_ms_without": round(without[name]["p50_ms"], 2), "p50_ms_with": round(with_ads[name]["p50_ms"], 2),
+                     "success_ratio": min(without[name]["success_ratio"], with_ads[name]["success_ratio"])}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=30_000)
@@ -207,6 +270,9 @@ def main() -> None:
                         help="recommendation cache entries per gateway (0: off, every request ranked afresh)")
     parser.add_argument("--hold", action="store_true",
                         help="load, print the gateway's address and keep the stack up until interrupted (profiling)")
+    parser.add_argument("--ads", action="store_true",
+                        help="then p99 of both routes without and with synthetic campaigns (same run, same paths)")
+    parser.add_argument("--ad-share", type=float, default=0.1, help="share of the items --ads gives a campaign")
     add_plots_argument(parser)
     args = parser.parse_args()
     tools = ensure_tools()
@@ -234,6 +300,8 @@ def main() -> None:
     except BrokerUnavailable:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
     users, queries, n_items, n_event_items = asyncio.run(load_data(settings, args.events))
+    if args.ads and not settings.ads_enabled:
+        raise SystemExit("--ads needs STREAMRANK_ADS_ENABLED on")
     worker = worker_process(settings, state / "worker.log").start()
     learner = learner_process(settings, state / "learner.log").start()
     # The catalog's item vectors are encoded once, by the encoder (its cache is var/cache's, as
@@ -292,6 +360,9 @@ def main() -> None:
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
             results[name]["model_version"] = models[name]
         results["gateways"] = args.gateways
+        if args.ads:
+            results["ads"] = ads_comparison(tools, settings, base, rec_paths, search_paths, ad_items(settings, args), args)
+            print(f"ads: {json.dumps(results['ads'])}", flush=True)
         if args.gateways == 1:  # with several, each scrape reaches any one of them
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
         write_plots(plot_dir(base_settings.state_dir, "bench-serve", args.plots), results,

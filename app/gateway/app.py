@@ -8,11 +8,12 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from app.gateway.ads import SponsoredSlots
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
 from app.gateway.guards import guards
 from app.gateway.dense_search import DenseSearch
-from app.gateway.keys import DENSE, FOLLOWER, METRICS, MODEL_UPDATES, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.keys import ADS, DENSE, FOLLOWER, METRICS, MODEL_UPDATES, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
 from app.gateway.model_updates import ModelUpdatesFollower
 from app.gateway.model_watcher import recommender_watcher, search_watcher
 from app.gateway.read_model import ReadModel
@@ -46,6 +47,8 @@ def init_app(
                                  click_weight=settings.search_click_weight,
                                  cache_size=settings.recommend_cache_size,
                                  cache_bytes=settings.recommend_cache_bytes)
+    serving = app[SERVING]
+    app[ADS] = SponsoredSlots(settings, app[READ_MODEL], lambda: serving.online_click)
     app[SINK] = sink or KafkaSink(settings)
     _serving_gauges(app[METRICS], app[SERVING])
     setup_routes(app)

@@ -23,11 +23,14 @@ from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
 from tables.wire.names import changelog_topic
 from models.errors import ValidationError
-from tables import catalog, item_stats, user_profiles
+from tables import ad_spend, campaigns, catalog, item_stats, user_profiles
 
 log = logging.getLogger(__name__)
+OPTIONAL_TABLES = (campaigns.NAME, ad_spend.NAME)
+OPTIONAL_CHECK_S = 10.0  # how often a missing optional changelog is looked for
 VALIDATORS: dict[str, Callable[[Any], None]] = {
-    user_profiles.NAME: user_profiles.validate, item_stats.NAME: item_stats.validate, catalog.NAME: catalog.validate}
+    user_profiles.NAME: user_profiles.validate, item_stats.NAME: item_stats.validate, catalog.NAME: catalog.validate,
+    campaigns.NAME: campaigns.validate, ad_spend.NAME: ad_spend.validate}
 
 
 class ChangelogFollower:
@@ -39,6 +42,10 @@ class ChangelogFollower:
         self.metrics = metrics
         self.sink = sink  # where records the read model cannot take go (the dead letters)
         self.topics = {changelog_topic(settings, name): name for name in TABLES}
+        # The ad tables' changelogs appear once a worker that keeps them has run: until then
+        # the gateway serves without ads rather than not at all, and picks them up when they do.
+        self.optional = {changelog_topic(settings, name) for name in OPTIONAL_TABLES}
+        self.following: set[str] = set()
         self.caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # The next offset to apply per partition: kept across reconnects (see _resume).
@@ -54,7 +61,7 @@ class ChangelogFollower:
         # Retries forever: a gateway outlives broker restarts and may start before the worker.
         while True:
             try:
-                await self._wait_for_topics()
+                self.following = await self._wait_for_topics()
                 await self._follow()
             except asyncio.CancelledError:
                 raise
@@ -62,28 +69,39 @@ class ChangelogFollower:
                 log.exception("changelog follower failed; reconnecting in 1s")
                 await asyncio.sleep(1.0)
 
-    async def _wait_for_topics(self) -> None:
-        # Subscribing to a missing topic would let the broker auto-create it without the
-        # compaction Faust gives changelogs, so wait until the worker has made them.
+    async def _wait_for_topics(self) -> set[str]:
+        """The changelogs to follow: every required one (waited for), and the optional ones made already.
+
+        Subscribing to a missing topic would let the broker auto-create it without the
+        compaction Faust gives changelogs, so wait until the worker has made them."""
         while True:
-            admin = make_admin(self.settings)
-            try:
-                await admin.start()
-                if set(self.topics) <= set(await admin.list_topics()):
-                    return
-            finally:
-                await admin.close()
+            listed = await self._listed()
+            if set(self.topics) - self.optional <= listed:
+                return set(self.topics) & listed
             await asyncio.sleep(1.0)
+
+    async def _listed(self) -> set[str]:
+        admin = make_admin(self.settings)
+        try:
+            await admin.start()
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
 
     async def _follow(self) -> None:
         consumer = make_consumer(
-            self.settings, *self.topics, group_id=None,
+            self.settings, *sorted(self.following), group_id=None,
             enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=5000)
         await consumer.start()
         targets: dict[TopicPartition, int] | None = None
         resumed: set[TopicPartition] = set()
+        look_again = asyncio.get_running_loop().time() + OPTIONAL_CHECK_S
         try:
             while True:
+                if self.following != set(self.topics) and asyncio.get_running_loop().time() > look_again:
+                    look_again += OPTIONAL_CHECK_S
+                    if (set(self.topics) - self.following) & await self._listed():
+                        return  # an optional changelog appeared: reconnect to follow it too (offsets kept)
                 resumed = self._resume(consumer, resumed)
                 batches = await consumer.getmany(timeout_ms=200, max_records=10000)
                 for tp, records in batches.items():
@@ -149,7 +167,7 @@ class ChangelogFollower:
     ) -> dict[TopicPartition, int] | None:
         """Ready once every partition reached the end offsets seen when it was assigned."""
         assigned = consumer.assignment()
-        if {tp.topic for tp in assigned} != set(self.topics):
+        if {tp.topic for tp in assigned} != self.following:
             return None
         if targets is None or set(targets) != assigned:
             targets = await consumer.end_offsets(list(assigned))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from app.gateway.ads import SponsoredSlots
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.dense_search import DenseSearch
 from app.gateway.model_updates import ModelUpdatesFollower
@@ -23,3 +24,4 @@ WATCHER = web.AppKey("watcher", ModelWatcher)  # the recommender's
 SEARCH_WATCHER = web.AppKey("search_watcher", ModelWatcher)
 DENSE = web.AppKey("dense", DenseSearch)
 MODEL_UPDATES = web.AppKey("model_updates", ModelUpdatesFollower)
+ADS = web.AppKey("ads", SponsoredSlots)

@@ -10,9 +10,9 @@ from typing import Any, Callable
 from tables.wire.records import latest_ts
 from app.gateway.profiles import ServedProfile
 from app.settings import Settings
-from tables import catalog, item_stats, user_profiles
+from tables import ad_spend, campaigns, catalog, item_stats, user_profiles
 
-TABLES = (user_profiles.NAME, item_stats.NAME, catalog.NAME)
+TABLES = (user_profiles.NAME, item_stats.NAME, catalog.NAME, campaigns.NAME, ad_spend.NAME)
 
 
 @dataclass

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.gateway.handlers import admin, health, intake, openapi, pages, ranking, state
+from app.gateway.handlers import admin, campaigns, health, intake, openapi, pages, ranking, state
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/events", intake.post_events)
     app.router.add_post("/v1/catalog", intake.post_catalog)
+    app.router.add_post("/v1/campaigns", intake.post_campaigns)
+    app.router.add_get("/v1/campaigns/{campaign_id}", campaigns.get_campaign)
     app.router.add_get("/v1/users/{user_id}", state.get_user)
     app.router.add_get("/v1/items/popular", state.get_popular)
     app.router.add_get("/v1/items/{item_id}", state.get_item)

@@ -8,6 +8,7 @@ from aiokafka.errors import KafkaError
 
 from models.errors import BrokerUnavailable
 from app.kafka_io import make_producer
+from models.ads.campaigns import Campaign
 from tables.wire.records import CatalogChange, UserEvent
 from app.settings import Settings
 
@@ -17,6 +18,7 @@ class EventSink(Protocol):
     async def stop(self) -> None: ...
     async def send_events(self, events: list[UserEvent]) -> None: ...
     async def send_catalog(self, changes: list[CatalogChange]) -> None: ...
+    async def send_campaigns(self, campaigns: list[Campaign]) -> None: ...
     async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None: ...
     async def send_dead_letter(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None: ...
 
@@ -43,6 +45,11 @@ class KafkaSink:
     async def send_catalog(self, changes: list[CatalogChange]) -> None:
         topic = self.settings.topics.catalog
         await self._send([(topic, c.item_id, c.to_json()) for c in changes])
+
+    async def send_campaigns(self, campaigns: list[Campaign]) -> None:
+        """Keyed by campaign id: the worker's campaigns table keeps the latest of each."""
+        topic = self.settings.topics.campaigns
+        await self._send([(topic, c.campaign_id, c.to_json()) for c in campaigns])
 
     async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None:
         """A signed admin command (from `tables.wire.updates.encode_command`) for the learner, on

@@ -21,11 +21,14 @@ Id = Hashable
 
 class ServingClickModel:
     def __init__(self, logit: dict[Id, float], stats: dict[Id, tuple[float, float]],
-                 weights: torch.Tensor, bias: float) -> None:
+                 weights: torch.Tensor, bias: float, position_bias: Sequence[float] = ()) -> None:
         self.logit = logit  # per item: the sum of its row (its learned attractiveness)
         self.stats = stats  # per item: (impressions, clicks)
         self.weights = weights  # [2] over log1p(impressions), smoothed CTR
         self.bias = bias
+        # Per slot (logits, top first): how much less a lower slot is looked at. Sponsored
+        # slots price by it (models/ads/ctr.py: the top slot's probability, examination per slot).
+        self.position_bias = list(position_bias)
 
     @classmethod
     def empty(cls) -> "ServingClickModel":
@@ -45,7 +48,8 @@ class ServingClickModel:
         dense = version.click_dense
         weights = dense["feature_weight"].float().clone() if "feature_weight" in dense else self.weights
         bias = float(dense["bias"]) if "bias" in dense else self.bias
-        return ServingClickModel(logit, stats, weights, bias)
+        position_bias = dense["position_bias"].float().tolist() if "position_bias" in dense else self.position_bias
+        return ServingClickModel(logit, stats, weights, bias, position_bias)
 
     def relevance(self, item_ids: Sequence[Id]) -> torch.Tensor:
         """[n] click probability at a slot without position bias; 0 for items never shown."""

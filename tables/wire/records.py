@@ -24,6 +24,7 @@ MAX_ID_CHARS = 256
 MAX_TEXT_CHARS = 2048
 MAX_ATTRIBUTES = 64
 MAX_NAMED_KEYS = 5  # unknown keys quoted in a reason, at most
+MAX_TOKEN_CHARS = 1200  # an ad token's length, at most (tables/wire/ad_tokens.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class UserEvent:
     query: str | None = None
     position: int | None = None
     request_id: str | None = None
+    # A sponsored result's token (tables/wire/ad_tokens.py), on clicks only: the worker
+    # verifies it and charges the campaign. Checked here for shape alone; the key is the worker's.
+    ad_token: str | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps({k: v for k, v in asdict(self).items() if v is not None})
@@ -57,15 +61,26 @@ class CatalogChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AdClick:
+    """What a click with a verified ad token costs: its campaign's price, capped by the budget."""
+
+    campaign_id: str
+    price: float
+    daily_budget: float
+
+
+@dataclass(frozen=True, slots=True)
 class ItemEvent:
     """An event forwarded by item: what item stats need, and the (partition, offset) of the
-    original event, which makes a replayed forward idempotent."""
+    original event, which makes a replayed forward idempotent. A click on a sponsored result
+    carries its charge (the ad_spend row of the campaign lives in the item's partition)."""
 
     item_id: str
     type: str
     ts: float
     src_partition: int
     src_offset: int
+    charge: AdClick | None = None
 
     def to_json(self) -> bytes:
         return orjson.dumps({"type": self.type, "ts": self.ts, "src": [self.src_partition, self.src_offset]})
@@ -125,8 +140,15 @@ def decode_item_event(key: bytes | None, raw: bytes | None, max_bytes: int, max_
 def item_events_json(forwards: list[ItemEvent]) -> bytes:
     """Several forwards in one item-events record, `{"events": [[item, type, ts, partition,
     offset], ...]}`: a worker sends one such record per item partition per batch of events,
-    where one record per event cost the item agent a consumed message each."""
-    return orjson.dumps({"events": [[f.item_id, f.type, f.ts, f.src_partition, f.src_offset] for f in forwards]})
+    where one record per event cost the item agent a consumed message each. A charged click
+    has a 6th element, `[campaign_id, price, daily_budget]`."""
+    return orjson.dumps({"events": [[f.item_id, f.type, f.ts, f.src_partition, f.src_offset] if f.charge is None
+                                    else _charged_entry(f, f.charge) for f in forwards]})
+
+
+def _charged_entry(f: ItemEvent, charge: AdClick) -> list[Any]:
+    return [f.item_id, f.type, f.ts, f.src_partition, f.src_offset,
+            [charge.campaign_id, charge.price, charge.daily_budget]]
 
 
 def decode_item_events(key: bytes | None, raw: bytes | None, max_bytes: int, max_ts: float) -> list[ItemEvent]:
@@ -147,9 +169,9 @@ def decode_item_events(key: bytes | None, raw: bytes | None, max_bytes: int, max
 
 def _forward(entry: Any, index: int, max_ts: float) -> ItemEvent:
     where = f"events[{index}]"
-    if not (isinstance(entry, list) and len(entry) == 5):
-        raise ValidationError(f"{where} must be [item_id, type, ts, partition, offset]")
-    item_id, etype, ts, partition, offset = entry
+    if not (isinstance(entry, list) and len(entry) in (5, 6)):
+        raise ValidationError(f"{where} must be [item_id, type, ts, partition, offset] and an optional charge")
+    item_id, etype, ts, partition, offset = entry[:5]
     if not (isinstance(item_id, str) and item_id.strip() and len(item_id) <= MAX_ID_CHARS):
         raise ValidationError(f"{where}: the item id must be a non-empty string of at most {MAX_ID_CHARS} characters")
     if etype not in EVENT_TYPES:
@@ -162,7 +184,19 @@ def _forward(entry: Any, index: int, max_ts: float) -> ItemEvent:
         when = _ts({"ts": ts}, 0.0, max_ts)
     except ValidationError as exc:
         raise ValidationError(f"{where}: {exc.reason}") from None
-    return ItemEvent(item_id, etype, when, partition, offset)
+    charge = _charge(entry[5], where) if len(entry) == 6 else None
+    if charge is not None and etype != "click":
+        raise ValidationError(f"{where}: only a click carries a charge")
+    return ItemEvent(item_id, etype, when, partition, offset, charge)
+
+
+def _charge(value: Any, where: str) -> AdClick:
+    ok = (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+          and value[0].strip() != "" and len(value[0]) <= MAX_ID_CHARS
+          and _is_number(value[1]) and value[1] >= 0 and _is_number(value[2]) and value[2] > 0)
+    if not ok:
+        raise ValidationError(f"{where}: the charge must be [campaign_id, price >= 0, daily_budget > 0]")
+    return AdClick(value[0], float(value[1]), float(value[2]))
 
 
 def parse_event(obj: Any, now: float, max_ts: float = math.inf) -> UserEvent:
@@ -183,7 +217,21 @@ def parse_event(obj: Any, now: float, max_ts: float = math.inf) -> UserEvent:
         query=query,
         position=_int(obj, "position", minimum=0),
         request_id=_id(obj, "request_id", required=False),
+        ad_token=_ad_token(obj, etype),
     )
+
+
+def _ad_token(obj: dict[str, Any], etype: str) -> str | None:
+    """A click's ad token, shape only (the worker verifies the signature); refused on other types,
+    which are never charged: a token there is a client's mistake worth saying."""
+    token = obj.get("ad_token")
+    if token is None:
+        return None
+    if etype != "click":
+        raise ValidationError(f"'ad_token' is accepted on clicks only; got it on a {etype!r} event")
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+        raise ValidationError(f"'ad_token' must be a non-empty string of at most {MAX_TOKEN_CHARS} characters")
+    return token
 
 
 def parse_catalog(obj: Any, now: float, max_ts: float = math.inf) -> CatalogChange:

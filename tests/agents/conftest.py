@@ -38,7 +38,8 @@ def worker(tmp_path, monkeypatch) -> tuple[Worker, Sent]:
     w.app.finalize()
     w.app.conf.store = "memory://"
     sent = Sent()
-    for topic in (w.events_topic, w.item_events_topic, w.dead_letters_topic, w.catalog_topic, w.samples_topic):
+    for topic in (w.events_topic, w.item_events_topic, w.dead_letters_topic, w.catalog_topic, w.samples_topic,
+                  w.campaigns_topic):
         name = topic.get_topic_name()
 
         async def send(*, key=None, value=None, headers=None, _name=name, **_: Any):

@@ -5,6 +5,7 @@ import faust
 import pytest
 
 from app.producer_flush import make_flush_complete
+from faust.exceptions import ProducerSendError
 from faust.transport.producer import ProducerBuffer
 
 
@@ -64,3 +65,15 @@ async def test_flush_waits_for_what_was_put_before_it_not_for_what_keeps_coming(
         while not buffer.pending.empty():  # what the cancelled stream left: not this test's
             buffer.pending.get_nowait()
         await buffer.stop()
+
+
+async def test_a_commit_flush_fails_once_a_batch_send_failed(worker):
+    """Faust commits after `producer.flush()`, which returns when sends are done, failed or not."""
+    w, _ = worker
+    await w.app.producer.flush()  # nothing failed: the flush passes
+    failed: asyncio.Future = asyncio.get_running_loop().create_future()
+    w._watch(failed)
+    failed.set_exception(RuntimeError("NotEnoughReplicas"))
+    await asyncio.sleep(0)  # the done-callback runs
+    with pytest.raises(ProducerSendError, match="NotEnoughReplicas"):
+        await w.app.producer.flush()

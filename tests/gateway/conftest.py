@@ -24,6 +24,7 @@ class MemorySink:
     def __init__(self) -> None:
         self.events: list[UserEvent] = []
         self.catalog: list[CatalogChange] = []
+        self.campaigns: list = []  # models.ads.campaigns.Campaign
         self.commands: list[bytes] = []
         self.command_headers: list[list[tuple[str, bytes]]] = []
         self.dead_letters: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
@@ -40,6 +41,9 @@ class MemorySink:
 
     async def send_catalog(self, changes: list[CatalogChange]) -> None:
         self.catalog.extend(changes)
+
+    async def send_campaigns(self, campaigns: list) -> None:
+        self.campaigns.extend(campaigns)
 
     async def send_model_command(self, command: bytes, headers: list[tuple[str, bytes]]) -> None:
         self.commands.append(command)

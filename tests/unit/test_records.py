@@ -190,3 +190,32 @@ def test_no_bytes_raise_anything_but_a_validation_error():
                        lambda r: decode_item_event(r[:8] or None, r, 1000, MAX_TS)):
             with pytest.raises(ValidationError):
                 decode(raw)
+
+
+def test_a_click_carries_an_ad_token_and_other_types_refuse_one():
+    ev = parse_event(event(ad_token="v1.aa.bb.1.2.3.mac"), NOW)
+    assert ev.ad_token == "v1.aa.bb.1.2.3.mac"
+    assert orjson.loads(ev.to_json())["ad_token"] == "v1.aa.bb.1.2.3.mac"
+    assert "ad_token" not in orjson.loads(parse_event(event(), NOW).to_json())
+    with pytest.raises(ValidationError, match="'ad_token' is accepted on clicks only"):
+        parse_event(event(type="view", ad_token="v1.x"), NOW)
+    for bad in ("", 7, "x" * 1201):
+        with pytest.raises(ValidationError, match="'ad_token' must be a non-empty string"):
+            parse_event(event(ad_token=bad), NOW)
+
+
+def test_a_forward_carries_a_charge_as_a_sixth_element_and_old_entries_still_decode():
+    from tables.wire.records import AdClick, decode_item_events, item_events_json
+
+    charged = ItemEvent("i1", "click", NOW, 2, 9, AdClick("c1", 0.25, 3.0))
+    raw = item_events_json([charged, ItemEvent("i2", "view", NOW, 2, 10)])
+    assert orjson.loads(raw)["events"][0][5] == ["c1", 0.25, 3.0]
+    assert decode_item_events(None, raw, 10_000, NOW + 1) == [charged, ItemEvent("i2", "view", NOW, 2, 10)]
+    old = orjson.dumps({"events": [["i1", "click", NOW, 2, 9]]})
+    assert decode_item_events(None, old, 10_000, NOW + 1) == [ItemEvent("i1", "click", NOW, 2, 9)]
+    bad = {"view": ["i1", "view", NOW, 2, 9, ["c1", 0.25, 3.0]],
+           "shape": ["i1", "click", NOW, 2, 9, ["c1", -1, 3.0]],
+           "budget": ["i1", "click", NOW, 2, 9, ["c1", 0.2, 0]]}
+    for what, entry in bad.items():
+        with pytest.raises(ValidationError, match="only a click carries" if what == "view" else "the charge must be"):
+            decode_item_events(None, orjson.dumps({"events": [entry]}), 10_000, NOW + 1)

@@ -1,4 +1,4 @@
-"""POST /v1/events and /v1/catalog: validate with the agents' rules, then produce to Kafka.
+"""POST /v1/events, /v1/catalog and /v1/campaigns: validate with the agents' rules, then produce to Kafka.
 
 A batch is all or nothing: if any record is invalid, none is produced and the answer lists
 each invalid record with its index and reason, so the client can fix and resend.
@@ -14,7 +14,7 @@ from aiohttp import web
 from models.errors import PayloadTooLarge, ValidationError
 from app.gateway.errors import error_response, json_response
 from app.gateway.keys import METRICS, SETTINGS, SINK
-from tables.wire.records import parse_catalog, parse_event
+from tables.wire.records import parse_campaign, parse_catalog, parse_event
 
 T = TypeVar("T")
 MAX_DEPTH = 254  # levels of nesting orjson writes
@@ -71,6 +71,11 @@ async def post_events(request: web.Request) -> web.Response:
 
 async def post_catalog(request: web.Request) -> web.Response:
     return await _intake(request, "changes", parse_catalog, "send_catalog")
+
+
+async def post_campaigns(request: web.Request) -> web.Response:
+    # A campaign has no event time: the clock arguments are not its business.
+    return await _intake(request, "campaigns", lambda obj, now, max_ts: parse_campaign(obj), "send_campaigns")
 
 
 async def _intake(request: web.Request, field: str, parse: Callable[[Any, float, float], Any], send: str) -> web.Response:

@@ -8,7 +8,7 @@ from aiohttp import web
 from app.gateway.errors import json_response
 from app.gateway.guards import API_KEY_HEADER
 from app.gateway.serving import FILTER_SCAN
-from tables.wire.records import CATALOG_OPS, EVENT_TYPES, MAX_ID_CHARS, MAX_TEXT_CHARS
+from tables.wire.records import CATALOG_OPS, EVENT_TYPES, MAX_ID_CHARS, MAX_TEXT_CHARS, MAX_TARGETS
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 RANKED = {"$ref": "#/components/schemas/Ranked"}
@@ -68,6 +68,10 @@ SPEC: dict[str, Any] = {
     "paths": {
         "/v1/events": _post("Send user events (all or none are accepted)", "Event"),
         "/v1/catalog": _post("Send catalog changes (all or none are accepted)", "CatalogChange"),
+        "/v1/campaigns": _post("Create or replace sponsored-products campaigns (all or none are accepted)",
+                               "Campaign"),
+        "/v1/campaigns/{campaign_id}": _get("A campaign and today's spend, clicks and budget left",
+                                            [_param("campaign_id", ID, "path", True)], OBJ, 400, 404),
         "/v1/users/{user_id}": _get("A user's profile", [_param("user_id", ID, "path", True)], OBJ, 400, 404),
         "/v1/items/popular": _get("Items by time-decayed popularity", [K], OBJ, 400),
         "/v1/items/{item_id}": _get("An item's catalog entry and statistics",
@@ -120,13 +124,24 @@ SPEC: dict[str, Any] = {
         "Ranked": {"type": "object", "required": ["items", "model_version", "request_id"], "properties": {
             "items": {"type": "array", "items": {"type": "object", "required": ["item_id", "score"], "properties": {
                 "item_id": {"type": "string"}, "score": {"type": "number"},
-                "title": {"type": "string", "nullable": True}, "price": {"type": "number", "nullable": True}}}},
+                "title": {"type": "string", "nullable": True}, "price": {"type": "number", "nullable": True},
+                # sponsored results only: send ad_token back on the click event
+                "sponsored": {"type": "boolean"}, "campaign_id": {"type": "string"},
+                "ad_token": {"type": "string"}}}},
             "model_version": {"type": "string"}, "request_id": {"type": "string"}}},
         "Event": {"type": "object", "required": ["event_id", "user_id", "type"], "properties": {
             "event_id": {"type": "string"}, "user_id": {"type": "string"},
             "type": {"type": "string", "enum": list(EVENT_TYPES)}, "item_id": {"type": "string"},
             "query": {"type": "string"}, "position": {"type": "integer", "minimum": 0},
-            "request_id": {"type": "string"}, "ts": {"type": "number", "minimum": 0}}},
+            "request_id": {"type": "string"}, "ts": {"type": "number", "minimum": 0},
+            "ad_token": {"type": "string", "description": "a click on a sponsored result: the result's ad_token"}}},
+        "Campaign": {"type": "object", "required": ["campaign_id", "item_id", "bid_per_click", "daily_budget"],
+                     "properties": {
+            "campaign_id": ID, "item_id": ID, "bid_per_click": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+            "daily_budget": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+            "keywords": {"type": "array", "maxItems": MAX_TARGETS, "items": ID},
+            "categories": {"type": "array", "maxItems": MAX_TARGETS, "items": ID},
+            "start_ts": {"type": "number", "minimum": 0}, "stop_ts": {"type": "number", "minimum": 0}}},
         "CatalogChange": {"type": "object", "required": ["item_id"], "properties": {
             "op": {"type": "string", "enum": list(CATALOG_OPS)}, "item_id": {"type": "string"},
             "title": {"type": "string"}, "category": {"type": "string"}, "price": {"type": "number", "minimum": 0},

@@ -1,15 +1,18 @@
-"""GET /v1/recommend, /v1/items/{id}/similar, /v1/search: ranked items from memory."""
+"""GET /v1/recommend, /v1/items/{id}/similar, /v1/search: ranked items from memory, with sponsored slots."""
 from __future__ import annotations
 
 import itertools
 import os
+import time
+from typing import Any
 
 from aiohttp import web
 
 from app.gateway.errors import json_response
-from app.gateway.keys import DENSE, READ_MODEL, SERVING
+from app.gateway.keys import ADS, DENSE, METRICS, READ_MODEL, SERVING
 from app.gateway.params import float_param, id_param, int_param, path_id, text_param
 from app.gateway.serving import Filters, Ranking
+from models.ads.auction import merge_page
 from models.errors import ValidationError
 from tables import catalog
 
@@ -29,24 +32,67 @@ def _filters(request: web.Request) -> Filters:
                    min_price=float_param(request, "min_price"), max_price=float_param(request, "max_price"))
 
 
+def _item(entries: dict[str, Any], item_id: str, score: float | None) -> dict[str, Any]:
+    entry = entries.get(item_id)
+    live = entry if catalog.is_live(entry) else None
+    return {"item_id": item_id, "score": score,
+            "title": live.get("title") if live is not None else None,
+            "price": live.get("price") if live is not None else None}
+
+
 def _ranked(request: web.Request, ranking: Ranking, **extra: object) -> web.Response:
     entries = request.app[READ_MODEL].tables[catalog.NAME]
-    items = []
-    for item_id, score in ranking.items:
-        entry = entries.get(item_id)
-        live = entry if catalog.is_live(entry) else None
-        items.append({"item_id": item_id, "score": score,
-                      "title": live.get("title") if live is not None else None,
-                      "price": live.get("price") if live is not None else None})
+    items = [_item(entries, item_id, score) for item_id, score in ranking.items]
+    return _answer(items, ranking, extra)
+
+
+def _answer(items: list[dict[str, Any]], ranking: Ranking, extra: dict[str, object]) -> web.Response:
     return json_response({"items": items, "model_version": ranking.version,
                           "request_id": f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", **extra})
+
+
+def _depth(request: web.Request, k: int) -> int:
+    """How many organic results to ask for: with ads running, an ad's item may come from just
+    below the page, and the page still holds k results once it is shown only as the ad."""
+    ads = request.app[ADS]
+    return k + ads.config.max_ads if ads.enabled and ads.campaigns else k
+
+
+def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text: str | None,
+              filters: Filters, **extra: object) -> web.Response:
+    """The page with its sponsored slots, added after the ranking (and its cache): each ad's
+    token is signed for this answer alone."""
+    ads = request.app[ADS]
+    entries = request.app[READ_MODEL].tables[catalog.NAME]
+    now = time.time()
+
+    def categories() -> list[str]:  # what the page is about, for campaigns that target categories
+        if filters.category is not None:
+            return [filters.category]
+        return [c for i, _ in ranking.items[:k] if (c := (entries.get(i) or {}).get("category"))]
+
+    winners = ads.auction(ranking.items, context, text, categories, now) if ads.enabled and ads.campaigns else []
+    if not winners:  # most pages: the organic answer as it was
+        return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
+    page = merge_page([i for i, _ in ranking.items], winners, k)
+    scores = dict(ranking.items)
+    impressions = request.app[METRICS].ad_impressions
+    items = []
+    for entry in page:
+        item = _item(entries, entry.item_id, scores.get(entry.item_id))
+        if entry.sponsored and entry.campaign_id is not None:
+            item.update(sponsored=True, campaign_id=entry.campaign_id, ad_token=ads.token(entry, now))
+            impressions.labels(campaign=entry.campaign_id).inc()
+        items.append(item)
+    return _answer(items, ranking, extra)
 
 
 async def recommend(request: web.Request) -> web.Response:
     user_id = id_param(request, "user_id")
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
-    ranking = await request.app[SERVING].recommend(user_id, k, _filters(request))
-    return _ranked(request, ranking, user_id=user_id, strategy=ranking.strategy)
+    filters = _filters(request)
+    ranking = await request.app[SERVING].recommend(user_id, _depth(request, k), filters)
+    return _with_ads(request, ranking, k, "rec", None, filters, user_id=user_id, strategy=ranking.strategy)
 
 
 async def similar(request: web.Request) -> web.Response:
@@ -64,11 +110,13 @@ async def search(request: web.Request) -> web.Response:
     filters = _filters(request)
     serving, dense = request.app[SERVING], request.app.get(DENSE)
     depth = max(5 * k, 50)  # room for the filters and the personal nudge
+    n = _depth(request, k)
     model = dense.model if dense is not None else None  # read once: a request ranks with one version
     if dense is not None and model is not None:
         hits = await dense.rank(model, query, depth, serving.allow(filters), serving.item_signals)
-        ranking = serving.search_ranked(hits, model.version, user_id, k)
+        ranking = serving.search_ranked(hits, model.version, user_id, n)
     else:
         dense_hits = await dense.search(query, depth) if dense is not None else []
-        ranking = serving.search(query, user_id, k, filters, dense_hits, dense.version if dense is not None else None)
-    return _ranked(request, ranking, query=query, user_id=user_id)
+        ranking = serving.search(query, user_id, n, filters, dense_hits, dense.version if dense is not None else None)
+    return _with_ads(request, ranking, k, " ".join(query.lower().split()), query, filters,
+                     query=query, user_id=user_id)

@@ -140,7 +140,9 @@ async function openProduct(item, { position, requestId, query, click = true } = 
   SR.say($("product-status"), "");
   section.focus();
   if (click) {
-    sendEvent("click", item.item_id, { position, request_id: requestId, query });
+    // A sponsored result's token goes back with its click: the worker charges the campaign by it
+    // (undefined on organic results, which JSON leaves out).
+    sendEvent("click", item.item_id, { position, request_id: requestId, query, ad_token: item.ad_token });
   }
   try {
     const view = await SR.api("/v1/items/" + encodeURIComponent(item.item_id));

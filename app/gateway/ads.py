@@ -1,0 +1,130 @@
+"""Sponsored slots for /v1/search and /v1/recommend, from the campaigns and ad_spend tables.
+
+The rules are models/ads' (targeting, pacing, relevance floor, pCTR x bid, generalised
+second price, set positions); this module only feeds them what the gateway holds: the
+campaigns and today's spend from the changelogs (read model), the click model's estimate
+from the learner's current version. Ads are added to a page after the ranking and its cache:
+a token is per page (it carries the time it was served), so it must never be cached and
+handed to another shopper.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.gateway.read_model import ReadModel
+from app.settings import Settings
+from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, PageEntry, relative_relevance, run_auction
+from models.ads.campaigns import Campaign
+from models.ads.ctr import CtrPrior, click_model_ctr
+from models.ads.pacing import day_fraction, day_start, enters_auction, pacing_probability
+from tables import ad_spend, campaigns
+from tables.wire.ad_tokens import AdCharge, sign_token
+from tables.wire.updates import signing_key
+
+
+@dataclass(frozen=True, slots=True)
+class Today:
+    spend: float = 0.0
+    clicks: int = 0
+    refused: int = 0
+
+
+def today(read_model: ReadModel, campaign_id: str, now: float) -> Today:
+    """The campaign's spend record for the UTC day holding `now` (a record of an earlier day is 0)."""
+    row = read_model.tables[ad_spend.NAME].get(campaign_id)
+    if row is None or row["day"] != day_start(now):
+        return Today()
+    return Today(ad_spend.spent_on(row, now), row["clicks"], row["refused"])
+
+
+def page_relevance(items: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """Relative relevance (0..1) of a page's candidates. Scores >= 0 (BM25, recommenders) are
+    taken over the best; a ranker's logits can be negative, so they are spread over the
+    page's range instead (the best 1, the worst 0)."""
+    if not items:
+        return {}
+    scores = dict(items)
+    low = min(scores.values())
+    if low >= 0:
+        return relative_relevance(scores)
+    span = max(scores.values()) - low
+    return {i: (s - low) / span if span > 0 else 1.0 for i, s in scores.items()}
+
+
+class SponsoredSlots:
+    """Campaigns by advertised item, kept from the read model; `auction` runs one page's."""
+
+    def __init__(self, settings: Settings, read_model: ReadModel, click_model: Callable[[], Any],
+                 draw: Callable[[], float] = random.random) -> None:
+        self.settings = settings
+        self.read_model = read_model
+        self.click_model = click_model  # the serving click model now (None before a version)
+        self.draw = draw
+        self.config = AuctionConfig(slots=settings.ad_slots, max_ads=len(settings.ad_slots),
+                                    relevance_floor=settings.ads_relevance_floor)
+        self.prior = CtrPrior()
+        self.campaigns: dict[str, Campaign] = {}
+        self.by_item: dict[str, dict[str, Campaign]] = {}
+        self._key: bytes | None = None
+        read_model.subscribe(self.on_change)
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.ads_enabled and self.config.max_ads > 0
+
+    def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
+        if table != campaigns.NAME:
+            return
+        previous = self.campaigns.pop(key, None)
+        if previous is not None:
+            self.by_item.get(previous.item_id, {}).pop(key, None)
+        if new is not None:
+            campaign = campaigns.from_value(new)  # validated by the follower already: this cannot fail
+            self.campaigns[key] = campaign
+            self.by_item.setdefault(campaign.item_id, {})[key] = campaign
+
+    def signing_key(self) -> bytes:
+        if self._key is None:  # read (or made) once, on the first ad served
+            self._key = signing_key(self.settings)
+        return self._key
+
+    def auction(self, items: Sequence[tuple[str, float]], context: str, query: str | None,
+                categories: Callable[[], Sequence[str]], now: float) -> list[AdWinner]:
+        """The page's winners: campaigns of candidates above the relevance floor that run now,
+        target the page and pass pacing, ranked by pCTR x bid, each priced at its second price."""
+        relevance = page_relevance(items)
+        floor = self.config.relevance_floor
+        entered = [(c, r) for item, r in relevance.items() if r >= floor for c in self.by_item.get(item, {}).values()]
+        if not entered:
+            return []
+        page_categories = categories() if any(c.categories for c, _ in entered) else ()
+        running = [(c, r) for c, r in entered
+                   if c.is_running(now) and c.targets(query, page_categories) and self._paced(c, now)]
+        if not running:
+            return []
+        pctr = self._pctr([c.item_id for c, _ in running])
+        return run_auction([AdCandidate(c.campaign_id, c.item_id, c.bid_per_click, p, r)
+                            for (c, r), p in zip(running, pctr)], self.config)
+
+    def _paced(self, campaign: Campaign, now: float) -> bool:
+        spent = today(self.read_model, campaign.campaign_id, now).spend
+        return enters_auction(pacing_probability(spent, campaign.daily_budget, day_fraction(now)), self.draw())
+
+    def _pctr(self, item_ids: list[str]) -> list[float]:
+        """The click model's top-slot click probability of each item; the prior's mean for an
+        item it does not know (a new campaign's item). The gateway counts no ad clicks itself:
+        the learner's click model learns from every click, ads' included."""
+        click = self.click_model()
+        if click is None or not len(click):
+            return [self.prior.mean] * len(item_ids)
+        top = (getattr(click, "position_bias", None) or [0.0])[0]
+        known = [click_model_ctr(r, top) for r in click.relevance(item_ids).tolist()]
+        return [self.prior.mean if p is None else p for p in known]
+
+    def token(self, winner: PageEntry, now: float) -> str:
+        campaign = self.campaigns[winner.campaign_id or ""]
+        charge = AdCharge(campaign.campaign_id, winner.item_id, winner.price or 0.0, now, campaign.daily_budget)
+        return sign_token(self.signing_key(), charge)

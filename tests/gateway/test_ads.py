@@ -1,0 +1,218 @@
+"""Sponsored products at the gateway: the campaign routes, sponsored slots in search and
+recommendations (floor, targeting, budget, GSP price, tokens), and the cache keeping tokens per page."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.gateway.ads import SponsoredSlots, page_relevance
+from app.gateway.app import init_app
+from app.gateway.keys import SERVING
+from app.gateway.read_model import ReadModel
+from app.settings import Settings
+from models.ads.campaigns import Campaign
+from models.ads.pacing import DAY_S, day_start
+from models.errors import ValidationError
+from tables import ad_spend, campaigns, item_stats
+from tables.wire.ad_tokens import verify_token
+from tables.wire.updates import signing_key
+from tests.gateway.conftest import put
+
+KEY = "k" * 40
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50, state_dir=tmp_path,
+                    model_poll_s=0.05, search_dense=False, model_signing_key=KEY)
+
+
+def shop(read_model: ReadModel) -> None:
+    put(read_model, "d1", "cordless drill", "tools")
+    put(read_model, "d2", "cordless drill", "tools")
+    put(read_model, "d3", "cordless drill", "tools")
+    put(read_model, "d4", "cordless drill", "tools")
+    put(read_model, "x1", "drill bit case", "tools")  # a drill candidate, far less relevant to "cordless drill"
+    put(read_model, "h1", "garden hose", "garden")
+
+
+def campaign(read_model: ReadModel, cid: str, item: str, bid: float, budget: float = 100.0, **extra) -> Campaign:
+    c = Campaign(cid, item, bid, budget, **extra)
+    read_model.apply(campaigns.NAME, cid, c.to_dict())
+    return c
+
+
+def spend(read_model: ReadModel, cid: str, amount: float, day: float | None = None) -> None:
+    day = day_start(time.time()) if day is None else day
+    read_model.apply(ad_spend.NAME, cid, {"day": day, "spend": amount, "clicks": 3, "refused": 0, "src": {"0": 7}})
+
+
+async def page(client, path: str) -> list[dict]:
+    r = await client.get(path)
+    assert r.status == 200, await r.text()
+    return (await r.json())["items"]
+
+
+def ads_of(items: list[dict]) -> list[tuple[int, str, str]]:
+    return [(n, i["item_id"], i["campaign_id"]) for n, i in enumerate(items) if i.get("sponsored")]
+
+
+# ---- campaign routes -----------------------------------------------------------------------
+
+async def test_post_campaigns_takes_one_or_a_list_and_refuses_bad_ones(client, sink):
+    one = {"campaign_id": "c1", "item_id": "d1", "bid_per_click": 1.5, "daily_budget": 20, "keywords": ["drill"]}
+    r = await client.post("/v1/campaigns", json=one)
+    assert r.status == 202 and (await r.json())["accepted"] == 1
+    r = await client.post("/v1/campaigns", json=[one, {**one, "campaign_id": "c2"}])
+    assert r.status == 202
+    assert [c.campaign_id for c in sink.campaigns] == ["c1", "c1", "c2"] and sink.campaigns[0].keywords == ("drill",)
+
+    r = await client.post("/v1/campaigns", json=[one, {**one, "bid_per_click": 0}, {**one, "colour": "red"}])
+    assert r.status == 400
+    invalid = (await r.json())["invalid"]
+    assert [i["index"] for i in invalid] == [1, 2] and "bid_per_click" in invalid[0]["reason"]
+    assert len(sink.campaigns) == 3  # all or nothing
+    r = await client.post("/v1/campaigns", data=b"{}", headers={"Content-Type": "text/plain"})
+    assert r.status == 415
+    r = await client.post("/v1/campaigns", json=[one] * 51)
+    assert r.status == 413
+
+
+async def test_get_campaign_shows_todays_spend_and_budget_left(client, read_model):
+    campaign(read_model, "c1", "d1", 2.0, budget=10.0)
+    r = await client.get("/v1/campaigns/c1")
+    body = await r.json()
+    assert body["campaign"]["item_id"] == "d1" and body["today"]["spend"] == 0 and body["today"]["budget_left"] == 10
+    spend(read_model, "c1", 4.0)
+    today = (await (await client.get("/v1/campaigns/c1")).json())["today"]
+    assert today["spend"] == 4.0 and today["clicks"] == 3 and today["budget_left"] == 6.0
+    spend(read_model, "c1", 9.0, day=day_start(time.time()) - DAY_S)  # yesterday's record: a new day starts at 0
+    assert (await (await client.get("/v1/campaigns/c1")).json())["today"]["spend"] == 0
+    assert (await client.get("/v1/campaigns/nope")).status == 404
+
+
+# ---- sponsored slots -----------------------------------------------------------------------
+
+async def test_sponsored_results_carry_a_verifiable_token_priced_by_second_price(client, read_model, settings):
+    shop(read_model)
+    campaign(read_model, "cA", "d3", 5.0)
+    campaign(read_model, "cB", "d2", 3.0)
+    items = await page(client, "/v1/search?q=cordless+drill&k=5")
+    # Same pCTR (the prior: no click model yet), so the higher bid takes the first slot.
+    assert ads_of(items) == [(0, "d3", "cA"), (4, "d2", "cB")]
+    assert len(items) == 5 and len({i["item_id"] for i in items}) == 5  # each item once
+    key = signing_key(settings)
+    first = verify_token(key, items[0]["ad_token"], "d3", time.time())
+    assert first.campaign_id == "cA" and first.daily_budget == 100.0
+    assert first.price == pytest.approx(3.0)  # the runner-up's pCTR x bid over its own pCTR, <= its bid 5
+    last = verify_token(key, items[4]["ad_token"], "d2", time.time())
+    assert last.price == pytest.approx(2.0)  # <= its bid 3; no runner-up: min_expected_revenue / pCTR = 0.1 / 0.05
+    with pytest.raises(ValidationError):
+        verify_token(key, items[0]["ad_token"], "d2", time.time())  # not for another item
+    organic = [i for i in items if not i.get("sponsored")]
+    assert all("ad_token" not in i and "campaign_id" not in i for i in organic)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'streamrank_ad_impressions_total{campaign="cA"} 1.0' in metrics
+
+
+async def test_the_relevance_floor_and_targeting_keep_unfitting_ads_off(client, read_model):
+    shop(read_model)
+    campaign(read_model, "hose", "h1", 50.0)  # not a candidate for the query at all
+    campaign(read_model, "bits", "x1", 50.0)  # a candidate, but far below the best match
+    campaign(read_model, "garden", "d1", 50.0, categories=("garden",))  # targets another category
+    campaign(read_model, "words", "d2", 50.0, keywords=("hammer drill",))  # targets another query
+    campaign(read_model, "later", "d3", 50.0, start_ts=time.time() + 3600)  # not started
+    items = await page(client, "/v1/search?q=cordless+drill&k=5")
+    assert "x1" in [i["item_id"] for i in items] and ads_of(items) == []
+    campaign(read_model, "fits", "d1", 3.0, categories=("tools",), keywords=("drill",))
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill&k=5")) == [(0, "d1", "fits")]
+
+
+async def test_an_exhausted_budget_shows_no_ad(client, read_model):
+    shop(read_model)
+    campaign(read_model, "c1", "d1", 5.0, budget=10.0)
+    spend(read_model, "c1", 10.0)
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == []
+    spend(read_model, "c1", 10.0, day=day_start(time.time()) - DAY_S)  # that was yesterday's
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == [(0, "d1", "c1")]
+
+
+def trending(read_model: ReadModel) -> None:
+    for item, n in (("t1", 5), ("t2", 4), ("t3", 1)):
+        s = item_stats.empty()
+        for k in range(n):
+            s = item_stats.apply_event(s, "purchase", 10.0, 0, k, 86400.0, 3600.0)
+        read_model.apply(item_stats.NAME, item, s)
+
+
+async def test_the_cache_keeps_the_organic_list_but_never_a_token(client, read_model, monkeypatch):
+    trending(read_model)
+    campaign(read_model, "c1", "t1", 5.0)
+    clock = iter(range(10))
+    monkeypatch.setattr("app.gateway.handlers.ranking.time.time", lambda: 1.7e9 + next(clock))
+    cache = client.app[SERVING].cache
+    first = await page(client, "/v1/recommend?k=3")  # two anonymous shoppers: one cache key
+    second = await page(client, "/v1/recommend?k=3")
+    assert cache.hits >= 1
+    assert ads_of(first) == ads_of(second) == [(0, "t1", "c1")]
+    assert first[0]["ad_token"] != second[0]["ad_token"]  # each page's own, signed when served
+
+
+async def test_ads_off_means_no_sponsored_results(aiohttp_client, settings, sink):
+    read_model = ReadModel(settings)
+    client = await aiohttp_client(init_app(Settings(**{**settings.__dict__, "ads_enabled": False}), sink=sink,
+                                           read_model=read_model, follow_changelogs=False))
+    shop(read_model)
+    trending(read_model)
+    campaign(read_model, "c1", "d1", 5.0)
+    campaign(read_model, "c2", "t1", 5.0)
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == []
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+
+
+# ---- the auction's inputs --------------------------------------------------------------------
+
+class FakeClick:
+    """A click model that knows d2 is clicked far more than d3 at the top slot."""
+
+    position_bias = [0.0, -1.0]
+
+    def __len__(self) -> int:
+        return 2
+
+    def relevance(self, ids):
+        import torch
+        return torch.tensor([{"d2": 0.5, "d3": 0.02}.get(i, 0.0) for i in ids])
+
+
+def test_pctr_from_the_click_model_outranks_a_higher_bid(settings):
+    read_model = ReadModel(settings)
+    slots = SponsoredSlots(settings, read_model, lambda: FakeClick())
+    campaign(read_model, "high-bid", "d3", 6.0)
+    campaign(read_model, "clicked", "d2", 1.0)
+    winners = slots.auction([("d2", 1.0), ("d3", 1.0)], "drill", None, tuple, time.time())
+    assert [w.campaign_id for w in winners] == ["clicked", "high-bid"]
+    assert winners[0].price <= winners[0].bid and winners[0].pctr == pytest.approx(0.5)
+    # Without the model both have the prior's pCTR (0.05): the low bid no longer earns its slot.
+    assert [w.campaign_id for w in SponsoredSlots(settings, read_model, lambda: None).auction(
+        [("d2", 1.0), ("d3", 1.0)], "drill", None, tuple, time.time())] == ["high-bid"]
+
+
+def test_page_relevance_holds_for_logits():
+    assert page_relevance([("a", 2.0), ("b", 1.0)]) == {"a": 1.0, "b": 0.5}
+    assert page_relevance([("a", 1.0), ("b", -1.0), ("c", -3.0)]) == {"a": 1.0, "b": 0.5, "c": 0.0}
+
+
+async def test_a_deleted_campaign_leaves_the_page(client, read_model):
+    shop(read_model)
+    campaign(read_model, "c1", "d1", 5.0)
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == [(0, "d1", "c1")]
+    read_model.apply(campaigns.NAME, "c1", None)  # a tombstone on the changelog
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == []
+    assert (await client.get("/v1/campaigns/c1")).status == 404
+
+
+async def test_the_storefront_sends_the_token_with_the_click(client):
+    script = await (await client.get("/pages/shop.js")).text()
+    assert "ad_token: item.ad_token" in script

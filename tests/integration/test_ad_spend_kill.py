@@ -1,0 +1,151 @@
+"""On the real broker: clicks on sponsored results charged exactly once through a worker SIGKILL.
+
+Clicks with ad tokens for a few campaigns go to the events topic; the worker is killed with
+SIGKILL once some of them are charged, and restarted. The ad_spend changelog (what every
+gateway paces with) must end with each campaign's exact spend, clicks and refusals: nothing
+lost with the killed worker's buffers, nothing charged twice by the redelivery after it.
+Each campaign has one price, so what its budget lets through does not depend on click order.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import replace
+
+import orjson
+from aiokafka import TopicPartition
+
+from app.kafka_io import make_admin, make_consumer, make_producer
+from app.processes import scrape, worker_process
+from tables import ad_spend
+from tables.wire.ad_tokens import AdCharge, sign_token
+from tables.wire.names import changelog_topic
+from tables.wire.updates import signing_key
+from tests.integration.conftest import events_consumed
+
+N_CLICKS = 10_000
+# campaign -> (item, price per click, daily budget); c2's budget stops it part-way, one click past.
+CAMPAIGNS = {"c0": ("i0", 0.013, 1e6), "c1": ("i1", 0.25, 1e6), "c2": ("i2", 0.5, 100.2), "c3": ("i3", 0.07, 1e6)}
+
+
+def expected_rows(clicks: dict[str, int]) -> dict[str, tuple[float, int, int]]:
+    """campaign -> (spend, clicks charged, refused): charged while spend is under the budget."""
+    out = {}
+    for cid, n in clicks.items():
+        _, price, budget = CAMPAIGNS[cid]
+        charged = min(n, math.ceil(budget / price - 1e-9))
+        out[cid] = (round(charged * price, 6), charged, n - charged)
+    return out
+
+
+def click_records(settings, ts: float) -> tuple[list[tuple[bytes, bytes]], dict[str, int]]:
+    key = signing_key(settings)
+    tokens = {cid: sign_token(key, AdCharge(cid, item, price, ts, budget))
+              for cid, (item, price, budget) in CAMPAIGNS.items()}
+    records, counts = [], dict.fromkeys(CAMPAIGNS, 0)
+    for i in range(N_CLICKS):
+        cid = f"c{i % len(CAMPAIGNS)}"
+        user = f"u{i % 997}"  # spread over every events partition
+        counts[cid] += 1
+        event = {"event_id": f"e{i}", "user_id": user, "type": "click", "item_id": CAMPAIGNS[cid][0],
+                 "ts": ts, "ad_token": tokens[cid]}
+        records.append((user.encode(), orjson.dumps(event)))
+    return records, counts
+
+
+async def produce(settings, records) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(settings.topics.events, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def spend_rows(settings) -> dict[str, tuple[float, int, int]]:
+    """The latest value of each key on the ad_spend changelog, as (spend, clicks, refused)."""
+    topic = changelog_topic(settings, ad_spend.NAME)
+    tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    consumer = make_consumer(settings, enable_auto_commit=False)
+    await consumer.start()
+    rows: dict[str, tuple[float, int, int]] = {}
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + 30
+        for tp in tps:  # one partition at a time, from offset 0, as model_update_records reads
+            consumer.seek(tp, 0)
+            while await consumer.position(tp) < ends[tp]:
+                assert time.monotonic() < deadline, f"{tp} not read to {ends[tp]}"
+                for r in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                    value = orjson.loads(r.value)
+                    ad_spend.validate(value)
+                    rows[orjson.loads(r.key)] = (value["spend"], value["clicks"], value["refused"])
+        return rows
+    finally:
+        await consumer.stop()
+
+
+async def forwards_consumed(settings) -> bool:
+    """Has the workers' group committed every item-events record (where charges are applied)?"""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    consumer = make_consumer(settings)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topics.item_events, p) for p in range(settings.topic_partitions)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
+
+
+async def progress(port: int) -> tuple[float, float]:
+    """(clicks the user agent applied, clicks the item agent charged) by the worker's metrics."""
+    try:
+        metrics = scrape(port)
+    except OSError:
+        return 0.0, 0.0
+    return metrics.get("streamrank_events_processed_total", 0.0), metrics.get("streamrank_ad_clicks_total", 0.0)
+
+
+async def test_spend_is_exact_after_a_worker_sigkill(stack_settings, tmp_path):
+    # Small batches: the kill then lands between charges, not after the item agent took them all.
+    settings = replace(stack_settings, worker_batch_events=200)
+    records, counts = click_records(settings, time.time())
+    expected = expected_rows(counts)
+    total = sum(charged for _, charged, _ in expected.values())
+    await produce(settings, records)
+    log = tmp_path / "worker.log"
+
+    worker = worker_process(settings, log).start()
+    processed = charged = 0.0
+    deadline = time.monotonic() + 120
+    while charged < total * 0.2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        assert worker.alive(), worker.tail()
+        processed, charged = await progress(settings.worker_metrics_port)
+    assert total * 0.2 <= charged < total, f"kill not mid-stream ({processed}, {charged})\n{worker.tail()}"
+    worker.kill()  # SIGKILL: no flush, no commit
+
+    restarted = worker_process(settings, log).start()
+    try:
+        deadline = time.monotonic() + 240  # generous: the machine is shared
+        while True:
+            got = await spend_rows(settings)
+            if got == expected and await events_consumed(settings) and await forwards_consumed(settings):
+                break
+            assert restarted.alive(), restarted.tail()
+            assert time.monotonic() < deadline, f"ad_spend {got} != expected {expected}\n{restarted.tail()}"
+            await asyncio.sleep(1.0)
+        # Every click and forward committed: a late double charge would be on the changelog now.
+        assert await spend_rows(settings) == expected
+    finally:
+        restarted.stop()
