@@ -7,13 +7,13 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import pytest
 from aiokafka import TopicPartition
 
-from app.kafka_io import ensure_topics, make_admin, make_consumer, model_update_records, wait_for_broker
+from app.kafka_io import ensure_topics, make_admin, make_consumer, make_producer, model_update_records, wait_for_broker
 from app.processes import Process, free_port
 from app.settings import ROOT, Settings
 from models.errors import BrokerUnavailable
@@ -64,9 +64,21 @@ async def published_versions(settings: Settings) -> list[int]:
     return [r.version for r in records if r.kind in VERSION_KINDS]
 
 
-async def events_consumed(settings: Settings) -> bool:
-    """Has the workers' group committed every event produced so far? (Its samples are on the
-    samples topic then: Faust commits only after its producer's flush.)"""
+async def produce_records(settings: Settings, records: Iterable[tuple[bytes, bytes]]) -> None:
+    """(key, value) records to the events topic, every ack awaited."""
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send(settings.topics.events, key=key, value=value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def events_consumed(settings: Settings, topic: str | None = None) -> bool:
+    """Has the workers' group committed every record of `topic` (the events by default) produced
+    so far? (Its samples are on the samples topic then: Faust commits only after its producer's flush.)"""
     admin = make_admin(settings)
     await admin.start()
     try:
@@ -76,7 +88,7 @@ async def events_consumed(settings: Settings) -> bool:
     consumer = make_consumer(settings)
     await consumer.start()
     try:
-        tps = [TopicPartition(settings.topics.events, p) for p in range(settings.topic_partitions)]
+        tps = [TopicPartition(topic or settings.topics.events, p) for p in range(settings.topic_partitions)]
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()

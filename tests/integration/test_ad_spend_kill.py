@@ -16,13 +16,13 @@ from dataclasses import replace
 import orjson
 from aiokafka import TopicPartition
 
-from app.kafka_io import make_admin, make_consumer, make_producer
+from app.kafka_io import make_consumer
 from app.processes import scrape, worker_process
 from tables import ad_spend
 from tables.wire.ad_tokens import AdCharge, sign_token
 from tables.wire.names import changelog_topic
 from tables.wire.updates import signing_key
-from tests.integration.conftest import events_consumed
+from tests.integration.conftest import events_consumed, produce_records
 
 N_CLICKS = 10_000
 # campaign -> (item, price per click, daily budget); c2's budget stops it part-way, one click past.
@@ -54,17 +54,6 @@ def click_records(settings, ts: float) -> tuple[list[tuple[bytes, bytes]], dict[
     return records, counts
 
 
-async def produce(settings, records) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send(settings.topics.events, key=key, value=value)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 async def spend_rows(settings) -> dict[str, tuple[float, int, int]]:
     """The latest value of each key on the ad_spend changelog, as (spend, clicks, refused)."""
     topic = changelog_topic(settings, ad_spend.NAME)
@@ -89,24 +78,6 @@ async def spend_rows(settings) -> dict[str, tuple[float, int, int]]:
         await consumer.stop()
 
 
-async def forwards_consumed(settings) -> bool:
-    """Has the workers' group committed every item-events record (where charges are applied)?"""
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-    finally:
-        await admin.close()
-    consumer = make_consumer(settings)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(settings.topics.item_events, p) for p in range(settings.topic_partitions)]
-        ends = await consumer.end_offsets(tps)
-    finally:
-        await consumer.stop()
-    return all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items())
-
-
 async def progress(port: int) -> tuple[float, float]:
     """(clicks the user agent applied, clicks the item agent charged) by the worker's metrics."""
     try:
@@ -122,7 +93,7 @@ async def test_spend_is_exact_after_a_worker_sigkill(stack_settings, tmp_path):
     records, counts = click_records(settings, time.time())
     expected = expected_rows(counts)
     total = sum(charged for _, charged, _ in expected.values())
-    await produce(settings, records)
+    await produce_records(settings, records)
     log = tmp_path / "worker.log"
 
     worker = worker_process(settings, log).start()
@@ -140,7 +111,7 @@ async def test_spend_is_exact_after_a_worker_sigkill(stack_settings, tmp_path):
         deadline = time.monotonic() + 240  # generous: the machine is shared
         while True:
             got = await spend_rows(settings)
-            if got == expected and await events_consumed(settings) and await forwards_consumed(settings):
+            if got == expected and await events_consumed(settings) and await events_consumed(settings, settings.topics.item_events):
                 break
             assert restarted.alive(), restarted.tail()
             assert time.monotonic() < deadline, f"ad_spend {got} != expected {expected}\n{restarted.tail()}"

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from app.gateway.app import init_app
-from app.kafka_io import make_consumer, make_producer
+from app.kafka_io import make_consumer
 from app.processes import scrape, worker_process
+from tests.integration.conftest import produce_records
 from tests.integration.replay_expectations import expected_state
 from tests.integration import replay_expectations as replay
 
@@ -31,17 +32,6 @@ MALFORMED = [
 @pytest.fixture(scope="module")
 def beauty_events(broker):
     return replay.beauty_events(broker, N_EVENTS)
-
-
-async def produce(settings, records):
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send(settings.topics.events, key=key, value=value)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def dead_letters(settings, expected: int, timeout_s: float = 60.0):
@@ -89,7 +79,7 @@ async def test_replay_and_malformed_records_end_up_exactly_in_tables_and_dead_le
         stack_settings, beauty_events, aiohttp_client, tmp_path):
     settings = stack_settings
     duplicates = keyed(beauty_events[:50])  # re-sent: same event ids, new offsets
-    await produce(settings, keyed(beauty_events[: N_EVENTS // 2]) + [(b"u", m) for m in MALFORMED]
+    await produce_records(settings, keyed(beauty_events[: N_EVENTS // 2]) + [(b"u", m) for m in MALFORMED]
                   + keyed(beauty_events[N_EVENTS // 2:]) + duplicates)
     users, items = expected_state(beauty_events, settings.recent_items)
 
@@ -126,7 +116,7 @@ async def test_replay_and_malformed_records_end_up_exactly_in_tables_and_dead_le
 async def test_worker_killed_mid_replay_resumes_without_loss_or_double_count(
         stack_settings, beauty_events, aiohttp_client, tmp_path):
     settings = stack_settings
-    await produce(settings, keyed(beauty_events))
+    await produce_records(settings, keyed(beauty_events))
     users, items = expected_state(beauty_events, settings.recent_items)
     log = tmp_path / "worker.log"
 

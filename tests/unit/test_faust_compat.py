@@ -76,3 +76,40 @@ async def test_partitions_without_a_committed_offset_are_read_from_their_beginni
     thread = SimpleNamespace(_ensure_consumer=lambda: client, call_thread=call_thread)
     assert await seek_to_committed(thread) == {"p0": None, "p1": 0, "p2": 7}
     assert client.to_beginning == [("p0", 3), ("p1", 3)]
+
+
+async def test_records_of_a_fetch_not_handed_over_are_fetched_again():
+    """The flow stops half way through a fetched batch: each partition is sought back to its
+    first record not handed over, where Faust left the position past the whole batch."""
+    from faust.transport.utils import DefaultSchedulingStrategy
+    from faust.types import TP as FaustTP
+
+    from app.faust_compat import getmany
+
+    tp0, tp1 = FaustTP("events", 0), FaustTP("events", 1)
+    batch = {tp0: [SimpleNamespace(offset=o) for o in range(10, 14)],
+             tp1: [SimpleNamespace(offset=o) for o in range(20, 22)]}
+    sought = []
+
+    class Consumer(SimpleNamespace):
+        async def _wait_next_records(self, timeout):
+            return batch, None
+
+        async def seek(self, tp, offset):
+            sought.append((tp, offset))
+
+    c = Consumer(app=SimpleNamespace(consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=lambda *a: None)),
+                 should_stop=False, flow_active=True, scheduler=DefaultSchedulingStrategy(), _buffered_partitions=set(),
+                 highwater=lambda tp: 99, _to_message=lambda tp, record: (tp, record.offset),
+                 assignment=lambda: {tp0, tp1})
+    handed = []
+    async for _, message in getmany(c, timeout=1.0):
+        handed.append(message)
+        if len(handed) == 3:
+            c.flow_active = False  # a rebalance or a restart's recovery stops the flow
+    assert handed == [(tp0, 10), (tp1, 20), (tp0, 11)]
+    assert sorted(sought) == [(tp0, 12), (tp1, 21)]
+
+    sought.clear()
+    c.flow_active = True
+    assert len([m async for m in getmany(c, timeout=1.0)]) == 6 and sought == []  # all handed over
