@@ -143,7 +143,8 @@ async def getmany(self: Any, timeout: float) -> Any:
     try:
         for tp, record in self.scheduler.iterate(records):
             if getattr(self, "_seeks", 0) != seeks:
-                return  # sought meanwhile: the positions are where they should be (no seek back)
+                log.info("a seek to the committed offsets stopped the hand-over of a fetched batch")
+                return  # the positions are where they should be: no seek back
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 break
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
