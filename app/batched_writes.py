@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
+import rocksdict
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
@@ -89,8 +90,6 @@ class Rows:
         """Write the changed rows to the store; the changelog records per partition."""
         by_partition: dict[int, list[Record]] = defaultdict(list)
         if self._rocks:
-            import rocksdict
-
             batches: dict[int, Any] = {}
             for key, (partition, value) in self.changed.items():
                 record = (orjson.dumps(key), orjson.dumps(value))

@@ -96,7 +96,6 @@ class Metrics:
         self.event_lag = Histogram(
             "streamrank_event_processing_lag_seconds", "Wall time from Kafka append to table update",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
-        self.observe_event_lags: Callable[[list[float]], None] = lambda lags: observe_all(self.event_lag, lags)
         self.samples_made = Counter(
             "streamrank_samples_total", "Training samples derived from events", ["kind"], registry=r)
         # Online learner
@@ -187,6 +186,10 @@ class Metrics:
                 self.http_requests.labels(route=route, method=method, status=str(status)),
                 self.http_latency.labels(route=route))
         return children
+
+    def observe_event_lags(self, lags: list[float]) -> None:
+        """The worker's per-event processing lags, a batch at a time (see observe_all)."""
+        observe_all(self.event_lag, lags)
 
     def track_gc_pauses(self) -> Callable[[], None]:
         """Time every collection into `gc_pause`; returns the function that stops it."""

@@ -20,8 +20,8 @@ from models.online.rec_model import OnlineRecModel, top_k
 from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
 
 # Successors of each history item a served recommendation sums (the strongest by count). A
-# popular item of a Zipf-shaped shop has thousands: summing them all made a cache miss cost
-# milliseconds (bench/scale.py, 20k items), for items that then lose to the strongest anyway.
+# popular item of a Zipf-shaped shop has thousands: summing them all was most of a cache
+# miss's time (bench/scale.py, 20k items), for items that then lose to the strongest anyway.
 SERVED_NEIGHBOURS = 100
 MAX_CUT_SOURCES = 20_000  # sources whose (rows, counts) arrays are kept (under 2 KB each)
 
@@ -164,8 +164,8 @@ class ServingRecModel:
         """`rank` without the embedding term (gate 0, the default). An item the count channels
         do not reach scores its popularity term alone, so only the reached items (each history
         item's strongest successors, summed as arrays) and the most popular others are
-        candidates. Summing the reached items one by one in Python cost a cache miss 1-2 ms on
-        a 20k-item Zipf-shaped shop (bench/scale.py)."""
+        candidates. Summing the reached items one by one in Python was most of a cache miss's
+        CPU on a 20k-item Zipf-shaped shop (py-spy of the gateway in bench/scale.py)."""
         weights, _, _, order = self._sparse_parts()
         base = self._popularity_scores()
         parts = [(rows, (weights[f] * norm) * counts)

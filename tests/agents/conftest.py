@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.partitioner import murmur2
 
 from app.metrics import Metrics
 from app.settings import Settings
@@ -63,13 +62,6 @@ def worker(tmp_path, monkeypatch) -> tuple[Worker, Sent]:
 BATCHED = ("user-events", "item-events")  # agents that take events in batches
 
 
-def key_partition(key: Any, partitions: int) -> int:
-    """Where a keyed send would put the record (Kafka's default partitioner); 0 without a key."""
-    if not key:
-        return 0
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 async def _put_all(w: Worker, agent_name: str, records: list[tuple[Any, Any]], partition: int | None = None,
                   timestamp: float | None = None) -> None:
     """Each (key, value) in turn into the named agent, in the partition its key hashes to unless
@@ -83,7 +75,7 @@ async def _put_all(w: Worker, agent_name: str, records: list[tuple[Any, Any]], p
     target = handled._value.get() + len(records)
     async with agent.test_context() as ctx:
         for key, value in records:
-            where = partition if partition is not None else key_partition(key, w.settings.topic_partitions)
+            where = partition if partition is not None else (w.partition_of(key, w.settings.topic_partitions) if key else 0)
             await ctx.put(value, key=key, partition=where, timestamp=timestamp)
         if agent_name in BATCHED:
             deadline = time.monotonic() + 10.0
