@@ -40,11 +40,7 @@ showed the first commit of that partition at the record's offset, then the next 
    batch was never read again, and the next record's offset jump was taken for a known gap
    and committed over (tests/integration/test_ad_spend_kill.py lost ~400 events a partition
    after a restart). Here every partition whose records were not all handed over is sought
-   back to its first record not handed over. And a worker's start seeks its partitions
-   twice, when its tables start to recover (the fetcher starts) and when they have; a batch
-   fetched in between was still handed over after the second seek, so the read offsets and
-   gaps Faust keeps went wrong (commits stalled, or jumped over records). Here a batch stops
-   at a seek, and what the seek moved back is fetched again.
+   back to its first record not handed over.
 
 Imported by the worker (app/worker.py) before the app is built.
 """
@@ -139,12 +135,8 @@ async def getmany(self: Any, timeout: float) -> Any:
             log.warning("exception performing seek when flow not active %r", exc)
         return
     handed: dict[Any, int] = {}  # tp -> offset after the last record handed over
-    seeks = getattr(self, "_seeks", 0)
     try:
         for tp, record in self.scheduler.iterate(records):
-            if getattr(self, "_seeks", 0) != seeks:
-                log.info("a seek to the committed offsets stopped the hand-over of a fetched batch")
-                return  # the positions are where they should be: no seek back
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 break
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
@@ -152,17 +144,7 @@ async def getmany(self: Any, timeout: float) -> Any:
                 handed[tp] = record.offset + 1
                 yield tp, self._to_message(tp, record)
     finally:
-        if getattr(self, "_seeks", 0) == seeks:
-            await _seek_back(self, records, handed)
-
-
-_perform_seek = Consumer.perform_seek
-
-
-async def perform_seek(self: Any) -> Any:
-    """Faust's seek to the committed offsets, counted: a batch being handed over stops."""
-    self._seeks = getattr(self, "_seeks", 0) + 1
-    return await _perform_seek(self)
+        await _seek_back(self, records, handed)
 
 
 async def _seek_back(consumer: Any, records: Any, handed: dict[Any, int]) -> None:
@@ -179,7 +161,6 @@ async def _seek_back(consumer: Any, records: Any, handed: dict[Any, int]) -> Non
 
 Consumer.ack = ack  # type: ignore[method-assign]
 Consumer.getmany = getmany  # type: ignore[method-assign]
-Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
 Consumer.wait_first = wait_first  # type: ignore[method-assign]
 AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
 Consumer._new_offset = _new_offset  # type: ignore[method-assign]

@@ -113,9 +113,3 @@ async def test_records_of_a_fetch_not_handed_over_are_fetched_again():
     sought.clear()
     c.flow_active = True
     assert len([m async for m in getmany(c, timeout=1.0)]) == 6 and sought == []  # all handed over
-
-    handed.clear()
-    async for _, message in getmany(c, timeout=1.0):
-        handed.append(message)
-        c._seeks = getattr(c, "_seeks", 0) + 1  # a seek to the committed offsets (perform_seek)
-    assert handed == [(tp0, 10)] and sought == []  # the rest is fetched again from where it sought
