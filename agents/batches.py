@@ -25,7 +25,7 @@ async def run_batches(worker: WorkerContext, stream: Any, agent: str,
     settings = worker.settings
     handled = worker.metrics.agent_records.labels(agent=agent)
     batches = worker.metrics.agent_batches.labels(agent=agent)
-    async for events in stream.take_events(settings.worker_batch_events, within=settings.worker_batch_wait_s):
+    async for events in stream.take_events(settings.worker.batch_events, within=settings.worker.batch_wait_s):
         try:
             await apply(events)
         except BaseException as exc:

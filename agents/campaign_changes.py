@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from agents.context import WorkerContext
-from agents.dead_letters import send_dead_letter
-from models.errors import ValidationError
+from agents.keyed_changes import register_keyed_changes
+from models.ads.campaigns import Campaign
 from tables import campaigns
 from tables.wire.records import decode_campaign
 
@@ -18,24 +18,11 @@ from tables.wire.records import decode_campaign
 def register(worker: WorkerContext) -> Any:
     settings, metrics = worker.settings, worker.metrics
 
-    @worker.app.agent(worker.campaigns_topic, name="campaign-changes")
-    async def campaign_changes(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            try:
-                campaign = decode_campaign(msg.value, settings.max_event_bytes)
-                key = campaign.campaign_id.encode()
-                if msg.key == key:
-                    campaigns.check_update(worker.campaigns.get(campaign.campaign_id), campaign)
-            except ValidationError as exc:
-                await send_dead_letter(worker, "campaigns", event, exc.reason)
-                continue
-            if msg.key != key:
-                # The table is partitioned by campaign id: keyed otherwise, the version goes
-                # round again under its id, as catalog changes do by item.
-                await worker.campaigns_topic.send(key=key, value=msg.value)
-                continue
-            worker.campaigns[campaign.campaign_id] = campaigns.to_value(campaign)
-            metrics.campaign_changes.inc()
+    def apply(campaign: Campaign) -> None:
+        campaigns.check_update(worker.campaigns.get(campaign.campaign_id), campaign)  # ValidationError: a dead letter
+        worker.campaigns[campaign.campaign_id] = campaigns.to_value(campaign)
+        metrics.campaign_changes.inc()
 
-    return campaign_changes
+    return register_keyed_changes(worker, worker.campaigns_topic, "campaign-changes", "campaigns",
+                                  lambda msg: decode_campaign(msg.value, settings.limits.event_bytes),
+                                  lambda campaign: campaign.campaign_id, apply)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.context import WorkerContext
 from tables.wire.dead_letters import dead_letter_headers, reason_label
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def send_dead_letter(worker: WorkerContext, source: str, event: "EventT", reason: str) -> None:
+async def send_dead_letter(worker: WorkerContext, source: str, event: "EventT[Any]", reason: str) -> None:
     """The original bytes go unchanged as the value; where they came from and why, as headers."""
     msg = event.message
     headers = dead_letter_headers(reason, msg.topic, msg.partition, msg.offset)

@@ -5,7 +5,7 @@ by several forwards of a batch is written once (app/batched_writes.py).
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +23,7 @@ class AdTally:
     """What a batch charged, for the metrics written once it is flushed."""
 
     clicks: Counter[str] = field(default_factory=Counter)
-    spend: Counter[str] = field(default_factory=Counter)
+    spend: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # money, not a count
     refused: Counter[str] = field(default_factory=Counter)
     overspent: Counter[str] = field(default_factory=Counter)
     redelivered: int = 0
@@ -41,8 +41,8 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
     settings, metrics = worker.settings, worker.metrics
     batch = worker.batch()
     rows = batch.rows(worker.items)
-    partitions = worker.item_events_topic.partitions or settings.topic_partitions
-    max_ts = latest_ts(settings.max_clock_skew_s)
+    partitions = worker.item_events_topic.partitions or settings.topics.partitions
+    max_ts = latest_ts(settings.limits.clock_skew_s)
     redelivered = 0
     ads = AdTally()
     for event in events:
@@ -50,7 +50,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
         # user_events writes this topic after validating, but so can anyone who can
         # produce to it: checked again, and what fails goes to the dead letters.
         try:
-            forwards = decode_item_events(msg.key, msg.value, settings.max_request_bytes, max_ts)
+            forwards = decode_item_events(msg.key, msg.value, settings.limits.request_bytes, max_ts)
             _check_partition(worker, forwards, msg.partition, partitions)
         except ValidationError as exc:
             await send_dead_letter(worker, "item-events", event, exc.reason)
@@ -67,7 +67,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
                 continue
             rows.set(item_id, msg.partition, item_stats.apply_event(
                 stats, fwd.type, fwd.ts, src_partition, src_offset,
-                settings.popularity_half_life_s, settings.trending_half_life_s, max_ts))
+                settings.features.popularity_half_life_s, settings.features.trending_half_life_s, max_ts))
     await batch.flush()
     if redelivered:
         metrics.events_redelivered.labels(table=item_stats.NAME).inc(redelivered)

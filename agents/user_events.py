@@ -72,14 +72,14 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any], ad_key: byte
     made: Counter[str] = Counter()
     lags: list[float] = []
     duplicates = redelivered = 0
-    item_partitions = worker.item_events_topic.partitions or settings.topic_partitions
-    now, max_ts = time.time(), latest_ts(settings.max_clock_skew_s)
+    item_partitions = worker.item_events_topic.partitions or settings.topics.partitions
+    now, max_ts = time.time(), latest_ts(settings.limits.clock_skew_s)
     for event in events:
         msg = event.message
         try:
             # Anything the bytes hold raises ValidationError here (garbage, a tombstone, a
             # wrong shape, a ts past the bound), so nothing a producer sends stops the agent.
-            ev = decode_event(msg.value, settings.max_event_bytes, now=msg.timestamp or now, max_ts=max_ts)
+            ev = decode_event(msg.value, settings.limits.event_bytes, now=msg.timestamp or now, max_ts=max_ts)
         except ValidationError as exc:
             await send_dead_letter(worker, "events", event, exc.reason)
             continue
@@ -105,8 +105,8 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any], ad_key: byte
             redelivered += 1
         else:
             new, made_samples = user_profiles.apply_event_and_sample(
-                profile, ev, partition, offset, recent_items=settings.recent_items,
-                impression_window_s=settings.impression_window_s)
+                profile, ev, partition, offset, recent_items=settings.features.recent_items,
+                impression_window_s=settings.online.impression_window_s)
             users.set(ev.user_id, partition, new)
             processed[ev.type] += 1
             for sample in made_samples:

@@ -51,7 +51,7 @@ def limit_job_threads() -> None:
     from app.settings import Settings
     from app.threads import limit_threads
 
-    limit_threads(Settings.from_env().torch_threads)
+    limit_threads(Settings.from_env().runtime.torch_threads)
 
 
 if __name__ == "__main__":

@@ -143,13 +143,13 @@ class ItemEncoder:
             if time.monotonic() - logged_at > PROGRESS_S:
                 logged_at = time.monotonic()
                 log.info("item vectors: %d published, %d encoded, %d waiting", self.sent, self.encoded, len(self.pending))
-            if time.monotonic() - saved_at > self.settings.item_encoder_save_s:
+            if time.monotonic() - saved_at > self.settings.encoder.item_save_s:
                 saved_at = time.monotonic()
                 await loop.run_in_executor(self._pool, self.save_cache)
 
     def _take_batch(self) -> list[tuple[str, str]]:
         batch: list[tuple[str, str]] = []
-        while self.pending and len(batch) < self.settings.item_encoder_batch:
+        while self.pending and len(batch) < self.settings.encoder.item_batch:
             item = next(iter(self.pending))
             batch.append((item, self.pending.pop(item)))
         return batch

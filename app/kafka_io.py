@@ -15,7 +15,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from models.errors import BrokerUnavailable
-from app.consumer_reads import read_batch
 from tables.wire.records import UserEvent
 from app.settings import Settings
 from tables.wire.names import TABLE_NAMES, changelog_topic
@@ -35,7 +34,7 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
         except (KafkaConnectionError, OSError, asyncio.TimeoutError) as exc:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(
-                    f"Kafka at {settings.bootstrap_servers} did not answer in {timeout_s:.0f}s "
+                    f"Kafka at {settings.kafka.bootstrap_servers} did not answer in {timeout_s:.0f}s "
                     "(start it with scripts/kafka.sh start, or set KAFKA_BROKER)") from exc
             await asyncio.sleep(0.5)
         finally:
@@ -52,7 +51,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
     """
     await wait_for_broker(settings, timeout_s)
     t = settings.topics
-    n = settings.topic_partitions
+    n = settings.topics.partitions
     wanted: dict[str, tuple[int, dict[str, str]]] = {
         name: (n, {}) for name in (t.events, t.catalog, t.item_events, t.dead_letters, t.campaigns)}
     # One partition each: the learner reads every sample in order, and every gateway reads
@@ -100,25 +99,25 @@ Role = Literal["process", "learner"]
 
 def kafka_credentials(settings: Settings, role: Role = "process") -> tuple[str, str]:
     """(username, password) for SASL; the learner's own when it has one set."""
-    if role == "learner" and settings.learner_kafka_username:
-        return settings.learner_kafka_username, settings.learner_kafka_password
-    return settings.kafka_username, settings.kafka_password
+    if role == "learner" and settings.learner.kafka_username:
+        return settings.learner.kafka_username, settings.learner.kafka_password
+    return settings.kafka.username, settings.kafka.password
 
 
 def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """The TLS context for SSL and SASL_SSL (the settings' CA file, else the system's); else None."""
-    if not settings.kafka_security_protocol.endswith("SSL"):
+    if not settings.kafka.security_protocol.endswith("SSL"):
         return None
-    return create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
+    return create_ssl_context(cafile=settings.kafka.ssl_cafile or None)
 
 
 def client_config(settings: Settings, role: Role = "process") -> dict[str, Any]:
     """Connection and security arguments every aiokafka client of streamrank is built with."""
-    config: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers,
-                              "security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_security_protocol.startswith("SASL"):
+    config: dict[str, Any] = {"bootstrap_servers": settings.kafka.bootstrap_servers,
+                              "security_protocol": settings.kafka.security_protocol}
+    if settings.kafka.security_protocol.startswith("SASL"):
         username, password = kafka_credentials(settings, role)
-        config.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+        config.update(sasl_mechanism=settings.kafka.sasl_mechanism,
                       sasl_plain_username=username, sasl_plain_password=password)
     context = kafka_ssl_context(settings)
     if context is not None:
@@ -138,7 +137,7 @@ def make_admin(settings: Settings, *, role: Role = "process", **options: Any) ->
 def make_producer(settings: Settings, *, role: Role = "process", **options: Any) -> AIOKafkaProducer:
     """The project's producer: acks from every replica, idempotent, lingering a little."""
     defaults: dict[str, Any] = dict(acks="all", linger_ms=5, max_batch_size=256 * 1024,
-                                    max_request_size=settings.max_request_bytes * 2, enable_idempotence=True)
+                                    max_request_size=settings.limits.request_bytes * 2, enable_idempotence=True)
     return AIOKafkaProducer(**client_config(settings, role), **{**defaults, **options})
 
 
@@ -158,10 +157,10 @@ async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int
 
 
 async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
-    """Every record on the model-updates topic (one partition) so far, oldest first; one the
-    client cannot parse is left out (see `app.consumer_reads`)."""
+    """Every record on the model-updates topic (one partition) so far, oldest first (one whose
+    header key is not UTF-8 among them: `app.kafka_compat`)."""
     tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=settings.max_request_bytes * 4)
+    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=settings.limits.request_bytes * 4)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -169,7 +168,7 @@ async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
         consumer.seek(tp, 0)
         records: list[ConsumerRecord] = []
         while await consumer.position(tp) < end:
-            records.extend((await read_batch(consumer, tp, timeout_ms=1000, max_records=500))[0])
+            records.extend((await consumer.getmany(tp, timeout_ms=1000, max_records=500)).get(tp, []))
         return records
     finally:
         await consumer.stop()

@@ -37,7 +37,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from app.consumer_reads import UNREADABLE, read_batch
 from app.kafka_io import make_consumer, make_producer
 from app.metrics import Metrics
 from tables.wire.dead_letters import dead_letter_headers, reason_label
@@ -64,12 +63,12 @@ COMMAND_MAX_AGE_S = 15 * 60.0
 
 def new_learner(settings: Settings) -> OnlineLearner:
     """A learner that has seen nothing, shaped by the settings."""
-    rec = OnlineRecModel(OnlineRecConfig(dim=settings.online_dim, capacity=settings.online_capacity,
-                                         num_shards=settings.online_shards, min_count=settings.online_min_count))
-    click = OnlineClickModel(OnlineClickConfig(capacity=settings.online_capacity, num_shards=settings.online_shards,
-                                               min_count=settings.online_min_count))
-    config = LearnerConfig(min_samples=settings.guard_min_samples, guard_ratio=settings.guard_ratio,
-                           fusion_alpha=settings.fusion_alpha, validation_share=settings.learner_validation_share)
+    rec = OnlineRecModel(OnlineRecConfig(dim=settings.online.dim, capacity=settings.online.capacity,
+                                         num_shards=settings.online.shards, min_count=settings.online.min_count))
+    click = OnlineClickModel(OnlineClickConfig(capacity=settings.online.capacity, num_shards=settings.online.shards,
+                                               min_count=settings.online.min_count))
+    config = LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
+                           fusion_alpha=settings.learner.fusion_alpha, validation_share=settings.learner.validation_share)
     return OnlineLearner(rec, click, config)
 
 
@@ -80,14 +79,14 @@ def checkpoints(directory: Path) -> list[Path]:
 
 def load_latest(settings: Settings) -> tuple[OnlineLearner, dict[str, int]]:
     """The newest checkpoint's learner and offsets, or a fresh learner and no offsets."""
-    found = checkpoints(settings.online_model_dir)
+    found = checkpoints(settings.runtime.online_model_dir)
     if not found:
         return new_learner(settings), {}
     learner, offsets = OnlineLearner.load(found[-1])
     # Settings that may change across a restart; the model's shape comes from the checkpoint.
-    learner.config = LearnerConfig(min_samples=settings.guard_min_samples, guard_ratio=settings.guard_ratio,
-                                   fusion_alpha=settings.fusion_alpha, window=learner.config.window,
-                                   validation_share=settings.learner_validation_share,
+    learner.config = LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
+                                   fusion_alpha=settings.learner.fusion_alpha, window=learner.config.window,
+                                   validation_share=settings.learner.validation_share,
                                    keep=learner.config.keep)
     return learner, offsets
 
@@ -212,9 +211,9 @@ class LearnerService:
         self.next_command_offset = offsets.get("commands", 0)
         self.dedupe = SampleDedupe(offsets)
         self._samples = make_consumer(self.settings, role="learner", enable_auto_commit=False,
-                                         max_partition_fetch_bytes=self.settings.max_request_bytes * 2)
+                                         max_partition_fetch_bytes=self.settings.limits.request_bytes * 2)
         self._updates = make_consumer(self.settings, role="learner", enable_auto_commit=False,
-                                         max_partition_fetch_bytes=self.settings.max_request_bytes * 4)
+                                         max_partition_fetch_bytes=self.settings.limits.request_bytes * 4)
         self._producer = make_producer(self.settings, role="learner")
         await self._samples.start()
         await self._updates.start()
@@ -304,10 +303,8 @@ class LearnerService:
         while await consumer.position(tp) < end:
             if time.monotonic() > deadline:
                 raise BrokerUnavailable(f"could not read {tp.topic}@{start}..{end} in 30s")
-            batch, unreadable = await read_batch(consumer, tp, timeout_ms=1000, max_records=LOOK_BACK)
+            batch = (await consumer.getmany(tp, timeout_ms=1000, max_records=LOOK_BACK)).get(tp, [])
             records.extend(m for m in batch if m.offset < end)
-            if unreadable is not None:
-                log.warning("%s@%d skipped: %s", tp.topic, unreadable, UNREADABLE)
         return records
 
     # ---- the loop -----------------------------------------------------------------------
@@ -321,17 +318,19 @@ class LearnerService:
             deadline = time.monotonic() + 1.0
             while await self._learn_available() and time.monotonic() < deadline:
                 pass
-            if time.monotonic() - self.last_proposal >= self.settings.version_interval_s:
+            if time.monotonic() - self.last_proposal >= self.settings.learner.version_interval_s:
                 await self.propose()
             if (self.learner.version > self.checkpointed
-                    and time.monotonic() - self.last_checkpoint >= self.settings.checkpoint_interval_s):
+                    and time.monotonic() - self.last_checkpoint >= self.settings.learner.checkpoint_interval_s):
                 await self._checkpoint()
 
     async def _learn_available(self) -> bool:
         """Learn from one micro-batch of what the consumer has; False when it had nothing."""
-        messages, unreadable = await read_batch(self._samples, self.samples_tp, timeout_ms=0,
-                                                max_records=self.settings.learner_batch)
-        if not messages and unreadable is None:
+        # A sample whose header key is not UTF-8 comes too (app/kafka_compat.py): samples are
+        # read by value alone, so it is learned like any other.
+        fetched = await self._samples.getmany(self.samples_tp, timeout_ms=0, max_records=self.settings.learner.batch)
+        messages = fetched.get(self.samples_tp, [])
+        if not messages:
             self._report_lag()
             return False
         fresh: list[dict[str, Any]] = []
@@ -352,10 +351,7 @@ class LearnerService:
         self.metrics.learner_batch_seconds.observe(time.perf_counter() - started)
         for sample in fresh:
             self.metrics.learner_samples.labels(kind=sample["kind"]).inc()
-        if unreadable is not None:  # it comes after `messages`
-            self.metrics.learner_skipped.labels(reason="unreadable").inc()
-            await self._dead_letter(self.samples_tp, unreadable, None, None, UNREADABLE, source="samples")
-        self.next_sample_offset = (unreadable if unreadable is not None else messages[-1].offset) + 1
+        self.next_sample_offset = messages[-1].offset + 1
         self._report_lag()
         return True
 
@@ -398,8 +394,9 @@ class LearnerService:
 
     async def _apply_commands(self) -> None:
         """Carry out the admin API's signed commands; anything else there is dead-lettered."""
-        messages, unreadable = await read_batch(self._updates, self.commands_tp, timeout_ms=0, max_records=100)
-        for msg in messages:
+        # A command whose header key is not UTF-8 comes too (app/kafka_compat.py): an unknown header.
+        fetched = await self._updates.getmany(self.commands_tp, timeout_ms=0, max_records=100)
+        for msg in fetched.get(self.commands_tp, []):
             self.next_command_offset = msg.offset + 1
             try:
                 command = read_command(decode(msg.value, msg.headers, self.key))
@@ -412,9 +409,6 @@ class LearnerService:
                 self.metrics.model_decisions.labels(decision="command_refused").inc()
                 continue
             await self.rollback(command.version, reason=f"manual_{command.action}")
-        if unreadable is not None:
-            await self._refuse_command(unreadable, None, None, UNREADABLE)
-            self.next_command_offset = unreadable + 1
 
     async def _refuse_command(self, offset: int, key: bytes | None, value: bytes | None, reason: str) -> None:
         self.metrics.model_records_rejected.labels(source="model-commands", reason=reason_label(reason)).inc()
@@ -423,7 +417,7 @@ class LearnerService:
     def _refusal(self, command: Command) -> str:
         """Why a well-formed, signed command is not carried out ('' when it is)."""
         age = time.time() - command.issued
-        if age > COMMAND_MAX_AGE_S or age < -self.settings.max_clock_skew_s:
+        if age > COMMAND_MAX_AGE_S or age < -self.settings.limits.clock_skew_s:
             return f"issued {age:.0f}s ago; commands are carried out within {COMMAND_MAX_AGE_S:.0f}s"
         held = self.learner.held()
         if command.version not in held:
@@ -469,7 +463,7 @@ class LearnerService:
         self.checkpointed = self.learner.version
         offsets = {"samples": self.next_sample_offset, "commands": self.next_command_offset,
                    **self.dedupe.offsets()}
-        directory = self.settings.online_model_dir
+        directory = self.settings.runtime.online_model_dir
         path = await asyncio.to_thread(self.learner.save, directory / f"v{self.learner.version:04d}", offsets)
         for old in checkpoints(directory)[:-KEEP_CHECKPOINTS]:
             await asyncio.to_thread(shutil.rmtree, old, True)

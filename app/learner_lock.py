@@ -53,9 +53,9 @@ class LearnerLock:
         self.tp = TopicPartition(settings.topics.model_commands, 0)
         self.held = False
         self.term = 0  # counts the times this member was given the lock
-        session_ms = int(settings.learner_session_timeout_s * 1000)
+        session_ms = int(settings.learner.session_timeout_s * 1000)
         self.consumer: AIOKafkaConsumer = make_consumer(
-            settings, role="learner", group_id=f"{settings.app_id}-learner", enable_auto_commit=False,
+            settings, role="learner", group_id=f"{settings.topics.app_id}-learner", enable_auto_commit=False,
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 5),
             # A rebalance waits this long for members to rejoin: a standby must not wait minutes.
             max_poll_interval_ms=max(session_ms * 3, 30_000),

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def register(worker: "Worker") -> Any:
     service = LearnerService(worker.settings, worker.metrics)
 
-    @worker.app.timer(worker.settings.learner_poll_s)
+    @worker.app.timer(worker.settings.learner.poll_s)
     async def learner_tick() -> None:
         # Leadership is only known after a rebalance and can move: a worker that loses it
         # drops its learner, and the new leader resumes from the last checkpoint.

@@ -8,11 +8,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.metrics import sample_totals
-from app.settings import ROOT, Settings
+from app.settings import ROOT, Settings, env_name
 
 
 def free_port() -> int:
@@ -24,13 +24,11 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read the same settings."""
     env = dict(os.environ)
-    defaults = Settings()
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
-        if value == getattr(defaults, f.name) and f.name not in ALWAYS_PASSED:
+    defaults = Settings().values()
+    for key, value in settings.values().items():
+        if value == defaults[key] and key not in ALWAYS_PASSED:
             continue
-        key = "KAFKA_BROKER" if f.name == "kafka_broker" else f"STREAMRANK_{f.name.upper()}"
-        env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        env[env_name(key)] = str(value).lower() if isinstance(value, bool) else str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -72,6 +70,14 @@ class Process:
             self.proc.wait(timeout_s)  # type: ignore[union-attr]
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def dump_tasks(self, wait_s: float = 3.0) -> str:
+        """A Faust worker's threads and asyncio tasks (mode prints them on SIGUSR1), for a stall."""
+        if not self.alive():
+            return self.tail()
+        os.kill(self.proc.pid, signal.SIGUSR1)  # type: ignore[union-attr]
+        time.sleep(wait_s)
+        return self.tail(400)
 
     def tail(self, lines: int = 40) -> str:
         try:

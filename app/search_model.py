@@ -57,15 +57,15 @@ def load_search_model(settings: Settings, checkpoint: Checkpoint) -> tuple[Query
         encoder = TextEncoder.from_tensors(
             checkpoint.tensors,
             weights_id=str(card["model_id"]),
-            max_length=settings.encoder_max_length,
-            cache_size=settings.encoder_query_cache,
+            max_length=settings.encoder.max_length,
+            cache_size=settings.encoder.query_cache,
         )
     ranker = SearchRanker().load_tensors(checkpoint.tensors)
     return QueryTower(encoder, adapter.eval()), ranker.eval()
 
 
 def latest_search_checkpoint(settings: Settings) -> Checkpoint | None:
-    root = settings.model_dir / MODEL_NAME
+    root = settings.runtime.model_dir / MODEL_NAME
     try:
         return load_checkpoint(root)
     except FileNotFoundError:

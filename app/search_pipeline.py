@@ -85,14 +85,14 @@ class SearchAssets:
 
 def prepare(settings: Settings, data: SearchData) -> SearchAssets:
     """Load the pretrained encoder, embed the catalog (disk cache) and build the searcher."""
-    limit_threads(settings.torch_threads)
-    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
+    limit_threads(settings.runtime.torch_threads)
+    encoder = TextEncoder(max_length=settings.encoder.max_length, cache_size=settings.encoder.query_cache)
     started = time.monotonic()
     item_vecs = cached_vectors(
-        settings.embedding_cache_dir,
+        settings.runtime.embedding_cache_dir,
         encoder.model_key,
         data.titles,
-        lambda texts: encoder.encode(texts, settings.encoder_batch_size, progress=True),
+        lambda texts: encoder.encode(texts, settings.encoder.batch_size, progress=True),
     )
     log.info("catalog embeddings: %d items in %.1fs", len(data.items), time.monotonic() - started)
     return assets_of(settings, data, encoder, item_vecs)
@@ -100,7 +100,7 @@ def prepare(settings: Settings, data: SearchData) -> SearchAssets:
 
 def assets_of(settings: Settings, data: SearchData, encoder: TextEncoder, item_vecs: torch.Tensor) -> SearchAssets:
     """SearchAssets of a catalog and its item vectors [N, 384] (row n: data.items[n])."""
-    searcher = HybridSearcher.from_catalog(data.items, data.titles, item_vecs, settings.search_candidates)
+    searcher = HybridSearcher.from_catalog(data.items, data.titles, item_vecs, settings.search.candidates)
     return SearchAssets(data, encoder, item_vecs, searcher, {item: r for r, item in enumerate(data.items)})
 
 
@@ -164,20 +164,20 @@ def fit_query_encoder(
     settings: Settings, assets: SearchAssets, train: Sequence[str], epochs: int, max_steps: int | None
 ) -> tuple[TextEncoder, list[float]]:
     """Fine-tune a copy of MiniLM as the query tower against the frozen item embeddings."""
-    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
+    encoder = TextEncoder(max_length=settings.encoder.max_length, cache_size=settings.encoder.query_cache)
     for param in encoder.transformer.embeddings.parameters():  # the 30k-word table: slow, overfits
         param.requires_grad = False
-    bar, on_step = _progress(_steps(len(train), epochs, settings.finetune_encoder_batch_size, max_steps), "finetune query encoder")
+    bar, on_step = _progress(_steps(len(train), epochs, settings.finetune.encoder_batch_size, max_steps), "finetune query encoder")
     losses = train_query_side(
         encoder,
         lambda batch: encoder.embed([train[i] for i in batch]),
         assets.judged(train),
         assets.item_vecs,
         epochs=epochs,
-        batch_size=settings.finetune_encoder_batch_size,
-        lr=settings.finetune_encoder_lr,
-        temperature=settings.finetune_temperature,
-        negatives=settings.finetune_negatives,
+        batch_size=settings.finetune.encoder_batch_size,
+        lr=settings.finetune.encoder_lr,
+        temperature=settings.finetune.temperature,
+        negatives=settings.finetune.negatives,
         max_steps=max_steps,
         on_step=on_step,
     )
@@ -207,19 +207,19 @@ def fit(
     )
     tower = QueryTower(encoder, QueryAdapter())
     base = assets.query_vecs(train) if encoder is None else encoder.encode(train, progress=True)
-    hard = hard_negatives(base, assets.item_vecs, settings.finetune_hard_negatives) if settings.finetune_hard_negatives > 0 else None
-    bar, on_step = _progress(_steps(len(train), epochs, settings.finetune_batch_size, max_steps), "finetune query adapter")
+    hard = hard_negatives(base, assets.item_vecs, settings.finetune.hard_negatives) if settings.finetune.hard_negatives > 0 else None
+    bar, on_step = _progress(_steps(len(train), epochs, settings.finetune.batch_size, max_steps), "finetune query adapter")
     adapter_losses = train_adapter(
         tower.adapter,
         base,
         assets.judged(train),
         assets.item_vecs,
         epochs,
-        negatives=settings.finetune_negatives,
+        negatives=settings.finetune.negatives,
         hard=hard,
-        batch_size=settings.finetune_batch_size,
-        lr=settings.finetune_lr,
-        temperature=settings.finetune_temperature,
+        batch_size=settings.finetune.batch_size,
+        lr=settings.finetune.lr,
+        temperature=settings.finetune.temperature,
         max_steps=max_steps,
         on_step=on_step,
     )
@@ -262,13 +262,13 @@ def finetune_search(
     """
     started = time.monotonic()
     excluded = sorted({normalize_query(q) for q in exclude})
-    dev_fraction = settings.search_dev_fraction if hold_out_dev else 0.0
-    splits = split_queries(data, excluded, dev_fraction, settings.search_calib_fraction)
+    dev_fraction = settings.search.dev_fraction if hold_out_dev else 0.0
+    splits = split_queries(data, excluded, dev_fraction, settings.search.calib_fraction)
     if not splits["train"] or not splits["calib"]:
         raise DataError(f"{data_path}: too few queries to fine-tune ({len(data.judgments)} judged queries)")
     assets = assets or prepare(settings, data)
-    epochs = settings.finetune_epochs if epochs is None else epochs
-    encoder_epochs = settings.finetune_encoder_epochs if encoder_epochs is None else encoder_epochs
+    epochs = settings.finetune.epochs if epochs is None else epochs
+    encoder_epochs = settings.finetune.encoder_epochs if encoder_epochs is None else encoder_epochs
     if encoder_epochs < 0:
         encoder_epochs = 3 if torch.cuda.is_available() else 0
     result = fit(settings, assets, splits["train"], splits["calib"], epochs, max_steps, encoder_epochs)
@@ -293,7 +293,7 @@ def finetune_search(
             "queries": len(data.judgments),
         },
         "settings": {
-            k: getattr(settings, k)
+            k: settings.values()[k]
             for k in (
                 "encoder_max_length", "search_candidates", "search_calib_fraction",
                 "finetune_batch_size", "finetune_lr", "finetune_temperature", "finetune_negatives",
@@ -315,7 +315,7 @@ def finetune_search(
         "excluded_queries": len(excluded),
     }
     tensors = {**result.tower.tensors(), **result.ranker.state_tensors()}
-    path = save_checkpoint(settings.model_dir, MODEL_NAME, tensors, card)
+    path = save_checkpoint(settings.runtime.model_dir, MODEL_NAME, tensors, card)
     write_queries(path / DEV_QUERIES_FILE, dev)
     if plot:
         plot_losses(path / "training_curve.png", result.encoder_losses, result.adapter_losses, result.ranker_losses)

@@ -61,19 +61,19 @@ def shared_assets(settings: Settings, data: SearchData) -> SearchAssets:
     """`search_pipeline.prepare`, with the catalog vectors the item encoder process already computed."""
     from app.gateway.dense_search import vector_cache_path
 
-    limit_threads(settings.torch_threads)
-    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
+    limit_threads(settings.runtime.torch_threads)
+    encoder = TextEncoder(max_length=settings.encoder.max_length, cache_size=settings.encoder.query_cache)
     started = time.monotonic()
     # The encoder process names its cache by the item tower's key: the same key as here, so
     # the same weights and settings (vectors of another tower would sit under another name).
     path = vector_cache_path(settings, encoder)
     cache = VectorCache(path, DIM) if path.is_file() else None
     item_vecs = cached_vectors(
-        settings.embedding_cache_dir,
+        settings.runtime.embedding_cache_dir,
         encoder.model_key,
         data.titles,
         lambda texts: encoder_cache_vectors(
-            cache, lambda rest: encoder.encode(rest, settings.encoder_batch_size, progress=True), texts),
+            cache, lambda rest: encoder.encode(rest, settings.encoder.batch_size, progress=True), texts),
     )
     log.info("catalog embeddings: %d items in %.1fs", len(data.items), time.monotonic() - started)
     return assets_of(settings, data, encoder, item_vecs)

@@ -56,7 +56,7 @@ class Worker:
         Handed to aiokafka's accumulator, so Faust's commit flush waits for them as for any
         send. `send_batch` waits while the accumulator is full: the back-pressure wanted.
         """
-        producer = self.app.producer._ensure_producer()
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]  # on Producer, not ProducerT
         fut, builder = None, producer.create_batch()
         for key, value in records:
             if builder.append(key=key, value=value, timestamp=None) is None:
@@ -90,7 +90,7 @@ def _refuse_commits_after_failed_sends(worker: Worker) -> None:
         if worker.send_failure is not None:
             raise ProducerSendError(f"a batch of table or output records was not written: {worker.send_failure!r}")
 
-    producer.flush = checked_flush
+    producer.flush = checked_flush  # type: ignore[method-assign]
 
 
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
@@ -141,26 +141,26 @@ class LeanMonitor(Monitor):
 
 def broker_credentials(settings: Settings) -> Credentials | None:
     """Faust's form of the security settings (the worker's principal); None for PLAINTEXT."""
-    protocol = settings.kafka_security_protocol
+    protocol = settings.kafka.security_protocol
     context = kafka_ssl_context(settings)
     if protocol.startswith("SASL"):
         # SASL_SSL when given a context, SASL_PLAINTEXT without (as SASLCredentials decides).
-        return SASLCredentials(username=settings.kafka_username, password=settings.kafka_password,
-                               mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+        return SASLCredentials(username=settings.kafka.username, password=settings.kafka.password,
+                               mechanism=settings.kafka.sasl_mechanism, ssl_context=context)
     if protocol == "SSL":
         return SSLCredentials(context)
     return None
 
 
 def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
-    (settings.state_dir / "worker").parent.mkdir(parents=True, exist_ok=True)
+    (settings.runtime.state_dir / "worker").parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        settings.app_id,
-        broker=settings.faust_broker,
+        settings.topics.app_id,
+        broker=settings.kafka.faust_broker,
         broker_credentials=broker_credentials(settings),
-        store=settings.store,
-        datadir=str(settings.state_dir / "worker"),
-        topic_partitions=settings.topic_partitions,
+        store=settings.worker.store,
+        datadir=str(settings.runtime.state_dir / "worker"),
+        topic_partitions=settings.topics.partitions,
         # The gateway is its own process. `faust worker` turns Faust's web server on unless
         # given --without-web; if it runs, it is loopback-only and without table routes.
         web_enabled=False,
@@ -170,8 +170,8 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         web_stats_enabled=False,
         autodiscover=False,
         monitor=LeanMonitor(),
-        producer_max_request_size=settings.max_request_bytes * 2,
-        consumer_max_fetch_size=settings.max_request_bytes * 2,
+        producer_max_request_size=settings.limits.request_bytes * 2,
+        consumer_max_fetch_size=settings.limits.request_bytes * 2,
         # Every event writes three or four records (changelogs, the forward). aiokafka lingers
         # per partition batch and keeps one request in flight, so with 16 partitions written
         # a 10 ms linger still sent a request every 1.5 events (bench/ingest.py: 1.8 CPU-ms
@@ -182,7 +182,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         broker_commit_interval=1.0,
     )
     make_flush_complete(app.producer.buffer)
-    n = settings.topic_partitions
+    n = settings.topics.partitions
     worker = Worker(
         app=app,
         settings=settings,
@@ -209,7 +209,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
     item_events.register(worker)
     catalog_changes.register(worker)
     campaign_changes.register(worker)
-    if settings.learner_enabled:
+    if settings.learner.enabled:
         # Only then: the learner loads torch, which a worker of agents alone does without.
         from app import learner_timer
 

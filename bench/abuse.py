@@ -35,7 +35,6 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -68,7 +67,7 @@ def rss_mb(pid: int) -> float:
 async def load_tables(settings: Settings, n_items: int, n_users: int, seed: int) -> list[str]:
     """Catalog, profiles and item stats on the changelogs; returns the catalog's item ids."""
     await ensure_topics(settings)
-    data = load_homedepot(settings.data_dir / "homedepot" / "train.csv.gz")
+    data = load_homedepot(settings.runtime.data_dir / "homedepot" / "train.csv.gz")
     items = data.items[:n_items]
     rng = random.Random(seed)
     now = time.time()
@@ -90,10 +89,10 @@ async def load_tables(settings: Settings, n_items: int, n_users: int, seed: int)
             profile = user_profiles.empty()
             for item in rng.sample(items, rng.randint(3, 12)):
                 event = UserEvent(f"e{next(offset)}", f"shopper-{u}", "view", now - rng.random() * 86400, item)
-                profile = user_profiles.apply_event(profile, event, 0, next(offset), settings.recent_items)
+                profile = user_profiles.apply_event(profile, event, 0, next(offset), settings.features.recent_items)
                 stats[item] = item_stats.apply_event(stats.get(item) or item_stats.empty(), "view", event.ts, 0,
-                                                     next(offset), settings.popularity_half_life_s,
-                                                     settings.trending_half_life_s)
+                                                     next(offset), settings.features.popularity_half_life_s,
+                                                     settings.features.trending_half_life_s)
             await put(user_profiles.NAME, f"shopper-{u}", profile)
         for item, s in stats.items():
             await put(item_stats.NAME, item, s)
@@ -197,14 +196,14 @@ def main() -> None:
     args = parser.parse_args()
     run = f"abuse-{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="streamrank-abuse-"))
-    settings = replace(Settings.from_env(), app_id=run, topic_prefix=run, state_dir=state, topic_partitions=1,
+    settings = Settings.from_env().replace(app_id=run, topic_prefix=run, state_dir=state, topic_partitions=1,
                        gateway_port=free_port(), api_keys=API_KEY, search_dense=args.dense,
                        search_encode_catalog=args.dense,  # a lone gateway: no encoder process here
                        recommend_cache_bytes=args.cache_bytes, encoder_query_cache=args.query_cache)
     asyncio.run(wait_for_broker(settings, timeout_s=10))
     items = asyncio.run(load_tables(settings, args.items, args.users, seed=1))
     gateway = gateway_process(settings, state / "gateway.log").start()
-    base = f"http://127.0.0.1:{settings.gateway_port}"
+    base = f"http://127.0.0.1:{settings.gateway.port}"
     try:
         pid = gateway.proc.pid  # type: ignore[union-attr]
         wait_until(lambda: _ready(base, len(items), args.dense), 900, 2.0, "catalog loaded (and encoded)")
@@ -254,8 +253,8 @@ async def _drop_topics(settings: Settings) -> None:
     admin = make_admin(settings)
     await admin.start()
     try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.topic_prefix}.")
-                or t.startswith(f"{settings.app_id}-")]
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.topics.prefix}.")
+                or t.startswith(f"{settings.topics.app_id}-")]
         if mine:
             await admin.delete_topics(mine)
     finally:

@@ -22,7 +22,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     run = f"fresh-{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="streamrank-fresh-"))
-    settings = replace(Settings.from_env(), app_id=run, topic_prefix=run, state_dir=state, search_dense=False,
+    settings = Settings.from_env().replace(app_id=run, topic_prefix=run, state_dir=state, search_dense=False,
                        worker_metrics_port=free_port(), gateway_port=free_port(), learner_metrics_port=free_port(),
                        version_interval_s=args.version_interval, guard_min_samples=1, learner_poll_s=0.05)
     try:
@@ -94,12 +93,12 @@ def main() -> None:
     except BrokerUnavailable:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
     asyncio.run(ensure_topics(settings))
-    warm = list(itertools.islice(sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")),
+    warm = list(itertools.islice(sequence_events(read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")),
                                  args.warmup_events))
     worker = worker_process(settings, state / "worker.log").start()
     learner = learner_process(settings, state / "learner.log").start()
     gateway = gateway_process(settings, state / "gateway.log").start()
-    base = f"http://127.0.0.1:{settings.gateway_port}"
+    base = f"http://127.0.0.1:{settings.gateway.port}"
     try:
         asyncio.run(produce(settings, warm))
         wait_until(lambda: get_json(f"{base}/readyz")["ready"], 300, 1.0, "gateway ready")
@@ -107,7 +106,7 @@ def main() -> None:
                    600, 1.0, "a first online version served")
         # Measured on a quiet pipeline: every warm-up event applied and every sample learned.
         def caught_up() -> bool:
-            m = {**scrape(settings.worker_metrics_port), **scrape(settings.learner_metrics_port)}
+            m = {**scrape(settings.worker.metrics_port), **scrape(settings.learner.metrics_port)}
             learned = m.get("streamrank_learner_samples_total", 0) + m.get("streamrank_learner_samples_skipped_total", 0)
             return m.get("streamrank_events_processed_total", 0) >= len(warm) and learned >= m.get("streamrank_samples_total", 0)
         wait_until(caught_up, 900, 1.0, "worker and learner caught up with the warm-up")
@@ -125,7 +124,7 @@ def main() -> None:
                                  "p95": round(percentile(model_ms, 0.95), 1)},
             "version_interval_s": args.version_interval, "trials": args.trials,
         }
-        write_plots(plot_dir(Settings.from_env().state_dir, "bench-freshness", args.plots), out,
+        write_plots(plot_dir(Settings.from_env().runtime.state_dir, "bench-freshness", args.plots), out,
                     lambda d: plot_freshness(state_ms, model_ms, args.version_interval, d))
         print(json.dumps(out))
     finally:

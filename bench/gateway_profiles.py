@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     settings = Settings()
-    records = profiles(args.shoppers, args.items, args.seed, settings.recent_items)
+    records = profiles(args.shoppers, args.items, args.seed, settings.features.recent_items)
 
     def as_dicts() -> dict[str, object]:
         return {key: orjson.loads(value) for key, value in records}

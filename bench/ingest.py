@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -38,7 +37,7 @@ from models.errors import BrokerUnavailable
 
 async def produce(settings: Settings, n: int) -> None:
     await ensure_topics(settings)
-    events = itertools.islice(sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")), n)
+    events = itertools.islice(sequence_events(read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")), n)
     await produce_events(settings, events)
 
 
@@ -77,8 +76,8 @@ async def forwards_behind(settings: Settings) -> int:
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(settings.topic_partitions)])
+        committed = await admin.list_consumer_group_offsets(settings.topics.app_id)
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(settings.topics.partitions)])
         return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
     finally:
         await consumer.stop()
@@ -92,12 +91,12 @@ def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, floa
     Several workers join one consumer group and split the partitions; each has its own
     state folder (RocksDB) and metrics port.
     """
-    configs = [replace(settings, state_dir=settings.state_dir / f"w{i}", worker_metrics_port=free_port())
+    configs = [settings.replace(state_dir=settings.runtime.state_dir / f"w{i}", worker_metrics_port=free_port())
                for i in range(workers)]
-    procs = [worker_process(c, c.state_dir / "worker.log").start() for c in configs]
+    procs = [worker_process(c, c.runtime.state_dir / "worker.log").start() for c in configs]
 
     def processed() -> float:
-        return sum(scrape(c.worker_metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
+        return sum(scrape(c.worker.metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
 
     def cpu() -> float:
         return sum(cpu_seconds(p.proc.pid) for p in procs)  # type: ignore[union-attr]
@@ -130,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     run_id = uuid.uuid4().hex[:8]
     base = Settings.from_env()
-    settings = replace(base, app_id=f"bench-{run_id}", topic_prefix=f"bench-{run_id}", store=args.store,
+    settings = base.replace(app_id=f"bench-{run_id}", topic_prefix=f"bench-{run_id}", store=args.store,
                        state_dir=Path(tempfile.mkdtemp(prefix="streamrank-bench-")),
                        worker_metrics_port=free_port())
     try:
@@ -147,7 +146,7 @@ def main() -> None:
     out = {"pipeline_eps": round(pipe, 1), "raw_eps": round(raw, 1), "ratio": round(pipe / raw, 4),
            "pipeline_cpu_ms_per_event": round(pipe_cpu, 3), "raw_cpu_ms_per_event": round(raw_cpu, 4),
            "events": args.events, "workers": args.workers, "store": args.store}
-    write_plots(plot_dir(base.state_dir, "bench-ingest", args.plots), out, lambda d: plot_rates(out, d))
+    write_plots(plot_dir(base.runtime.state_dir, "bench-ingest", args.plots), out, lambda d: plot_rates(out, d))
     print(orjson.dumps(out).decode())
 
 

@@ -6,8 +6,10 @@ streaming baseline the learner must beat on quality) gives the cost of counting 
 Shards go to every CUDA device present (else the CPU); `--devices cpu` forces the CPU.
 Then one checkpoint of that learner (`OnlineLearner.save`): its save and load time (CPU
 seconds) and size, beside the learning time of the run (the share of it a checkpoint costs).
+Then the neural learner (OnlineSASRec, issue 17) on the first `--neural-samples` of the stream.
 Last line: {"learner_samples_per_s": ..., "counting_samples_per_s": ..., "ratio": ..., "device": ...,
-"checkpoint": {"save_cpu_s": ..., "load_cpu_s": ..., "bytes": ..., "card_bytes": ...}}
+"checkpoint": {"save_cpu_s": ..., "load_cpu_s": ..., "bytes": ..., "card_bytes": ...},
+"neural": {"samples_per_s": ..., "samples_per_cpu_s": ..., "samples": ...}}
 """
 from __future__ import annotations
 
@@ -26,11 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.plot_dir import add_plots_argument, plot_dir, write_plots
 from app.settings import Settings
 from app.threads import limit_threads
-from models.data.sequences import load_sequences
+from models.data.sequences import Dataset, load_sequences
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import LearnerConfig, OnlineLearner
+from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.online_transitions import OnlineTransitions
+from models.rec.sasrec import SASRec, SASRecConfig
 from models.sharding import available_devices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +52,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="BLAS/torch threads (the target is one core)")
     parser.add_argument("--validation-share", type=float, default=None,
                         help="share of rank samples scored (default: the setting learner_validation_share)")
+    parser.add_argument("--neural-samples", type=int, default=20_000, help="samples through the neural learner")
     add_plots_argument(parser)
     args = parser.parse_args()
     limit_threads(args.threads)
@@ -55,7 +60,7 @@ def main() -> None:
     data = load_sequences(args.data)
     stream = training_stream(data)[: args.samples]
 
-    share = args.validation_share if args.validation_share is not None else Settings().learner_validation_share
+    share = args.validation_share if args.validation_share is not None else Settings().learner.validation_share
     counter = OnlineTransitions()
     started, cpu = time.perf_counter(), time.process_time()
     for history, target in stream:
@@ -83,8 +88,9 @@ def main() -> None:
         "device": ",".join(str(d) for d in devices), "threads": args.threads,
         "progressive_NDCG@10": round(learner.live_window.ndcg(), 4),
         "checkpoint": checkpoint_cost(learner, learner_s),
+        "neural": neural_rate(data, stream[: args.neural_samples], args.batch, devices),
     }
-    write_plots(plot_dir(Settings.from_env().state_dir, "bench-learner", args.plots), out, lambda d: plot_rates(out, d))
+    write_plots(plot_dir(Settings.from_env().runtime.state_dir, "bench-learner", args.plots), out, lambda d: plot_rates(out, d))
     print(json.dumps(out))
 
 
@@ -95,6 +101,25 @@ def plot_rates(out: dict, directory: Path) -> list[Path]:
     return [plot_bars({"transition counting": {"samples/CPU s": out["counting_samples_per_cpu_s"]},
                        f"online learner ({out['device']})": {"samples/CPU s": out["learner_samples_per_cpu_s"]}},
                       directory / "rate.png", "bench/learner.py: learning rate", "samples per CPU second")]
+
+
+def neural_rate(data: Dataset, stream: list[tuple[list[str], str]], batch: int,
+                devices: list[torch.device]) -> dict[str, float]:
+    """Samples/s of the neural learner (OnlineSASRec, models/rec/online_neural.py) on the same stream.
+
+    Warm-started from an untrained checkpoint of the served shape: the cost of a step does not
+    depend on what the weights hold. Learning only (the time-split protocol scores separately).
+    """
+    checkpoint = SASRec(SASRecConfig(n_items=data.n_items, dropout=0.5))
+    model = OnlineSASRec.warm_start(checkpoint, data.items, OnlineSASRecConfig(num_shards=len(devices)), devices)
+    started, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(stream), batch):
+        model.learn([[*history[-model.max_len:], target] for history, target in stream[start:start + batch]])
+    if devices[0].type == "cuda":
+        torch.cuda.synchronize()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"samples_per_s": round(len(stream) / wall, 1), "samples_per_cpu_s": round(len(stream) / cpu, 1),
+            "samples": len(stream)}
 
 
 def checkpoint_cost(learner: OnlineLearner, learner_s: float) -> dict[str, float]:

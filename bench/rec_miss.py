@@ -34,17 +34,17 @@ from tables import user_profiles
 def serving_models(settings: Settings, n_events: int) -> tuple[ServingModels, list[str]]:
     read_model = ReadModel(settings)
     profiles: dict[str, dict] = {}
-    events = sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt"))
+    events = sequence_events(read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt"))
     for n, e in enumerate(itertools.islice(events, n_events)):
         profiles[e.user_id] = user_profiles.apply_event(profiles.get(e.user_id) or user_profiles.empty(), e, 0, n,
-                                                        settings.recent_items)
-    serving = ServingModels(read_model, embedding_blend=settings.embedding_blend)
+                                                        settings.features.recent_items)
+    serving = ServingModels(read_model, embedding_blend=settings.recommend.embedding_blend)
     for user, profile in profiles.items():
         read_model.apply(user_profiles.NAME, user, profile)
-    versions = version_dirs(settings.model_dir / NAME)
+    versions = version_dirs(settings.runtime.model_dir / NAME)
     if versions:
         serving.install(EmbeddingRecVersion.from_checkpoint(str(versions[-1])))
-    if checkpoints(settings.online_model_dir):
+    if checkpoints(settings.runtime.online_model_dir):
         learner, _ = load_latest(settings)
         serving.install_online(ServingRecModel.from_model(learner.serving_rec))
     return serving, list(profiles)

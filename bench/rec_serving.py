@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=4000)
     args = parser.parse_args()
     settings = Settings.from_env()
-    base = settings.data_dir / "amazon-beauty"
+    base = settings.runtime.data_dir / "amazon-beauty"
     data = load_sequences(base / "Beauty.txt", base / "Beauty_item2attributes.json")
     started = time.perf_counter()
     read_model = ReadModel(settings)
@@ -41,11 +41,11 @@ def main() -> None:
     for user, seq in zip(data.users, data.sequences):
         items = [data.items[i] for i in seq]
         profile = user_profiles.empty()
-        profile["recent"] = items[:-1][-settings.recent_items:]
+        profile["recent"] = items[:-1][-settings.features.recent_items:]
         profile["counts"] = {"purchase": len(items) - 1}
         read_model.apply(user_profiles.NAME, user, profile)  # the transitions learn here
         targets[user] = items[-1]
-    vectors = EmbeddingRecVersion.from_checkpoint(str(settings.model_dir / NAME))
+    vectors = EmbeddingRecVersion.from_checkpoint(str(settings.runtime.model_dir / NAME))
     sample = random.Random(0).sample(list(targets), min(args.users, len(targets)))
     results: dict = {}
     for name, weight, install in [("transitions_only", 0.0, None), ("blend_0.2", 0.2, vectors),

@@ -33,7 +33,7 @@ from models.dense_index import int8_supported, pack_rows
 
 
 def item_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
-    versions = version_dirs(settings.model_dir / "rec-embeddings")
+    versions = version_dirs(settings.runtime.model_dir / "rec-embeddings")
     if versions:
         from models.rec.embedding_version import EmbeddingRecVersion
 
@@ -47,7 +47,7 @@ def search_vectors(settings: Settings) -> tuple[str, torch.Tensor]:
     from models.encoder import DIM
     from models.vector_cache import VectorCache
 
-    for path in sorted((settings.state_dir / "cache").glob("item-vectors-minilm-*.safetensors")):
+    for path in sorted((settings.runtime.state_dir / "cache").glob("item-vectors-minilm-*.safetensors")):
         vectors = VectorCache(path, DIM).vectors
         if vectors:
             return "homedepot-minilm", torch.stack(list(vectors.values()))

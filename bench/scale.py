@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -152,7 +152,7 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
     """Sustained events/s and CPU-ms per event of the workers, from their first processed event
     until every sent event is processed and every forward is in the item stats."""
     def processed() -> float:
-        return sum(scrape(c.worker_metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
+        return sum(scrape(c.worker.metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
 
     def cpu() -> float:
         return sum(cpu_seconds(p.proc.pid) for p in procs)  # type: ignore[union-attr]
@@ -202,7 +202,7 @@ def main() -> None:
     tools = ensure_tools()
     run = f"scale-{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="streamrank-scale-"))
-    settings = replace(Settings.from_env(), app_id=run, topic_prefix=run, state_dir=state, search_dense=False,
+    settings = Settings.from_env().replace(app_id=run, topic_prefix=run, state_dir=state, search_dense=False,
                        gateway_port=free_port(), learner_metrics_port=free_port(), worker_metrics_port=free_port())
     try:
         asyncio.run(wait_for_broker(settings, timeout_s=5))
@@ -212,14 +212,14 @@ def main() -> None:
     t0 = time.monotonic()
     shop = SyntheticShop(ShopConfig(args.shoppers, args.items, args.seed))
     print(f"shop of {args.shoppers:,} shoppers, {args.items:,} items built in {time.monotonic() - t0:.1f}s", flush=True)
-    base = f"http://127.0.0.1:{settings.gateway_port}"
+    base = f"http://127.0.0.1:{settings.gateway.port}"
     gateway = gateway_process(settings, state / "gateway.log").start()
     learner = learner_process(settings, state / "learner.log").start()
     # As the Procfile and the demo run it: below the worker and the gateway, so on a small machine
     # learning waits for the cores rather than the event path (its lag metric says how far behind).
     os.setpriority(os.PRIO_PROCESS, learner.proc.pid, 5)  # type: ignore[union-attr]
-    configs = [replace(settings, state_dir=state / f"w{i}", worker_metrics_port=free_port()) for i in range(args.workers)]
-    workers = [worker_process(c, c.state_dir / "worker.log").start() for c in configs]
+    configs = [settings.replace(state_dir=state / f"w{i}", worker_metrics_port=free_port()) for i in range(args.workers)]
+    workers = [worker_process(c, c.runtime.state_dir / "worker.log").start() for c in configs]
     procs = [gateway, learner, *workers]
     pool = ThreadPoolExecutor(32)  # a probe behind a backlog polls for minutes: one thread each
     try:
@@ -252,7 +252,7 @@ def main() -> None:
         memory = {"gateway_rss_mb": round(rss_mb(gateway.proc.pid), 1), "gateway_rss_start_mb": round(rss0, 1),  # type: ignore[union-attr]
                   "gateway_bytes_per_shopper": round(grown / len(users)), "gateway_bytes_per_item": round(grown / args.items),
                   "gateway_marginal_bytes_per_shopper": round(slope(growth)) if len(growth) > 2 else None,
-                  "worker_store_mb": round(sum(tree_bytes(c.state_dir) for c in configs) / 2**20, 1),
+                  "worker_store_mb": round(sum(tree_bytes(c.runtime.state_dir) for c in configs) / 2**20, 1),
                   "learner_rss_mb": round(rss_mb(learner.proc.pid), 1)}  # type: ignore[union-attr]
         print(f"memory: {memory}", flush=True)
         # Serving is measured as serve.py does, on one model version: not while the learner still

@@ -11,7 +11,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,16 +43,16 @@ class NullSink:
 async def main(path: Path, state_dir: Path) -> None:
     base = Settings.from_env()
     # A lone gateway encoding (here: reading from its cache) the catalog itself: no encoder process runs.
-    settings = replace(base, state_dir=state_dir, search_dense=True, search_encode_catalog=True, model_poll_s=3600.0)
+    settings = base.replace(state_dir=state_dir, search_dense=True, search_encode_catalog=True, model_poll_s=3600.0)
     checkpoint = load_checkpoint(path)
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = load_test_queries(path / DEV_QUERIES_FILE)
-    encoder = TextEncoder(max_length=settings.encoder_max_length)
-    vectors = cached_vectors(base.embedding_cache_dir, encoder.model_key, data.titles, None)  # type: ignore[arg-type]
+    encoder = TextEncoder(max_length=settings.encoder.max_length)
+    vectors = cached_vectors(base.runtime.embedding_cache_dir, encoder.model_key, data.titles, None)  # type: ignore[arg-type]
     cache = VectorCache(vector_cache_path(settings, encoder), DIM)
     cache.put(list(data.titles), vectors)
     cache.save()
-    shutil.copytree(path, settings.model_dir / MODEL_NAME / path.name)
+    shutil.copytree(path, settings.runtime.model_dir / MODEL_NAME / path.name)
 
     read_model = ReadModel(settings)
     client = TestClient(TestServer(init_app(settings, sink=NullSink(), read_model=read_model, follow_changelogs=False)))
@@ -82,6 +81,6 @@ async def main(path: Path, state_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings.from_env().model_dir / "search" / "v0002"
+    ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else Settings.from_env().runtime.model_dir / "search" / "v0002"
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(main(ckpt.resolve(), Path(tmp)))

@@ -27,19 +27,19 @@ from models.search_eval import search_metrics
 
 def main() -> None:
     settings = Settings.from_env()
-    limit_threads(settings.torch_threads)
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else settings.model_dir / "search" / "v0002"
+    limit_threads(settings.runtime.torch_threads)
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else settings.runtime.model_dir / "search" / "v0002"
     checkpoint = load_checkpoint(path)
     tower, ranker = load_search_model(settings, checkpoint)
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = load_test_queries(path / DEV_QUERIES_FILE)
-    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=settings.encoder_query_cache)
-    item_vecs = cached_vectors(settings.embedding_cache_dir, encoder.model_key, data.titles,
-                                  lambda texts: encoder.encode(texts, settings.encoder_batch_size, progress=True))
+    encoder = TextEncoder(max_length=settings.encoder.max_length, cache_size=settings.encoder.query_cache)
+    item_vecs = cached_vectors(settings.runtime.embedding_cache_dir, encoder.model_key, data.titles,
+                                  lambda texts: encoder.encode(texts, settings.encoder.batch_size, progress=True))
     print(f"catalog {len(data.items)} items, {len(queries)} dev queries, checkpoint {path}")
 
     started = time.perf_counter()
-    live = HybridSearcher(item_vecs.shape[1], settings.search_candidates)
+    live = HybridSearcher(item_vecs.shape[1], settings.search.candidates)
     for item, title, vec in zip(data.items, data.titles, item_vecs):
         live.upsert(item, title, vec)
     print(f"live index built in {time.perf_counter() - started:.1f}s")
@@ -49,7 +49,7 @@ def main() -> None:
     with torch.inference_mode():
         base = zero_all if tower.encoder is None else tower.encoder.encode(queries)
         tuned_all = tower.adapter(base)
-    hybrid = HybridSearcher.from_catalog(data.items, data.titles, item_vecs, settings.search_candidates)
+    hybrid = HybridSearcher.from_catalog(data.items, data.titles, item_vecs, settings.search.candidates)
     offline = {q: [i for i, _ in hybrid.search(q, tuned_all[n], zero_all[n], ranker, 100)] for n, q in enumerate(queries)}
 
     # Live path as the gateway's query thread runs it: encode (cold LRU cache), adapt, rank.

@@ -36,22 +36,22 @@ from models.query_adapter import serving_adapter
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     settings = Settings.from_env()
-    parser.add_argument("checkpoint", nargs="?", type=Path, default=settings.model_dir / "search" / "v0001")
+    parser.add_argument("checkpoint", nargs="?", type=Path, default=settings.runtime.model_dir / "search" / "v0001")
     parser.add_argument("--queries", type=int, default=400)
     args = parser.parse_args()
-    limit_threads(settings.torch_threads)
+    limit_threads(settings.runtime.torch_threads)
     checkpoint = load_checkpoint(args.checkpoint)
     tower, ranker = load_search_model(settings, checkpoint)
     if tower.encoder is not None:
         sys.exit("this bench times the pretrained query encoder; the checkpoint fine-tuned its own")
     data = load_homedepot(Path(checkpoint.card["data"]["path"]))
     queries = [normalize_query(q) for q in load_test_queries(args.checkpoint / DEV_QUERIES_FILE)][: args.queries]
-    item_encoder = TextEncoder(max_length=settings.encoder_max_length)
-    vectors = cached_vectors(settings.embedding_cache_dir, item_encoder.model_key, data.titles,
-                                lambda texts: item_encoder.encode(texts, settings.encoder_batch_size, progress=True))
-    encoder = TextEncoder(max_length=settings.encoder_max_length, cache_size=0).for_serving(fp16=True)
+    item_encoder = TextEncoder(max_length=settings.encoder.max_length)
+    vectors = cached_vectors(settings.runtime.embedding_cache_dir, item_encoder.model_key, data.titles,
+                                lambda texts: item_encoder.encode(texts, settings.encoder.batch_size, progress=True))
+    encoder = TextEncoder(max_length=settings.encoder.max_length, cache_size=0).for_serving(fp16=True)
     adapter = serving_adapter(tower.adapter)
-    live = HybridSearcher(vectors.shape[1], settings.search_candidates)
+    live = HybridSearcher(vectors.shape[1], settings.search.candidates)
     for item, title, vector in zip(data.items, data.titles, vectors):
         live.upsert(item, title, vector)
     live.dense.pack_all()

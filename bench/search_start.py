@@ -24,7 +24,6 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -54,7 +53,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def fresh(base: Settings, state: Path, **changes: object) -> Settings:
     run = f"bench-start-{uuid.uuid4().hex[:8]}"
-    return replace(base, app_id=run, topic_prefix=run, state_dir=state, gateway_port=free_port(),
+    return base.replace(app_id=run, topic_prefix=run, state_dir=state, gateway_port=free_port(),
                    worker_metrics_port=free_port(), search_dense=True, **changes)  # type: ignore[arg-type]
 
 
@@ -95,13 +94,13 @@ def readyz(port: int) -> dict:
 
 def time_gateway(settings: Settings, n_items: int, label: str, timeout_s: float = 600.0) -> dict:
     """Start a gateway process; seconds (wall, CPU) until ready, and until search over every item."""
-    gateway = gateway_process(settings, settings.state_dir / f"{label}.log")
+    gateway = gateway_process(settings, settings.runtime.state_dir / f"{label}.log")
     started = time.perf_counter()
     gateway.start()
     out: dict = {}
     try:
         while time.perf_counter() - started < timeout_s:
-            body = readyz(settings.gateway_port)
+            body = readyz(settings.gateway.port)
             if body.get("ready") and "ready_s" not in out:
                 out["ready_s"] = time.perf_counter() - started
             search = body.get("search", {})
@@ -111,8 +110,8 @@ def time_gateway(settings: Settings, n_items: int, label: str, timeout_s: float 
                 break
             time.sleep(0.25)
         else:
-            raise TimeoutError(f"{label}: search not ready in {timeout_s:.0f}s: {readyz(settings.gateway_port)}\n{gateway.tail()}")
-        url = f"http://127.0.0.1:{settings.gateway_port}/v1/search?q=cordless+drill&k=5"
+            raise TimeoutError(f"{label}: search not ready in {timeout_s:.0f}s: {readyz(settings.gateway.port)}\n{gateway.tail()}")
+        url = f"http://127.0.0.1:{settings.gateway.port}/v1/search?q=cordless+drill&k=5"
         with urllib.request.urlopen(url, timeout=30) as r:
             out["version"] = json.loads(r.read())["model_version"]
         return out
@@ -124,12 +123,12 @@ async def encoder_rate(base: Settings, state: Path, items: list[str], entries: l
     """CPU ms per item of the encoder process's core (Kafka in and out included) and of encoding alone."""
     settings = fresh(base, state)
     await publish(settings, items, entries, None)
-    tower = TextEncoder(max_length=settings.encoder_max_length).for_serving()
+    tower = TextEncoder(max_length=settings.encoder.max_length).for_serving()
     texts = [item_text(e) for e in entries]
     cpu = time.process_time()
-    tower.encode(texts, settings.encoder_batch_size)
+    tower.encode(texts, settings.encoder.batch_size)
     alone = time.process_time() - cpu
-    encoder = ItemEncoder(settings, lambda t: tower.encode(t, settings.encoder_batch_size), tower.model_key)
+    encoder = ItemEncoder(settings, lambda t: tower.encode(t, settings.encoder.batch_size), tower.model_key)
     wall, cpu = time.perf_counter(), time.process_time()
     task = asyncio.create_task(encoder.run())
     while encoder.sent < len(items):
@@ -148,7 +147,7 @@ def main() -> None:
     parser.add_argument("--encode", type=int, default=1000, help="items the encoder rate is measured on (0: skip)")
     args = parser.parse_args()
     base = Settings.from_env()
-    data = load_homedepot(base.data_dir / "homedepot" / "train.csv.gz")
+    data = load_homedepot(base.runtime.data_dir / "homedepot" / "train.csv.gz")
     items = list(data.items)
     entries = [catalog.to_item(CatalogChange("upsert", i, 1.0, title=t)) for i, t in zip(items, data.titles)]
     vectors = F.normalize(torch.randn(len(items), DIM), dim=1)

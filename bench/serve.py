@@ -41,7 +41,6 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -77,9 +76,9 @@ async def load_data(settings: Settings, n_events: int) -> tuple[list[str], list[
     """Produce events and the catalog; returns user ids, search queries, catalog size and
     the number of items the events touch."""
     await ensure_topics(settings)
-    sequences = read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")
+    sequences = read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")
     events = list(itertools.islice(sequence_events(sequences), n_events))
-    data = load_homedepot(settings.data_dir / "homedepot" / "train.csv.gz")
+    data = load_homedepot(settings.runtime.data_dir / "homedepot" / "train.csv.gz")
     producer = make_producer(settings)
     await producer.start()
     try:
@@ -221,9 +220,9 @@ async def load_campaigns(settings: Settings, items: Sequence[str], share: float,
 
 def ad_items(settings: Settings, args: argparse.Namespace) -> list[str]:
     """What --ads may advertise: the catalog's items (search) and the events' (recommendations)."""
-    events = itertools.islice(sequence_events(read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")),
+    events = itertools.islice(sequence_events(read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")),
                               args.events)
-    catalog_items = load_homedepot(settings.data_dir / "homedepot" / "train.csv.gz").items
+    catalog_items = load_homedepot(settings.runtime.data_dir / "homedepot" / "train.csv.gz").items
     return [*catalog_items, *sorted({e.item_id for e in events if e.item_id})]
 
 
@@ -291,16 +290,16 @@ def main() -> None:
             (state / "models" / kind.name).symlink_to(kind)
     # The learner checkpoints soon after each version, so that it is done (and the worker
     # quiet on these two cores) once its versions stop: see wait_for_learner.
-    settings = replace(base_settings, app_id=run, topic_prefix=run, state_dir=state, checkpoint_interval_s=2.0,
+    settings = base_settings.replace(app_id=run, topic_prefix=run, state_dir=state, checkpoint_interval_s=2.0,
                        worker_metrics_port=free_port(), gateway_port=free_port(), learner_metrics_port=free_port())
     if args.cache_size is not None:
-        settings = replace(settings, recommend_cache_size=args.cache_size)
+        settings = settings.replace(recommend_cache_size=args.cache_size)
     try:
         asyncio.run(wait_for_broker(settings, timeout_s=5))
     except BrokerUnavailable:
         subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], check=True)
     users, queries, n_items, n_event_items = asyncio.run(load_data(settings, args.events))
-    if args.ads and not settings.ads_enabled:
+    if args.ads and not settings.ads.enabled:
         raise SystemExit("--ads needs STREAMRANK_ADS_ENABLED on")
     worker = worker_process(settings, state / "worker.log").start()
     learner = learner_process(settings, state / "learner.log").start()
@@ -311,7 +310,7 @@ def main() -> None:
     fixed_port = free_port()
     fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
                     state / "fixed.log").start()
-    base = f"http://127.0.0.1:{settings.gateway_port}"
+    base = f"http://127.0.0.1:{settings.gateway.port}"
     try:
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items, 900, 2.0,
                    "catalog loaded")
@@ -337,7 +336,7 @@ def main() -> None:
         rec_paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, len(users))]  # each user once
         search_paths = [f"/v1/search?k=10&q={urllib.parse.quote(q)}" for q in rng.sample(queries, 5000)]
         before, gc_before = serving_counters(base), gc_pauses(base)
-        cold_seconds = min(args.seconds, len(rec_paths) // args.rate) if settings.recommend_cache_size > 0 else 0
+        cold_seconds = min(args.seconds, len(rec_paths) // args.rate) if settings.recommend.cache_size > 0 else 0
         # Warm-up paths are ones the measured passes never ask for: users after those of the
         # cold pass, queries after those of the search pass.
         rec_warmup = rec_paths[args.rate * cold_seconds:][: args.rate // 2]
@@ -355,7 +354,7 @@ def main() -> None:
         d = {k: after[k] - before[k] for k in after}
         results["recommend"]["cache_hit_ratio"] = round(d["hits"] / max(1.0, d["hits"] + d["misses"]), 3)
         results["recommend"]["users_per_embedding_pass"] = round(d["requests"] / max(1.0, d["passes"]), 2)
-        results["recommend"]["cache_size"] = settings.recommend_cache_size
+        results["recommend"]["cache_size"] = settings.recommend.cache_size
         for name in ("recommend", "search"):
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
             results[name]["model_version"] = models[name]
@@ -365,7 +364,7 @@ def main() -> None:
             print(f"ads: {json.dumps(results['ads'])}", flush=True)
         if args.gateways == 1:  # with several, each scrape reaches any one of them
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
-        write_plots(plot_dir(base_settings.state_dir, "bench-serve", args.plots), results,
+        write_plots(plot_dir(base_settings.runtime.state_dir, "bench-serve", args.plots), results,
                     lambda d: plot_latencies(latencies, results, d))
         print(json.dumps(results))
     finally:

@@ -63,8 +63,8 @@ class SponsoredSlots:
         self.read_model = read_model
         self.click_model = click_model  # the serving click model now (None before a version)
         self.draw = draw
-        self.config = AuctionConfig(slots=settings.ad_slots, max_ads=len(settings.ad_slots),
-                                    relevance_floor=settings.ads_relevance_floor)
+        self.config = AuctionConfig(slots=settings.ads.positions, max_ads=len(settings.ads.positions),
+                                    relevance_floor=settings.ads.relevance_floor)
         self.prior = CtrPrior()
         self.campaigns: dict[str, Campaign] = {}
         self.by_item: dict[str, dict[str, Campaign]] = {}
@@ -73,7 +73,7 @@ class SponsoredSlots:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.ads_enabled and self.config.max_ads > 0
+        return self.settings.ads.enabled and self.config.max_ads > 0
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table != campaigns.NAME:

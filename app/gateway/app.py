@@ -38,15 +38,15 @@ def init_app(
     watch_models: bool = True,
 ) -> web.Application:
     """Tests pass their own sink and read model and turn the changelog follower off."""
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_and_metrics, guards])
+    app = web.Application(client_max_size=settings.limits.request_bytes, middlewares=[errors_and_metrics, guards])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[READ_MODEL] = read_model or ReadModel(settings)
-    app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.embedding_blend,
-                                 search_dense_weight=settings.search_dense_weight,
-                                 click_weight=settings.search_click_weight,
-                                 cache_size=settings.recommend_cache_size,
-                                 cache_bytes=settings.recommend_cache_bytes)
+    app[SERVING] = ServingModels(app[READ_MODEL], embedding_blend=settings.recommend.embedding_blend,
+                                 search_dense_weight=settings.search.dense_weight,
+                                 click_weight=settings.search.click_weight,
+                                 cache_size=settings.recommend.cache_size,
+                                 cache_bytes=settings.recommend.cache_bytes)
     serving = app[SERVING]
     app[ADS] = SponsoredSlots(settings, app[READ_MODEL], lambda: serving.online_click)
     app[SINK] = sink or KafkaSink(settings)
@@ -60,7 +60,7 @@ def init_app(
         app.cleanup_ctx.append(_watcher_ctx)
     if follow_changelogs:  # the learner's versions come over Kafka, like the changelogs
         app.cleanup_ctx.append(_model_updates_ctx)
-    if settings.search_dense:
+    if settings.search.dense:
         app.cleanup_ctx.append(_dense_ctx)
         if follow_changelogs:  # item vectors come over Kafka, from `streamrank encoder`
             app.cleanup_ctx.append(_vectors_ctx)
@@ -103,7 +103,7 @@ async def _freeze_when_caught_up(app: web.Application, follower: ChangelogFollow
     """
     await follower.caught_up.wait()
     _freeze("changelogs caught up")
-    if not app[SETTINGS].search_dense:
+    if not app[SETTINGS].search.dense:
         return
     while (dense := app.get(DENSE)) is None:  # started after this follower
         await asyncio.sleep(1.0)

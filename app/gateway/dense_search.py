@@ -65,8 +65,8 @@ class SearchModel:
     def load(cls, settings: Settings, path: Path) -> "SearchModel":
         checkpoint = load_checkpoint(path)
         card = checkpoint.card
-        trained_length = card.get("settings", {}).get("encoder_max_length", settings.encoder_max_length)
-        if card.get("base_model", BASE_MODEL) != BASE_MODEL or trained_length != settings.encoder_max_length:
+        trained_length = card.get("settings", {}).get("encoder_max_length", settings.encoder.max_length)
+        if card.get("base_model", BASE_MODEL) != BASE_MODEL or trained_length != settings.encoder.max_length:
             raise ModelUnavailable(f"{path} was trained against other item vectors ({card.get('base_model')}, "
                                    f"max_length {trained_length}) than the gateway serves")
         tower, ranker = load_search_model(settings, checkpoint)
@@ -76,13 +76,13 @@ class SearchModel:
 
 def item_model_key(settings: Settings) -> str:
     """`model_key` of the item tower (pretrained MiniLM, float32 weights) without loading it."""
-    return f"{BASE_MODEL}|pretrained|max_length={settings.encoder_max_length}|mean-pool-l2"
+    return f"{BASE_MODEL}|pretrained|max_length={settings.encoder.max_length}|mean-pool-l2"
 
 
 def vector_cache_path(settings: Settings, encoder: TextEncoder) -> Path:
     """One cache file per item tower (weights and settings), under the state dir."""
     digest = hashlib.sha256(encoder.model_key.encode()).hexdigest()[:12]
-    return settings.state_dir / "cache" / f"item-vectors-minilm-{digest}.safetensors"
+    return settings.runtime.state_dir / "cache" / f"item-vectors-minilm-{digest}.safetensors"
 
 
 class DenseSearch:
@@ -91,13 +91,13 @@ class DenseSearch:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.searcher = HybridSearcher(DIM, settings.search_candidates)  # query thread only
+        self.searcher = HybridSearcher(DIM, settings.search.candidates)  # query thread only
         # Swapped whole by `install`; a request reads this reference once.
         self.model: SearchModel | None = None
         self.texts: dict[str, str] = {}  # current text of each live item, as the loop saw it
         self.pending: dict[str, str] = {}  # item -> text waiting to be encoded here (search_encode_catalog)
         self._ops: deque[Callable[[], Any]] = deque()  # searcher changes, applied on the query thread
-        self.encode_catalog = settings.search_encode_catalog
+        self.encode_catalog = settings.search.encode_catalog
         self._item_model = model_digest(item_model_key(settings))
         # Topic vectors not installed: their item's text is not theirs (yet: the catalog may
         # come after its vectors, or an item be renamed before the encoder catches up).
@@ -122,8 +122,8 @@ class DenseSearch:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        encoder = partial(TextEncoder, max_length=self.settings.encoder_max_length,
-                          cache_size=self.settings.encoder_query_cache)
+        encoder = partial(TextEncoder, max_length=self.settings.encoder.max_length,
+                          cache_size=self.settings.encoder.query_cache)
         if self.encode_catalog:
             # Two instances: a tokenizer must not be used from two threads at once. Catalog
             # vectors stay float32 (the cached ones are); queries take fp16 weights.
@@ -259,7 +259,7 @@ class DenseSearch:
             self._lexical_warm = await self._on_query_thread(partial(self._apply_and_warm, WARM_SLICE_S if quiet else 0.0))
         if quiet:
             await self._pack_blocks(loop)
-        if self._cache is not None and time.monotonic() - self._saved_at > self.settings.vector_cache_save_s:
+        if self._cache is not None and time.monotonic() - self._saved_at > self.settings.gateway.vector_cache_save_s:
             self._saved_at = time.monotonic()
             await loop.run_in_executor(self._catalog_pool, self._save_cache, self._live_texts())
 
@@ -281,7 +281,7 @@ class DenseSearch:
         found = [self._cache.get(t) for t in texts]
         missing = [t for t, v in zip(texts, found) if v is None]
         if missing:
-            encoded = self._catalog_encoder.encode(missing, self.settings.encoder_batch_size)
+            encoded = self._catalog_encoder.encode(missing, self.settings.encoder.batch_size)
             self._cache.put(missing, encoded)
             fresh = iter(encoded)
             found = [v if v is not None else next(fresh) for v in found]

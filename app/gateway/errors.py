@@ -37,7 +37,7 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except BrokerUnavailable as exc:
         response = error_response(503, str(exc))
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[SETTINGS].max_request_bytes
+        limit = request.app[SETTINGS].limits.request_bytes
         response = error_response(413, f"request body over the limit of {limit} bytes")
     except web.HTTPException as exc:
         response = error_response(exc.status, exc.reason)

@@ -47,7 +47,7 @@ def _unreadable(request: web.Request) -> web.Response | None:
 
 
 def _unauthorised(request: web.Request) -> web.Response | None:
-    keys = request.app[SETTINGS].api_key_list
+    keys = request.app[SETTINGS].gateway.api_key_list
     path = request.path
     if not keys or not path.startswith(KEYED_PREFIX) or path.startswith(ADMIN_PREFIX):
         return None

@@ -47,7 +47,7 @@ class ModelWatcher:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.model_poll_s)
+            await asyncio.sleep(self.settings.gateway.model_poll_s)
             try:
                 await self.check()
             except Exception:  # a bad checkpoint must not stop serving the current one
@@ -56,10 +56,10 @@ class ModelWatcher:
 
     async def check(self) -> bool:
         """Load and install the newest version if it is not the one served; True if swapped."""
-        newest = latest_version(self.settings.model_dir, self.name)
+        newest = latest_version(self.settings.runtime.model_dir, self.name)
         if newest is None or newest == self.loaded:
             return False
-        model = await asyncio.to_thread(self.load, version_path(self.settings.model_dir, self.name, newest))
+        model = await asyncio.to_thread(self.load, version_path(self.settings.runtime.model_dir, self.name, newest))
         self.install(model)
         self.loaded = newest
         self.metrics.model_swaps.inc()

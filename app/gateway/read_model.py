@@ -47,9 +47,9 @@ class ReadModel:
             if value is None:
                 self._pop_keys.pop(key, None)
             else:
-                max_ts = latest_ts(self.settings.max_clock_skew_s)
+                max_ts = latest_ts(self.settings.limits.clock_skew_s)
                 self.clock = max(self.clock, min(value["ts"], max_ts))
-                self._pop_keys[key] = item_stats.popularity_key(value, self.settings.popularity_half_life_s, max_ts)
+                self._pop_keys[key] = item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts)
         elif table == catalog.NAME:
             self.catalog_changes += 1
         for listener in self.listeners:
@@ -77,7 +77,7 @@ class ReadModel:
             view["catalog"] = catalog.public_view(item_id, entry)
         if stats is not None:
             view["stats"] = item_stats.public_view(
-                item_id, stats, self.clock, s.popularity_half_life_s, s.trending_half_life_s)
+                item_id, stats, self.clock, s.features.popularity_half_life_s, s.features.trending_half_life_s)
         return view
 
     def popular(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
@@ -89,7 +89,7 @@ class ReadModel:
         items): the same object until it is recomputed, so a cached answer can tell."""
         now = time.monotonic()
         if now - self._popular_at > max_age_s or self._popular_want < k:
-            half_life = self.settings.popularity_half_life_s
+            half_life = self.settings.features.popularity_half_life_s
             stats = self.tables[item_stats.NAME]
             live = self.tables[catalog.NAME]
             # Largest keys first (one float per item, no decay maths), then only those are

@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     # float32 weights: the item tower the gateways' `item_model_key` names (on CUDA it runs there).
-    tower = TextEncoder(max_length=settings.encoder_max_length).for_serving()
-    encoder = ItemEncoder(settings, lambda texts: tower.encode(texts, settings.encoder_batch_size),
+    tower = TextEncoder(max_length=settings.encoder.max_length).for_serving()
+    encoder = ItemEncoder(settings, lambda texts: tower.encode(texts, settings.encoder.batch_size),
                           tower.model_key, vector_cache_path(settings, tower))
     asyncio.run(_until_stopped(encoder))
     return 0

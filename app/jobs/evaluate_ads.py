@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("need 0 <= --warmup-days < --days and --sessions-per-day >= 1")
     settings = Settings.from_env()
     started = time.monotonic()
-    data = load_homedepot((args.data or settings.data_dir / "homedepot" / "train.csv.gz").resolve())
+    data = load_homedepot((args.data or settings.runtime.data_dir / "homedepot" / "train.csv.gz").resolve())
     queries = held_out_queries(data, settings, args.queries, args.split, args.seed)
     plan = AdsEvalPlan(days=args.days, warmup_days=args.warmup_days, sessions_per_day=args.sessions_per_day,
                        seed=args.seed, campaigns=CampaignPlan(share=args.share),
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
 def held_out_queries(data: SearchData, settings: Settings, limit: int, split: str = "dev", seed: int = 7) -> list[str]:
     """The split's queries, `limit` of them (0: all) drawn at random with `seed`."""
-    queries = split_queries(data, (), settings.search_dev_fraction, settings.search_calib_fraction)[split]
+    queries = split_queries(data, (), settings.search.dev_fraction, settings.search.calib_fraction)[split]
     if not queries:
         raise DataError(f"no {split} queries in the data")
     if 0 < limit < len(queries):

@@ -20,7 +20,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +33,14 @@ REPORTED = ("HR@10", "NDCG@10")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = sub.add_parser("online", help="one pass through Kafka, the worker and the learner; then leave-one-out")
+    from app.jobs import evaluate_time_split
+
+    parser = sub.add_parser("online", help="one pass through Kafka, the worker and the learner; then leave-one-out "
+                                           "(or --protocol time-split: checkpoint, then prequential online learning)")
     add_data_arguments(parser)
+    parser.add_argument("--protocol", choices=("one-pass", "time-split"), default="one-pass",
+                        help="one-pass: through Kafka (this docstring); time-split: app/jobs/evaluate_time_split.py")
+    evaluate_time_split.add_arguments(parser)
     parser.add_argument("--skip-offline", action="store_true", help="leave out the offline model (minutes to train)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the learner")
     parser.add_argument("--json", action="store_true", help="end with one JSON line (always printed; kept for scripts)")
@@ -44,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.protocol == "time-split":
+        from app.jobs.evaluate_time_split import run as run_time_split
+
+        return run_time_split(args)
     from models.data import load_sequences
     from models.data.sequences import split_leave_one_out
 
@@ -70,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     out = {name: {k: round(v, 6) for k, v in m.items() if k in REPORTED} for name, m in results.items()}
     result = {**out, "progressive": curve, "learner_seconds": round(learner_s, 1),
               "seconds": round(time.monotonic() - started, 1)}
-    write_plots(plot_dir(base.state_dir, "evaluate-online", args.plots), result, lambda d: plot_report(result, d))
+    write_plots(plot_dir(base.runtime.state_dir, "evaluate-online", args.plots), result, lambda d: plot_report(result, d))
     print(json.dumps(result))
     return 0
 
@@ -114,12 +123,12 @@ async def _through_the_pipeline(base: Settings, data: Any, test: Any, workdir: P
     from models.online.evaluation import leave_one_out_metrics
 
     run_id = uuid.uuid4().hex[:8]
-    settings = replace(base, app_id=f"eval-online-{run_id}", topic_prefix=f"eval-online-{run_id}",
+    settings = base.replace(app_id=f"eval-online-{run_id}", topic_prefix=f"eval-online-{run_id}",
                        state_dir=workdir, worker_metrics_port=free_port(), learner_metrics_port=free_port(),
                        search_dense=False,
-                       version_interval_s=min(base.version_interval_s, 2.0),
+                       version_interval_s=min(base.learner.version_interval_s, 2.0),
                        # the clean stop saves the last one; this bounds what a hard stop would lose
-                       checkpoint_interval_s=min(base.checkpoint_interval_s, 10.0))
+                       checkpoint_interval_s=min(base.learner.checkpoint_interval_s, 10.0))
     await wait_for_broker(settings)
     await ensure_topics(settings)
     sequences = [(user, [data.items[i] for i in seq]) for user, seq in zip(data.users, test.train)]
@@ -162,7 +171,7 @@ async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: floa
                 raise TimeoutError(f"the learner did not finish in {timeout_s:.0f}s:\n{procs[-1].tail()}")
             await asyncio.sleep(1.0)
             try:  # the worker counts events, the learner samples and decisions
-                m = {**scrape(settings.worker_metrics_port), **scrape(settings.learner_metrics_port)}
+                m = {**scrape(settings.worker.metrics_port), **scrape(settings.learner.metrics_port)}
             except OSError:
                 continue
             processed = m.get("streamrank_events_processed_total", 0.0)
@@ -175,7 +184,7 @@ async def _wait_until_learned(settings: Settings, n_events: int, timeout_s: floa
             end = (await consumer.end_offsets([tp]))[tp]
             if learned >= end and m.get("streamrank_model_decisions_total", 0.0) > 0:
                 # one more proposal after the last sample, so the served version holds it
-                await asyncio.sleep(settings.version_interval_s * 2 + 1)
+                await asyncio.sleep(settings.learner.version_interval_s * 2 + 1)
                 return
     finally:
         await consumer.stop()

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     curves = {"validation run": report.validation_history.loss, "final run": report.history.loss}
     evals = {**{f"validation run {k}": v for k, v in _eval_curves(report.validation_history.evals).items()},
              **{f"final run {k}": v for k, v in _eval_curves(report.history.evals).items()}}
-    write_plots(plot_dir(settings.state_dir, "evaluate-rec", args.plots), result,
+    write_plots(plot_dir(settings.runtime.state_dir, "evaluate-rec", args.plots), result,
                 lambda d: plot_report(result, d, curves, evals))
     print(json.dumps(result))
     return 0

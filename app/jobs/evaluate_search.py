@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("%s: fine-tuning without them instead", message)
             checkpoint = None
     elif args.no_train:
-        raise ModelUnavailable(f"no search checkpoint under {settings.model_dir}: run `streamrank finetune` first")
+        raise ModelUnavailable(f"no search checkpoint under {settings.runtime.model_dir}: run `streamrank finetune` first")
 
     assets = prepare(settings, data)
     if checkpoint is None:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for name, values in results.items():
         print(f"{name:12s} nDCG@10 {values['nDCG@10']:.4f}  Recall@100 {values['Recall@100']:.4f}")
     result = {**report, "seconds": seconds}
-    write_plots(plot_dir(settings.state_dir, "evaluate-search", args.plots), result, lambda d: plot_report(result, d))
+    write_plots(plot_dir(settings.runtime.state_dir, "evaluate-search", args.plots), result, lambda d: plot_report(result, d))
     if args.json:
         print(json.dumps(result))
     return 0

@@ -21,7 +21,7 @@ from app.settings import Settings
 
 
 def default_csv(settings: Settings) -> Path:
-    return settings.data_dir / "homedepot" / "train.csv.gz"
+    return settings.runtime.data_dir / "homedepot" / "train.csv.gz"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -13,8 +13,8 @@ from app.settings import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("gateway", help="serve the HTTP API")
-    parser.add_argument("--host", help="bind address (default: settings.gateway_host)")
-    parser.add_argument("--port", type=int, help="port (default: settings.gateway_port)")
+    parser.add_argument("--host", help="bind address (default: settings.gateway.host)")
+    parser.add_argument("--port", type=int, help="port (default: settings.gateway.port)")
     parser.set_defaults(run=run)
 
 
@@ -22,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # reuse_port: several gateway processes can share one port; the kernel spreads connections.
-    web.run_app(init_app(settings), host=args.host or settings.gateway_host,
-                port=args.port or settings.gateway_port, access_log=None, reuse_port=True)
+    web.run_app(init_app(settings), host=args.host or settings.gateway.host,
+                port=args.port or settings.gateway.port, access_log=None, reuse_port=True)
     return 0

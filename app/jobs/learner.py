@@ -48,9 +48,9 @@ async def serve(settings: Settings) -> None:
     # or a worker does; the lock finds a topic created later within its metadata refresh).
     await wait_for_broker(settings)
     metrics = Metrics()
-    if settings.learner_metrics_port > 0:
-        start_http_server(settings.learner_metrics_port, addr="127.0.0.1", registry=metrics.registry)
-        log.info("learner metrics on http://127.0.0.1:%d/metrics", settings.learner_metrics_port)
+    if settings.learner.metrics_port > 0:
+        start_http_server(settings.learner.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        log.info("learner metrics on http://127.0.0.1:%d/metrics", settings.learner.metrics_port)
     lock = LearnerLock(settings)
     runner = _Runner(lock, LearnerService(settings, metrics, active=lambda: runner.active()))
     stopping = asyncio.Event()
@@ -58,12 +58,12 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     await lock.start()
-    log.info("learner up: waiting for the learner lock (group %s-learner)", settings.app_id)
+    log.info("learner up: waiting for the learner lock (group %s-learner)", settings.topics.app_id)
     try:
         while not stopping.is_set():
             await runner.step()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stopping.wait(), settings.learner_poll_s)
+                await asyncio.wait_for(stopping.wait(), settings.learner.poll_s)
     finally:
         await runner.service.stop()  # a checkpoint, when this learner still holds the lock
         await lock.stop()  # then a standby takes over at once

@@ -91,7 +91,7 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    path = args.data or settings.data_dir / DATASETS[args.dataset]
+    path = args.data or settings.runtime.data_dir / DATASETS[args.dataset]
     if args.dataset == "homedepot":
         return asyncio.run(replay_homedepot(settings, path, args))
     records, total = _limited(*beauty_records(settings, path, args), args.limit)
@@ -147,7 +147,7 @@ def sponsored_slots(data: SearchData, simulator: SessionSimulator, ranker: Ranke
 
 def session_simulator(settings: Settings, data: SearchData, args: argparse.Namespace) -> SessionSimulator:
     exclude = load_test_queries(args.test_queries) if args.test_queries else []
-    queries = training_queries(data, settings.search_dev_fraction, settings.search_calib_fraction, exclude)
+    queries = training_queries(data, settings.search.dev_fraction, settings.search.calib_fraction, exclude)
     if not queries:
         raise DataError("no training queries left to simulate sessions with (all in dev or --test-queries)")
     plan = SessionPlan(run=args.run_id, users=args.users, k=args.k, seed=args.seed)
@@ -157,8 +157,8 @@ def session_simulator(settings: Settings, data: SearchData, args: argparse.Names
 def demo_shopper(settings: Settings, users: int = 500, seed: int = 7) -> tuple[str, str]:
     """(shopper, product) for the demo's example requests: the shopper of the first session and
     the most relevant product of that session's query (the one most likely to be clicked and bought)."""
-    data = load_homedepot(settings.data_dir / DATASETS["homedepot"])
-    queries = training_queries(data, settings.search_dev_fraction, settings.search_calib_fraction)
+    data = load_homedepot(settings.runtime.data_dir / DATASETS["homedepot"])
+    queries = training_queries(data, settings.search.dev_fraction, settings.search.calib_fraction)
     session = SessionSimulator(data, queries, SessionPlan(users=users, seed=seed)).session(0)
     judged = data.judgments[session.query]
     return session.user_id, max(judged, key=lambda item: (judged[item], item))
@@ -167,7 +167,7 @@ def demo_shopper(settings: Settings, users: int = 500, seed: int = 7) -> tuple[s
 def ranker_of(settings: Settings, data: SearchData, args: argparse.Namespace) -> Ranker:
     if args.ranker == "local":
         return LocalRanker(data)
-    return GatewayRanker(args.gateway or f"http://{settings.gateway_host}:{settings.gateway_port}")
+    return GatewayRanker(args.gateway or f"http://{settings.gateway.host}:{settings.gateway.port}")
 
 
 async def simulate_sessions(simulator: SessionSimulator, ranker: Ranker, send: Send,

@@ -16,5 +16,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     created = asyncio.run(ensure_topics(settings))
-    print(f"topics on {settings.bootstrap_servers}: created {created or 'none (all existed)'}")
+    print(f"topics on {settings.kafka.bootstrap_servers}: created {created or 'none (all existed)'}")
     return 0

@@ -35,7 +35,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def data_paths(settings: Settings, args: argparse.Namespace) -> tuple[Path, Path | None]:
-    data = (args.data or settings.data_dir / "amazon-beauty" / "Beauty.txt").expanduser().resolve()
+    data = (args.data or settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt").expanduser().resolve()
     attributes = args.attributes.expanduser().resolve() if args.attributes else None
     for path in (data, attributes):
         if path is not None and not path.is_file():
@@ -59,15 +59,15 @@ def hybrid_config(settings: Settings, args: argparse.Namespace) -> Any:
     from models.rec.hybrid import HybridConfig
     from models.rec.training import TrainConfig
 
-    epochs = args.epochs if args.epochs is not None else settings.rec_epochs
-    budget = args.time_budget if args.time_budget is not None else settings.rec_time_budget_s
+    epochs = args.epochs if args.epochs is not None else settings.rec.epochs
+    budget = args.time_budget if args.time_budget is not None else settings.rec.time_budget_s
     if epochs < 1 or budget <= 0:
         raise DataError("--epochs must be >= 1 and --time-budget > 0")
     train = TrainConfig(
-        epochs=epochs, time_budget_s=budget, negatives=settings.rec_negatives,
-        lr=settings.rec_lr, batch_size=settings.rec_batch_size,
+        epochs=epochs, time_budget_s=budget, negatives=settings.rec.negatives,
+        lr=settings.rec.lr, batch_size=settings.rec.batch_size,
     )
-    return HybridConfig(dim=settings.rec_dim, train=train)
+    return HybridConfig(dim=settings.rec.dim, train=train)
 
 
 class ProgressBar:
@@ -129,7 +129,7 @@ def save(settings: Settings, args: argparse.Namespace, data: Any, model: Any, re
         "item_ids": data.items,
         "seconds": round(report.seconds, 1),
     }
-    path = save_checkpoint(settings.model_dir, MODEL_NAME, model.to_tensors(), card)
+    path = save_checkpoint(settings.runtime.model_dir, MODEL_NAME, model.to_tensors(), card)
     plot_curves(
         {"validation run": report.validation_history.loss, "final run": report.history.loss},
         path / "training.png",
@@ -147,7 +147,7 @@ def export_item_vectors(settings: Settings, data: Any, model: Any, checkpoint: P
     with torch.no_grad():
         vectors = model.sasrec.encoder.all()
     version = EmbeddingRecVersion.build("export", data.items, vectors)
-    return version.save(settings.model_dir, {"kind": "item-vectors", "source": str(checkpoint)})
+    return version.save(settings.runtime.model_dir, {"kind": "item-vectors", "source": str(checkpoint)})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 
 from models.errors import SettingsError
 
-# LearnerConfig field -> the settings field (and STREAMRANK_ variable) that sets it.
+# LearnerConfig field -> the settings key (its STREAMRANK_ variable, lower case) that sets it.
 SETTINGS_FIELDS = {"min_samples": "guard_min_samples", "guard_ratio": "guard_ratio", "fusion_alpha": "fusion_alpha",
                    "validation_share": "learner_validation_share"}
 

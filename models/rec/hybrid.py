@@ -18,7 +18,7 @@ import torch
 from models.data.sequences import Dataset, Split
 from models.rec.baselines import Transition, TransitionConfig, item_counts
 from models.rec.blend import LogBlend, sum_normalise_rows
-from models.rec.evaluation import evaluate_split, metrics_of
+from models.rec.evaluation import PartsFn, evaluate_split, metrics_of
 from models.rec.sasrec import SASRec, SASRecConfig
 from models.rec.training import TrainConfig, TrainHistory, train_sasrec
 
@@ -147,12 +147,19 @@ def tune_blend(
     model: HybridRecommender, split: Split, config: HybridConfig, key: str = "NDCG@10"
 ) -> tuple[LogBlend, dict[str, dict[str, float]]]:
     """Pick the blend with the best validation `key`; returns it and every candidate's metrics."""
+    return tune_blend_of(model.parts, split, config, key)
+
+
+def tune_blend_of(
+    parts: PartsFn, split: Split, config: HybridConfig, key: str = "NDCG@10"
+) -> tuple[LogBlend, dict[str, dict[str, float]]]:
+    """`tune_blend` for any parts ("neural", "transition", "prior" rows), e.g. an online model's."""
     users = None
     if len(split.evaluated) > config.tune_users:
         rng = np.random.default_rng(config.train.seed)
         users = np.sort(rng.choice(len(split.evaluated), config.tune_users, replace=False))
     blends = candidate_blends(config)
-    ranks = evaluate_split(split, model.parts, {b.name: b for b in blends}, users=users)
+    ranks = evaluate_split(split, parts, {b.name: b for b in blends}, users=users)
     table = metrics_of(ranks)
     best = max(blends, key=lambda b: table[b.name][key])
     return best, table

@@ -14,6 +14,13 @@ class AppId(Protocol):
     def app_id(self) -> str: ...
 
 
-def changelog_topic(settings: AppId, table_name: str) -> str:
+class WithTopics(Protocol):
+    """app/settings.py's `Settings`: its `topics` group holds the app id."""
+
+    @property
+    def topics(self) -> AppId: ...
+
+
+def changelog_topic(settings: WithTopics, table_name: str) -> str:
     """Faust's name for a table's changelog topic (the gateway follows these without Faust)."""
-    return f"{settings.app_id}-{table_name}-changelog"
+    return f"{settings.topics.app_id}-{table_name}-changelog"

@@ -11,7 +11,7 @@ Decoding never raises anything but `ValidationError`, whose reason says what is 
 reader can dead-letter the record and go on to the next one (a record retried forever stops
 every later version).
 
-The key is `settings.model_signing_key`; when that is empty, a random key kept in
+The key is `settings.runtime.model_signing_key`; when that is empty, a random key kept in
 `<state_dir>/secrets/model-signing.key`, made (mode 0600) by the first process that needs it.
 """
 from __future__ import annotations
@@ -58,8 +58,8 @@ class Command:
 
 
 # ---- the key ------------------------------------------------------------------------------
-class KeySettings(Protocol):
-    """The two settings the key comes from (app/settings.py's `Settings` has them)."""
+class KeyValues(Protocol):
+    """The two settings the key comes from (app/settings.py's `RuntimeSettings` has them)."""
 
     @property
     def model_signing_key(self) -> str: ...
@@ -68,14 +68,21 @@ class KeySettings(Protocol):
     def state_dir(self) -> Path: ...
 
 
+class KeySettings(Protocol):
+    """app/settings.py's `Settings`, whose `runtime` group has the two."""
+
+    @property
+    def runtime(self) -> KeyValues: ...
+
+
 def signing_key(settings: KeySettings) -> bytes:
     """The HMAC key every writer and reader of model records shares."""
-    if settings.model_signing_key:
-        if len(settings.model_signing_key) < MIN_KEY_CHARS:
+    if settings.runtime.model_signing_key:
+        if len(settings.runtime.model_signing_key) < MIN_KEY_CHARS:
             raise SettingsError(f"STREAMRANK_MODEL_SIGNING_KEY must be at least {MIN_KEY_CHARS} characters "
                                 "(e.g. the output of `openssl rand -hex 32`)")
-        return settings.model_signing_key.encode("utf-8")
-    path = Path(settings.state_dir) / KEY_FILE
+        return settings.runtime.model_signing_key.encode("utf-8")
+    path = Path(settings.runtime.state_dir) / KEY_FILE
     if not path.exists():
         _create_key_file(path)
     return _read_key_file(path)

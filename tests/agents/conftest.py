@@ -32,7 +32,7 @@ class Sent:
 
 @pytest.fixture
 def worker(tmp_path, monkeypatch) -> tuple[Worker, Sent]:
-    settings = Settings(store="memory://", state_dir=tmp_path, app_id=f"t-{tmp_path.name}")
+    settings = Settings().replace(store="memory://", state_dir=tmp_path, app_id=f"t-{tmp_path.name}")
     w = create_worker(settings, Metrics())
     w.app.finalize()
     w.app.conf.store = "memory://"
@@ -75,7 +75,7 @@ async def _put_all(w: Worker, agent_name: str, records: list[tuple[Any, Any]], p
     target = handled._value.get() + len(records)
     async with agent.test_context() as ctx:
         for key, value in records:
-            where = partition if partition is not None else (w.partition_of(key, w.settings.topic_partitions) if key else 0)
+            where = partition if partition is not None else (w.partition_of(key, w.settings.topics.partitions) if key else 0)
             await ctx.put(value, key=key, partition=where, timestamp=timestamp)
         if agent_name in BATCHED:
             deadline = time.monotonic() + 10.0

@@ -24,7 +24,7 @@ def token(w, campaign_id: str = "c1", item_id: str = "i1", price: float = 0.25, 
 async def forward_all(w, sent, put_all, times: int = 1) -> None:
     """The item-events records user-events sent, into the item agent (`times` over: redeliveries)."""
     records = sent.to(w.item_events_topic)
-    home = w.partition_of(b"i1", w.settings.topic_partitions)
+    home = w.partition_of(b"i1", w.settings.topics.partitions)
     for _ in range(times):
         await put_all(w, "item-events", [(key, value) for key, value, _ in records], partition=home)
 

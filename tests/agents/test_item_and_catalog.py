@@ -17,8 +17,8 @@ async def test_item_stats_count_each_source_offset_once(worker, put_all):
 
 async def test_a_record_of_many_forwards_updates_each_item_once_per_source_offset(worker, put_all):
     w, sent = worker
-    home = w.partition_of(b"i1", w.settings.topic_partitions)
-    same_home = next(f"j{k}" for k in range(1000) if w.partition_of(f"j{k}".encode(), w.settings.topic_partitions) == home)
+    home = w.partition_of(b"i1", w.settings.topics.partitions)
+    same_home = next(f"j{k}" for k in range(1000) if w.partition_of(f"j{k}".encode(), w.settings.topics.partitions) == home)
     first = [ItemEvent("i1", "view", 10.0, 0, 1), ItemEvent(same_home, "click", 10.0, 0, 2),
              ItemEvent("i1", "click", 11.0, 0, 3)]
     replayed = [ItemEvent("i1", "click", 11.0, 0, 3), ItemEvent("i1", "purchase", 12.0, 1, 7)]
@@ -37,7 +37,7 @@ async def test_a_record_of_many_forwards_updates_each_item_once_per_source_offse
 
 async def test_a_forward_outside_its_items_partition_is_a_dead_letter(worker, put_all):
     w, sent = worker
-    n = w.settings.topic_partitions
+    n = w.settings.topics.partitions
     home = w.partition_of(b"i1", n)
     await put_all(w, "item-events", [(None, item_events_json([ItemEvent("i1", "view", 10.0, 0, 1)]))],
                   partition=(home + 1) % n)

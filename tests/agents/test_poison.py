@@ -84,7 +84,7 @@ async def test_a_kafka_timestamp_in_the_future_does_not_become_the_event_time(wo
     del body["ts"]
     await put_all(w, "user-events", [(b"u1", orjson.dumps(body))], timestamp=FUTURE / 1000)
     (fwd,) = sent.forwards(w.item_events_topic)
-    assert fwd[2] <= time.time() + w.settings.max_clock_skew_s
+    assert fwd[2] <= time.time() + w.settings.limits.clock_skew_s
 
 
 async def test_item_events_garbage_of_every_kind_is_dead_lettered_and_the_valid_forward_applied(worker, put_all):

@@ -74,7 +74,7 @@ async def test_sequences_and_impressions_become_training_samples(worker, put_all
         (b"u1", raw(event_id="e", item_id="i8", type="impression", position=1, request_id="r1", ts=103.0)),
         (b"u1", raw(event_id="f", item_id="i8", type="click", request_id="r1", ts=104.0)),
         # far later: the unclicked impression of i7 times out as a negative
-        (b"u1", raw(event_id="g", item_id="i9", ts=104.0 + w.settings.impression_window_s + 1)),
+        (b"u1", raw(event_id="g", item_id="i9", ts=104.0 + w.settings.online.impression_window_s + 1)),
     ], partition=0)
     samples = [orjson.loads(v) for _, v, _ in sent.to(w.samples_topic)]
     nexts = [(s["history"], s["target"]) for s in samples if s["kind"] == "next"]

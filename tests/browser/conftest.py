@@ -70,11 +70,11 @@ class FakeWorker:
         s, offset = self.settings, self.offset
         self.offset += 1
         profile = self.profiles.get(event.user_id) or user_profiles.empty()
-        profile = self.profiles[event.user_id] = user_profiles.apply_event(profile, event, 0, offset, s.recent_items)
+        profile = self.profiles[event.user_id] = user_profiles.apply_event(profile, event, 0, offset, s.features.recent_items)
         self.read_model.apply(user_profiles.NAME, event.user_id, profile)
         if event.item_id is not None:
             stats = item_stats.apply_event(self.stats.get(event.item_id) or item_stats.empty(), event.type,
-                                           event.ts, 0, offset, s.popularity_half_life_s, s.trending_half_life_s)
+                                           event.ts, 0, offset, s.features.popularity_half_life_s, s.features.trending_half_life_s)
             self.stats[event.item_id] = stats
             self.read_model.apply(item_stats.NAME, event.item_id, stats)
         self.metrics.events_processed.labels(type=event.type).inc()
@@ -145,7 +145,7 @@ class LiveShop:
     def __init__(self, state_dir: Path, versions: int = 0, api_keys: str = "") -> None:
         self.worker_metrics, self.learner_metrics = Metrics(), Metrics()
         worker_port, learner_port = free_port(), free_port()
-        self.settings = Settings(state_dir=state_dir, search_dense=False, model_poll_s=0.05, admin_token=ADMIN_TOKEN,
+        self.settings = Settings().replace(state_dir=state_dir, search_dense=False, model_poll_s=0.05, admin_token=ADMIN_TOKEN,
                                  api_keys=api_keys, worker_metrics_port=worker_port, learner_metrics_port=learner_port)
         self.read_model = ReadModel(self.settings)
         worker = FakeWorker(self.settings, self.read_model, self.worker_metrics)

@@ -55,7 +55,7 @@ class MemorySink:
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50,
+    return Settings().replace(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50,
                     state_dir=tmp_path, model_poll_s=0.05, search_dense=False)
 
 

@@ -24,7 +24,7 @@ KEY = "k" * 40
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50, state_dir=tmp_path,
+    return Settings().replace(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50, state_dir=tmp_path,
                     model_poll_s=0.05, search_dense=False, model_signing_key=KEY)
 
 
@@ -161,7 +161,7 @@ async def test_the_cache_keeps_the_organic_list_but_never_a_token(client, read_m
 
 async def test_ads_off_means_no_sponsored_results(aiohttp_client, settings, sink):
     read_model = ReadModel(settings)
-    client = await aiohttp_client(init_app(Settings(**{**settings.__dict__, "ads_enabled": False}), sink=sink,
+    client = await aiohttp_client(init_app(settings.replace(ads_enabled=False), sink=sink,
                                            read_model=read_model, follow_changelogs=False))
     shop(read_model)
     trending(read_model)

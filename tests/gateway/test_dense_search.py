@@ -1,5 +1,4 @@
 """Hybrid search with the real MiniLM encoder: meaning, not only shared words."""
-from dataclasses import replace
 
 from app.gateway.app import init_app
 from app.gateway.keys import DENSE
@@ -17,7 +16,7 @@ CATALOG = {
 
 
 async def test_dense_retrieval_finds_synonyms_and_follows_catalog_changes(aiohttp_client, settings, sink, read_model):
-    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model,
+    app = init_app(settings.replace(search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model,
                    follow_changelogs=False, watch_models=False)
     client = await aiohttp_client(app)
     for item, title in CATALOG.items():
@@ -48,7 +47,7 @@ def test_item_vector_cache_keeps_what_a_loading_catalog_has_not_reached_yet(sett
     from models.encoder import DIM
     from models.vector_cache import VectorCache
 
-    dense = DenseSearch(replace(settings, search_dense=True, search_encode_catalog=True), Metrics())
+    dense = DenseSearch(settings.replace(search_dense=True, search_encode_catalog=True), Metrics())
     try:
         dense._cache = VectorCache(tmp_path / "vectors.safetensors", DIM)
         titles = [f"product number {n}" for n in range(3000)]

@@ -6,7 +6,6 @@ What an HTTP client library refuses to send goes over a raw socket."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 import orjson
 import pytest
@@ -49,7 +48,7 @@ def nested(depth: int) -> bytes:
 
 @pytest.fixture
 async def admin_client(aiohttp_client, settings, sink, read_model):
-    return await aiohttp_client(init_app(replace(settings, admin_token="t"), sink=sink, read_model=read_model,
+    return await aiohttp_client(init_app(settings.replace(admin_token="t"), sink=sink, read_model=read_model,
                                          follow_changelogs=False))
 
 
@@ -132,7 +131,7 @@ async def test_header_bytes_that_are_not_utf8_get_400(admin_client, header):
 
 
 async def test_non_ascii_utf8_in_the_auth_headers_is_just_a_wrong_key(aiohttp_client, settings, sink, read_model):
-    client = await aiohttp_client(init_app(replace(settings, admin_token="t", api_keys="k1"), sink=sink,
+    client = await aiohttp_client(init_app(settings.replace(admin_token="t", api_keys="k1"), sink=sink,
                                            read_model=read_model, follow_changelogs=False))
     status, _ = await raw(client, get(b"/v1/admin/model", "Authorization: Bearer ключ".encode()))
     assert status == 401
@@ -191,7 +190,7 @@ async def test_an_over_long_request_line_or_header_gets_a_4xx(client):
 @pytest.fixture
 async def keyed_client(aiohttp_client, settings, sink, read_model):
     fill(read_model)
-    app = init_app(replace(settings, api_keys="key-one, key-two", admin_token="t"), sink=sink, read_model=read_model,
+    app = init_app(settings.replace(api_keys="key-one, key-two", admin_token="t"), sink=sink, read_model=read_model,
                    follow_changelogs=False)
     return await aiohttp_client(app)
 

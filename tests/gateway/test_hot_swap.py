@@ -23,11 +23,11 @@ def version_favouring(target: str) -> EmbeddingRecVersion:
 async def test_watcher_installs_each_new_version(client, settings):
     serving = client.app[SERVING]
     assert serving.embedding is None
-    version_favouring("x").save(settings.model_dir, {"note": "first"})
+    version_favouring("x").save(settings.runtime.model_dir, {"note": "first"})
     assert await client.app[WATCHER].check()
     assert serving.embedding.version == "rec-embeddings-v1"
     assert not await client.app[WATCHER].check()  # nothing newer
-    version_favouring("y").save(settings.model_dir, {"note": "second"})
+    version_favouring("y").save(settings.runtime.model_dir, {"note": "second"})
     await until(lambda: serving.embedding.version == "rec-embeddings-v2")  # the watcher polls every 0.05 s here
 
 

@@ -61,14 +61,14 @@ async def post_json(client, path, obj):
 
 async def test_an_event_more_than_the_skew_ahead_of_the_gateways_clock_gets_400(client, sink, settings):
     now = time.time()
-    ahead = [ev(1, ts=1e18), ev(2, ts=now + settings.max_clock_skew_s + 60), ev(3, ts=(now + 3600) * 1000)]
+    ahead = [ev(1, ts=1e18), ev(2, ts=now + settings.limits.clock_skew_s + 60), ev(3, ts=(now + 3600) * 1000)]
     for record in ahead:
         r = await post_json(client, "/v1/events", record)
         body = await r.json()
         assert r.status == 400, record
         assert "'ts' must be at most" in body["invalid"][0]["reason"]
         assert "the receiver's clock plus the allowed skew" in body["invalid"][0]["reason"]
-    r = await post_json(client, "/v1/events", [ev(4, ts=now + settings.max_clock_skew_s - 60), ev(5, ts=now - 60)])
+    r = await post_json(client, "/v1/events", [ev(4, ts=now + settings.limits.clock_skew_s - 60), ev(5, ts=now - 60)])
     assert r.status == 202 and [e.event_id for e in sink.events] == ["e4", "e5"]
 
 

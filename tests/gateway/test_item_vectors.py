@@ -2,7 +2,6 @@
 lexical hits for the items without a vector, dense ones for those with; it never encodes a
 catalog text (the vectors come from `streamrank encoder` over the item-vectors topic)."""
 import uuid
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +43,8 @@ def text_of(read_model, item: str) -> str:
 
 
 async def test_restart_with_a_checkpoint_and_a_partial_vector_set_searches_at_once(aiohttp_client, settings, sink, read_model):
-    settings = replace(settings, search_dense=True)  # search_encode_catalog off: vectors come from the encoder
-    save_hybrid_version(settings.model_dir)
+    settings = settings.replace(search_dense=True)  # search_encode_catalog off: vectors come from the encoder
+    save_hybrid_version(settings.runtime.model_dir)
     for n in range(FILLERS):  # the read model holds the catalog before the gateway starts, as after a restart
         put(read_model, f"f{n}", "zebra striped doormat" if n == 1400 else f"widget model {n} bracket", "misc")
     for item, (title, category) in CATALOG.items():
@@ -75,7 +74,7 @@ async def test_restart_with_a_checkpoint_and_a_partial_vector_set_searches_at_on
 
 
 async def test_only_vectors_of_the_current_text_and_tower_are_installed(aiohttp_client, settings, sink, read_model):
-    settings = replace(settings, search_dense=True)
+    settings = settings.replace(search_dense=True)
     client = await aiohttp_client(init_app(settings, sink=sink, read_model=read_model, follow_changelogs=False))
     dense = client.app[DENSE]
     vector = F.normalize(torch.ones(384), dim=0)
@@ -104,4 +103,4 @@ def test_the_gateway_names_the_item_tower_that_the_encoder_runs(settings):
     encoder's (`streamrank encoder` runs float32 weights, `for_serving()`)."""
     from models.encoder import TextEncoder
 
-    assert item_model_key(settings) == TextEncoder(max_length=settings.encoder_max_length).for_serving().model_key
+    assert item_model_key(settings) == TextEncoder(max_length=settings.encoder.max_length).for_serving().model_key

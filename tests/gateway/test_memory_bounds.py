@@ -3,7 +3,6 @@ cache at its bound, and a filter nothing passes examines a bounded number of can
 from __future__ import annotations
 
 import tracemalloc
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,7 +79,7 @@ def test_the_byte_estimate_is_what_entries_really_hold(k):
 
 async def test_recommendations_for_many_junk_users_stay_within_the_cache_bytes(aiohttp_client, settings, sink,
                                                                              read_model):
-    app = init_app(replace(settings, recommend_cache_bytes=300_000), sink=sink, read_model=read_model,
+    app = init_app(settings.replace(recommend_cache_bytes=300_000), sink=sink, read_model=read_model,
                    follow_changelogs=False)
     client = await aiohttp_client(app)
     fill(read_model)

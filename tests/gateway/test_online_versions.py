@@ -59,10 +59,9 @@ async def test_a_delta_without_its_parent_is_refused_and_serving_goes_on(client)
 @pytest.mark.parametrize("token, header, status", [
     ("", "Bearer x", 403), ("s3cret", None, 401), ("s3cret", "Bearer wrong", 401), ("s3cret", "Bearer s3cret", 202)])
 async def test_admin_rollback_needs_the_token(aiohttp_client, settings, sink, read_model, token, header, status):
-    from dataclasses import replace
 
     from app.gateway.app import init_app
-    client = await aiohttp_client(init_app(replace(settings, admin_token=token), sink=sink, read_model=read_model,
+    client = await aiohttp_client(init_app(settings.replace(admin_token=token), sink=sink, read_model=read_model,
                                            follow_changelogs=False))
     headers = {"Authorization": header} if header else {}
     r = await client.post("/v1/admin/model", data=orjson.dumps({"action": "rollback", "version": 1}),
@@ -78,10 +77,9 @@ async def test_admin_rollback_needs_the_token(aiohttp_client, settings, sink, re
 
 
 async def test_admin_command_validation(aiohttp_client, settings, sink, read_model):
-    from dataclasses import replace
 
     from app.gateway.app import init_app
-    client = await aiohttp_client(init_app(replace(settings, admin_token="t"), sink=sink, read_model=read_model,
+    client = await aiohttp_client(init_app(settings.replace(admin_token="t"), sink=sink, read_model=read_model,
                                            follow_changelogs=False))
     auth = {"Authorization": "Bearer t"}
     for body in (b"nope", b"[]", b'{"action": "delete", "version": 1}', b'{"action": "rollback", "version": 0}',

@@ -23,7 +23,7 @@ from tests.gateway.conftest import fill
 
 @pytest.fixture(scope="module")
 def live_gateway(tmp_path_factory):
-    settings = Settings(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50,
+    settings = Settings().replace(max_event_bytes=1024, max_request_bytes=16 * 1024, max_batch_events=50,
                         state_dir=tmp_path_factory.mktemp("state"), search_dense=False)
     read_model = ReadModel(settings)
     app = init_app(settings, sink=MemorySink(), read_model=read_model, follow_changelogs=False)

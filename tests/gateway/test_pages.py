@@ -9,7 +9,7 @@ from tests.gateway.conftest import MemorySink
 
 
 async def keyed_client(aiohttp_client, tmp_path, **extra):
-    settings = Settings(state_dir=tmp_path, search_dense=False, api_keys="k1", worker_metrics_port=0,
+    settings = Settings().replace(state_dir=tmp_path, search_dense=False, api_keys="k1", worker_metrics_port=0,
                         learner_metrics_port=free_port(), **extra)  # nothing listens on the learner's port
     return await aiohttp_client(init_app(settings, sink=MemorySink(), follow_changelogs=False))
 

@@ -114,12 +114,11 @@ async def test_cached_recommendations_follow_every_change_they_depend_on(client,
 
 
 async def test_the_cache_can_be_turned_off(aiohttp_client, settings, sink, read_model):
-    from dataclasses import replace
 
     from app.gateway.app import init_app
     from app.gateway.keys import SERVING
 
-    app = init_app(replace(settings, recommend_cache_size=0), sink=sink, read_model=read_model, follow_changelogs=False)
+    app = init_app(settings.replace(recommend_cache_size=0), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     fill(read_model)
     read_model.apply(user_profiles.NAME, "me", profile(["a"]))
@@ -132,7 +131,7 @@ async def test_trending_follows_popularity_as_it_decays_and_skips_deleted_items(
     fill(read_model)  # t1: 5 purchases, t2: 3, both at t=10
     assert await items_of(client, "/v1/recommend?user_id=stranger&k=2") == ["t1", "t2"]
     # t3 is bought less often but much later: at the newest time its decayed popularity leads
-    half_life = read_model.settings.popularity_half_life_s
+    half_life = read_model.settings.features.popularity_half_life_s
     s = item_stats.empty()
     for k in range(2):  # 3 half-lives later: t1's 5 count 5/8 by then
         s = item_stats.apply_event(s, "purchase", 10.0 + 3 * half_life, 0, k, half_life, 3600.0)
@@ -148,7 +147,6 @@ async def test_trending_follows_popularity_as_it_decays_and_skips_deleted_items(
 async def test_concurrent_recommendations_share_one_embedding_pass_and_match_one_by_one(
         aiohttp_client, settings, sink, read_model):
     import asyncio
-    from dataclasses import replace
 
     import torch
 
@@ -156,7 +154,7 @@ async def test_concurrent_recommendations_share_one_embedding_pass_and_match_one
     from app.gateway.keys import SERVING
     from models.rec.embedding_version import EmbeddingRecVersion
 
-    app = init_app(replace(settings, recommend_cache_size=0), sink=sink, read_model=read_model, follow_changelogs=False)
+    app = init_app(settings.replace(recommend_cache_size=0), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     serving = app[SERVING]
     ids = [f"i{n}" for n in range(300)]

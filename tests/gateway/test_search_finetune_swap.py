@@ -7,7 +7,6 @@ import asyncio
 import csv
 import gzip
 import json
-from dataclasses import replace
 
 from app.gateway.app import init_app
 from app.gateway.keys import DENSE
@@ -70,8 +69,8 @@ async def readyz_version(client):
 
 async def test_a_background_finetune_is_swapped_in_while_serving(aiohttp_client, settings, sink, read_model,
                                                                 tmp_path, monkeypatch):
-    monkeypatch.setenv("STREAMRANK_STATE_DIR", str(settings.state_dir))  # the job's model dir is the gateway's
-    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink,
+    monkeypatch.setenv("STREAMRANK_STATE_DIR", str(settings.runtime.state_dir))  # the job's model dir is the gateway's
+    app = init_app(settings.replace(search_dense=True, search_encode_catalog=True), sink=sink,
                    read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     for item, title, category in PRODUCTS:
@@ -89,7 +88,7 @@ async def test_a_background_finetune_is_swapped_in_while_serving(aiohttp_client,
         await asyncio.sleep(0.05)
         assert len(versions) < 4000, "the fine-tuned version never served"
     assert await job == 0
-    card = json.loads((settings.model_dir / "search" / "v0001" / "card.json").read_text())
+    card = json.loads((settings.runtime.model_dir / "search" / "v0001" / "card.json").read_text())
     # The item tower stays the pretrained one the encoder process runs: the catalog's vectors
     # (item-vectors topic, keyed by that tower) stay valid across the swap, nothing is re-encoded.
     assert card["base_model"] == BASE_MODEL and card["query_encoder"] == "pretrained"

@@ -3,7 +3,6 @@ keeps the catalog's vectors across a restart. Real MiniLM, tiny catalog."""
 import asyncio
 import random
 import uuid
-from dataclasses import replace
 
 import torch
 
@@ -34,7 +33,7 @@ def save_search_version(model_dir, dense_weight: float = 1.0):
 
 
 async def start(aiohttp_client, settings, sink, read_model):
-    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
+    app = init_app(settings.replace(search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     for item, (title, category) in CATALOG.items():
         put(read_model, item, title, category)
@@ -44,7 +43,7 @@ async def start(aiohttp_client, settings, sink, read_model):
 
 
 async def test_serves_the_fine_tuned_version_with_filters_and_live_catalog_changes(aiohttp_client, settings, sink, read_model):
-    save_search_version(settings.model_dir)
+    save_search_version(settings.runtime.model_dir)
     client, dense = await start(aiohttp_client, settings, sink, read_model)
     items, version = await search(client, "sofa", k="3")  # no title says "sofa"
     assert version == "search-v1" and items[0] == "p1"
@@ -61,7 +60,7 @@ async def test_serves_the_fine_tuned_version_with_filters_and_live_catalog_chang
     items, version = await search(client, "sofa", k="3", user_id="me")
     assert version == "search-v1" and items[0] == "p1"
 
-    save_search_version(settings.model_dir, dense_weight=-1.0)  # ranks the least similar first
+    save_search_version(settings.runtime.model_dir, dense_weight=-1.0)  # ranks the least similar first
     await until(lambda: dense.model is not None and dense.model.version == "search-v2")
     items, version = await search(client, "sofa", k="5")
     assert version == "search-v2" and items[-1] == "p1"
@@ -74,7 +73,7 @@ async def test_swaps_under_concurrent_requests_never_mix_versions(aiohttp_client
     # in the middle of them, after which no answer ever shows the version the swapper waits for.
     await client.app[SEARCH_WATCHER].stop()
     assert (await search(client, "sofa"))[1] == "bm25+minilm-l6-pretrained"  # no checkpoint yet
-    models = [SearchModel.load(settings, save_search_version(settings.model_dir, w)) for w in (1.0, -1.0)]
+    models = [SearchModel.load(settings, save_search_version(settings.runtime.model_dir, w)) for w in (1.0, -1.0)]
     expected = {}
     for model in models:
         dense.install(model)
@@ -119,7 +118,7 @@ async def test_a_restarted_gateway_reuses_the_cached_item_vectors(aiohttp_client
     assert path.is_file()
 
     read_model = ReadModel(settings)
-    app = init_app(replace(settings, search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
+    app = init_app(settings.replace(search_dense=True, search_encode_catalog=True), sink=sink, read_model=read_model, follow_changelogs=False)
     client = await aiohttp_client(app)
     dense = client.app[DENSE]
     encoded = []

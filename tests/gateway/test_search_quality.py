@@ -5,7 +5,7 @@ from tables import catalog
 
 
 async def test_relevant_products_in_the_top_10_for_known_queries(client, read_model, settings):
-    data = load_homedepot(settings.data_dir / "homedepot" / "train.csv.gz")
+    data = load_homedepot(settings.runtime.data_dir / "homedepot" / "train.csv.gz")
     for item, title in zip(data.items, data.titles):
         read_model.apply(catalog.NAME, item, catalog.to_item(CatalogChange("upsert", item, 1.0, title=title)))
     queries = sorted(q for q in data.judgments if data.relevant(q))[:300]

@@ -8,7 +8,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 
 import pytest
 from aiokafka import TopicPartition
@@ -28,7 +27,7 @@ def broker() -> Settings:
     except BrokerUnavailable:
         started = subprocess.run([str(ROOT / "scripts" / "kafka.sh"), "start"], capture_output=True, text=True)
         if started.returncode != 0:
-            pytest.fail(f"no Kafka at {settings.bootstrap_servers} and it could not be started:\n"
+            pytest.fail(f"no Kafka at {settings.kafka.bootstrap_servers} and it could not be started:\n"
                         f"{started.stdout}\n{started.stderr}")
         asyncio.run(wait_for_broker(settings, timeout_s=60))
     return settings
@@ -38,7 +37,7 @@ def broker() -> Settings:
 def stack_settings(broker: Settings, tmp_path) -> Settings:
     """Fresh topics, consumer group and state for one test, on the shared broker."""
     run = f"it-{uuid.uuid4().hex[:8]}"
-    settings = replace(broker, app_id=run, topic_prefix=run, state_dir=tmp_path / "state",
+    settings = broker.replace(app_id=run, topic_prefix=run, state_dir=tmp_path / "state",
                        worker_metrics_port=free_port(), gateway_port=free_port(), store="rocksdb://")
     asyncio.run(ensure_topics(settings))
     return settings
@@ -82,13 +81,13 @@ async def events_consumed(settings: Settings, topic: str | None = None) -> bool:
     admin = make_admin(settings)
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        committed = await admin.list_consumer_group_offsets(settings.topics.app_id)
     finally:
         await admin.close()
     consumer = make_consumer(settings)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic or settings.topics.events, p) for p in range(settings.topic_partitions)]
+        tps = [TopicPartition(topic or settings.topics.events, p) for p in range(settings.topics.partitions)]
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()

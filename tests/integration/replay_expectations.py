@@ -25,7 +25,7 @@ def beauty_events(settings, n: int) -> list[UserEvent]:
     """The first n events of the Amazon Beauty replay, in file order."""
     from app.replay_data import read_sequences, sequence_events
 
-    sequences = read_sequences(settings.data_dir / "amazon-beauty" / "Beauty.txt")
+    sequences = read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")
     return list(itertools.islice(sequence_events(sequences), n))
 
 

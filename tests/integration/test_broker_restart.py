@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import replace
 import subprocess
 import time
 
@@ -58,7 +57,7 @@ def private_broker(tmp_path):
 
 async def test_worker_and_gateway_recover_from_a_broker_restart(stack_settings, private_broker, aiohttp_client, tmp_path):
     kafka, port = private_broker
-    settings = replace(stack_settings, kafka_broker=f"127.0.0.1:{port}")
+    settings = stack_settings.replace(kafka_broker=f"127.0.0.1:{port}")
     await ensure_topics(settings)
     worker = worker_process(settings, tmp_path / "worker.log").start()
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 import orjson
 import pytest
@@ -59,7 +58,7 @@ async def produce(settings, topic: str, records: list[tuple[int, bytes | None, b
 
 async def test_a_consumer_over_several_partitions_gets_past_it(stack_settings, raw_header_producer):
     settings = stack_settings
-    topic, parts = settings.topics.events, settings.topic_partitions
+    topic, parts = settings.topics.events, settings.topics.partitions
     await produce(settings, topic, [
         (p, None, f"{p}-{n}".encode(), BAD_HEADERS if n == 1 else [("k", b"v")]) for p in range(parts) for n in range(3)])
     consumer = make_consumer(settings, topic, group_id=None, auto_offset_reset="earliest")
@@ -82,7 +81,7 @@ def event(n: int) -> tuple[bytes, bytes]:
 
 
 async def test_a_worker_applies_the_event_after_it(stack_settings, raw_header_producer, tmp_path):
-    settings = replace(stack_settings, learner_enabled=False)
+    settings = stack_settings.replace(learner_enabled=False)
     topic = settings.topics.events
     await produce(settings, topic, [
         (0, *event(1), BAD_HEADERS),        # valid value: applied as any event
@@ -98,7 +97,7 @@ async def test_a_worker_applies_the_event_after_it(stack_settings, raw_header_pr
             assert worker.alive() and time.monotonic() < deadline, (metrics, worker.tail())
             await asyncio.sleep(0.5)
             try:
-                metrics = scrape(settings.worker_metrics_port)
+                metrics = scrape(settings.worker.metrics_port)
             except OSError:
                 pass  # not listening yet
         assert metrics["streamrank_events_processed_total"] == 3 and metrics["streamrank_dead_letters_total"] == 1

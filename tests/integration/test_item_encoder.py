@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
@@ -83,10 +82,10 @@ def products() -> list[CatalogChange]:
 
 
 def test_vectors_are_encoded_once_and_a_fresh_gateway_serves_dense_search_from_the_topic(stack_settings):
-    settings = replace(stack_settings, search_dense=True, model_poll_s=3600.0)
+    settings = stack_settings.replace(search_dense=True, model_poll_s=3600.0)
 
     async def run() -> None:
-        tower = TextEncoder(max_length=settings.encoder_max_length).for_serving()
+        tower = TextEncoder(max_length=settings.encoder.max_length).for_serving()
         await put_catalog(settings, [*products(), CatalogChange("upsert", "p6", 1.0, title="leather sofa")])
         encode = Counting(tower)
         encoder, task = await start_encoder(settings, encode, tower.model_key)

@@ -14,7 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -50,7 +50,7 @@ class SaslBroker:
     passwords: dict[str, str]
 
     def as_user(self, user: str) -> Settings:
-        return replace(self.admin, kafka_username=user, kafka_password=self.passwords[user])
+        return self.admin.replace(kafka_username=user, kafka_password=self.passwords[user])
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def sasl_broker(tmp_path_factory) -> Iterator[SaslBroker]:
         started = kafka("start")
         if started.returncode != 0:  # fail, never skip: the SASL mode is what is under test
             pytest.fail(f"the SASL broker did not start:\n{started.stdout}\n{started.stderr}")
-        admin = Settings(kafka_broker=f"127.0.0.1:{port}", app_id=run, topic_prefix=run,
+        admin = Settings().replace(kafka_broker=f"127.0.0.1:{port}", app_id=run, topic_prefix=run,
                          state_dir=home / "state", kafka_security_protocol="SASL_PLAINTEXT",
                          kafka_sasl_mechanism="SCRAM-SHA-256", kafka_username="admin",
                          kafka_password=passwords["admin"], learner_enabled=False)
@@ -97,19 +97,19 @@ async def test_clients_without_valid_credentials_are_refused(sasl_broker, caplog
     await ensure_topics(admin)  # the right credentials get in (the control for what follows)
 
     with pytest.raises(KafkaConnectionError):  # no SASL at all: the broker hangs up
-        await send(replace(admin, kafka_security_protocol="PLAINTEXT"), admin.topics.events, b"{}")
+        await send(admin.replace(kafka_security_protocol="PLAINTEXT"), admin.topics.events, b"{}")
 
-    wrong = replace(sasl_broker.as_user("worker"), kafka_password="not-the-password")
+    wrong = sasl_broker.as_user("worker").replace(kafka_password="not-the-password")
     with caplog.at_level(logging.ERROR, logger="aiokafka"), pytest.raises(KafkaConnectionError):
         await send(wrong, admin.topics.events, b"{}")
     assert "SaslAuthenticationFailed" in caplog.text and "invalid credentials" in caplog.text
 
     with pytest.raises(KafkaConnectionError):  # a name the broker does not know
-        await send(replace(wrong, kafka_username="mallory"), admin.topics.events, b"{}")
+        await send(wrong.replace(kafka_username="mallory"), admin.topics.events, b"{}")
 
-    host, port = admin.bootstrap_servers.rsplit(":", 1)  # nor is the controller's port an open door
+    host, port = admin.kafka.bootstrap_servers.rsplit(":", 1)  # nor is the controller's port an open door
     with pytest.raises(KafkaConnectionError):
-        await send(replace(admin, kafka_broker=f"{host}:{int(port) + 1}", kafka_security_protocol="PLAINTEXT"),
+        await send(admin.replace(kafka_broker=f"{host}:{int(port) + 1}", kafka_security_protocol="PLAINTEXT"),
                    admin.topics.events, b"{}")
 
 
@@ -126,7 +126,7 @@ async def test_only_the_learner_may_write_model_updates(sasl_broker):
             await send(principal, topic, b'{"forged": true}')
 
     # The worker process with the learner's principal set: only role="learner" clients use it.
-    in_worker = replace(worker, learner_kafka_username="learner",
+    in_worker = worker.replace(learner_kafka_username="learner",
                         learner_kafka_password=sasl_broker.passwords["learner"])
     with pytest.raises(TopicAuthorizationFailedError):
         await send(in_worker, topic, b'{"forged": true}')
@@ -152,7 +152,7 @@ async def changelog_keys(settings: Settings, topic: str, want: str, timeout_s: f
 
 async def test_faust_worker_runs_under_its_own_principal(sasl_broker, tmp_path: Path):
     admin = sasl_broker.admin
-    worker_settings = replace(sasl_broker.as_user("worker"), worker_metrics_port=free_port())
+    worker_settings = sasl_broker.as_user("worker").replace(worker_metrics_port=free_port())
     gateway = sasl_broker.as_user("gateway")
     await ensure_topics(worker_settings)
     event = UserEvent(event_id="e-auth-1", user_id="u-auth", type="view", ts=time.time(), item_id="i1")

@@ -30,7 +30,7 @@ def events(broker):
 def learner_settings(stack_settings):
     # Every proposal with a sample promotes (guard_min_samples 1, a guard nothing fails), so
     # the last checkpoint holds every sample; the guard itself is tested in tests/unit.
-    return replace(stack_settings, version_interval_s=1.0, checkpoint_interval_s=2.0, guard_min_samples=1, guard_ratio=0.001,
+    return stack_settings.replace(version_interval_s=1.0, checkpoint_interval_s=2.0, guard_min_samples=1, guard_ratio=0.001,
                    learner_poll_s=0.05, admin_token="t0ken", search_dense=False, learner_metrics_port=free_port(),
                    learner_session_timeout_s=6.0)
 
@@ -60,7 +60,7 @@ async def distinct_samples(settings) -> dict[str, int]:
 
 def learner_metric(settings, name: str, port: int | None = None) -> float:
     try:
-        return scrape(port or settings.learner_metrics_port).get(name, 0.0)
+        return scrape(port or settings.learner.metrics_port).get(name, 0.0)
     except OSError:
         return 0.0
 
@@ -115,7 +115,7 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
             similar = await (await client.get("/v1/items/fresh-x/similar?k=5")).json()
             if "fresh-y" in [i["item_id"] for i in similar["items"]] and "online-v" in similar["model_version"]:
                 break
-            assert time.monotonic() < deadline, (similar, scrape(settings.learner_metrics_port),
+            assert time.monotonic() < deadline, (similar, scrape(settings.learner.metrics_port),
                                                  await (await client.get("/v1/users/fresh-u")).text())
             await asyncio.sleep(0.5)
 
@@ -139,7 +139,7 @@ def rollback_counted(settings) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner_metrics_port}/metrics", timeout=2) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner.metrics_port}/metrics", timeout=2) as r:
             text = r.read().decode()
     except OSError:
         return False
@@ -155,8 +155,8 @@ async def test_a_standby_learner_takes_over_from_a_killed_one_without_losing_or_
     half = len(events) // 2
     await produce(settings, events[:half])
     worker = worker_process(settings, tmp_path / "worker.log").start()
-    ports = [settings.learner_metrics_port, free_port()]
-    learners = [learner_process(replace(settings, learner_metrics_port=port), tmp_path / f"learner{i}.log").start()
+    ports = [settings.learner.metrics_port, free_port()]
+    learners = [learner_process(settings.replace(learner_metrics_port=port), tmp_path / f"learner{i}.log").start()
                 for i, port in enumerate(ports)]
     version = lambda i: learner_metric(settings, "streamrank_learner_serving_version", ports[i])  # noqa: E731
     try:

@@ -13,7 +13,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import pytest
 from prometheus_client import generate_latest
@@ -40,7 +39,7 @@ def events(broker):
 def served_by_learner(settings) -> int:
     """The version the learner process last published (0 while it is not answering)."""
     try:
-        return int(scrape(settings.learner_metrics_port).get("streamrank_learner_serving_version", 0))
+        return int(scrape(settings.learner.metrics_port).get("streamrank_learner_serving_version", 0))
     except OSError:
         return 0
 
@@ -56,12 +55,12 @@ def worker_series(settings, name: str, **labels: str) -> float:
 def _worker_text(settings) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner_metrics_port}/metrics", timeout=2) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner.metrics_port}/metrics", timeout=2) as r:
         return r.read().decode()
 
 
 def newest_checkpoint(settings) -> int:
-    found = checkpoints(settings.online_model_dir)
+    found = checkpoints(settings.runtime.online_model_dir)
     return int(found[-1].name[1:]) if found else 0
 
 
@@ -120,7 +119,7 @@ async def test_numbers_only_go_forward_across_two_kills_and_a_new_gateway_reache
         stack_settings, events, aiohttp_client, tmp_path):
     # Every proposal with a sample promotes; a checkpoint is taken at a learner's first
     # version only (the interval is long), so a kill loses what was published after it.
-    settings = replace(stack_settings, version_interval_s=1.0, checkpoint_interval_s=600.0, guard_min_samples=1,
+    settings = stack_settings.replace(version_interval_s=1.0, checkpoint_interval_s=600.0, guard_min_samples=1,
                        guard_ratio=0.001, learner_poll_s=0.05, search_dense=False, learner_metrics_port=free_port(),
                        learner_session_timeout_s=6.0)
     waves = [events[i * N_EVENTS // 4:(i + 1) * N_EVENTS // 4] for i in range(4)]

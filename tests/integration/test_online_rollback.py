@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 import orjson
 from prometheus_client import generate_latest
@@ -72,7 +71,7 @@ async def published_versions(settings) -> list[Version]:
 
 async def test_a_served_version_that_degrades_is_rolled_back_and_the_gateway_follows(
         stack_settings, aiohttp_client):
-    settings = replace(stack_settings, version_interval_s=3600, checkpoint_interval_s=3600, guard_min_samples=150,
+    settings = stack_settings.replace(version_interval_s=3600, checkpoint_interval_s=3600, guard_min_samples=150,
                        guard_ratio=0.9, admin_token="t0ken", search_dense=False,
                        # Every sample judged: the windows are sized in samples fed below.
                        learner_validation_share=1.0)

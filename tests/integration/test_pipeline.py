@@ -81,7 +81,7 @@ async def test_replay_and_malformed_records_end_up_exactly_in_tables_and_dead_le
     duplicates = keyed(beauty_events[:50])  # re-sent: same event ids, new offsets
     await produce_records(settings, keyed(beauty_events[: N_EVENTS // 2]) + [(b"u", m) for m in MALFORMED]
                   + keyed(beauty_events[N_EVENTS // 2:]) + duplicates)
-    users, items = expected_state(beauty_events, settings.recent_items)
+    users, items = expected_state(beauty_events, settings.features.recent_items)
 
     worker = worker_process(settings, tmp_path / "worker.log").start()
     try:
@@ -99,7 +99,7 @@ async def test_replay_and_malformed_records_end_up_exactly_in_tables_and_dead_le
         assert "over the limit" in reasons[MALFORMED[8]]
         assert all(dict(r.headers)["source_topic"] == settings.topics.events.encode() for r in letters)
 
-        metrics = scrape(settings.worker_metrics_port)
+        metrics = scrape(settings.worker.metrics_port)
         assert metrics["streamrank_dead_letters_total"] == len(MALFORMED)
         assert metrics["streamrank_events_duplicate_total"] == len(duplicates)
 
@@ -117,7 +117,7 @@ async def test_worker_killed_mid_replay_resumes_without_loss_or_double_count(
         stack_settings, beauty_events, aiohttp_client, tmp_path):
     settings = stack_settings
     await produce_records(settings, keyed(beauty_events))
-    users, items = expected_state(beauty_events, settings.recent_items)
+    users, items = expected_state(beauty_events, settings.features.recent_items)
     log = tmp_path / "worker.log"
 
     worker = worker_process(settings, log).start()
@@ -126,7 +126,7 @@ async def test_worker_killed_mid_replay_resumes_without_loss_or_double_count(
     while processed < N_EVENTS * 0.2 and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         try:
-            processed = scrape(settings.worker_metrics_port).get("streamrank_events_processed_total", 0.0)
+            processed = scrape(settings.worker.metrics_port).get("streamrank_events_processed_total", 0.0)
         except OSError:
             pass
     assert N_EVENTS * 0.2 <= processed < N_EVENTS, f"kill not mid-stream ({processed})\n{worker.tail()}"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import replace
 
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -13,7 +12,7 @@ from tables.wire.names import TABLE_NAMES, changelog_topic
 
 def test_ensure_topics_creates_inputs_and_compacted_changelogs_with_leaders(broker):
     run = f"it-{uuid.uuid4().hex[:8]}"
-    settings = replace(broker, app_id=run, topic_prefix=run)
+    settings = broker.replace(app_id=run, topic_prefix=run)
     created = set(asyncio.run(ensure_topics(settings)))
     changelogs = {changelog_topic(settings, table) for table in TABLE_NAMES}
     t = settings.topics
@@ -39,6 +38,6 @@ def test_ensure_topics_creates_inputs_and_compacted_changelogs_with_leaders(brok
     led, policy = asyncio.run(describe())
     # Every partition already has a leader when ensure_topics returns: what a worker's
     # metadata needs to see the changelog as large as its source topic.
-    assert all(led[name] == settings.topic_partitions for name in changelogs | {t.events, t.catalog})
+    assert all(led[name] == settings.topics.partitions for name in changelogs | {t.events, t.catalog})
     assert led[t.samples] == led[t.model_updates] == 1
     assert policy == {name: "compact" for name in changelogs}

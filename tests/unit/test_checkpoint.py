@@ -46,8 +46,8 @@ async def test_the_learner_resumes_from_v10000_and_prunes_the_oldest(tmp_path):
     from models.online.versions import LearnerConfig, OnlineLearner
     from tests.unit.online_streams import chain_stream, small_model
 
-    settings = Settings(state_dir=tmp_path)
-    directory = settings.online_model_dir
+    settings = Settings().replace(state_dir=tmp_path)
+    directory = settings.runtime.online_model_dir
     for number in range(9995, 9999):
         (directory / f"v{number:04d}").mkdir(parents=True)
     service = LearnerService(settings, Metrics())

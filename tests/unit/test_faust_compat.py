@@ -113,3 +113,149 @@ async def test_records_of_a_fetch_not_handed_over_are_fetched_again():
     sought.clear()
     c.flow_active = True
     assert len([m async for m in getmany(c, timeout=1.0)]) == 6 and sought == []  # all handed over
+
+
+class Drain(SimpleNamespace):
+    """What wait_first needs of Faust's consumer: its suspend_flow event and Service's methods."""
+
+    def __init__(self):
+        import asyncio
+        super().__init__(suspend_flow=asyncio.Event(), _stopped=asyncio.Event(), _crashed=asyncio.Event(),
+                         loop=asyncio.get_running_loop())
+
+
+async def test_a_callback_that_need_not_wait_runs_inline():
+    import asyncio
+
+    from app.faust_compat import wait_first
+    drain, steps = Drain(), []
+
+    async def callback():
+        steps.append(asyncio.current_task())
+        return "handed over"
+
+    result = await wait_first(drain, callback(), drain.suspend_flow.wait())
+    assert result.results == ["handed over"] and steps == [asyncio.current_task()]  # no task of its own
+
+
+async def test_a_callback_that_waits_finishes_in_a_task_while_the_flow_goes_on():
+    import asyncio
+
+    from app.faust_compat import wait_first
+    drain, room = Drain(), asyncio.Event()
+
+    async def callback():  # a full stream buffer: waits for room, then hands the message over
+        await room.wait()
+        await asyncio.sleep(0)
+        return "handed over"
+
+    waiting = asyncio.ensure_future(wait_first(drain, callback(), drain.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    room.set()
+    assert (await asyncio.wait_for(waiting, 1)).results == ["handed over"]
+
+
+async def test_a_callback_waiting_when_the_flow_stops_is_cancelled_at_once():
+    # The fault this guards: awaited inline, the callback outlived the rebalance and the drain
+    # loop then marked its partition read past records never handed over.
+    import asyncio
+
+    from app.faust_compat import wait_first
+    drain, room, cancelled = Drain(), asyncio.Event(), []
+
+    async def callback():
+        try:
+            await room.wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return "handed over"
+
+    waiting = asyncio.ensure_future(wait_first(drain, callback(), drain.suspend_flow.wait()))
+    await asyncio.sleep(0.01)
+    drain.suspend_flow.set()  # Consumer.stop_flow(): a rebalance began
+    result = await asyncio.wait_for(waiting, 1)
+    await asyncio.sleep(0)
+    assert result.results == [True] and cancelled == [True]  # suspend_flow won, the callback stopped
+
+
+async def test_a_callback_that_fails_at_once_raises_in_the_drain_loop():
+    import pytest
+
+    from app.faust_compat import wait_first
+    drain = Drain()
+
+    async def callback():
+        raise ValueError("bad record")
+
+    with pytest.raises(ValueError):
+        await wait_first(drain, callback(), drain.suspend_flow.wait())
+
+
+async def test_recovery_seeks_the_stream_partitions_before_they_resume():
+    """Fix 6: nothing may be fetched for a stream partition between its resume and the flow
+    control's resume, which clears the streams' queues; so the seek comes while it is paused."""
+    from faust.tables.recovery import Recovery
+
+    import app.faust_compat  # noqa: F401  (installs the fixes)
+
+    events, changelog = ("events", 0), ("users-changelog", 0)
+    steps = []
+
+    class Consumer:
+        paused = {events, changelog}
+
+        def assignment(self):
+            return {events, changelog}
+
+        async def perform_seek(self):
+            steps.append(("seek", events in self.paused))  # the drain loop fetches only what is not paused
+
+        def resume_partitions(self, tps):
+            self.paused -= set(tps)
+            steps.append(("resume partitions", sorted(tps)))
+
+        def resume_flow(self):
+            steps.append("resume flow")
+
+    async def no_op(*args, **kwargs):
+        return None
+
+    async def wait(coro, timeout=None):
+        return await coro
+
+    faust_app = SimpleNamespace(consumer=Consumer(), consumer_generation_id=3, conf=SimpleNamespace(broker_request_timeout=5),
+                          on_rebalance_complete=SimpleNamespace(send=no_op),
+                          flow_control=SimpleNamespace(resume=lambda: steps.append("resume flow control (clears queues)")),
+                          _fetcher=SimpleNamespace(maybe_start=no_op), on_rebalance_end=lambda: None,
+                          assignor=SimpleNamespace(assigned_standbys=lambda: set()))
+    recovery = SimpleNamespace(app=faust_app, log=SimpleNamespace(info=lambda *a: None, warning=lambda *a: None),
+                               tables=SimpleNamespace(values=lambda: [], on_actives_ready=lambda: None,
+                                                      on_standbys_ready=lambda: None),
+                               _set_recovery_ended=lambda: None, completed=SimpleNamespace(set=lambda: None),
+                               _wait=wait, _is_changelog_tp=lambda tp: tp == changelog)
+    await Recovery.on_recovery_completed(recovery, generation_id=3)
+    assert steps == [("seek", True), ("resume partitions", [events]), "resume flow control (clears queues)",
+                     "resume flow"]
+
+
+async def test_a_put_waiting_on_a_full_stream_queue_goes_on_after_a_clear():
+    """Fix 7: Faust clears the streams' queues when the flow resumes; a hand-over waiting for
+    room in a full queue must not wait forever for a get that the empty queue never gets."""
+    import asyncio
+
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    import app.faust_compat  # noqa: F401  (installs the fixes)
+
+    queue = FlowControlQueue(maxsize=2, flow_control=FlowControlEvent(initially_suspended=False),
+                             clear_on_resume=True)
+    queue.put_nowait("old 1")
+    queue.put_nowait("old 2")
+    waiting = asyncio.ensure_future(queue.put("new"))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # full: the put waits for room
+    queue.clear()
+    await asyncio.wait_for(waiting, 1)
+    assert queue.get_nowait() == "new"

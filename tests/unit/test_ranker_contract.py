@@ -11,7 +11,9 @@ from models.online.rec_model import OnlineRecModel
 from models.online.serving import ServingRecModel
 from models.ranker import BatchRanker, Ranker
 from models.rec.embedding_version import EmbeddingRecVersion
+from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.online_transitions import OnlineTransitions
+from models.rec.sasrec import SASRec, SASRecConfig
 from tests.unit.online_streams import batches, chain_stream, small_model
 
 SAMPLES = chain_stream(200)
@@ -41,8 +43,18 @@ def _embedding() -> Ranker:
     return EmbeddingRecVersion.build("v1", ITEMS, vectors)
 
 
+def _online_neural() -> Ranker:
+    torch.manual_seed(0)
+    checkpoint = SASRec(SASRecConfig(n_items=len(ITEMS), dim=8, layers=1, heads=1, max_len=4, dropout=0.0))
+    model = OnlineSASRec.warm_start(checkpoint, ITEMS, OnlineSASRecConfig(negatives=8, num_shards=2))
+    for batch in batches(SAMPLES, 32):
+        model.learn([[*history, target] for history, target in batch])
+    return model
+
+
 RANKERS: dict[str, Callable[[], Ranker]] = {
     "online": _online, "serving": _serving, "transitions": _transitions, "embedding": _embedding,
+    "online_neural": _online_neural,
 }
 
 

@@ -5,7 +5,6 @@ changes; the tests fail until it has.
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 import textwrap
@@ -20,8 +19,7 @@ BLOCK = re.compile(r"(<!-- generated: (\w+) \(tests/unit/test_readme.py\) -->\n)
 def settings_list() -> str:
     from app.settings import Settings, env_name
 
-    names = [env_name(f.name).removeprefix("STREAMRANK_") for f in dataclasses.fields(Settings)
-             if f.name != "kafka_broker"]
+    names = [env_name(key).removeprefix("STREAMRANK_") for key in Settings().values() if key != "kafka_broker"]
     return _wrap(f"`{n}`" for n in names)
 
 

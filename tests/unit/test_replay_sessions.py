@@ -74,7 +74,7 @@ def test_the_demo_names_the_first_sessions_shopper_and_its_best_product(tmp_path
 
     (tmp_path / "homedepot").mkdir()
     path = write_judgments(tmp_path / "homedepot" / "train.csv.gz")
-    settings = Settings(data_dir=tmp_path, state_dir=tmp_path / "state")
+    settings = Settings().replace(data_dir=tmp_path, state_dir=tmp_path / "state")
     user, item = demo_shopper(settings, users=7, seed=3)
     assert user == session_shopper(SessionPlan(users=7, seed=3), 0)
     data = load_homedepot(path)

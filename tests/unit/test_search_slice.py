@@ -48,8 +48,8 @@ def test_cached_vectors_are_used_and_only_the_rest_encoded(tmp_path):
 
 
 def test_the_fine_tune_reads_the_item_encoders_cache_file(tmp_path, monkeypatch):
-    settings = Settings(state_dir=tmp_path)
-    encoder = TextEncoder(max_length=settings.encoder_max_length)
+    settings = Settings().replace(state_dir=tmp_path)
+    encoder = TextEncoder(max_length=settings.encoder.max_length)
     cache = VectorCache(vector_cache_path(settings, encoder.for_serving()), DIM)  # where `streamrank encoder` keeps it
     vectors = F.normalize(torch.randn(4, DIM), dim=1)
     cache.put(data().titles, vectors)

@@ -14,10 +14,10 @@ from app.worker import broker_credentials
 def test_defaults_and_environment_overrides():
     s = Settings.from_env({"KAFKA_BROKER": "10.0.0.1:9092;kafka://10.0.0.2:9092",
                            "STREAMRANK_TOPIC_PARTITIONS": "8", "STREAMRANK_STATE_DIR": "/tmp/sr"})
-    assert s.topic_partitions == 8
-    assert s.state_dir == Path("/tmp/sr")
-    assert s.bootstrap_servers == "10.0.0.1:9092,10.0.0.2:9092"
-    assert s.faust_broker == "kafka://10.0.0.1:9092;kafka://10.0.0.2:9092"
+    assert s.topics.partitions == 8
+    assert s.runtime.state_dir == Path("/tmp/sr")
+    assert s.kafka.bootstrap_servers == "10.0.0.1:9092,10.0.0.2:9092"
+    assert s.kafka.faust_broker == "kafka://10.0.0.1:9092;kafka://10.0.0.2:9092"
     assert s.topics.events == "streamrank.events"
 
 

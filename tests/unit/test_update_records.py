@@ -2,7 +2,6 @@
 import os
 import stat
 import threading
-from dataclasses import replace
 
 import pytest
 import torch
@@ -109,7 +108,7 @@ def test_valid_records_leaves_out_the_rest():
 
 
 def test_the_key_file_is_made_once_with_mode_0600_and_shared(tmp_path):
-    settings = Settings(state_dir=tmp_path)
+    settings = Settings().replace(state_dir=tmp_path)
     keys: list[bytes] = []
     threads = [threading.Thread(target=lambda: keys.append(signing_key(settings))) for _ in range(8)]
     for t in threads:
@@ -124,8 +123,8 @@ def test_the_key_file_is_made_once_with_mode_0600_and_shared(tmp_path):
 
 
 def test_a_configured_key_wins_and_must_not_be_short(tmp_path):
-    settings = Settings(state_dir=tmp_path, model_signing_key="s" * 20)
+    settings = Settings().replace(state_dir=tmp_path, model_signing_key="s" * 20)
     assert signing_key(settings) == b"s" * 20
     assert not (tmp_path / KEY_FILE).exists()
     with pytest.raises(SettingsError, match="at least 16"):
-        signing_key(replace(settings, model_signing_key="short"))
+        signing_key(settings.replace(model_signing_key="short"))

@@ -21,7 +21,7 @@ from models.errors import ValidationError
 
 def _authorised(request: web.Request) -> web.Response | None:
     """None when the bearer token matches; else the error response to send."""
-    token = request.app[SETTINGS].admin_token
+    token = request.app[SETTINGS].gateway.admin_token
     if not token:
         return error_response(403, "the admin API is disabled: set STREAMRANK_ADMIN_TOKEN")
     given = request.headers.get("Authorization", "")

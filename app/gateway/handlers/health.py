@@ -24,7 +24,7 @@ async def readyz(request: web.Request) -> web.Response:
     dense = request.app.get(DENSE)
     if dense is not None:
         body["search"] = dense.status()
-    elif request.app[SETTINGS].search_dense:
+    elif request.app[SETTINGS].search.dense:
         body["search"] = {"ready": False}  # the query encoder is still loading
     return json_response(body, status=200 if ready else 503)
 

@@ -33,8 +33,8 @@ async def _read_batch(request: web.Request, field: str) -> list[Any]:
     items = data if isinstance(data, list) else [data]
     if not items:
         raise ValidationError("no records in the body")
-    if len(items) > settings.max_batch_events:
-        raise PayloadTooLarge(f"{len(items)} records in one request; the limit is {settings.max_batch_events}")
+    if len(items) > settings.limits.batch_events:
+        raise PayloadTooLarge(f"{len(items)} records in one request; the limit is {settings.limits.batch_events}")
     return items
 
 
@@ -81,7 +81,7 @@ async def post_campaigns(request: web.Request) -> web.Response:
 async def _intake(request: web.Request, field: str, parse: Callable[[Any, float, float], Any], send: str) -> web.Response:
     settings, metrics = request.app[SETTINGS], request.app[METRICS]
     items = await _read_batch(request, field)
-    good, bad = _validate(items, parse, settings.max_event_bytes, settings.max_clock_skew_s)
+    good, bad = _validate(items, parse, settings.limits.event_bytes, settings.limits.clock_skew_s)
     if bad:
         metrics.events_rejected.labels(kind=field).inc(len(bad))
         return error_response(400, f"{len(bad)} of {len(items)} records are invalid; none was accepted",

@@ -70,7 +70,7 @@ async def ops_metrics(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     sources: dict[str, dict[str, Any]] = {
         "gateway": {"up": True, "samples": _samples(request.app[METRICS].registry.collect())}}
-    for name, port in (("worker", settings.worker_metrics_port), ("learner", settings.learner_metrics_port)):
+    for name, port in (("worker", settings.worker.metrics_port), ("learner", settings.learner.metrics_port)):
         sources[name] = await _scrape(port)
     dense = request.app.get(DENSE)  # what /v1/search answers as model_version
     return json_response({"ts": time.time(), "sources": sources,

@@ -1,0 +1,91 @@
+"""The online models as parts of the served blend, on a fixed item index.
+
+The offline hybrid blends SASRec logits with a per-user distribution q over items drawn from
+transition counts (`blend.LogBlend`: log(q + smoothing) + scale * logits). Online, the same
+blend takes the online SASRec's logits and the count model's transitions; these functions lay
+both out as rows over an item index [B, n_items] so the offline and online parts line up.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.embedding_store import EmbeddingStore
+from models.online.rec_model import OnlineRecModel
+from models.rec.blend import sum_normalise_rows
+from models.rec.online_neural import OnlineSASRec
+
+Id = Hashable
+Index = Mapping[Any, int]  # item id -> column (Mapping is invariant in its keys: str ids must fit)
+
+
+def count_parts(model: OnlineRecModel, histories: Sequence[Sequence[Id]], index: Index,
+                n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The count model's scores [B, n_items] (-inf for items without a row) and its rows of q [B, n_items].
+
+    The scores are `scoring.full_scores`' (a test holds them to the model's own ranks), summed
+    straight onto the item index: scattering per shard with accumulating index_put cost most
+    of a time-split run. q leaves out the popularity term: spread over the whole catalogue it
+    would outweigh the transitions once normalised; the blend's prior breaks ties instead.
+    """
+    dense, batch = model.dense, len(histories)
+    with torch.no_grad():
+        transitions = torch.zeros(batch * n_items)
+        entries = model.counts.features(histories, model.config.history)
+        if entries:
+            samples, features, items, values = zip(*entries)
+            # through numpy: torch.tensor of a long tuple of Python numbers is several times slower
+            cols = torch.from_numpy(np.fromiter((index.get(item, -1) for item in items), np.int64, len(items)))
+            weights = (torch.from_numpy(np.asarray(values, dtype=np.float32))
+                       * dense.trans_weight.detach().cpu()[torch.from_numpy(np.asarray(features, dtype=np.int64))])
+            keep = cols >= 0
+            flat = torch.from_numpy(np.asarray(samples, dtype=np.int64)) * n_items + cols
+            transitions.index_add_(0, flat[keep], weights[keep])
+        transitions = transitions.view(batch, n_items)
+        tables = model.tables()
+        columns = _columns(model.store, index)
+        if model.embedding_trained():
+            rows = _by_index([t.rows.T.float() for t in tables], columns, dense.project.shape[0], n_items, 0.0)
+            transitions += dense.embed_gate.detach().cpu() * (model.users(histories).cpu() @ rows)
+        popularity = _by_index([t.popularity.unsqueeze(0) for t in tables], columns, 1, n_items, float("nan"))
+        scores = transitions + dense.pop_weight.detach().cpu() * torch.log1p(popularity)
+    return scores.nan_to_num(nan=float("-inf")), sum_normalise_rows(transitions)
+
+
+def neural_logits(model: OnlineSASRec, histories: Sequence[Sequence[Id]], index: Index,
+                  n_items: int) -> torch.Tensor:
+    """[B, n_items] the online SASRec's logits (-inf for items without a row)."""
+    scores = model.scores(histories)
+    cols = torch.tensor([index[key] for key in model.catalogue()], dtype=torch.long)
+    out = torch.full((len(histories), n_items), float("-inf"))
+    out[:, cols] = scores
+    return out
+
+
+def abstain_when_blind(logits: torch.Tensor) -> torch.Tensor:
+    """Rows with no finite logit (a history of items without rows) become 0: q alone decides."""
+    blind = torch.isinf(logits).all(dim=1)
+    if not bool(blind.any()):
+        return logits
+    out = logits.clone()
+    out[blind] = 0.0
+    return out
+
+
+def _columns(store: EmbeddingStore, index: Index) -> list[torch.Tensor]:
+    """Per shard: the item index of each used row (-1 for ids outside `index`)."""
+    return [torch.tensor([index.get(key, -1) for key in store.row_ids(s)[: store.used_rows(s)]], dtype=torch.long)
+            for s in range(len(store.shards))]
+
+
+def _by_index(scores: Sequence[torch.Tensor], columns: Sequence[torch.Tensor], batch: int, n_items: int,
+              fill: float) -> torch.Tensor:
+    """Per-shard score blocks [B, n_s] scattered into [B, n_items] by item index (others `fill`)."""
+    out = torch.full((batch, n_items), fill)
+    for block, cols in zip(scores, columns):
+        keep = cols >= 0
+        out[:, cols[keep]] = block.cpu()[:, keep]
+    return out
