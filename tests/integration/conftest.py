@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from aiokafka import TopicPartition
@@ -34,13 +34,28 @@ def broker() -> Settings:
 
 
 @pytest.fixture
-def stack_settings(broker: Settings, tmp_path) -> Settings:
-    """Fresh topics, consumer group and state for one test, on the shared broker."""
+def stack_settings(broker: Settings, tmp_path) -> Iterator[Settings]:
+    """Fresh topics, consumer group and state for one test, on the shared broker; the topics
+    are deleted afterwards (a broker kept for many runs otherwise grows to thousands of
+    partitions, and took minutes to start)."""
     run = f"it-{uuid.uuid4().hex[:8]}"
     settings = broker.replace(app_id=run, topic_prefix=run, state_dir=tmp_path / "state",
                        worker_metrics_port=free_port(), gateway_port=free_port(), store="rocksdb://")
     asyncio.run(ensure_topics(settings))
-    return settings
+    yield settings
+    asyncio.run(delete_topics(settings, run))
+
+
+async def delete_topics(settings: Settings, prefix: str) -> None:
+    """Every topic whose name starts with `prefix` (the run's inputs, changelogs and Faust's own)."""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
 
 
 # ---- helpers shared by the integration tests --------------------------------------------
