@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 
 
 @faust_app.task
+async def _dump_on_sigusr1() -> None:
+    worker_dump.install(faust_app)  # consumer state, threads and tasks to the log
+
+
+@faust_app.task
 async def _serve_metrics() -> None:
-    worker_dump.install(faust_app)  # SIGUSR1: consumer state, threads and tasks to the log
     if settings.worker.metrics_port > 0:
         start_http_server(settings.worker.metrics_port, addr="127.0.0.1", registry=worker.metrics.registry)
         log.info("worker metrics on http://127.0.0.1:%d/metrics", settings.worker.metrics_port)

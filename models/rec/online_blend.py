@@ -26,32 +26,35 @@ def count_parts(model: OnlineRecModel, histories: Sequence[Sequence[Id]], index:
                 n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The count model's scores [B, n_items] (-inf for items without a row) and its rows of q [B, n_items].
 
-    The scores are `scoring.full_scores`' (a test holds them to the model's own ranks), summed
-    straight onto the item index: scattering per shard with accumulating index_put cost most
-    of a time-split run. q leaves out the popularity term: spread over the whole catalogue it
-    would outweigh the transitions once normalised; the blend's prior breaks ties instead.
+    The model's own `DenseScorer` (transitions, then scores), over the item index at once rather
+    than per shard as `scoring.full_scores` goes (a test holds them to the model's own scores).
+    q leaves out the popularity term: spread over the whole catalogue it would outweigh the
+    transitions once normalised; the blend's prior breaks ties instead.
     """
-    dense, batch = model.dense, len(histories)
+    dense, batch, dim = model.dense, len(histories), model.config.dim
+    device = dense.trans_weight.device  # the scorer's (the store's output device)
+
+    def on_device(values: object, dtype: type[np.generic]) -> torch.Tensor:
+        # through numpy: torch.tensor of a long tuple of Python numbers is several times slower
+        return torch.from_numpy(np.asarray(values, dtype=dtype)).to(device)
+
     with torch.no_grad():
-        transitions = torch.zeros(batch * n_items)
         entries = model.counts.features(histories, model.config.history)
-        if entries:
-            samples, features, items, values = zip(*entries)
-            # through numpy: torch.tensor of a long tuple of Python numbers is several times slower
-            cols = torch.from_numpy(np.fromiter((index.get(item, -1) for item in items), np.int64, len(items)))
-            weights = (torch.from_numpy(np.asarray(values, dtype=np.float32))
-                       * dense.trans_weight.detach().cpu()[torch.from_numpy(np.asarray(features, dtype=np.int64))])
-            keep = cols >= 0
-            flat = torch.from_numpy(np.asarray(samples, dtype=np.int64)) * n_items + cols
-            transitions.index_add_(0, flat[keep], weights[keep])
-        transitions = transitions.view(batch, n_items)
+        samples, features, items, values = zip(*entries) if entries else ((), (), (), ())
+        cols = on_device(np.fromiter((index.get(item, -1) for item in items), np.int64, len(items)), np.int64)
+        keep = cols >= 0
+        transitions = dense.transitions(on_device(samples, np.int64)[keep], on_device(features, np.int64)[keep],
+                                        cols[keep], on_device(values, np.float32)[keep], (batch, n_items))
         tables = model.tables()
         columns = _columns(model.store, index)
         if model.embedding_trained():
-            rows = _by_index([t.rows.T.float() for t in tables], columns, dense.project.shape[0], n_items, 0.0)
-            transitions += dense.embed_gate.detach().cpu() * (model.users(histories).cpu() @ rows)
+            user = model.users(histories).to(device)
+            rows = _by_index([t.rows.T.float() for t in tables], columns, dim, n_items, 0.0).T.to(device)
+        else:  # the gate is fixed at 0: the embedding term is 0 whatever the rows
+            user, rows = torch.zeros(batch, dim, device=device), torch.zeros(n_items, dim, device=device)
         popularity = _by_index([t.popularity.unsqueeze(0) for t in tables], columns, 1, n_items, float("nan"))
-        scores = transitions + dense.pop_weight.detach().cpu() * torch.log1p(popularity)
+        scores = dense.scores(user, rows, transitions, popularity[0].to(device)).cpu()
+        transitions = transitions.cpu()
     return scores.nan_to_num(nan=float("-inf")), sum_normalise_rows(transitions)
 
 
