@@ -20,6 +20,10 @@ The model work is pure (`models.online.OnlineLearner`); this class only moves by
   come signed on their own topic from the gateways' admin API. A record it cannot use (an
   unreadable sample, an unsigned or forged command) is dead-lettered and skipped: one bad
   record must not stall the learner.
+- Once `streamrank train` has written a `rec-neural` version, the online SASRec learns beside
+  the count model within a share of the time (models/rec/neural_learning.py); each version its
+  guard promotes is written as the next `rec-neural` version, which gateways' watchers swap in.
+  A restarted learner takes it up from the newest one (what gateways serve).
 """
 from __future__ import annotations
 
@@ -43,12 +47,15 @@ from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
 from tables.wire.updates import (VERSION_KINDS, Command, decode, encode_json, encode_version, read_command,
                                 signing_key)
-from models.checkpoint import version_dirs
+from models.checkpoint import latest_version, version_dirs, version_path
 from models.errors import BrokerUnavailable, ValidationError
 from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.config import LearnerConfig
 from models.online.versions import OnlineLearner, Version
+from models.rec.neural_learning import NeuralLearning
+from models.rec.neural_version import NAME as NEURAL_NAME, NeuralRecVersion
+from models.rec.online_neural import OnlineSASRecConfig
 from tables.samples import HISTORY
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,25 @@ def load_latest(settings: Settings) -> tuple[OnlineLearner, dict[str, int]]:
                                    validation_share=settings.learner.validation_share,
                                    keep=learner.config.keep)
     return learner, offsets
+
+
+def load_neural(settings: Settings) -> NeuralLearning | None:
+    """The online SASRec, warm-started from the newest rec-neural version (None: off, or no
+    such version yet: `streamrank train` writes the first)."""
+    if not settings.learner.neural:
+        return None
+    newest = latest_version(settings.runtime.model_dir, NEURAL_NAME)
+    if newest is None:
+        log.info("no %s version under %s: the neural model does not learn (run streamrank train)", NEURAL_NAME,
+                 settings.runtime.model_dir)
+        return None
+    start = NeuralRecVersion.from_checkpoint(version_path(settings.runtime.model_dir, NEURAL_NAME, newest))
+    config = LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
+                           fusion_alpha=settings.learner.fusion_alpha, validation_share=settings.learner.validation_share)
+    log.info("neural model warm-started from %s (%d items, blend %.2f)", start.version, len(start.item_ids), start.blend)
+    return NeuralLearning(start, config, share=settings.learner.neural_share,
+                          blend_window=settings.learner.neural_blend_samples,
+                          model_config=OnlineSASRecConfig(num_shards=settings.online.shards))
 
 
 def to_model_samples(samples: list[dict[str, Any]]) -> tuple[list[tuple[list[str], str]], list[ClickSample]]:
@@ -182,6 +208,7 @@ class LearnerService:
         # write, so a learner that lost it mid-tick publishes nothing more.
         self.active = active
         self.learner: OnlineLearner | None = None
+        self.neural: NeuralLearning | None = None  # the online SASRec beside the count model, if any
         self.samples_tp = TopicPartition(settings.topics.samples, 0)
         self.updates_tp = TopicPartition(settings.topics.model_updates, 0)
         self.commands_tp = TopicPartition(settings.topics.model_commands, 0)
@@ -221,6 +248,7 @@ class LearnerService:
         self._samples.assign([self.samples_tp])
         self._samples.seek(self.samples_tp, self.next_sample_offset)
         self.learner = learner
+        self.neural = await asyncio.to_thread(load_neural, self.settings)
         self.checkpointed = learner.version
         await self._resume_numbering(learner)
         self._updates.assign([self.commands_tp])
@@ -238,12 +266,12 @@ class LearnerService:
             if client is not None:
                 await client.stop()
         self._samples = self._updates = self._producer = None
-        self.learner = None
+        self.learner = self.neural = None  # the neural model's last version on disk is where it resumes
 
     async def abandon(self) -> None:
         """Drop the live learner without a checkpoint (its state may be half-applied) and close
         the clients; `start` resumes from the last checkpoint."""
-        self.learner = None
+        self.learner = self.neural = None
         for client in (self._samples, self._updates, self._producer):
             if client is not None:
                 try:
@@ -347,13 +375,23 @@ class LearnerService:
                 self.metrics.learner_skipped.labels(reason="already_learned").inc()
         started = time.perf_counter()
         if fresh:
-            await asyncio.to_thread(self.learner.step, *to_model_samples(fresh))
+            await asyncio.to_thread(self._step, *to_model_samples(fresh))
         self.metrics.learner_batch_seconds.observe(time.perf_counter() - started)
         for sample in fresh:
             self.metrics.learner_samples.labels(kind=sample["kind"]).inc()
         self.next_sample_offset = messages[-1].offset + 1
         self._report_lag()
         return True
+
+    def _step(self, rec: list[tuple[list[str], str]], clicks: list[ClickSample]) -> None:
+        # The count model's serving snapshot (what gateways rank with) has not learned these
+        # samples either: the neural blend weight is judged against it.
+        serving_counts = self.learner.serving_rec
+        self.learner.step(rec, clicks)
+        if self.neural is not None and rec:
+            report = self.neural.step(rec, serving_counts)
+            self.metrics.learner_neural_samples.labels(outcome="learned").inc(report.learned)
+            self.metrics.learner_neural_samples.labels(outcome="skipped").inc(report.skipped)
 
     def _report_lag(self) -> None:
         # The end offset the last fetch saw: no request of its own.
@@ -363,6 +401,8 @@ class LearnerService:
 
     async def propose(self) -> None:
         self.last_proposal = time.monotonic()
+        if self.neural is not None:
+            await self._propose_neural()
         learner = self.learner
         decision = await asyncio.to_thread(learner.propose, time.time())
         self._export_window(decision.metrics)
@@ -381,6 +421,28 @@ class LearnerService:
             await self._publish_control("decision", learner.version, {
                 "decision": decision.action, "reason": decision.reason, "metrics": decision.metrics})
         self._report()
+
+    async def _propose_neural(self) -> None:
+        """The neural model's own guard; a promoted (or rolled-back-to) state is written as the
+        next rec-neural version, which every gateway's watcher swaps in."""
+        neural = self.neural
+        decision, version = await asyncio.to_thread(neural.propose, time.time())
+        self.metrics.learner_neural_blend.set(neural.blend)
+        if decision.action == "wait":
+            return
+        self.metrics.learner_neural_decisions.labels(decision=decision.action).inc()
+        if version is None:
+            log.info("neural decision %s (%s)", decision.action, decision.reason)
+            return
+        self._check_active()
+        model_dir = self.settings.runtime.model_dir
+        path = await asyncio.to_thread(version.save, model_dir,
+                                       {"kind": decision.action, "metrics": decision.metrics, **neural.report()})
+        # Gateways load the newest: older versions are only disk (a few MB each, one per promotion).
+        for old in version_dirs(model_dir / NEURAL_NAME)[:-KEEP_CHECKPOINTS]:
+            await asyncio.to_thread(shutil.rmtree, old, True)
+        log.info("neural %s: wrote %s (blend %.2f, %s)", decision.action, path, version.blend,
+                 orjson.dumps(neural.report()).decode())
 
     async def rollback(self, to_version: int, reason: str) -> None:
         """Serve `to_version` again (a version the learner still holds) and learn on from it."""

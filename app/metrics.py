@@ -113,6 +113,16 @@ class Metrics:
         self.model_decisions = Counter(
             "streamrank_model_decisions_total", "Learner decisions on proposed versions",
             ["decision"], registry=r)
+        self.learner_neural_samples = Counter(
+            "streamrank_learner_neural_samples_total",
+            "Rank samples the neural model learned, or left to the count model alone (over its time share)",
+            ["outcome"], registry=r)
+        self.learner_neural_blend = Gauge(
+            "streamrank_learner_neural_blend", "Weight of the neural model in the served blend (0: left out)",
+            registry=r)
+        self.learner_neural_decisions = Counter(
+            "streamrank_learner_neural_decisions_total", "The guard's decisions on neural versions", ["decision"],
+            registry=r)
         self.learner_version = Gauge(
             "streamrank_learner_serving_version", "Version the learner last promoted (what gateways serve)", registry=r)
         self.learner_lag = Gauge(

@@ -378,6 +378,14 @@ class LearnerSettings(Group):
     # Share of rank samples scored for the guard: scoring ranks the whole catalog two or three
     # times per sample, learning needs far less.
     validation_share: float = knob(LearnerConfig.validation_share, rule=_SHARE)
+    # The neural model (SASRec) learns beside the count model once `streamrank train` has
+    # written a rec-neural version; off: only the count model learns.
+    neural: bool = True
+    # Share of the learner's wall time the neural model may spend learning: the samples beyond
+    # it are not learned by it (counted), so the learner keeps up with the stream; 1: it learns all.
+    neural_share: float = knob(0.3, rule=_SHARE)
+    # Samples (scored before they are learned) that pick the neural model's blend weight.
+    neural_blend_samples: int = knob(2000, rule=_at_least(1))
     # The learner's own Kafka principal (only it may write model-updates); empty: the kafka group's.
     kafka_username: str = ""
     kafka_password: str = ""

@@ -6,10 +6,12 @@ streaming baseline the learner must beat on quality) gives the cost of counting 
 Shards go to every CUDA device present (else the CPU); `--devices cpu` forces the CPU.
 Then one checkpoint of that learner (`OnlineLearner.save`): its save and load time (CPU
 seconds) and size, beside the learning time of the run (the share of it a checkpoint costs).
-Then the neural learner (OnlineSASRec, issue 17) on the first `--neural-samples` of the stream.
+Then the neural learner (OnlineSASRec, issue 17) on the first `--neural-samples` of the stream,
+and the whole learner with it inside, within its time share (`--neural-share`).
 Last line: {"learner_samples_per_s": ..., "counting_samples_per_s": ..., "ratio": ..., "device": ...,
 "checkpoint": {"save_cpu_s": ..., "load_cpu_s": ..., "bytes": ..., "card_bytes": ...},
-"neural": {"samples_per_s": ..., "samples_per_cpu_s": ..., "samples": ...}}
+"neural": {"samples_per_s": ..., "samples_per_cpu_s": ..., "samples": ...},
+"with_neural": {"samples_per_cpu_s": ..., "neural_learned_share": ..., ...}}
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from models.data.sequences import Dataset, load_sequences
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import LearnerConfig, OnlineLearner
+from models.rec.neural_learning import NeuralLearning
+from models.rec.neural_version import NeuralRecVersion
 from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.online_transitions import OnlineTransitions
 from models.rec.sasrec import SASRec, SASRecConfig
@@ -53,6 +57,8 @@ def main() -> None:
     parser.add_argument("--validation-share", type=float, default=None,
                         help="share of rank samples scored (default: the setting learner_validation_share)")
     parser.add_argument("--neural-samples", type=int, default=20_000, help="samples through the neural learner")
+    parser.add_argument("--neural-share", type=float, default=None,
+                        help="time share of the neural model in the whole learner (default: the setting learner_neural_share)")
     add_plots_argument(parser)
     args = parser.parse_args()
     limit_threads(args.threads)
@@ -89,6 +95,7 @@ def main() -> None:
         "progressive_NDCG@10": round(learner.live_window.ndcg(), 4),
         "checkpoint": checkpoint_cost(learner, learner_s),
         "neural": neural_rate(data, stream[: args.neural_samples], args.batch, devices),
+        "with_neural": with_neural(data, stream, args.batch, devices, share, args.neural_share),
     }
     write_plots(plot_dir(Settings.from_env().runtime.state_dir, "bench-learner", args.plots), out, lambda d: plot_rates(out, d))
     print(json.dumps(out))
@@ -120,6 +127,37 @@ def neural_rate(data: Dataset, stream: list[tuple[list[str], str]], batch: int,
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"samples_per_s": round(len(stream) / wall, 1), "samples_per_cpu_s": round(len(stream) / cpu, 1),
             "samples": len(stream)}
+
+
+def with_neural(data: Dataset, stream: list[tuple[list[str], str]], batch: int, devices: list[torch.device],
+                validation_share: float, share: float | None) -> dict[str, float]:
+    """The whole learner as `streamrank learner` runs it when a rec-neural version exists: the
+    count model's step, then the neural model's (models/rec/neural_learning.py) within its time
+    share, on the whole stream as fast as it goes (no idle time: the share is the lowest it gets).
+    Reports samples/CPU-s of the two together and the share of samples the neural model learned."""
+    share = share if share is not None else Settings().learner.neural_share
+    checkpoint = SASRec(SASRecConfig(n_items=data.n_items, dropout=0.5))
+    start = NeuralRecVersion.from_model(OnlineSASRec.warm_start(checkpoint, data.items, OnlineSASRecConfig(
+        num_shards=len(devices)), devices), "bench", 0.0)
+    rec = OnlineRecModel(OnlineRecConfig(num_shards=len(devices), capacity=max(1, data.n_items)), devices)
+    learner = OnlineLearner(rec, OnlineClickModel(devices=devices), LearnerConfig(min_samples=10**9,
+                                                                                 validation_share=validation_share))
+    neural = NeuralLearning(start, LearnerConfig(min_samples=10**9, validation_share=validation_share), share=share,
+                            blend_window=Settings().learner.neural_blend_samples,
+                            model_config=OnlineSASRecConfig(num_shards=len(devices)))
+    learned = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, len(stream), batch):
+        chunk = stream[first:first + batch]
+        serving = learner.serving_rec
+        learner.step(chunk)
+        learned += neural.step(chunk, serving).learned
+    if devices[0].type == "cuda":
+        torch.cuda.synchronize()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"samples_per_cpu_s": round(len(stream) / cpu, 1), "samples_per_s": round(len(stream) / wall, 1),
+            "neural_share": share, "neural_learned": learned, "neural_learned_share": round(learned / len(stream), 4),
+            "neural_samples_per_s": round(learned / wall, 1), "blend_samples": len(neural.picker.gains)}
 
 
 def checkpoint_cost(learner: OnlineLearner, learner_s: float) -> dict[str, float]:

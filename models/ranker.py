@@ -7,7 +7,9 @@ hashable id.
 """
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Protocol, runtime_checkable
 
 Ranking = list[tuple[str, float]]  # (item, score), best first
@@ -39,3 +41,16 @@ class VersionedRanker(Ranker, Protocol):
 
     @property
     def version(self) -> int | str: ...
+
+
+def blend(parts: list[tuple[float, list[tuple[str, float]]]], k: int) -> list[tuple[str, float]]:
+    """Weighted sum of rankings (each best first), each scaled by its largest |score|; an item
+    absent from one counts 0."""
+    total: dict[str, float] = {}
+    get = total.get
+    for weight, ranked in parts:
+        # best first: the largest |score| is the first's or the last's
+        scale = weight / ((max(abs(ranked[0][1]), abs(ranked[-1][1])) if ranked else 0.0) or 1.0)
+        for item, score in ranked:
+            total[item] = get(item, 0.0) + scale * score
+    return heapq.nlargest(k, total.items(), key=itemgetter(1))  # ties keep their first-seen order

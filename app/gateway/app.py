@@ -13,9 +13,10 @@ from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
 from app.gateway.guards import guards
 from app.gateway.dense_search import DenseSearch
-from app.gateway.keys import ADS, DENSE, FOLLOWER, METRICS, MODEL_UPDATES, READ_MODEL, SEARCH_WATCHER, SERVING, SETTINGS, SINK, WATCHER
+from app.gateway.keys import (ADS, DENSE, FOLLOWER, METRICS, MODEL_UPDATES, NEURAL_WATCHER, READ_MODEL, SEARCH_WATCHER,
+                              SERVING, SETTINGS, SINK, WATCHER)
 from app.gateway.model_updates import ModelUpdatesFollower
-from app.gateway.model_watcher import recommender_watcher, search_watcher
+from app.gateway.model_watcher import neural_watcher, recommender_watcher, search_watcher
 from app.gateway.read_model import ReadModel
 from app.gateway.routes import setup_routes
 from app.gateway.serving import ServingModels
@@ -120,9 +121,12 @@ def _freeze(why: str) -> None:
 
 async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     watcher = recommender_watcher(app[SETTINGS], app[SERVING], app[METRICS])
-    app[WATCHER] = watcher
+    neural = neural_watcher(app[SETTINGS], app[SERVING], app[METRICS])
+    app[WATCHER], app[NEURAL_WATCHER] = watcher, neural
     await watcher.start()
+    await neural.start()
     yield
+    await neural.stop()
     await watcher.stop()
 
 

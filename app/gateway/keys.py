@@ -22,6 +22,7 @@ FOLLOWER = web.AppKey("follower", ChangelogFollower)
 SERVING = web.AppKey("serving", ServingModels)
 WATCHER = web.AppKey("watcher", ModelWatcher)  # the recommender's
 SEARCH_WATCHER = web.AppKey("search_watcher", ModelWatcher)
+NEURAL_WATCHER = web.AppKey("neural_watcher", ModelWatcher)  # the learner's online SASRec
 DENSE = web.AppKey("dense", DenseSearch)
 MODEL_UPDATES = web.AppKey("model_updates", ModelUpdatesFollower)
 ADS = web.AppKey("ads", SponsoredSlots)

@@ -21,6 +21,7 @@ from app.search_model import MODEL_NAME as SEARCH_NAME
 from app.settings import Settings
 from models.checkpoint import latest_version, version_path
 from models.rec.embedding_version import NAME as REC_NAME, EmbeddingRecVersion
+from models.rec.neural_version import NAME as NEURAL_NAME, NeuralRecVersion
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class ModelWatcher:
 def recommender_watcher(settings: Settings, serving: ServingModels, metrics: Metrics) -> ModelWatcher:
     return ModelWatcher(settings, metrics, REC_NAME,
                         lambda path: EmbeddingRecVersion.from_checkpoint(str(path)), serving.install)
+
+
+def neural_watcher(settings: Settings, serving: ServingModels, metrics: Metrics) -> ModelWatcher:
+    return ModelWatcher(settings, metrics, NEURAL_NAME, NeuralRecVersion.from_checkpoint, serving.install_neural)
 
 
 def search_watcher(settings: Settings, dense: DenseSearch, metrics: Metrics) -> ModelWatcher:

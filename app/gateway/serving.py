@@ -9,10 +9,8 @@ ranks against one whole state; `version` names it.
 """
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any, Callable
 
 import numpy as np
@@ -21,8 +19,9 @@ from app.gateway.read_model import ReadModel
 from app.gateway.rank_batcher import RankBatcher
 from app.gateway.rec_cache import StampedCache
 from models.lexical import BM25Index
-from models.ranker import VersionedRanker
+from models.ranker import VersionedRanker, blend
 from models.rec.embedding_version import EmbeddingRecVersion
+from models.rec.neural_version import NeuralRecVersion
 from models.rec.online_transitions import OnlineTransitions
 from tables import catalog, item_stats, user_profiles
 
@@ -56,24 +55,14 @@ def item_text(entry: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
+Second = EmbeddingRecVersion | NeuralRecVersion | None  # the model blended with the online one
+
+
 @dataclass(frozen=True)
 class Ranking:
     items: list[tuple[str, float]]
     version: str
     strategy: str = "personal"
-
-
-def blend(parts: list[tuple[float, list[tuple[str, float]]]], k: int) -> list[tuple[str, float]]:
-    """Weighted sum of rankings (each best first), each scaled by its largest |score|; an item
-    absent from one counts 0."""
-    total: dict[str, float] = {}
-    get = total.get
-    for weight, ranked in parts:
-        # best first: the largest |score| is the first's or the last's
-        scale = weight / ((max(abs(ranked[0][1]), abs(ranked[-1][1])) if ranked else 0.0) or 1.0)
-        for item, score in ranked:
-            total[item] = get(item, 0.0) + scale * score
-    return heapq.nlargest(k, total.items(), key=itemgetter(1))  # ties keep their first-seen order
 
 
 @dataclass
@@ -85,6 +74,8 @@ class ServingModels:
     lexical: BM25Index = field(default_factory=BM25Index)
     # Swapped whole by `install` / `install_online`; a request reads each reference once.
     embedding: EmbeddingRecVersion | None = None
+    # The learner's online SASRec (rec-neural versions); served when its validated blend weight is above 0.
+    neural: NeuralRecVersion | None = None
     online: VersionedRanker | None = None  # models.online.serving.ServingRecModel, from the learner's versions
     online_click: Any = None  # models.online.click_serving.ServingClickModel, same version
     click_weight: float = 0.1
@@ -100,14 +91,23 @@ class ServingModels:
 
     @property
     def version(self) -> str:
-        return self._version(self.embedding, self.online)
+        return self._version(self.second(), self.online)
 
-    def _version(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None = None) -> str:
+    def _version(self, embedding: Second, online: VersionedRanker | None = None) -> str:
         live = f"online-v{online.version}" if online is not None else f"transitions-{self.transitions.events}"
         return f"{embedding.version}+{live}" if embedding is not None else live
 
     def install(self, model: EmbeddingRecVersion) -> None:
         self.embedding = model
+
+    def install_neural(self, model: NeuralRecVersion) -> None:
+        self.neural = model
+
+    def second(self) -> Second:
+        """The model blended with the online one: the learner's neural model where its validated
+        weight is above 0, else the offline item vectors (if any)."""
+        neural = self.neural
+        return neural if neural is not None and neural.blend > 0 else self.embedding
 
     def install_online(self, model: VersionedRanker, click: Any = None) -> None:
         self.online, self.online_click = model, click
@@ -144,7 +144,7 @@ class ServingModels:
     async def recommend(self, user_id: str | None, k: int, filters: Filters) -> Ranking:
         """Personal from the user's sequence (transitions blended with the embedding model),
         trending for users the stream has not seen."""
-        embedding, online = self.embedding, self.online
+        embedding, online = self.second(), self.online
         profile = self.read_model.tables[user_profiles.NAME].get(user_id) if user_id else None
         # Valid while the profile, the models (the gateway's own transitions change with
         # every event until a learner version serves) and, for filters, the catalog are the same.
@@ -165,7 +165,7 @@ class ServingModels:
                        (tuple(ranking.items), ranking.version, ranking.strategy))
         return ranking
 
-    async def _recommend(self, profile: dict[str, Any] | None, embedding: EmbeddingRecVersion | None,
+    async def _recommend(self, profile: dict[str, Any] | None, embedding: Second,
                          online: VersionedRanker | None,
                          trending: list[tuple[str, float]], k: int, filters: Filters) -> tuple[Ranking, bool]:
         history = profile["recent"] if profile else []
@@ -180,11 +180,11 @@ class ServingModels:
         return Ranking(ranked, self._version(embedding, online), "personal" if history else "trending"), filled
 
     async def similar(self, item_id: str, k: int, filters: Filters) -> Ranking:
-        embedding, online = self.embedding, self.online
+        embedding, online = self.second(), self.online
         ranked = await self._personal(embedding, online, [item_id], k, [item_id], self.allow(filters))
         return Ranking(ranked, self._version(embedding, online))
 
-    async def _personal(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None,
+    async def _personal(self, embedding: Second, online: VersionedRanker | None,
                         history: list[str], k: int,
                         exclude: list[str], allow: Callable[[str], bool] | None) -> list[tuple[str, float]]:
         if not history:
@@ -193,10 +193,10 @@ class ServingModels:
         rankings = await self._rankings(embedding, online, history, depth, exclude, allow)
         if embedding is None:
             return rankings[0][:k]
-        w = self.embedding_blend
+        w = embedding.blend if isinstance(embedding, NeuralRecVersion) else self.embedding_blend
         return blend([(1.0 - w, rankings[0]), (w, rankings[1])], k)
 
-    async def _rankings(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None,
+    async def _rankings(self, embedding: Second, online: VersionedRanker | None,
                         history: list[str], depth: int,
                         exclude: list[str], allow: Callable[[str], bool] | None) -> list[list[tuple[str, float]]]:
         """The top `depth` that `allow` passes by transitions, and by the embedding model if any.
@@ -218,7 +218,7 @@ class ServingModels:
                 return kept
             scan = self.filter_scan
 
-    async def _unfiltered(self, embedding: EmbeddingRecVersion | None, online: VersionedRanker | None,
+    async def _unfiltered(self, embedding: Second, online: VersionedRanker | None,
                           history: list[str], n: int,
                           exclude: list[str]) -> list[list[tuple[str, float]]]:
         # The learner's version holds its own transitions (a version behind the gateway's);

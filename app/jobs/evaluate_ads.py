@@ -1,6 +1,7 @@
 """`streamrank evaluate ads`: sponsored slots offline on held-out Home Depot sessions, beside two baselines.
 
-    streamrank evaluate ads [--data CSV] [--queries N] [--days D] [--sessions-per-day S] [--json]
+    streamrank evaluate ads [--data CSV] [--queries N] [--days D] [--sessions-per-day S]
+                            [--reserve R] [--min-ecpm E] [--pctr-exponent A] [--split train] [--json]
 
 Simulated shoppers search the dev-split queries (never in the search model's training nor in
 `replay`'s sessions) over D days; BM25 over the titles gives the organic results and the
@@ -84,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         help="relevance floor: an ad's BM25 score over the page's best")
     parser.add_argument("--min-ecpm", type=float, default=AuctionConfig.min_expected_revenue,
                         help="least pCTR x bid an ad needs (its per-click price floor is this over its pCTR)")
+    parser.add_argument("--reserve", type=float, default=AuctionConfig.reserve,
+                        help="least price per click, in every auction (highest_bid's only reserve)")
+    parser.add_argument("--pctr-exponent", type=float, default=AuctionConfig.pctr_exponent,
+                        help="rank ads by pCTR^a x bid (squashing; GSP prices follow); choose it on --split train")
     parser.add_argument("--oracle", action="store_true",
                         help="also run the auction with the simulator's true click probabilities (a ceiling)")
     parser.add_argument("--seed", type=int, default=AdsEvalPlan.seed)
@@ -100,10 +105,14 @@ def run(args: argparse.Namespace) -> int:
     queries = held_out_queries(data, settings, args.queries, args.split, args.seed)
     plan = AdsEvalPlan(days=args.days, warmup_days=args.warmup_days, sessions_per_day=args.sessions_per_day,
                        seed=args.seed, campaigns=CampaignPlan(share=args.share),
-                       auction=AuctionConfig(relevance_floor=args.floor, min_expected_revenue=args.min_ecpm))
+                       auction=AuctionConfig(relevance_floor=args.floor, min_expected_revenue=args.min_ecpm,
+                                           reserve=args.reserve, pctr_exponent=args.pctr_exponent))
     result, details = evaluate_ads(data, queries, plan, oracle=args.oracle)
     print(f"{len(queries)} {args.split} queries, {plan.days - plan.warmup_days} reported days of "
           f"{plan.sessions_per_day} sessions, {len(details['campaigns'])} campaigns; {time.monotonic() - started:.0f}s")
+    print(f"every auction: GSP, reserve {plan.auction.reserve}/click, relevance floor {plan.auction.relevance_floor}, "
+          f"pacing; model and counts_ctr also need pCTR x bid >= {plan.auction.min_expected_revenue}; "
+          f"rank by pCTR^{plan.auction.pctr_exponent} x bid")
     print_table(result, details)
     print(json.dumps(result))
     return 0

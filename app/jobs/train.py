@@ -150,6 +150,17 @@ def export_item_vectors(settings: Settings, data: Any, model: Any, checkpoint: P
     return version.save(settings.runtime.model_dir, {"kind": "item-vectors", "source": str(checkpoint)})
 
 
+def export_neural(settings: Settings, data: Any, model: Any, checkpoint: Path) -> Path:
+    """The SASRec as the first `rec-neural` version: the online learner warm-starts from it and
+    picks its blend weight on the stream (0 until then: gateways serve the item vectors)."""
+    from models.rec.neural_version import NeuralRecVersion
+    from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
+
+    online = OnlineSASRec.warm_start(model.sasrec, data.items, OnlineSASRecConfig(num_shards=1))
+    version = NeuralRecVersion.from_model(online, "offline", blend=0.0)
+    return version.save(settings.runtime.model_dir, {"kind": "offline", "source": str(checkpoint)})
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     settings = Settings.from_env()
@@ -158,10 +169,12 @@ def run(args: argparse.Namespace) -> int:
     neural = report.validation.get("neural", {})
     path = save(settings, args, data, model, report, config, {"validation": validation, "validation_neural": neural})
     serving = export_item_vectors(settings, data, model, path)
+    neural_path = export_neural(settings, data, model, path)
     print(f"data: {len(data.users)} users, {data.n_items} items, {data.n_interactions} interactions")
     print(f"epochs: {len(report.history.loss)} (final loss {report.history.loss[-1]:.4f}); blend: {report.blend.name}")
     print(f"validation HR@10 {validation['HR@10']:.4f}  NDCG@10 {validation['NDCG@10']:.4f}")
     print(f"checkpoint: {path}  (plot: {path / 'training.png'})")
     print(f"serving item vectors: {serving}  (gateways hot-swap to it within STREAMRANK_MODEL_POLL_S)")
+    print(f"neural model for the online learner: {neural_path}  (it learns on from it; gateways blend it once validated)")
     print(json.dumps({"checkpoint": str(path), "validation": validation, "seconds": round(time.monotonic() - started, 1)}))
     return 0

@@ -6,6 +6,10 @@ the slot's examination), so ranking by pCTR x bid fills every slot best, and the
 second price (each winner pays the least bid that keeps its rank: the next ad's pCTR x bid over
 its own pCTR) makes bidding one's true value per click safe enough. A baseline that ranks by
 bid alone is the same auction with every pCTR set to 1.
+
+`pctr_exponent` (a) squashes the pCTR in the ranking and the second price: ads rank by
+pCTR^a x bid and the winner pays the next ad's pCTR^a x bid over its own pCTR^a (a = 1: expected
+revenue; a = 0: bid alone). The reserves stay in true pCTR x bid: squashing moves no ad past them.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class AuctionConfig:
     # Least expected revenue per impression (pCTR x bid) an ad needs; it pays at least this over
     # its pCTR per click. Keeps ads few shoppers click off the page, and prices them by it.
     min_expected_revenue: float = 0.1
+    pctr_exponent: float = 1.0  # ranking score pCTR^a x bid (squashing); 1: expected revenue
 
     def __post_init__(self) -> None:
         if not self.slots or any(s < 0 for s in self.slots) or len(set(self.slots)) != len(self.slots):
@@ -40,6 +45,8 @@ class AuctionConfig:
             raise ValueError("max_ads, reserve and min_expected_revenue must be >= 0")
         if not 0 <= self.relevance_floor <= 1:
             raise ValueError(f"relevance_floor must be in [0, 1], got {self.relevance_floor}")
+        if not (0 <= self.pctr_exponent and math.isfinite(self.pctr_exponent)):
+            raise ValueError(f"pctr_exponent must be finite and >= 0, got {self.pctr_exponent}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +83,15 @@ def eligible(candidates: Iterable[AdCandidate], config: AuctionConfig) -> list[A
             and math.isfinite(c.bid) and 0 < c.pctr <= 1 and c.pctr * c.bid >= config.min_expected_revenue]
 
 
-def rank_ads(candidates: Iterable[AdCandidate]) -> list[AdCandidate]:
-    """Best expected revenue first; ties go to the higher bid, then the campaign id (so every
+def rank_score(candidate: AdCandidate, exponent: float = 1.0) -> float:
+    """What the auction ranks by: pCTR^exponent x bid (exponent 1: expected revenue per impression)."""
+    return candidate.pctr ** exponent * candidate.bid
+
+
+def rank_ads(candidates: Iterable[AdCandidate], exponent: float = 1.0) -> list[AdCandidate]:
+    """Best score (`rank_score`) first; ties go to the higher bid, then the campaign id (so every
     replica ranks alike). Only an item's best campaign stays: an item is shown once a page."""
-    ordered = sorted(candidates, key=lambda c: (-c.pctr * c.bid, -c.bid, c.campaign_id))
+    ordered = sorted(candidates, key=lambda c: (-rank_score(c, exponent), -c.bid, c.campaign_id))
     seen: set[str] = set()
     out = []
     for c in ordered:
@@ -92,13 +104,14 @@ def rank_ads(candidates: Iterable[AdCandidate]) -> list[AdCandidate]:
 def gsp_price(winner: AdCandidate, runner_up: AdCandidate | None, config: AuctionConfig) -> float:
     """The least bid that keeps `winner` above `runner_up` and both reserves, at most its own bid."""
     floor = max(config.reserve, config.min_expected_revenue / winner.pctr)
-    needed = runner_up.pctr * runner_up.bid / winner.pctr if runner_up is not None else 0.0
+    a = config.pctr_exponent
+    needed = rank_score(runner_up, a) / winner.pctr ** a if runner_up is not None else 0.0
     return min(max(needed, floor), winner.bid)
 
 
 def run_auction(candidates: Iterable[AdCandidate], config: AuctionConfig) -> list[AdWinner]:
     """Winners in slot order (best ad in the first slot), each with its second price."""
-    ranked = rank_ads(eligible(candidates, config))
+    ranked = rank_ads(eligible(candidates, config), config.pctr_exponent)
     slots = sorted(config.slots)[: config.max_ads]
     winners = []
     for i, (ad, position) in enumerate(zip(ranked, slots)):

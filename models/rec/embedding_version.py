@@ -86,34 +86,49 @@ class EmbeddingRecVersion:
             return []
         found = [self._recent_rows(history) for history, *_ in requests]
         known = [b for b, rows in enumerate(found) if rows]
-        out: list[list[tuple[str, float]]] = [[] for _ in requests]
         if not known:
-            return out
+            return [[] for _ in requests]
         vectors = self._matrix
         # each user: the recency-weighted mean of the vectors of their last known items
         users = np.stack([_POOLING[len(found[b])] @ vectors[found[b]] for b in known])
-        scores = np.ascontiguousarray((vectors @ np.ascontiguousarray(users.T)).T)  # [B, N]
-        # Excluded items (a user's history: up to 50) are masked before the top-k, so it
-        # needs no room for them: k rows, or 4k with a filter.
-        for j, b in enumerate(known):
-            rows = [row for item in set(requests[b][2]) if (row := self.index.get(item)) is not None]
-            scores[j, rows] = -np.inf
-        total = len(self.item_ids)
-        n = min(total, max(requests[b][1] * (1 if requests[b][3] is None else 4) for b in known))
-        first = _best_per_row(scores, n)
-        for j, b in enumerate(known):
-            _, k, _, allow = requests[b]
-            ranked, depth = first[j], n
-            while True:
-                top = [(self.item_ids[r], s) for r, s in ranked if s != -np.inf]
-                if allow is not None:
-                    top = [(item, s) for item, s in top if allow(item)]
-                if len(top) >= k or depth >= total:
-                    break
-                depth = min(total, depth * 4)  # the filter removed too many: look deeper on this row
-                ranked = _best_per_row(scores[j : j + 1], depth)[0]
-            out[b] = top[:k]
+        return rank_by_users(self.item_ids, self.index, vectors, requests, known, users)
+
+
+def rank_by_users(item_ids: Sequence[str], index: dict[str, int], vectors: np.ndarray,
+                  requests: Sequence[RankRequest], known: list[int], users: np.ndarray,
+                  log_softmax: bool = False) -> list[list[tuple[str, float]]]:
+    """Each request's ranking by its user vector (`users[j]` for request `known[j]`; the
+    others get []): scores `vectors @ user` (with `log_softmax`, log-probabilities over every
+    item), its excluded items masked, its filter applied (a row whose filter leaves too few
+    items is searched deeper on its own)."""
+    out: list[list[tuple[str, float]]] = [[] for _ in requests]
+    if not known:
         return out
+    scores = np.ascontiguousarray((vectors @ np.ascontiguousarray(users.T)).T)  # [B, N]
+    if log_softmax:
+        top = scores.max(axis=1, keepdims=True)
+        scores -= top + np.log(np.exp(scores - top).sum(axis=1, keepdims=True))
+    # Excluded items (a user's history: up to 50) are masked before the top-k, so it
+    # needs no room for them: k rows, or 4k with a filter.
+    for j, b in enumerate(known):
+        rows = [row for item in set(requests[b][2]) if (row := index.get(item)) is not None]
+        scores[j, rows] = -np.inf
+    total = len(item_ids)
+    n = min(total, max(requests[b][1] * (1 if requests[b][3] is None else 4) for b in known))
+    first = _best_per_row(scores, n)
+    for j, b in enumerate(known):
+        _, k, _, allow = requests[b]
+        ranked, depth = first[j], n
+        while True:
+            top = [(item_ids[r], s) for r, s in ranked if s != -np.inf]
+            if allow is not None:
+                top = [(item, s) for item, s in top if allow(item)]
+            if len(top) >= k or depth >= total:
+                break
+            depth = min(total, depth * 4)  # the filter removed too many: look deeper on this row
+            ranked = _best_per_row(scores[j : j + 1], depth)[0]
+        out[b] = top[:k]
+    return out
 
 
 def _best_per_row(scores: np.ndarray, n: int) -> list[list[tuple[int, float]]]:

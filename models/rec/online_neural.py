@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from models.embedding_store import EmbeddingStore, StoreConfig, gradient_of
-from models.rec.sasrec import SASRec
+from models.rec.sasrec import SASRec, SASRecConfig
 from models.sharding import available_devices
 
 Id = Hashable
@@ -55,7 +55,7 @@ class OnlineSASRecConfig:
     seed: int = 0
 
 
-class _Dense(nn.Module):
+class DenseTransformer(nn.Module):
     """SASRec's transformer without its item table: embedded items [B, L, dim] -> hidden [B, L, dim]."""
 
     def __init__(self, sasrec: SASRec) -> None:
@@ -65,6 +65,23 @@ class _Dense(nn.Module):
         self.dropout = copy.deepcopy(sasrec.dropout)
         self.blocks = copy.deepcopy(sasrec.blocks)
         self.norm = copy.deepcopy(sasrec.norm)
+
+    @classmethod
+    def of_shape(cls, dim: int, layers: int, heads: int, max_len: int) -> "DenseTransformer":
+        """An untrained one of this shape (to load a saved state into)."""
+        return cls(SASRec(SASRecConfig(n_items=1, dim=dim, layers=layers, heads=heads, max_len=max_len)))
+
+    def shape(self) -> dict[str, int]:
+        """What `of_shape` takes to build one like it."""
+        first = self.blocks.layers[0]
+        return {"dim": int(self.positions.weight.shape[1]), "layers": len(self.blocks.layers),
+                "heads": int(first.self_attn.num_heads), "max_len": int(self.positions.weight.shape[0])}
+
+    def last_states(self, embedded: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+        """[B, dim] hidden state at each sequence's last item, of right-padded `embedded` [B, L, dim]."""
+        hidden = self(embedded)
+        last = torch.tensor([n - 1 for n in lengths], device=embedded.device)
+        return hidden[torch.arange(len(lengths), device=embedded.device), last]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
@@ -101,7 +118,7 @@ class Reservoir:
 class OnlineSASRec:
     """A warm-started SASRec whose item rows and transformer learn from micro-batches."""
 
-    def __init__(self, dense: _Dense, store: EmbeddingStore, max_len: int, config: OnlineSASRecConfig) -> None:
+    def __init__(self, dense: DenseTransformer, store: EmbeddingStore, max_len: int, config: OnlineSASRecConfig) -> None:
         self.config = config
         self.store = store
         self.max_len = max_len
@@ -122,18 +139,24 @@ class OnlineSASRec:
 
         `known[i]` False leaves item i out: the checkpoint never saw it, so its row is noise.
         """
-        config = config or OnlineSASRecConfig()
-        dim = sasrec.config.dim
-        shards = config.num_shards or len(devices or available_devices())
-        capacity = config.capacity or max(64, 2 * len(items) // shards + 1)
-        store = EmbeddingStore(StoreConfig(dim=dim, num_shards=config.num_shards, capacity=capacity,
-                                           seed=config.seed), devices)
         with torch.no_grad():
             vectors = sasrec.encoder.all().detach().cpu()  # [n_items, dim], attributes folded in
         keep = [i for i in range(len(items)) if known is None or known[i]]
-        store.import_rows([items[i] for i in keep], vectors[keep],
-                          torch.full((len(keep),), config.row_accum0))
-        return cls(_Dense(sasrec), store, sasrec.config.max_len, config)
+        return cls.from_rows(DenseTransformer(sasrec), [items[i] for i in keep], vectors[keep], sasrec.config.max_len,
+                             config, devices)
+
+    @classmethod
+    def from_rows(cls, dense: DenseTransformer, items: Sequence[Id], rows: torch.Tensor, max_len: int,
+                  config: OnlineSASRecConfig | None = None, devices: list[torch.device] | None = None) -> "OnlineSASRec":
+        """A model that starts from item `rows` [n, dim] and the transformer `dense` (warm start,
+        or a served version taken up again by a restarted learner)."""
+        config = config or OnlineSASRecConfig()
+        shards = config.num_shards or len(devices or available_devices())
+        capacity = config.capacity or max(64, 2 * len(items) // shards + 1)
+        store = EmbeddingStore(StoreConfig(dim=rows.shape[1], num_shards=config.num_shards, capacity=capacity,
+                                           seed=config.seed), devices)
+        store.import_rows(list(items), rows.float().cpu(), torch.full((len(items),), config.row_accum0))
+        return cls(dense, store, max_len, config)
 
     def remember(self, sequences: Sequence[Sequence[Id]]) -> None:
         """Offer sequences (e.g. the offline training set) to the replay reservoir."""
@@ -278,9 +301,7 @@ class OnlineSASRec:
         padded = torch.cat([rows, torch.zeros(1, rows.shape[1], device=rows.device)])
         seq = _pad([[column[k] for k in h] for h in histories], len(vocab), self.device)
         self.dense.eval()
-        hidden = self.dense(padded[seq])
-        last = torch.tensor([len(h) - 1 for h in histories], device=self.device)
-        return hidden[torch.arange(len(histories), device=self.device), last]
+        return self.dense.last_states(padded[seq], [len(h) for h in histories])
 
     def rank(self, history: Sequence[Id], k: int, exclude: Sequence[Id] = (),
              allow: Callable[[Id], bool] | None = None) -> Ranking:

@@ -49,6 +49,12 @@ async def same_answers(a: aiohttp.ClientSession, b: aiohttp.ClientSession, paths
     return differ
 
 
+async def produce_paced(settings, events, chunk: int = 250, pause_s: float = 0.1) -> None:
+    for first in range(0, len(events), chunk):
+        await produce_events(settings, events[first:first + chunk])
+        await asyncio.sleep(pause_s)
+
+
 # Not flaky: this found events skipped on rebalance (offsets committed past an item-events
 # record never applied, one count short in 1 of 3 runs under load), and with the batched
 # agents, runs of records a partition never read after a takeover (fix 4 in
@@ -74,7 +80,9 @@ async def test_workers_killed_and_added_a_standby_learner_and_two_gateways_agree
         procs += [w0, w1]
         # Produced once both workers hold partitions, so that both take part before the kill.
         await wait_for(lambda: all(READY in w.tail(3000) for w in (w0, w1)), 240, "two workers ready", w0, w1)
-        await produce_events(settings, events[:FIRST_WAVE])
+        # Paced (~2,000 events/s at most): a batched worker clears 5,000 events in about a
+        # second, so a wave sent at once could be processed whole before the kill.
+        first_wave = asyncio.create_task(produce_paced(settings, events[:FIRST_WAVE]))
 
         # Kill mid-replay, once both workers have processed some events.
         processed = lambda port: metric(port, "streamrank_events_processed_total")  # noqa: E731
@@ -84,6 +92,7 @@ async def test_workers_killed_and_added_a_standby_learner_and_two_gateways_agree
         done = processed(w0_port) + processed(w1_port)
         assert done < FIRST_WAVE, f"the kill was not mid-replay ({done} of {FIRST_WAVE} processed)"
         w0.kill()  # SIGKILL: no flush, no commit; the group rebalances once its session times out
+        await first_wave
         w2, w2_port = start_worker(settings, tmp_path, 2)  # and again when this one joins
         procs.append(w2)
 

@@ -74,6 +74,34 @@ def test_min_expected_revenue_filters_and_floors_the_price():
     assert winners[0].price == pytest.approx(0.1 / 0.4)
 
 
+def test_squashing_exponent_moves_the_ranking_between_expected_revenue_and_bid():
+    ads = [ad("high-bid", 2.0, 0.05), ad("clicked", 0.5, 0.4), ad("mid", 1.0, 0.15)]
+    assert [c.campaign_id for c in rank_ads(ads, 1.0)] == ["clicked", "mid", "high-bid"]  # pCTR x bid
+    assert [c.campaign_id for c in rank_ads(ads, 0.0)] == ["high-bid", "mid", "clicked"]  # bid alone
+    # a = 0.5: sqrt(0.05) x 2 = 0.447 > sqrt(0.15) x 1 = 0.387 > sqrt(0.4) x 0.5 = 0.316
+    assert [c.campaign_id for c in rank_ads(ads, 0.5)] == ["high-bid", "mid", "clicked"]
+    assert [c.campaign_id for c in rank_ads(ads, 0.75)] == ["clicked", "mid", "high-bid"]  # 0.252, 0.241, 0.211
+
+
+def test_squashed_second_price_keeps_the_rank_under_the_squashed_score():
+    config = AuctionConfig(slots=(0, 4), max_ads=2, reserve=0.05, relevance_floor=0.0, min_expected_revenue=0.0,
+                           pctr_exponent=0.5)
+    first, second = run_auction([ad("a", 1.0, 0.4), ad("b", 1.0, 0.1), ad("c", 0.6, 0.1)], config)
+    assert (first.campaign_id, second.campaign_id) == ("a", "b")
+    assert first.price == pytest.approx(0.1 ** 0.5 * 1.0 / 0.4 ** 0.5)  # 0.5: b's sqrt(pCTR) x bid over a's
+    assert second.price == pytest.approx(0.6)  # c has b's pCTR: b pays c's bid
+    # at its price the winner ties its runner-up's squashed score: the least bid that keeps the rank
+    assert 0.4 ** 0.5 * first.price == pytest.approx(0.1 ** 0.5 * 1.0)
+    assert first.price > 0.1 * 1.0 / 0.4  # dearer than the unsquashed second price (0.25) for a likelier click
+
+
+def test_squashing_leaves_the_reserves_in_true_expected_revenue():
+    config = AuctionConfig(relevance_floor=0.0, reserve=0.05, min_expected_revenue=0.1, pctr_exponent=0.0)
+    winners = run_auction([ad("rich", 5.0, 0.01), ad("good", 0.5, 0.4)], config)  # rich: 0.05 < 0.1
+    assert [w.campaign_id for w in winners] == ["good"]
+    assert winners[0].price == pytest.approx(0.1 / 0.4)  # the floor is still min_expected_revenue / pCTR
+
+
 def test_one_campaign_per_item_and_at_most_max_ads():
     same_item = [ad("a", 1.0, 0.3, item="x"), ad("b", 0.9, 0.3, item="x"), ad("c", 0.5, 0.3)]
     assert [w.item_id for w in run_auction(same_item, OPEN)] == ["x", "i-c"]
@@ -84,7 +112,8 @@ def test_one_campaign_per_item_and_at_most_max_ads():
 
 def test_bad_configs_are_refused():
     for bad in ({"slots": ()}, {"slots": (0, 0)}, {"slots": (-1,)}, {"reserve": -1.0}, {"relevance_floor": 1.5},
-                {"max_ads": -1}, {"min_expected_revenue": -0.1}):
+                {"max_ads": -1}, {"min_expected_revenue": -0.1}, {"pctr_exponent": -0.5},
+                {"pctr_exponent": float("inf")}):
         with pytest.raises(ValueError):
             AuctionConfig(**bad)
 

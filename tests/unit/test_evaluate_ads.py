@@ -78,3 +78,23 @@ def test_the_command_ends_with_the_json_line(tmp_path, capsys):
     assert code == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(last) == {"model", "highest_bid", "counts_ctr", "organic"} and set(last["model"]) == KEYS
+
+
+def test_exponent_zero_without_the_expected_revenue_floor_is_the_highest_bid_auction():
+    """pCTR^0 x bid is the bid: with no pCTR x bid floor, the model's auction is highest_bid's,
+    page for page, whatever its pCTR learned."""
+    data = catalog(n_queries=20)
+    queries = sorted(data.judgments)
+    plan = replace(PLAN, auction=replace(PLAN.auction, pctr_exponent=0.0))
+    result, details = evaluate_ads(data, queries, plan)
+    assert result["model"] == result["highest_bid"] and result["model"]["revenue_per_1k"] > 0
+    assert details["model"] == details["highest_bid"]
+
+
+def test_the_per_click_reserve_holds_in_every_auction():
+    data = catalog(n_queries=10)
+    queries = sorted(data.judgments)
+    plan = replace(PLAN, sessions_per_day=60, auction=replace(PLAN.auction, reserve=1e6))  # above every bid
+    result, _ = evaluate_ads(data, queries, plan)
+    for name in ("model", "highest_bid", "counts_ctr"):
+        assert result[name]["ad_ctr"] == 0 == result[name]["revenue_per_1k"]

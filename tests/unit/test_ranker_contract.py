@@ -11,6 +11,7 @@ from models.online.rec_model import OnlineRecModel
 from models.online.serving import ServingRecModel
 from models.ranker import BatchRanker, Ranker
 from models.rec.embedding_version import EmbeddingRecVersion
+from models.rec.neural_version import NeuralRecVersion
 from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.online_transitions import OnlineTransitions
 from models.rec.sasrec import SASRec, SASRecConfig
@@ -52,9 +53,15 @@ def _online_neural() -> Ranker:
     return model
 
 
+def _neural_version() -> Ranker:
+    model = _online_neural()
+    assert isinstance(model, OnlineSASRec)
+    return NeuralRecVersion.from_model(model, "v1", blend=0.2)
+
+
 RANKERS: dict[str, Callable[[], Ranker]] = {
     "online": _online, "serving": _serving, "transitions": _transitions, "embedding": _embedding,
-    "online_neural": _online_neural,
+    "online_neural": _online_neural, "neural_version": _neural_version,
 }
 
 

@@ -140,3 +140,32 @@ def test_train_exports_item_vectors_the_gateway_can_serve(data_file, capsys, sta
     history = [data.items[i] for i in data.sequences[0][:3]]
     ranked = served.rank(history, 5, exclude=history)
     assert len(ranked) == 5 and not set(history) & {i for i, _ in ranked}
+
+
+def test_train_writes_the_first_neural_version_the_learner_warm_starts_from(data_file, capsys, state_dir):
+    from app.learner import load_neural
+    from app.settings import Settings
+    from models.rec.neural_version import NAME, NeuralRecVersion
+
+    path, attrs = data_file
+    assert main(["train", "--data", str(path), "--attributes", str(attrs), "--epochs", "1"]) == 0
+    first = NeuralRecVersion.from_checkpoint(state_dir / "models" / NAME)
+    data = load_sequences(path, attrs)
+    assert first.item_ids == tuple(data.items) and first.blend == 0.0  # not yet validated against the live counts
+    # it ranks as the trained SASRec does (the checkpoint's own weights, attributes folded into the rows)
+    ck = load_checkpoint(state_dir / "models" / "rec")
+    card = ck.card
+    model = HybridRecommender.from_tensors(
+        ck.tensors, SASRecConfig(**card["settings"]["model"]),
+        TransitionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["settings"]["hybrid"]["transition"].items()}),
+        LogBlend(**card["blend"]), data.item_attributes)
+    sequence = data.sequences[0][:3]
+    history = [data.items[i] for i in sequence]
+    logits = model.sasrec.score([sequence])[0]
+    probabilities = torch.softmax(logits, 0)
+    got = first.rank(history, 5)
+    assert [i for i, _ in got] == [data.items[int(j)] for j in torch.argsort(logits, descending=True)[:5]]
+    assert [s for _, s in got] == pytest.approx([float(probabilities[data.items.index(i)]) for i, _ in got], rel=1e-3)
+    neural = load_neural(Settings.from_env())
+    assert neural is not None and [i for i, _ in neural.model.rank(history, 5, exclude=history)] == [
+        i for i, _ in first.rank(history, 5, exclude=history)]
