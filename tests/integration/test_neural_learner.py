@@ -4,9 +4,6 @@ as the next rec-neural version (what gateways' watchers swap in), carrying its b
 the newest few versions stay on disk."""
 from __future__ import annotations
 
-import asyncio
-import time
-
 import torch
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,7 +14,7 @@ from models.checkpoint import load_checkpoint, version_dirs
 from models.rec.neural_version import NAME, NeuralRecVersion
 from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.sasrec import SASRec, SASRecConfig
-from tests.integration.test_online_rollback import SampleFeed
+from tests.integration.test_online_rollback import SampleFeed, consume
 from tests.unit.online_streams import chain_stream
 
 ITEMS = [f"{c}{i}" for c in "xyz" for i in range(12)]
@@ -45,12 +42,7 @@ async def test_the_learner_trains_the_neural_model_and_writes_its_promoted_versi
     try:
         assert service.neural is not None
         samples = chain_stream(300, seed=1)  # users walk x_i -> y_i -> z_i
-        await feed.send(samples)
-        deadline = time.monotonic() + 60
-        while service.dedupe.offset.get("0", -1) < feed.offset - 1:
-            assert time.monotonic() < deadline, "the learner did not consume the samples"
-            await service.tick()
-            await asyncio.sleep(0.05)
+        await consume(service, feed, samples)
         assert metric(metrics, "streamrank_learner_neural_samples_total", outcome="learned") == len(samples)
         await service.propose()
         assert metric(metrics, "streamrank_learner_neural_decisions_total", decision="promote") == 1

@@ -44,14 +44,19 @@ class SampleFeed:
             await producer.stop()
 
 
-async def learn(service: LearnerService, feed: SampleFeed, samples: list[tuple[list[str], str]]) -> str:
-    """Send `samples`, let the service learn all of them, then propose; the decision's action."""
+async def consume(service: LearnerService, feed: SampleFeed, samples: list[tuple[list[str], str]]) -> None:
+    """Send `samples` and tick the service until it has learned all of them."""
     await feed.send(samples)
     deadline = time.monotonic() + 60
     while service.dedupe.offset.get("0", -1) < feed.offset - 1:
         assert time.monotonic() < deadline, "the learner did not consume the samples"
         await service.tick()
         await asyncio.sleep(0.05)
+
+
+async def learn(service: LearnerService, feed: SampleFeed, samples: list[tuple[list[str], str]]) -> str:
+    """Send `samples`, let the service learn all of them, then propose; the decision's action."""
+    await consume(service, feed, samples)
     before = decisions(service.metrics)
     await service.propose()
     after = decisions(service.metrics)
