@@ -53,7 +53,7 @@ from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClic
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.config import LearnerConfig
 from models.online.versions import OnlineLearner, Version
-from models.rec.neural_learning import NeuralLearning
+from models.rec.neural_learning import NeuralLearning, step_both
 from models.rec.neural_version import NAME as NEURAL_NAME, NeuralRecVersion
 from models.rec.online_neural import OnlineSASRecConfig
 from tables.samples import HISTORY
@@ -384,12 +384,8 @@ class LearnerService:
         return True
 
     def _step(self, rec: list[tuple[list[str], str]], clicks: list[ClickSample]) -> None:
-        # The count model's serving snapshot (what gateways rank with) has not learned these
-        # samples either: the neural blend weight is judged against it.
-        serving_counts = self.learner.serving_rec
-        self.learner.step(rec, clicks)
-        if self.neural is not None and rec:
-            report = self.neural.step(rec, serving_counts)
+        report = step_both(self.learner, self.neural, rec, clicks)
+        if report is not None:
             self.metrics.learner_neural_samples.labels(outcome="learned").inc(report.learned)
             self.metrics.learner_neural_samples.labels(outcome="skipped").inc(report.skipped)
 

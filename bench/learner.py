@@ -34,7 +34,7 @@ from models.data.sequences import Dataset, load_sequences
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import LearnerConfig, OnlineLearner
-from models.rec.neural_learning import NeuralLearning
+from models.rec.neural_learning import NeuralLearning, step_both
 from models.rec.neural_version import NeuralRecVersion
 from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.online_transitions import OnlineTransitions
@@ -135,7 +135,8 @@ def with_neural(data: Dataset, stream: list[tuple[list[str], str]], batch: int, 
     count model's step, then the neural model's (models/rec/neural_learning.py) within its time
     share, on the whole stream as fast as it goes (no idle time: the share is the lowest it gets).
     Reports samples/CPU-s of the two together and the share of samples the neural model learned."""
-    share = share if share is not None else Settings().learner.neural_share
+    defaults = Settings().learner
+    share = share if share is not None else defaults.neural_share
     checkpoint = SASRec(SASRecConfig(n_items=data.n_items, dropout=0.5))
     start = NeuralRecVersion.from_model(OnlineSASRec.warm_start(checkpoint, data.items, OnlineSASRecConfig(
         num_shards=len(devices)), devices), "bench", 0.0)
@@ -143,15 +144,13 @@ def with_neural(data: Dataset, stream: list[tuple[list[str], str]], batch: int, 
     learner = OnlineLearner(rec, OnlineClickModel(devices=devices), LearnerConfig(min_samples=10**9,
                                                                                  validation_share=validation_share))
     neural = NeuralLearning(start, LearnerConfig(min_samples=10**9, validation_share=validation_share), share=share,
-                            blend_window=Settings().learner.neural_blend_samples,
+                            blend_window=defaults.neural_blend_samples,
                             model_config=OnlineSASRecConfig(num_shards=len(devices)))
     learned = 0
     started, cpu = time.perf_counter(), time.process_time()
     for first in range(0, len(stream), batch):
-        chunk = stream[first:first + batch]
-        serving = learner.serving_rec
-        learner.step(chunk)
-        learned += neural.step(chunk, serving).learned
+        report = step_both(learner, neural, stream[first:first + batch])
+        learned += report.learned if report is not None else 0
     if devices[0].type == "cuda":
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -19,9 +19,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from models.online.config import LearnerConfig
-from models.online.versions import Decision
+from models.online.click_model import ClickSample
+from models.online.versions import Decision, OnlineLearner
 from models.ranker import BatchRanker, Ranker, blend
 from models.rec.neural_version import NeuralRecVersion
 from models.rec.online_neural import OnlineSASRecConfig
@@ -138,3 +140,15 @@ class NeuralLearning:
         return {"time_share": round(self.spent / elapsed, 3), "blend": self.blend,
                 "blend_ndcg": {str(w): round(v, 4) for w, v in self.picker.ndcg().items()},
                 "blend_samples": len(self.picker.gains), "version": self.learner.version}
+
+
+def step_both(counts: OnlineLearner, neural: NeuralLearning | None, rec: Sequence[ItemSample],
+              clicks: Sequence[ClickSample] = ()) -> StepReport | None:
+    """One learner step: the count model's, then the neural model's within its share (None when
+    there is none). The blend is judged against the count model's serving snapshot, which has not
+    learned these samples either."""
+    serving_counts = counts.serving_rec
+    counts.step(rec, clicks)
+    if neural is None or not rec:
+        return None
+    return neural.step(rec, cast(Ranker, serving_counts))  # its ids are the samples' strings

@@ -4,10 +4,12 @@ from __future__ import annotations
 import torch
 
 from models.online.config import LearnerConfig
-from models.rec.neural_learning import BITE, BlendPicker, NeuralLearning
+from models.online.versions import OnlineLearner
+from models.rec.neural_learning import BITE, BlendPicker, NeuralLearning, step_both
 from models.rec.neural_version import NeuralRecVersion
 from models.rec.online_neural import OnlineSASRec, OnlineSASRecConfig
 from models.rec.sasrec import SASRec, SASRecConfig
+from tests.unit.online_streams import small_model
 
 ITEMS = [f"i{i}" for i in range(30)]
 
@@ -112,3 +114,15 @@ def test_a_promoted_state_comes_back_as_a_version_with_the_picked_weight():
     assert version.blend == neural.picker.weight() == neural.blend
     assert not torch.equal(version.rows[version.index["i3"]], start.rows[start.index["i3"]])  # it learned
     assert neural.served is version  # the next weights are judged with what gateways now serve
+
+
+def test_a_learner_step_teaches_the_count_model_then_the_neural_one():
+    counts = OnlineLearner(small_model(), None, LearnerConfig(min_samples=10**9))
+    samples = [([a], b) for a, b in zip(ITEMS, ITEMS[1:])][:20]
+    assert step_both(counts, None, samples) is None  # no neural model: counts only
+    assert counts.live_rec.samples_learned == 20
+    neural = NeuralLearning(_start(), LearnerConfig(min_samples=10**9), share=1.0, blend_window=100,
+                            model_config=OnlineSASRecConfig(num_shards=1, negatives=8))
+    report = step_both(counts, neural, samples)
+    assert report is not None and report.learned == 20
+    assert counts.live_rec.samples_learned == 40 and neural.model.samples_learned == 20

@@ -109,9 +109,13 @@ def test_inputs_are_left_unchanged(ranker):
     assert (history, exclude) == before
 
 
-def test_rank_many_equals_rank_alone(ranker):
-    if not isinstance(ranker, BatchRanker):
-        pytest.skip("rank alone: no batched path")
+BATCHED = ("embedding", "neural_version")  # the gateway's rank batcher calls their rank_many
+
+
+@pytest.mark.parametrize("name", BATCHED)
+def test_rank_many_equals_rank_alone(name):
+    ranker = RANKERS[name]()
+    assert isinstance(ranker, BatchRanker)
     requests = [(["x1", "y1"], 5, [], None), (["x2"], 3, ["y2"], lambda i: i != "z2")]
     together = ranker.rank_many(requests)
     alone = [ranker.rank(h, k, e, a) for h, k, e, a in requests]
