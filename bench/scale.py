@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -148,9 +149,10 @@ def tree_bytes(path: Path) -> int:
 
 
 def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, settings: Settings,
-           on_progress: Callable[[], None]) -> dict:
+           on_progress: Callable[[], None], others: dict[str, int]) -> dict:
     """Sustained events/s and CPU-ms per event of the workers, from their first processed event
-    until every sent event is processed and every forward is in the item stats."""
+    until every sent event is processed and every forward is in the item stats; and the CPU-ms
+    per event of the `others` (name: pid) over the same span: where the cores went."""
     def processed() -> float:
         return sum(scrape(c.worker.metrics_port).get("streamrank_events_processed_total", 0.0) for c in configs)
 
@@ -159,6 +161,7 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
 
     wait_until(lambda: processed() > 0, 300, 0.05, "first event processed")
     start, cpu0, last_report = time.perf_counter(), cpu(), time.monotonic()
+    others0 = {name: cpu_seconds(pid) for name, pid in others.items()}
     while not traffic.done.is_set() or (last := processed()) < traffic.sent:
         if not all(p.alive() for p in procs):
             raise RuntimeError(f"worker died:\n{next(p for p in procs if not p.alive()).tail()}")
@@ -174,8 +177,10 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
     while asyncio.run(forwards_behind(settings)) > 0:
         time.sleep(0.5)
     elapsed = time.perf_counter() - start
+    by_process = {name: round((cpu_seconds(pid) - others0[name]) / (last - 1.0) * 1000, 3) for name, pid in others.items()}
     return {"events_per_s": round((last - 1.0) / elapsed, 1), "processed": int(last),
-            "cpu_ms_per_event": round((cpu() - cpu0) / (last - 1.0) * 1000, 3), "ingest_s": round(elapsed, 1)}
+            "cpu_ms_per_event": round((cpu() - cpu0) / (last - 1.0) * 1000, 3), "ingest_s": round(elapsed, 1),
+            "other_cpu_ms_per_event": by_process}
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -198,6 +203,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=3000.0, help="events/s the producer offers")
     parser.add_argument("--serve-rate", type=int, default=1000, help="/v1/recommend requests/s at the end")
     parser.add_argument("--serve-seconds", type=int, default=10)
+    parser.add_argument("--hold", action="store_true",
+                        help="after ingest, print the gateway's address and the shoppers' file, keep the stack up (profiling)")
     args = parser.parse_args()
     tools = ensure_tools()
     run = f"scale-{uuid.uuid4().hex[:8]}"
@@ -237,7 +244,11 @@ def main() -> None:
         def sample() -> None:
             growth.append((get_json(f"{base}/readyz")["records"]["user_profiles"], rss_mb(gateway.proc.pid) * 2**20))  # type: ignore[union-attr]
 
-        figures = ingest(configs, workers, traffic, settings, sample)
+        others = {"gateway": gateway.proc.pid, "learner": learner.proc.pid, "bench (producer, probes)": os.getpid()}  # type: ignore[union-attr]
+        broker = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
+        if broker:  # a local broker (scripts/kafka.sh); one elsewhere costs these cores nothing
+            others["broker"] = int(broker[0])
+        figures = ingest(configs, workers, traffic, settings, sample, others)
         print(f"ingest: {figures}", flush=True)
         wait_until(lambda: all(f.done() for f in traffic.probes), 900, 0.5, "probes resolved")
         freshness = [f.result() for f in traffic.probes if not f.exception()]
@@ -255,12 +266,24 @@ def main() -> None:
                   "worker_store_mb": round(sum(tree_bytes(c.runtime.state_dir) for c in configs) / 2**20, 1),
                   "learner_rss_mb": round(rss_mb(learner.proc.pid), 1)}  # type: ignore[union-attr]
         print(f"memory: {memory}", flush=True)
-        # Serving is measured as serve.py does, on one model version: not while the learner still
-        # trains on the run's samples beside it (on a small machine it takes the cores the gateway needs).
+        # Serving is measured at the end, as serve.py does, on one model version: once the learner
+        # has read every sample of the run (its lag metric) and its versions have stopped. Each
+        # version it promotes while still catching up makes every cached list a miss again.
+        learner_s = time.monotonic()
+        wait_until(lambda: scrape(settings.learner.metrics_port).get("streamrank_learner_lag_samples", 1.0) == 0.0,
+                   900, 2.0, "learner caught up")
         version = wait_for_learner(base, quiet_s=10.0, timeout_s=300.0)
+        caught_up_s = round(time.monotonic() - learner_s, 1)
         print(f"online version {version:.0f} served; /v1/recommend at {args.serve_rate}/s", flush=True)
         rng = random.Random(args.seed)
         paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, len(users))]
+        if args.hold:
+            (state / "paths.txt").write_text("".join(f"GET {base}{p}\n" for p in paths))
+            print(f"holding: {base}, targets {state / 'paths.txt'} (gateway pid {gateway.proc.pid}); Ctrl-C stops",  # type: ignore[union-attr]
+                  flush=True)
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the stack is stopped below either way
+            while True:
+                time.sleep(3600)
         # As serve.py: distinct shoppers first (every request a cache miss: cold_*), then the same
         # again (the recommendation cache serves them), then wrk's peak; a warm-up over others first.
         cold_s = min(args.serve_seconds, len(paths) // args.serve_rate)
@@ -270,7 +293,8 @@ def main() -> None:
                                            "p95": round(percentile(freshness, 0.95), 1), "probes": len(freshness),
                                            "probes_not_seen_in_900s": lost},
                **memory, "recommend": {k: round(v, 3) if isinstance(v, float) else v for k, v in latency.items()},
-               "online_version": version, "shoppers_seen": len(users), "items_seen": len(traffic.items), "shoppers": args.shoppers,
+               "online_version": version, "learner_caught_up_after_ingest_s": caught_up_s,
+               "shoppers_seen": len(users), "items_seen": len(traffic.items), "shoppers": args.shoppers,
                "items": args.items, "events": args.events, "offered_rate": args.rate, "workers": args.workers,
                "seed": args.seed, "targets": TARGETS}
         print(json.dumps(out))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from typing import AsyncIterator
 
@@ -11,6 +10,7 @@ from aiohttp import web
 from app.gateway.ads import SponsoredSlots
 from app.gateway.changelog import ChangelogFollower
 from app.gateway.errors import errors_and_metrics
+from app.gateway.gc_freeze import freeze_long_lived
 from app.gateway.guards import guards
 from app.gateway.dense_search import DenseSearch
 from app.gateway.keys import (ADS, DENSE, FOLLOWER, METRICS, MODEL_UPDATES, NEURAL_WATCHER, READ_MODEL, SEARCH_WATCHER,
@@ -114,9 +114,7 @@ async def _freeze_when_caught_up(app: web.Application, follower: ChangelogFollow
 
 
 def _freeze(why: str) -> None:
-    gc.collect()  # what is garbage now must not be frozen
-    gc.freeze()
-    log.info("%s: %d objects frozen out of the cyclic GC", why, gc.get_freeze_count())
+    freeze_long_lived(why, full=True)  # what is garbage now must not be frozen
 
 
 async def _watcher_ctx(app: web.Application) -> AsyncIterator[None]:

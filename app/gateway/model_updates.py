@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from aiokafka import TopicPartition
 
+from app.gateway.gc_freeze import freeze_long_lived
 from app.gateway.serving import ServingModels
 from app.gateway.sink import EventSink
 from app.gateway.tasks import cancel_and_wait
@@ -145,6 +146,7 @@ class ModelUpdatesFollower:
 
     def _install(self, number: int) -> None:
         self.serving.install_online(*self.held[number])
+        freeze_long_lived(f"online version {number} installed")
         self.serving_version = number
         self.metrics.online_version.set(number)
         self.metrics.model_swaps.inc()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.gateway.dense_search import SearchModel, DenseSearch
+from app.gateway.gc_freeze import freeze_long_lived
 from app.gateway.serving import ServingModels
 from app.gateway.tasks import cancel_and_wait
 from app.metrics import Metrics
@@ -62,6 +63,7 @@ class ModelWatcher:
             return False
         model = await asyncio.to_thread(self.load, version_path(self.settings.runtime.model_dir, self.name, newest))
         self.install(model)
+        freeze_long_lived(f"{self.name} v{newest:04d} installed")
         self.loaded = newest
         self.metrics.model_swaps.inc()
         log.info("serving %s v%04d", self.name, newest)

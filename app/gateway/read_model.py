@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tables.wire.records import latest_ts
-from app.gateway.profiles import ServedProfile
+from app.gateway import profiles
 from app.settings import Settings
 from tables import ad_spend, campaigns, catalog, item_stats, user_profiles
 
@@ -27,7 +27,7 @@ class ReadModel:
     clock: float = 0.0
     # Called as listener(table, key, old, new) after each change (serving models learn here).
     listeners: list[Callable[[str, str, Any, Any], None]] = field(default_factory=list)
-    _popular: list[tuple[str, float]] = field(default_factory=list)
+    _popular: tuple[tuple[str, float], ...] = ()  # a tuple: cached lists hold it (see serving.py)
     _popular_at: float = -1.0
     _popular_want: int = 0  # how long a list the last computation was asked for
     # log(popularity) + ts * ln2 / half-life per item: decay is the same for every item, so
@@ -39,7 +39,7 @@ class ReadModel:
         """One changelog record: a value replaces, None deletes."""
         rows = self.tables[table]
         if table == user_profiles.NAME and value is not None:
-            value = ServedProfile.from_record(value)  # the served fields, compactly
+            value = profiles.pack(value)  # the served fields, compactly
         old = rows.pop(key, None) if value is None else rows.get(key)
         if value is not None:
             rows[key] = value
@@ -52,18 +52,21 @@ class ReadModel:
                 self._pop_keys[key] = item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts)
         elif table == catalog.NAME:
             self.catalog_changes += 1
-        for listener in self.listeners:
-            listener(table, key, old, value)
+        if self.listeners:
+            if table == user_profiles.NAME:  # listeners read profiles as the dicts they came as
+                old, value = profiles.view(old), profiles.view(value)
+            for listener in self.listeners:
+                listener(table, key, old, value)
 
     def subscribe(self, listener: Callable[[str, str, Any, Any], None]) -> None:
         """Call `listener` for every record held now (as new), then for each change."""
         for table, rows in self.tables.items():
             for key, value in list(rows.items()):
-                listener(table, key, None, value)
+                listener(table, key, None, profiles.view(value) if table == user_profiles.NAME else value)
         self.listeners.append(listener)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
-        profile = self.tables[user_profiles.NAME].get(user_id)
+        profile = profiles.view(self.tables[user_profiles.NAME].get(user_id))
         return None if profile is None else user_profiles.public_view(user_id, profile)
 
     def item(self, item_id: str) -> dict[str, Any] | None:
@@ -80,11 +83,11 @@ class ReadModel:
                 item_id, stats, self.clock, s.features.popularity_half_life_s, s.features.trending_half_life_s)
         return view
 
-    def popular(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
+    def popular(self, k: int, max_age_s: float = 1.0) -> tuple[tuple[str, float], ...]:
         """Top `k` items by decayed popularity now; recomputed at most every `max_age_s` of wall time."""
         return self.popular_list(k, max_age_s)[:k]
 
-    def popular_list(self, k: int, max_age_s: float = 1.0) -> list[tuple[str, float]]:
+    def popular_list(self, k: int, max_age_s: float = 1.0) -> tuple[tuple[str, float], ...]:
         """The current trending list object itself (at least `k` long where there are that many
         items): the same object until it is recomputed, so a cached answer can tell."""
         now = time.monotonic()
@@ -103,7 +106,7 @@ class ReadModel:
                 if len(top) >= want or depth >= len(self._pop_keys):
                     break
                 depth *= 4
-            self._popular = top[:want]
+            self._popular = tuple(top[:want])
             self._popular_at, self._popular_want = now, want
         return self._popular
 

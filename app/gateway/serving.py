@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from app.gateway import profiles
 from app.gateway.read_model import ReadModel
 from app.gateway.rank_batcher import RankBatcher
 from app.gateway.rec_cache import StampedCache
@@ -82,6 +83,9 @@ class ServingModels:
     cache_size: int = 100_000  # recommendation lists kept (0: off); see rec_cache.py
     cache_bytes: int = 64 * 1024 * 1024  # and the bytes they may hold (0: off)
     filter_scan: int = FILTER_SCAN
+    # Bumped by every install: cached lists name the models they came from by it, not by the
+    # model objects, so that an entry is plain data the cyclic GC does not track (rec_cache.py).
+    generation: int = 0
 
     def __post_init__(self) -> None:
         self.cache: StampedCache[tuple[tuple[tuple[str, float], ...], str, str]] = StampedCache(
@@ -99,9 +103,11 @@ class ServingModels:
 
     def install(self, model: EmbeddingRecVersion) -> None:
         self.embedding = model
+        self.generation += 1
 
     def install_neural(self, model: NeuralRecVersion) -> None:
         self.neural = model
+        self.generation += 1
 
     def second(self) -> Second:
         """The model blended with the online one: the learner's neural model where its validated
@@ -111,6 +117,7 @@ class ServingModels:
 
     def install_online(self, model: VersionedRanker, click: Any = None) -> None:
         self.online, self.online_click = model, click
+        self.generation += 1
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table == user_profiles.NAME and new is not None:
@@ -144,30 +151,31 @@ class ServingModels:
     async def recommend(self, user_id: str | None, k: int, filters: Filters) -> Ranking:
         """Personal from the user's sequence (transitions blended with the embedding model),
         trending for users the stream has not seen."""
+        generation = self.generation  # before the models: an install in between only costs a miss
         embedding, online = self.second(), self.online
-        profile = self.read_model.tables[user_profiles.NAME].get(user_id) if user_id else None
-        # Valid while the profile, the models (the gateway's own transitions change with
+        record = self.read_model.tables[user_profiles.NAME].get(user_id) if user_id else None
+        # Valid while the profile record, the models (the gateway's own transitions change with
         # every event until a learner version serves) and, for filters, the catalog are the same.
-        stamp = (profile, embedding, online, self.transitions.events if online is None else 0,
+        stamp = (record, generation, self.transitions.events if online is None else 0,
                  self.read_model.catalog_changes if filters.active() else 0)
         # Lists that trending filled also hold the trending list they used (recomputed each second).
-        # Keys and lists are kept as plain tuples of strings and numbers, which Python's
-        # cyclic GC stops tracking: 100k cached lists would otherwise be walked by every
-        # full collection (a pause of the whole gateway, longer as the cache fills).
+        # Keys, stamps and lists are plain tuples of strings and numbers (the profile record is
+        # one too), which Python's cyclic GC stops tracking: 100k cached lists would otherwise
+        # be walked by every full collection (a pause of the whole gateway, longer as the cache fills).
         key = (user_id, k, *filters.key())
         trending = self.read_model.popular_list(max(k * 4, 100))
         cached = self.cache.get(key, stamp, extra=(trending,))
         if cached is not None:
             items, version, strategy = cached
             return Ranking(list(items), version, strategy)
-        ranking, used_trending = await self._recommend(profile, embedding, online, trending, k, filters)
+        ranking, used_trending = await self._recommend(profiles.view(record), embedding, online, trending, k, filters)
         self.cache.put(key, (*stamp, trending) if used_trending else stamp,
                        (tuple(ranking.items), ranking.version, ranking.strategy))
         return ranking
 
     async def _recommend(self, profile: dict[str, Any] | None, embedding: Second,
                          online: VersionedRanker | None,
-                         trending: list[tuple[str, float]], k: int, filters: Filters) -> tuple[Ranking, bool]:
+                         trending: Sequence[tuple[str, float]], k: int, filters: Filters) -> tuple[Ranking, bool]:
         history = profile["recent"] if profile else []
         # What the user bought or just looked at is not news to them.
         exclude = [*profile.get("purchased", []), *history] if profile else []
@@ -270,8 +278,8 @@ class ServingModels:
     def _personalise(self, hits: list[tuple[str, float]], user_id: str | None, scale: float) -> list[tuple[str, float]]:
         if not user_id or not hits:
             return hits
-        profile = self.read_model.tables[user_profiles.NAME].get(user_id)
-        if not profile or not profile["recent"]:
+        profile = profiles.view(self.read_model.tables[user_profiles.NAME].get(user_id))
+        if profile is None or not profile["recent"]:
             return hits
         boost = self.transitions.scores(profile["recent"])
         peak = max(boost.values(), default=0.0) or 1.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
-import itertools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -77,6 +76,7 @@ class ServingRecModel:
         # Counters never change and live as long as it does, so their ids are stable keys.
         self._strongest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._pop_scores: np.ndarray | None = None
+        self._pop_order: np.ndarray | None = None
 
     @classmethod
     def from_model(cls, model: OnlineRecModel, version: int = 0, fp16: bool = False) -> "ServingRecModel":
@@ -166,36 +166,49 @@ class ServingRecModel:
         item's strongest successors, summed as arrays) and the most popular others are
         candidates. Summing the reached items one by one in Python was most of a cache miss's
         CPU on a 20k-item Zipf-shaped shop (py-spy of the gateway in bench/scale.py)."""
-        weights, _, _, order = self._sparse_parts()
+        weights, _, _, _ = self._sparse_parts()
         base = self._popularity_scores()
-        parts = [(rows, (weights[f] * norm) * counts)
-                 for f, neighbours, norm in self.counts._sources(history, self.history)
-                 for rows, counts in (self._strongest_rows(neighbours),) if len(rows)]
-        reached = np.zeros(0, dtype=np.int64)
-        reached_scores = np.zeros(0)
-        if parts:
-            reached, inverse = np.unique(np.concatenate([r for r, _ in parts]), return_inverse=True)
-            sums = np.bincount(inverse, weights=np.concatenate([v for _, v in parts]), minlength=len(reached))
-            reached_scores = base[reached] + sums
+        rows_parts, value_parts = [], []
+        for f, neighbours, norm in self.counts._sources(history, self.history):
+            rows, counts = self._strongest_rows(neighbours)
+            if len(rows):
+                rows_parts.append(rows)
+                value_parts.append(counts * (weights[f] * norm))
         index = self.index
-        banned = {row for item in exclude if (row := index.get(item)) is not None}
-        for row in banned:  # a few (the history): a search in the sorted rows beats np.isin
-            at = int(np.searchsorted(reached, row))
-            if at < len(reached) and reached[at] == row:
-                reached_scores[at] = -np.inf
-        skip = banned | set(reached.tolist())
+        banned = np.fromiter((row for item in exclude if (row := index.get(item)) is not None), np.int64)
+        reached, reached_scores = _summed(rows_parts, value_parts)
+        reached_scores += base[reached]
+        if len(banned) and len(reached):  # a few (the history): a search in the sorted rows beats np.isin
+            at = np.minimum(np.searchsorted(reached, banned), len(reached) - 1)
+            reached_scores[at[reached[at] == banned]] = -np.inf
+        # Unreached items score their popularity alone: the most popular of them, in popularity
+        # order, are the other candidates (a mask, not a set: no Python loop over the reached).
+        skip = np.zeros(len(self.ids), dtype=bool)
+        skip[reached] = True
+        skip[banned] = True
+        order = self._popularity_order()
         want = k if allow is None else 4 * k + 16
         while True:
             m = min(want, len(reached))
             best = np.argpartition(-reached_scores, m - 1)[:m] if 0 < m < len(reached) else np.arange(m)
-            scored = [(int(reached[i]), float(reached_scores[i])) for i in best.tolist() if reached_scores[i] != -np.inf]
-            popular = list(itertools.islice((row for row in order if row not in skip), want))
-            # Stable: a reached item goes before a popular one of the same score, as before.
-            ranked = sorted(scored + [(row, float(base[row])) for row in popular], key=lambda rs: -rs[1])
-            out = [(self.ids[row], score) for row, score in ranked if allow is None or allow(self.ids[row])]
+            best = best[reached_scores[best] != -np.inf]
+            head = order[: want + len(reached) + len(banned)]  # holds `want` unskipped where there are
+            popular = head[~skip[head]][:want]
+            rows = np.concatenate([reached[best], popular])
+            scores = np.concatenate([reached_scores[best], base[popular]])
+            # Stable: a reached item goes before a popular one of the same score.
+            ranked = np.argsort(-scores, kind="stable")
+            ids = self.ids
+            out = [(ids[row], score) for row, score in zip(rows[ranked].tolist(), scores[ranked].tolist())
+                   if allow is None or allow(ids[row])]
             if len(out) >= k or (len(popular) < want and m == len(reached)):
                 return out[:k]
             want *= 4  # the filter refused many: look further down the popularity order
+
+    def _popularity_order(self) -> np.ndarray:
+        if self._pop_order is None:
+            self._pop_order = np.asarray(self._sparse_parts()[3], dtype=np.int64)
+        return self._pop_order
 
     def _popularity_scores(self) -> np.ndarray:
         if self._pop_scores is None:
@@ -244,3 +257,16 @@ def serving_for(base: ServingRecModel | None, version: Version) -> ServingRecMod
                                DenseScorer(dim, history, 0.0, 0.0, [0.0] * channels), TransitionCounts(gaps=channels),
                                history)
     return base.apply(version)
+
+
+def _summed(rows_parts: list[np.ndarray], value_parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's values summed: (distinct rows ascending, their sums). A stable sort keeps
+    each row's terms in the order given, so sums do not depend on how the rows were found;
+    np.unique's inverse and a bincount cost twice as much (a py-spy of bench/scale.py)."""
+    if not rows_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    rows, values = np.concatenate(rows_parts), np.concatenate(value_parts)
+    by_row = np.argsort(rows, kind="stable")
+    rows, values = rows[by_row], values[by_row]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    return rows[starts], np.add.reduceat(values, starts)
