@@ -262,6 +262,10 @@ class GatewaySettings(Group):
     model_poll_s: float = knob(5.0, key="model_poll_s")
     # How often the gateway writes new item vectors to its on-disk cache (seconds; also on stop).
     vector_cache_save_s: float = knob(60.0, key="vector_cache_save_s")
+    # Connections the kernel queues before the gateway accepts them (capped by net.core.somaxconn).
+    # aiohttp's 128 overflowed when a burst of clients connected at once: the kernel dropped their
+    # handshakes, and each one waited for its SYN retransmission, a second or more (bench/scale.py).
+    listen_backlog: int = knob(4096, rule=_at_least(1))
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

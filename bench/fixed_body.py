@@ -15,4 +15,5 @@ if __name__ == "__main__":
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)
     uvloop.install()
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    # the gateway's accept backlog (settings.gateway.listen_backlog), so a burst of connections costs both alike
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, backlog=4096)

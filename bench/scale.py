@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -183,6 +184,25 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
             "other_cpu_ms_per_event": by_process}
 
 
+def handler_buckets(base: str, route: str = "/v1/recommend") -> dict[float, float]:
+    """The gateway's own request-duration histogram for `route`: cumulative count per upper bound (s)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {float(s.labels["le"]): s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "streamrank_http_request_duration_seconds_bucket" and s.labels.get("route") == route}
+
+
+def handler_p99_ms(before: dict[float, float], after: dict[float, float]) -> float:
+    """Upper bound (ms) of the histogram bucket that holds the 99th percentile of the requests
+    between the two scrapes: the time inside the gateway's handler, without the network, the
+    load generator or the kernel's queues."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1]
+    return next(le for le, n in counts if n >= 0.99 * total) * 1000
+
+
 def slope(points: list[tuple[float, float]]) -> float:
     """Least-squares dy/dx: the gateway's RSS per added shopper while the run goes on, which
     leaves out what a small run's growth divided by its shoppers counts in (the catalog,
@@ -288,11 +308,23 @@ def main() -> None:
         # again (the recommendation cache serves them), then wrk's peak; a warm-up over others first.
         cold_s = min(args.serve_seconds, len(paths) // args.serve_rate)
         warmup = paths[args.serve_rate * cold_s:][: args.serve_rate // 2]
+        buckets = handler_buckets(base)
         latency = measure(tools, base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
+        latency["handler_p99_ms_at_most"] = handler_p99_ms(buckets, handler_buckets(base))
+        # The same load against a handler that answers a fixed body, in the same minute: what the
+        # machine, the kernel and the load generator cost a request (on shared cores, hour by hour).
+        fixed_port = free_port()
+        fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
+                        state / "fixed.log").start()
+        procs.append(fixed)
+        fixed_base = f"http://127.0.0.1:{fixed_port}"
+        wait_until(lambda: get_json(f"{fixed_base}/healthz") is not None, 60, 0.2, "fixed-body handler")
+        fixed_latency = measure(tools, fixed_base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
         out = {**figures, "freshness_ms": {"p50": round(statistics.median(freshness), 1),
                                            "p95": round(percentile(freshness, 0.95), 1), "probes": len(freshness),
                                            "probes_not_seen_in_900s": lost},
                **memory, "recommend": {k: round(v, 3) if isinstance(v, float) else v for k, v in latency.items()},
+               "fixed_body": {k: round(v, 3) if isinstance(v, float) else v for k, v in fixed_latency.items()},
                "online_version": version, "learner_caught_up_after_ingest_s": caught_up_s,
                "shoppers_seen": len(users), "items_seen": len(traffic.items), "shoppers": args.shoppers,
                "items": args.items, "events": args.events, "offered_rate": args.rate, "workers": args.workers,

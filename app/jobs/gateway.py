@@ -23,5 +23,6 @@ def run(args: argparse.Namespace) -> int:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # reuse_port: several gateway processes can share one port; the kernel spreads connections.
     web.run_app(init_app(settings), host=args.host or settings.gateway.host,
-                port=args.port or settings.gateway.port, access_log=None, reuse_port=True)
+                port=args.port or settings.gateway.port, access_log=None, reuse_port=True,
+                backlog=settings.gateway.listen_backlog)
     return 0
