@@ -2,11 +2,11 @@
 
 A shop asks for a user's recommendations on every page view, while the user's profile
 changes only when they do something and the models only at a new version. An entry holds
-the very objects it was ranked from (the profile record, the model versions, the catalog
-generation when filters read the catalog, the trending list when it filled the list); the
-read model and the serving models replace those objects whole on every change, so an
-entry is served only while each one is still the current object (`is`, not `==`: cheap,
-and a changed record is always a new object; counters compare by value). Least recently
+what it was ranked from: the profile record and the trending list (when it filled the list)
+as the very objects, and numbers for the rest (the serving models' install generation, the
+catalog generation when filters read the catalog); the read model replaces a record whole
+on every change, so an entry is served only while each object is still the current one
+(`is`, not `==`: cheap, and a changed record is always a new object) and each number the same. Least recently
 used entries go first, once either bound is passed: entries, or bytes (`entry_bytes`, so
 long junk keys from hostile clients cannot grow the cache past its budget).
 """
