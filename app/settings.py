@@ -8,6 +8,7 @@ so a value is spelled the same way wherever it is set from outside the code.
 """
 from __future__ import annotations
 
+import math
 import os
 import dataclasses
 from dataclasses import dataclass, field, fields
@@ -15,6 +16,7 @@ from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
+from models.ads.auction import AuctionConfig
 from models.errors import SettingsError
 from models.online.config import LearnerConfig
 
@@ -34,6 +36,7 @@ def _between(low: float, high: float) -> Rule:
 
 
 _POSITIVE: Rule = ((lambda v: v > 0), "above 0")
+_NON_NEGATIVE: Rule = ((lambda v: v >= 0 and math.isfinite(v)), "a finite number, 0 or more")
 _EVEN: Rule = ((lambda v: v >= 2 and v % 2 == 0), "even and at least 2 (two heads)")
 _SHARE = _between(0, 1)
 
@@ -419,9 +422,12 @@ class AdsSettings(Group):
     PREFIX: ClassVar[str] = "ads_"
     enabled: bool = True
     # 0-based page positions ads may take, comma-separated: one ad at most per position.
-    # (Reserve price and least pCTR x bid are models/ads' AuctionConfig defaults.)
     slots: str = knob("0,4", rule=(_valid_slots, "distinct non-negative integers separated by commas, e.g. 0,4"))
     relevance_floor: float = knob(0.8, rule=(lambda v: 0 <= v <= 1, "between 0 and 1"))  # of an ad's item on the page
+    # Least price per click (a lower bid never runs), and least pCTR x bid per impression, which an
+    # ad also pays over its pCTR per click. `streamrank evaluate ads --reserve` compares reserves offline.
+    reserve: float = knob(AuctionConfig.reserve, rule=_NON_NEGATIVE)
+    min_expected_revenue: float = knob(AuctionConfig.min_expected_revenue, rule=_NON_NEGATIVE)
 
     @property
     def positions(self) -> tuple[int, ...]:

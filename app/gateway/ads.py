@@ -64,7 +64,8 @@ class SponsoredSlots:
         self.click_model = click_model  # the serving click model now (None before a version)
         self.draw = draw
         self.config = AuctionConfig(slots=settings.ads.positions, max_ads=len(settings.ads.positions),
-                                    relevance_floor=settings.ads.relevance_floor)
+                                    relevance_floor=settings.ads.relevance_floor, reserve=settings.ads.reserve,
+                                    min_expected_revenue=settings.ads.min_expected_revenue)
         self.prior = CtrPrior()
         self.campaigns: dict[str, Campaign] = {}
         self.by_item: dict[str, dict[str, Campaign]] = {}

@@ -216,3 +216,21 @@ async def test_a_deleted_campaign_leaves_the_page(client, read_model):
 async def test_the_storefront_sends_the_token_with_the_click(client):
     script = await (await client.get("/pages/shop.js")).text()
     assert "ad_token: item.ad_token" in script
+
+
+def test_the_reserve_and_least_expected_revenue_are_the_gateways_settings(settings):
+    """The auction runs with the shop's reserve and least pCTR x bid: a bid under the reserve
+    never runs, nor one under the least expected revenue, and a lone winner pays the higher of
+    the two floors."""
+    read_model = ReadModel(settings)
+    campaign(read_model, "c1", "d1", 3.0)
+    campaign(read_model, "c2", "d2", 2.5)  # at the prior's pCTR (0.05): 0.125 expected per impression
+
+    def winners(**knobs):  # type: ignore[no-untyped-def]
+        slots = SponsoredSlots(settings.replace(**knobs), read_model, lambda: None)
+        return {w.campaign_id: w.price for w in slots.auction([("d1", 1.0), ("d2", 1.0)], "drill", None, tuple,
+                                                                time.time())}
+
+    assert set(winners()) == {"c1", "c2"}
+    assert winners(ads_reserve=2.8) == {"c1": pytest.approx(2.8)}  # over 0.1 / 0.05 = 2.0
+    assert winners(ads_min_expected_revenue=0.13) == {"c1": pytest.approx(2.6)}  # 0.13 / 0.05
