@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -121,7 +121,7 @@ class TransitionCounts:
                 out.extend((b, f, item, count * norm) for item, count in neighbours.items())
         return out
 
-    def features_among(self, histories: Sequence[Sequence[Id]], k: int, column: dict[Id, int]
+    def features_among(self, histories: Sequence[Sequence[Id]], k: int, column: Mapping[Id, int]
                        ) -> tuple[list[int], list[int], list[int], list[float]]:
         """`features` restricted to the items that have a column, as (samples, f, columns, values)
         lists: a training step needs only its candidates, and building every successor's tuple
@@ -145,12 +145,11 @@ class TransitionCounts:
                               else [i for i in column if i in neighbours])
                     if common:
                         norm = 1.0 / math.sqrt(1.0 + degree[a])
-                        f = ch * k + j
                         bs.extend([b] * len(common))
-                        fs.extend([f] * len(common))
-                        for item in common:
-                            cs.append(column[item])
-                            vs.append(neighbours[item] * norm)
+                        fs.extend([ch * k + j] * len(common))
+                        # map and the list both walk `common` in its one order, in C where they can
+                        cs.extend(map(column.__getitem__, common))
+                        vs.extend([neighbours[item] * norm for item in common])
         return bs, fs, cs, vs
 
     def weighted_sum(self, history: Sequence[Id], k: int, weights: Sequence[float]) -> dict[Id, float]:

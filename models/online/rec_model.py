@@ -23,7 +23,7 @@ from models.embedding_store import EmbeddingStore, StoreConfig, gradient_of
 from models.online.counts import TransitionCounts
 from models.online.row_stats import RowStats
 from models.online.scoring import (
-    DenseScorer, Table, full_scores, history_mask_pairs, last_items, target_ranks,
+    DenseScorer, Table, feature_tensors, history_mask_pairs, last_items, scores_in_columns, target_ranks,
 )
 
 Id = Hashable
@@ -131,12 +131,7 @@ class OnlineRecModel:
         else:  # the gate is fixed at 0: the embedding term is 0 and teaches nothing
             cand_rows = torch.zeros(len(candidates), c.dim, device=device)
             users = torch.zeros(len(trainable), c.dim, device=device)
-        b, f, cols, values = self.counts.features_among(histories, c.history, column)
-        def as_long(x: Sequence[int]) -> torch.Tensor:
-            return torch.tensor(x, dtype=torch.long, device=device)
-
-        trans = self.dense.transitions(as_long(b), as_long(f), as_long(cols),
-                                       torch.tensor(values, dtype=torch.float32, device=device),
+        trans = self.dense.transitions(*feature_tensors(self.counts.features_among(histories, c.history, column), device),
                                        (len(trainable), len(candidates)))
         pop = self.popularity.get(candidates)[:, 0]
         logits = self.dense.scores(users, cand_rows, trans, pop)
@@ -235,9 +230,11 @@ class OnlineRecModel:
     def _scores(self, histories: Sequence[Sequence[Id]], masked: Sequence[Sequence[Id]],
                 keep: Sequence[Id | None]) -> list[torch.Tensor]:
         with torch.no_grad():
-            entries = self.counts.features(histories, self.config.history)
-            return full_scores(self.dense, self.users(histories), self.tables(), self.store.rows_for,
-                               entries, masked, keep)
+            # Each shard's id -> row map is its columns; the features are taken among them.
+            k = self.config.history
+            return scores_in_columns(self.dense, self.users(histories), self.tables(),
+                                     [shard.rows for shard in self.store.shards],
+                                     lambda column: self.counts.features_among(histories, k, column), masked, keep)
 
     def score_batch(self, histories: Sequence[Sequence[Id]], targets: Sequence[Id]) -> list[int | None]:
         """Progressive validation: 0-based rank of each target over all admitted items, history

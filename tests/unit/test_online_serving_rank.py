@@ -61,3 +61,25 @@ def test_a_served_recommendation_sums_only_each_sources_strongest_successors(mon
             assert math.isclose(got[item], partial + gamma * log_pop[serving.index[item]], rel_tol=1e-6, abs_tol=1e-9)
         assert len(serving._strongest) <= 3
     assert cut_any  # the test exercised the cut
+
+
+def test_the_learners_scores_over_its_shard_maps_equal_scoring_located_entries():
+    """OnlineRecModel scores among each shard's id -> row map (features_among); the generic path
+    builds every successor's entry and locates it: the same scores, over two shards."""
+    import torch
+
+    from models.online.scoring import full_scores, target_ranks
+
+    rng = random.Random(11)
+    model = OnlineRecModel(OnlineRecConfig(num_shards=2, capacity=300, dim=8))
+    stream = [([f"i{rng.randrange(120)}" for _ in range(4)], f"i{rng.randrange(120)}") for _ in range(2500)]
+    for start in range(0, len(stream), 256):
+        model.learn(stream[start:start + 256])
+    histories = [h for h, _ in stream[:40]] + [["unknown", "i3"]]
+    targets = [t for _, t in stream[:40]] + ["i3"]
+    with torch.no_grad():
+        generic = full_scores(model.dense, model.users(histories), model.tables(), model.store.rows_for,
+                              model.counts.features(histories, model.config.history), histories, targets)
+    for fast, slow in zip(model._scores(histories, histories, targets), generic):
+        assert torch.allclose(fast, slow, atol=1e-5), (fast - slow).abs().max()
+    assert model.score_batch(histories, targets) == target_ranks(generic, model.store.rows_for(targets))
