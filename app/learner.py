@@ -74,9 +74,20 @@ def new_learner(settings: Settings) -> OnlineLearner:
                                          num_shards=settings.online.shards, min_count=settings.online.min_count))
     click = OnlineClickModel(OnlineClickConfig(capacity=settings.online.capacity, num_shards=settings.online.shards,
                                                min_count=settings.online.min_count))
-    config = LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
-                           fusion_alpha=settings.learner.fusion_alpha, validation_share=settings.learner.validation_share)
-    return OnlineLearner(rec, click, config)
+    return OnlineLearner(rec, click, guard_config(settings))
+
+
+def guard_config(settings: Settings, **shape: int) -> LearnerConfig:
+    """The guard's settings (they may change across a restart); `shape`: what a checkpoint fixed."""
+    return LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
+                         fusion_alpha=settings.learner.fusion_alpha, validation_share=settings.learner.validation_share,
+                         **shape)
+
+
+async def _prune(directory: Path) -> None:
+    """Keep the newest KEEP_CHECKPOINTS versions in `directory`."""
+    for old in version_dirs(directory)[:-KEEP_CHECKPOINTS]:
+        await asyncio.to_thread(shutil.rmtree, old, True)
 
 
 def checkpoints(directory: Path) -> list[Path]:
@@ -91,10 +102,7 @@ def load_latest(settings: Settings) -> tuple[OnlineLearner, dict[str, int]]:
         return new_learner(settings), {}
     learner, offsets = OnlineLearner.load(found[-1])
     # Settings that may change across a restart; the model's shape comes from the checkpoint.
-    learner.config = LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
-                                   fusion_alpha=settings.learner.fusion_alpha, window=learner.config.window,
-                                   validation_share=settings.learner.validation_share,
-                                   keep=learner.config.keep)
+    learner.config = guard_config(settings, window=learner.config.window, keep=learner.config.keep)
     return learner, offsets
 
 
@@ -109,8 +117,7 @@ def load_neural(settings: Settings) -> NeuralLearning | None:
                  settings.runtime.model_dir)
         return None
     start = NeuralRecVersion.from_checkpoint(version_path(settings.runtime.model_dir, NEURAL_NAME, newest))
-    config = LearnerConfig(min_samples=settings.learner.guard_min_samples, guard_ratio=settings.learner.guard_ratio,
-                           fusion_alpha=settings.learner.fusion_alpha, validation_share=settings.learner.validation_share)
+    config = guard_config(settings)
     log.info("neural model warm-started from %s (%d items, blend %.2f)", start.version, len(start.item_ids), start.blend)
     return NeuralLearning(start, config, share=settings.learner.neural_share,
                           blend_window=settings.learner.neural_blend_samples,
@@ -434,9 +441,7 @@ class LearnerService:
         model_dir = self.settings.runtime.model_dir
         path = await asyncio.to_thread(version.save, model_dir,
                                        {"kind": decision.action, "metrics": decision.metrics, **neural.report()})
-        # Gateways load the newest: older versions are only disk (a few MB each, one per promotion).
-        for old in version_dirs(model_dir / NEURAL_NAME)[:-KEEP_CHECKPOINTS]:
-            await asyncio.to_thread(shutil.rmtree, old, True)
+        await _prune(model_dir / NEURAL_NAME)  # gateways load the newest: older ones are only disk
         log.info("neural %s: wrote %s (blend %.2f, %s)", decision.action, path, version.blend,
                  orjson.dumps(neural.report()).decode())
 
@@ -523,8 +528,7 @@ class LearnerService:
                    **self.dedupe.offsets()}
         directory = self.settings.runtime.online_model_dir
         path = await asyncio.to_thread(self.learner.save, directory / f"v{self.learner.version:04d}", offsets)
-        for old in checkpoints(directory)[:-KEEP_CHECKPOINTS]:
-            await asyncio.to_thread(shutil.rmtree, old, True)
+        await _prune(directory)
         return path
 
     def _export_window(self, window: dict[str, Any]) -> None:

@@ -68,9 +68,8 @@ async def per_call_us(serving: ServingModels, users: list[str], k: int, together
 
 def parts_us(serving: ServingModels, users: list[str], k: int) -> dict[str, float]:
     """The pieces of a miss, each over the same users: online rank, embedding pass, blend."""
-    profiles = serving.read_model.tables[user_profiles.NAME]
     depth = max(4 * k, 50)
-    requests = [(p["recent"], [*p.get("purchased", []), *p["recent"]]) for p in map(profiles.get, users)]
+    requests = [(p["recent"], [*p.get("purchased", []), *p["recent"]]) for p in map(serving.read_model.profile, users)]
     out: dict[str, float] = {}
     if serving.online is not None:
         started = time.perf_counter()
@@ -107,9 +106,8 @@ async def run(args: argparse.Namespace) -> dict:
     serving.install_neural(neural_version(settings, args.neural_blend))  # a new version: every call misses again
     await per_call_us(serving, users[:100], args.k, together=32)
     with_neural_32 = await per_call_us(serving, users[100:], args.k, together=32)
-    profiles = serving.read_model.tables[user_profiles.NAME]
     requests = [(p["recent"], args.k * 4, [*p.get("purchased", []), *p["recent"]], None)
-                for p in map(profiles.get, users[100:])]
+                for p in map(serving.read_model.profile, users[100:])]
     started = time.perf_counter()
     for request in requests:
         serving.neural.rank_many([request])  # type: ignore[union-attr]

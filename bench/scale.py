@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from abuse import rss_mb
+from prometheus_client.parser import text_string_to_metric_families
 from freshness import get_json, percentile
 from ingest import cpu_seconds, forwards_behind
 from serve import ensure_tools, measure, wait_for_learner
@@ -186,8 +187,6 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
 
 def handler_buckets(base: str, route: str = "/v1/recommend") -> dict[float, float]:
     """The gateway's own request-duration histogram for `route`: cumulative count per upper bound (s)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
         text = r.read().decode()
     return {float(s.labels["le"]): s.value for f in text_string_to_metric_families(text) for s in f.samples

@@ -65,8 +65,12 @@ class ReadModel:
                 listener(table, key, None, profiles.view(value) if table == user_profiles.NAME else value)
         self.listeners.append(listener)
 
+    def profile(self, user_id: str) -> profiles.ServedProfile | None:
+        """A shopper's profile, read as the profile dict is (held as a compact record)."""
+        return profiles.view(self.tables[user_profiles.NAME].get(user_id))
+
     def user(self, user_id: str) -> dict[str, Any] | None:
-        profile = profiles.view(self.tables[user_profiles.NAME].get(user_id))
+        profile = self.profile(user_id)
         return None if profile is None else user_profiles.public_view(user_id, profile)
 
     def item(self, item_id: str) -> dict[str, Any] | None:

@@ -173,7 +173,7 @@ class ServingModels:
                        (tuple(ranking.items), ranking.version, ranking.strategy))
         return ranking
 
-    async def _recommend(self, profile: dict[str, Any] | None, embedding: Second,
+    async def _recommend(self, profile: profiles.ServedProfile | None, embedding: Second,
                          online: VersionedRanker | None,
                          trending: Sequence[tuple[str, float]], k: int, filters: Filters) -> tuple[Ranking, bool]:
         history = profile["recent"] if profile else []
@@ -278,7 +278,7 @@ class ServingModels:
     def _personalise(self, hits: list[tuple[str, float]], user_id: str | None, scale: float) -> list[tuple[str, float]]:
         if not user_id or not hits:
             return hits
-        profile = profiles.view(self.read_model.tables[user_profiles.NAME].get(user_id))
+        profile = self.read_model.profile(user_id)
         if profile is None or not profile["recent"]:
             return hits
         boost = self.transitions.scores(profile["recent"])

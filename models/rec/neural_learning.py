@@ -14,13 +14,13 @@
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from models.metrics import ndcg_at_k
 from models.online.config import LearnerConfig
 from models.online.click_model import ClickSample
 from models.online.versions import Decision, OnlineLearner
@@ -50,8 +50,8 @@ class BlendPicker:
         neural_ranked = neural.rank_many([(h, depth, h, None) for h in histories])
         for (history, target), by_neural in zip(samples, neural_ranked):
             by_counts = counts.rank(history, depth, exclude=history)
-            self.gains.append(tuple(_gain([i for i, _ in blend([(1 - w, by_counts), (w, by_neural)], K)], target)
-                                    for w in self.weights))
+            self.gains.append(tuple(ndcg_at_k([i for i, _ in blend([(1 - w, by_counts), (w, by_neural)], K)],
+                                              {target: 1.0}, K) for w in self.weights))
 
     def ndcg(self) -> dict[float, float]:
         n = len(self.gains)
@@ -64,10 +64,6 @@ class BlendPicker:
         scores = self.ndcg()
         best = max(self.weights, key=lambda w: (scores[w], -w))  # ties: the smaller weight
         return best if scores[best] > scores.get(0.0, 0.0) else 0.0
-
-
-def _gain(ranked: list[str], target: str) -> float:
-    return next((1.0 / math.log2(r + 2) for r, item in enumerate(ranked) if item == target), 0.0)
 
 
 @dataclass

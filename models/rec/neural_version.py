@@ -56,16 +56,12 @@ class NeuralRecVersion:
         items = [str(key) for key in model.catalogue()]
         with torch.no_grad():
             rows = model.store.lookup(list(model.catalogue()), admit=False).detach().float().cpu().clone()
-        dense = DenseTransformer.of_shape(**model.dense.shape())
-        dense.load_state_dict({k: v.detach().cpu() for k, v in model.dense.state_dict().items()})
-        return cls(version, tuple(items), rows, dense, blend)
+        return cls(version, tuple(items), rows, model.dense.copy(), blend)
 
     def to_online(self, config: OnlineSASRecConfig | None = None,
                   devices: list[torch.device] | None = None) -> OnlineSASRec:
         """A model that learns on from this version (the learner's warm start)."""
-        dense = DenseTransformer.of_shape(**self.dense.shape())
-        dense.load_state_dict(self.dense.state_dict())
-        return OnlineSASRec.from_rows(dense, self.item_ids, self.rows.clone(), self.max_len, config, devices)
+        return OnlineSASRec.from_rows(self.dense.copy(), self.item_ids, self.rows.clone(), self.max_len, config, devices)
 
     def save(self, model_dir: Path | str, card: dict[str, Any]) -> Path:
         tensors = {"item_rows": self.rows, **{_DENSE + k: v for k, v in self.dense.state_dict().items()}}

@@ -71,6 +71,12 @@ class DenseTransformer(nn.Module):
         """An untrained one of this shape (to load a saved state into)."""
         return cls(SASRec(SASRecConfig(n_items=1, dim=dim, layers=layers, heads=heads, max_len=max_len)))
 
+    def copy(self) -> "DenseTransformer":
+        """A detached CPU copy of this transformer's weights (a version's, or a warm start's)."""
+        twin = DenseTransformer.of_shape(**self.shape())
+        twin.load_state_dict({k: v.detach().cpu() for k, v in self.state_dict().items()})
+        return twin
+
     def shape(self) -> dict[str, int]:
         """What `of_shape` takes to build one like it."""
         first = self.blocks.layers[0]
