@@ -139,6 +139,7 @@ class WorkerContext(Protocol):
     seen: TableT[str, list[int]]  # event id -> (partition, offset) that carried it
     campaigns: TableT[str, dict[str, Any]]  # campaign id -> the campaign's JSON object
     ad_spend: TableT[str, Spend]
+    charged_tokens: TableT[str, list[int]]  # ad token id -> (partition, offset) of the click charged
 
     # Read-only here, so the worker's `Settings` and `Metrics` may be more than the agents use.
     @property

@@ -15,7 +15,7 @@ from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from tables.wire.records import AdClick, ItemEvent, decode_item_events, latest_ts
 from models.errors import ValidationError
-from tables import ad_spend, item_stats
+from tables import ad_spend, charged_tokens, item_stats
 
 
 @dataclass
@@ -57,7 +57,8 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
             continue
         for fwd in forwards:
             if fwd.charge is not None:
-                charge_click(batch.rows(worker.ad_spend), fwd, fwd.charge, msg.partition, ads)
+                charge_click(batch.rows(worker.ad_spend), batch.rows(worker.charged_tokens), fwd, fwd.charge,
+                             msg.partition, ads)
             item_id, src_partition, src_offset = fwd.item_id, fwd.src_partition, fwd.src_offset
             stats = rows.get(item_id, msg.partition) or item_stats.empty()
             if item_stats.already_applied(stats, src_partition, src_offset):
@@ -75,9 +76,16 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
         _count_ads(metrics, ads)
 
 
-def charge_click(rows: Any, fwd: ItemEvent, charge: AdClick, partition: int, ads: AdTally) -> None:
+def charge_click(rows: Any, tokens: Any, fwd: ItemEvent, charge: AdClick, partition: int, ads: AdTally) -> None:
     """Charge a sponsored click to its campaign's spend row (in this, the item's, partition),
-    once per source position: a redelivered forward rewrites the row unchanged (see user_events)."""
+    once per source position (a redelivered forward rewrites the row unchanged, see user_events)
+    and once per ad token: a later click with a charged token is refused as "replayed"."""
+    if charge.token:
+        # A token's clicks all come here: it names one item, whose partition this is.
+        if charged_tokens.is_replay(tokens.get(charge.token, partition), fwd.src_partition, fwd.src_offset):
+            ads.refused["replayed"] += 1
+            return
+        tokens.set(charge.token, partition, [fwd.src_partition, fwd.src_offset])
     row = rows.get(charge.campaign_id, partition)
     if row is not None and ad_spend.already_applied(row, fwd.src_partition, fwd.src_offset):
         rows.set(charge.campaign_id, partition, row)

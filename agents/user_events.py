@@ -17,7 +17,7 @@ from agents.batches import run_batches
 from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from models.errors import ValidationError
-from tables.wire.ad_tokens import verify_token
+from tables.wire.ad_tokens import token_id, verify_token
 from tables.wire.dead_letters import reason_label
 from tables.wire.records import AdClick, ItemEvent, UserEvent, decode_event, item_events_json, latest_ts
 from tables.wire.updates import signing_key
@@ -33,15 +33,15 @@ def item_forward(event: UserEvent, item_id: str, partition: int, offset: int,
     return ItemEvent(item_id, event.type, event.ts, partition, offset, charge)
 
 
-def ad_charge(worker: WorkerContext, ad_key: bytes, ev: UserEvent, now: float) -> AdClick | None:
+def ad_charge(worker: WorkerContext, ad_key: bytes, ev: UserEvent, token: str, now: float) -> AdClick | None:
     """The charge a click's ad token stands for, or None when it is not good: the click still
     counts as an organic one (the shopper did click), only the campaign is not charged."""
     try:
-        charge = verify_token(ad_key, ev.ad_token, ev.item_id, now)
+        charge = verify_token(ad_key, token, ev.item_id, now)
     except ValidationError as exc:
         worker.metrics.ad_charges_refused.labels(reason=_token_refusal(exc.reason)).inc()
         return None
-    return AdClick(charge.campaign_id, charge.price, charge.daily_budget)
+    return AdClick(charge.campaign_id, charge.price, charge.daily_budget, token_id(token))
 
 
 def _token_refusal(reason: str) -> str:
@@ -117,7 +117,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any], ad_key: byte
         if ev.item_id is not None:
             target = worker.partition_of(ev.item_id.encode(), item_partitions)
             # Checked again on a redelivery: the item agent charges a source position once.
-            charge = ad_charge(worker, ad_key, ev, now) if ev.ad_token is not None else None
+            charge = ad_charge(worker, ad_key, ev, ev.ad_token, now) if ev.ad_token is not None else None
             forwards[target].append(item_forward(ev, ev.item_id, partition, offset, charge))
         if msg.timestamp:
             lags.append(max(0.0, now - msg.timestamp))

@@ -41,6 +41,9 @@ _EVEN: Rule = ((lambda v: v >= 2 and v % 2 == 0), "even and at least 2 (two head
 _SHARE = _between(0, 1)
 
 
+CPU_PRIORITIES = ("idle", "low", "normal")
+
+
 def _valid_slots(raw: object) -> bool:
     if not isinstance(raw, str):
         return False
@@ -393,6 +396,10 @@ class LearnerSettings(Group):
     neural_share: float = knob(0.3, rule=_SHARE)
     # Samples (scored before they are learned) that pick the neural model's blend weight.
     neural_blend_samples: int = knob(2000, rule=_at_least(1))
+    # The learner's CPU priority: "idle" takes only CPU time no other process wants (Linux
+    # SCHED_IDLE), "low" is nice 10, "normal" leaves it. On shared cores a learner at normal
+    # priority delays the worker and the gateway; it catches up when the stream is quieter.
+    cpu_priority: str = knob("idle", rule=(lambda v: v in CPU_PRIORITIES, "idle, low or normal"))
     # The learner's own Kafka principal (only it may write model-updates); empty: the kafka group's.
     kafka_username: str = ""
     kafka_password: str = ""

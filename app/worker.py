@@ -17,7 +17,7 @@ from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
 from app.producer_flush import make_flush_complete
 from app.settings import Settings
-from tables import ad_spend, campaigns, catalog, item_stats, seen_events, user_profiles
+from tables import ad_spend, campaigns, catalog, charged_tokens, item_stats, seen_events, user_profiles
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class Worker:
     campaigns_topic: Any = None
     campaigns: Any = None  # campaign id -> the campaign's JSON object (tables/campaigns.py)
     ad_spend: Any = None  # campaign id -> today's spend, in its item's partition (tables/ad_spend.py)
+    charged_tokens: Any = None  # ad token id -> the click charged for it (tables/charged_tokens.py)
     learner: Any = None  # the LearnerService, when learner_enabled
     partition_of: KeyPartitions = field(default_factory=KeyPartitions)
     send_failure: BaseException | None = None  # a batch Kafka did not take (app/worker.py:_refuse_commits_after)
@@ -200,6 +201,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         campaigns_topic=_raw_topic(app, settings.topics.campaigns, n),
         campaigns=_table(app, campaigns.NAME, n),
         ad_spend=_table(app, ad_spend.NAME, n),
+        charged_tokens=_table(app, charged_tokens.NAME, n),
     )
     _refuse_commits_after_failed_sends(worker)
     # Imported here: agents depend on the Worker type above.

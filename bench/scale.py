@@ -240,10 +240,9 @@ def main() -> None:
     print(f"shop of {args.shoppers:,} shoppers, {args.items:,} items built in {time.monotonic() - t0:.1f}s", flush=True)
     base = f"http://127.0.0.1:{settings.gateway.port}"
     gateway = gateway_process(settings, state / "gateway.log").start()
+    # At the priority its setting gives (STREAMRANK_LEARNER_CPU_PRIORITY, idle by default): on a
+    # small machine learning waits for the cores rather than the event path (its lag metric says how far behind).
     learner = learner_process(settings, state / "learner.log").start()
-    # As the Procfile and the demo run it: below the worker and the gateway, so on a small machine
-    # learning waits for the cores rather than the event path (its lag metric says how far behind).
-    os.setpriority(os.PRIO_PROCESS, learner.proc.pid, 5)  # type: ignore[union-attr]
     configs = [settings.replace(state_dir=state / f"w{i}", worker_metrics_port=free_port()) for i in range(args.workers)]
     workers = [worker_process(c, c.runtime.state_dir / "worker.log").start() for c in configs]
     procs = [gateway, learner, *workers]
@@ -327,7 +326,7 @@ def main() -> None:
                "online_version": version, "learner_caught_up_after_ingest_s": caught_up_s,
                "shoppers_seen": len(users), "items_seen": len(traffic.items), "shoppers": args.shoppers,
                "items": args.items, "events": args.events, "offered_rate": args.rate, "workers": args.workers,
-               "seed": args.seed, "targets": TARGETS}
+               "learner_cpu_priority": settings.learner.cpu_priority, "seed": args.seed, "targets": TARGETS}
         print(json.dumps(out))
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -39,8 +39,8 @@ scripts/kafka.sh start
 .venv/bin/faust -A app worker --without-web -l info > "$run/worker.log" 2>&1 &
 echo $! > "$run/worker.pid"
 # The online learner: one process (a second one started beside it would wait as a hot standby),
-# below the worker's priority: on a small machine the event path gets the cores first.
-nice -n 5 .venv/bin/streamrank learner > "$run/learner.log" 2>&1 &
+# at idle CPU priority (STREAMRANK_LEARNER_CPU_PRIORITY): the event path gets the cores first.
+.venv/bin/streamrank learner > "$run/learner.log" 2>&1 &
 echo $! > "$run/learner.pid"
 # The item vectors for search are computed once, here, and every gateway loads them.
 # At low priority: on shared cores, encoding tens of thousands of titles must not delay events.

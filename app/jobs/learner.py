@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import TYPE_CHECKING
 
@@ -32,8 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    set_cpu_priority(settings.learner.cpu_priority)
     uvloop.run(serve(settings))
     return 0
+
+
+LOW_NICE = 10
+
+
+def set_cpu_priority(priority: str) -> str:
+    """Lower this process's CPU priority as the setting says; what it got (the setting, or
+    "low" where the OS has no SCHED_IDLE, or "normal" where it refuses any change)."""
+    try:
+        if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        if priority in ("idle", "low"):
+            os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), LOW_NICE))
+            return "low"
+    except OSError as exc:
+        log.warning("learner: could not lower the CPU priority to %s (%s); it runs at normal priority", priority, exc)
+    return "normal"
 
 
 async def serve(settings: Settings) -> None:

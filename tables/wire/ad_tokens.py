@@ -2,10 +2,12 @@
 
 A gateway that shows a sponsored item puts a token in the result (`ad_token`): campaign,
 item, the price the auction set (generalised second price) and when. The shop sends it back
-on the click event, and the worker charges the campaign that price once per click event
+on the click event, and the worker charges the campaign that price once per impression: the
+first click event carrying a token is charged, later ones with the same token are clicks, not
+charges (tables/charged_tokens.py), so a replayed token cannot drain a budget
 (tables/ad_spend.py). Signed with the deployment's HMAC key (tables/wire/updates.py:
-`signing_key`), so a shop or a shopper cannot name its own price, another campaign or
-another item; a token older than `MAX_AGE_S` is refused, so old pages do not charge forever.
+`signing_key`), so a shop or a shopper cannot name its own price, another campaign or another
+item; a token older than `MAX_AGE_S` is refused, so old pages do not charge forever.
 
 Format (ASCII, in an event's JSON):
 `v1.<campaign_id hex>.<item_id hex>.<price in millionths>.<ts in ms>.<daily budget in millionths>.<hmac>`.
@@ -45,6 +47,11 @@ def sign_token(key: bytes, charge: AdCharge) -> str:
     body = ".".join(("v1", charge.campaign_id.encode().hex(), charge.item_id.encode().hex(),
                      str(round(charge.price * 1e6)), str(round(charge.ts * 1e3)), str(round(charge.daily_budget * 1e6))))
     return f"{body}.{_mac(key, body)}"
+
+
+def token_id(token: str) -> str:
+    """A verified token's identity for the once-per-impression rule: its signature's first 128 bits."""
+    return token.rsplit(".", 1)[-1][:32]
 
 
 def verify_token(key: bytes, token: object, item_id: str | None, now: float) -> AdCharge:

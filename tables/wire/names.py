@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from tables import ad_spend, campaigns, catalog, item_stats, seen_events, user_profiles
+from tables import ad_spend, campaigns, catalog, charged_tokens, item_stats, seen_events, user_profiles
 
 TABLE_NAMES = (user_profiles.NAME, item_stats.NAME, catalog.NAME, seen_events.NAME,
-               campaigns.NAME, ad_spend.NAME)  # every table's changelog
+               campaigns.NAME, ad_spend.NAME, charged_tokens.NAME)  # every table's changelog
 
 
 class AppId(Protocol):

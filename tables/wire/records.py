@@ -62,11 +62,13 @@ class CatalogChange:
 
 @dataclass(frozen=True, slots=True)
 class AdClick:
-    """What a click with a verified ad token costs: its campaign's price, capped by the budget."""
+    """What a click with a verified ad token costs: its campaign's price, capped by the budget;
+    `token` (tables/wire/ad_tokens.py: `token_id`) is charged once, by the first click carrying it."""
 
     campaign_id: str
     price: float
     daily_budget: float
+    token: str = ""  # empty in forwards written before the rule: those are charged per click
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +143,14 @@ def item_events_json(forwards: list[ItemEvent]) -> bytes:
     """Several forwards in one item-events record, `{"events": [[item, type, ts, partition,
     offset], ...]}`: a worker sends one such record per item partition per batch of events,
     where one record per event cost the item agent a consumed message each. A charged click
-    has a 6th element, `[campaign_id, price, daily_budget]`."""
+    has a 6th element, `[campaign_id, price, daily_budget, token_id]`."""
     return orjson.dumps({"events": [[f.item_id, f.type, f.ts, f.src_partition, f.src_offset] if f.charge is None
                                     else _charged_entry(f, f.charge) for f in forwards]})
 
 
 def _charged_entry(f: ItemEvent, charge: AdClick) -> list[Any]:
     return [f.item_id, f.type, f.ts, f.src_partition, f.src_offset,
-            [charge.campaign_id, charge.price, charge.daily_budget]]
+            [charge.campaign_id, charge.price, charge.daily_budget, charge.token]]
 
 
 def decode_item_events(key: bytes | None, raw: bytes | None, max_bytes: int, max_ts: float) -> list[ItemEvent]:
@@ -191,12 +193,14 @@ def _forward(entry: Any, index: int, max_ts: float) -> ItemEvent:
 
 
 def _charge(value: Any, where: str) -> AdClick:
-    ok = (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+    # Three elements: a forward written before tokens were charged once (no token id).
+    ok = (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)
           and value[0].strip() != "" and len(value[0]) <= MAX_ID_CHARS
-          and _is_number(value[1]) and value[1] >= 0 and _is_number(value[2]) and value[2] > 0)
+          and _is_number(value[1]) and value[1] >= 0 and _is_number(value[2]) and value[2] > 0
+          and (len(value) == 3 or (isinstance(value[3], str) and len(value[3]) <= MAX_ID_CHARS)))
     if not ok:
-        raise ValidationError(f"{where}: the charge must be [campaign_id, price >= 0, daily_budget > 0]")
-    return AdClick(value[0], float(value[1]), float(value[2]))
+        raise ValidationError(f"{where}: the charge must be [campaign_id, price >= 0, daily_budget > 0, token_id]")
+    return AdClick(value[0], float(value[1]), float(value[2]), value[3] if len(value) == 4 else "")
 
 
 def parse_event(obj: Any, now: float, max_ts: float = math.inf) -> UserEvent:

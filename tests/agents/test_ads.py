@@ -6,7 +6,7 @@ import time
 import orjson
 
 from models.ads.campaigns import Campaign
-from tables.wire.ad_tokens import AdCharge, sign_token
+from tables.wire.ad_tokens import AdCharge, sign_token, token_id
 from tables.wire.updates import signing_key
 
 
@@ -17,8 +17,10 @@ def click(token: str | None, event_id: str = "e1", item_id: str = "i1", ts: floa
     return orjson.dumps(body)
 
 
-def token(w, campaign_id: str = "c1", item_id: str = "i1", price: float = 0.25, budget: float = 10.0) -> str:
-    return sign_token(signing_key(w.settings), AdCharge(campaign_id, item_id, price, time.time(), budget))
+def token(w, campaign_id: str = "c1", item_id: str = "i1", price: float = 0.25, budget: float = 10.0,
+          age_s: float = 0.0) -> str:
+    """A token for one impression (`age_s` seconds ago: impressions of one ad differ by when)."""
+    return sign_token(signing_key(w.settings), AdCharge(campaign_id, item_id, price, time.time() - age_s, budget))
 
 
 async def forward_all(w, sent, put_all, times: int = 1) -> None:
@@ -53,12 +55,13 @@ async def test_campaigns_are_kept_and_bad_ones_are_dead_letters(worker, put_all)
 
 async def test_a_click_with_a_good_token_is_charged_once_through_redeliveries(worker, put_all):
     w, sent = worker
-    good = token(w, price=0.25)
-    events = [(b"u1", click(good, "e1")), (b"u1", click(None, "e2")), (b"u1", click(good, "e3"))]
+    first, second = token(w, price=0.25, age_s=2), token(w, price=0.25, age_s=1)  # two impressions
+    events = [(b"u1", click(first, "e1")), (b"u1", click(None, "e2")), (b"u1", click(second, "e3"))]
     await put_all(w, "user-events", events, partition=0)
     await put_all(w, "user-events", events, partition=0)  # the same positions again, as after a crash
     charges = [f[5] if len(f) == 6 else None for f in sent.forwards(w.item_events_topic)]
-    assert charges == [["c1", 0.25, 10.0], None, ["c1", 0.25, 10.0]] * 2  # forwarded again, charge and all
+    ids = [token_id(first), token_id(second)]
+    assert charges == [["c1", 0.25, 10.0, ids[0]], None, ["c1", 0.25, 10.0, ids[1]]] * 2  # forwarded again, charge and all
     await forward_all(w, sent, put_all, times=2)  # and the item agent gets them twice over
     row = w.ad_spend["c1"]
     assert row["spend"] == 0.5 and row["clicks"] == 2 and row["refused"] == 0 and row["src"] == {"0": 2}
@@ -84,10 +87,28 @@ async def test_a_forged_token_is_not_charged_but_the_click_counts(worker, put_al
     assert not sent.to(w.dead_letters_topic)
 
 
+async def test_a_token_is_charged_once_however_many_click_events_carry_it(worker, put_all):
+    """A replayed token (a second click on one ad, a bot sending a page's token again, from any
+    shopper) counts as a click but is not charged again, through redeliveries too."""
+    w, sent = worker
+    t, other = token(w, price=0.25, age_s=1), token(w, price=0.25)
+    replays = [(b"u1", click(t, f"e{i}")) for i in range(4)] + [(b"u1", click(other, "e9"))]
+    await put_all(w, "user-events", replays, partition=0)
+    await put_all(w, "user-events", [(b"u2", orjson.dumps({**orjson.loads(click(t, "e5")), "user_id": "u2"}))],
+                  partition=1)  # another shopper, another events partition
+    await forward_all(w, sent, put_all, times=2)  # every forward twice: a redelivery after a crash
+    row = w.ad_spend["c1"]
+    assert row["spend"] == 0.5 and row["clicks"] == 2 and row["refused"] == 0
+    assert w.charged_tokens[token_id(t)] == [0, 0] and w.charged_tokens[token_id(other)] == [0, 4]
+    assert w.items["i1"]["counts"] == {"click": 6}  # every click counts as one
+    assert w.metrics.ad_charges_refused.labels(reason="replayed")._value.get() == 2 * 4  # each delivery refused
+    assert w.metrics.ad_clicks.labels(campaign="c1")._value.get() == 2
+
+
 async def test_clicks_past_the_budget_are_refused_after_the_one_that_crosses_it(worker, put_all):
     w, sent = worker
-    t = token(w, price=0.4, budget=1.0)
-    await put_all(w, "user-events", [(b"u1", click(t, f"e{i}")) for i in range(5)], partition=0)
+    await put_all(w, "user-events", [(b"u1", click(token(w, price=0.4, budget=1.0, age_s=i), f"e{i}"))
+                                     for i in range(5)], partition=0)
     await forward_all(w, sent, put_all)
     row = w.ad_spend["c1"]
     assert row["spend"] == 1.2 and row["clicks"] == 3 and row["refused"] == 2

@@ -5,6 +5,8 @@ SIGKILL once some of them are charged, and restarted. The ad_spend changelog (wh
 gateway paces with) must end with each campaign's exact spend, clicks and refusals: nothing
 lost with the killed worker's buffers, nothing charged twice by the redelivery after it.
 Each campaign has one price, so what its budget lets through does not depend on click order.
+Every click is on an impression of its own, except one in ten, which sends again the token of
+that campaign's click before it (a replay): those are never charged, through the kill too.
 """
 from __future__ import annotations
 
@@ -39,16 +41,20 @@ def expected_rows(clicks: dict[str, int]) -> dict[str, tuple[float, int, int]]:
 
 
 def click_records(settings, ts: float) -> tuple[list[tuple[bytes, bytes]], dict[str, int]]:
+    """The click events, and each campaign's clicks that may be charged (the replays not)."""
     key = signing_key(settings)
-    tokens = {cid: sign_token(key, AdCharge(cid, item, price, ts, budget))
-              for cid, (item, price, budget) in CAMPAIGNS.items()}
+    last: dict[str, str] = {}
     records, counts = [], dict.fromkeys(CAMPAIGNS, 0)
     for i in range(N_CLICKS):
         cid = f"c{i % len(CAMPAIGNS)}"
+        item, price, budget = CAMPAIGNS[cid]
         user = f"u{i % 997}"  # spread over every events partition
-        counts[cid] += 1
-        event = {"event_id": f"e{i}", "user_id": user, "type": "click", "item_id": CAMPAIGNS[cid][0],
-                 "ts": ts, "ad_token": tokens[cid]}
+        if i % 10 == 9 and cid in last:
+            token = last[cid]  # a replay, mostly by another shopper on another partition
+        else:  # an impression of its own: served a millisecond apart
+            token = last[cid] = sign_token(key, AdCharge(cid, item, price, ts - i / 1000, budget))
+            counts[cid] += 1
+        event = {"event_id": f"e{i}", "user_id": user, "type": "click", "item_id": item, "ts": ts, "ad_token": token}
         records.append((user.encode(), orjson.dumps(event)))
     return records, counts
 

@@ -2,7 +2,7 @@
 import pytest
 
 from models.errors import ValidationError
-from tables.wire.ad_tokens import MAX_AGE_S, AdCharge, sign_token, verify_token
+from tables.wire.ad_tokens import MAX_AGE_S, AdCharge, sign_token, token_id, verify_token
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0
@@ -11,6 +11,14 @@ NOW = 1_800_000_000.0
 def test_a_signed_token_round_trips_for_its_item():
     charge = AdCharge("camp-ü", "item/1", 0.37, NOW, 50.0)
     assert verify_token(KEY, sign_token(KEY, charge), "item/1", NOW + 5) == charge
+
+
+def test_a_token_id_names_one_impression():
+    first = sign_token(KEY, AdCharge("c1", "i1", 0.5, NOW, 10.0))
+    again = sign_token(KEY, AdCharge("c1", "i1", 0.5, NOW, 10.0))
+    later = sign_token(KEY, AdCharge("c1", "i1", 0.5, NOW + 1, 10.0))
+    assert token_id(first) == token_id(again) and len(token_id(first)) == 32
+    assert token_id(later) != token_id(first)
 
 
 @pytest.mark.parametrize("mutate, reason", [

@@ -207,15 +207,19 @@ def test_a_click_carries_an_ad_token_and_other_types_refuse_one():
 def test_a_forward_carries_a_charge_as_a_sixth_element_and_old_entries_still_decode():
     from tables.wire.records import AdClick, decode_item_events, item_events_json
 
-    charged = ItemEvent("i1", "click", NOW, 2, 9, AdClick("c1", 0.25, 3.0))
+    charged = ItemEvent("i1", "click", NOW, 2, 9, AdClick("c1", 0.25, 3.0, "ab12"))
     raw = item_events_json([charged, ItemEvent("i2", "view", NOW, 2, 10)])
-    assert orjson.loads(raw)["events"][0][5] == ["c1", 0.25, 3.0]
+    assert orjson.loads(raw)["events"][0][5] == ["c1", 0.25, 3.0, "ab12"]
     assert decode_item_events(None, raw, 10_000, NOW + 1) == [charged, ItemEvent("i2", "view", NOW, 2, 10)]
     old = orjson.dumps({"events": [["i1", "click", NOW, 2, 9]]})
     assert decode_item_events(None, old, 10_000, NOW + 1) == [ItemEvent("i1", "click", NOW, 2, 9)]
-    bad = {"view": ["i1", "view", NOW, 2, 9, ["c1", 0.25, 3.0]],
-           "shape": ["i1", "click", NOW, 2, 9, ["c1", -1, 3.0]],
-           "budget": ["i1", "click", NOW, 2, 9, ["c1", 0.2, 0]]}
+    # A charge forwarded before tokens were charged once has no token id: charged per click.
+    untokened = orjson.dumps({"events": [["i1", "click", NOW, 2, 9, ["c1", 0.25, 3.0]]]})
+    assert decode_item_events(None, untokened, 10_000, NOW + 1)[0].charge == AdClick("c1", 0.25, 3.0, "")
+    bad = {"view": ["i1", "view", NOW, 2, 9, ["c1", 0.25, 3.0, "ab12"]],
+           "shape": ["i1", "click", NOW, 2, 9, ["c1", -1, 3.0, "ab12"]],
+           "budget": ["i1", "click", NOW, 2, 9, ["c1", 0.2, 0, "ab12"]],
+           "token": ["i1", "click", NOW, 2, 9, ["c1", 0.2, 1.0, 7]]}
     for what, entry in bad.items():
         with pytest.raises(ValidationError, match="only a click carries" if what == "view" else "the charge must be"):
             decode_item_events(None, orjson.dumps({"events": [entry]}), 10_000, NOW + 1)
