@@ -185,6 +185,11 @@ class Metrics:
         self.gc_pause = Histogram(
             "streamrank_gc_pause_seconds", "Pauses of Python's cyclic garbage collector (the whole process stops)",
             ["generation"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1), registry=r)
+        # How late the event loop wakes a sleeper (app/gateway/loop_stalls.py): every request
+        # waits that long too, whatever its own handler takes (the http histogram's blind spot).
+        self.loop_lag = Histogram(
+            "streamrank_event_loop_lag_seconds", "How late the event loop ran a timer due now",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1), registry=r)
 
     def http_request(self, route: str, method: str, status: int) -> tuple[Any, Any]:
         """The labelled request counter and latency histogram of one kind of request, kept:

@@ -13,7 +13,9 @@ ack → visible. Measured:
 - gateway RSS over its RSS at start, per shopper seen and per catalog item (the same
   growth divided each way: each is an upper bound), and its marginal bytes per shopper (the
   slope of RSS against shoppers held, sampled while the run goes on: what more shoppers
-  would add); worker RocksDB size on disk, learner RSS;
+  would add, but with what grows with time in the run counted in); its bytes per added shopper
+  (`--added-events` more events by shoppers it does not hold, the model settled before and after:
+  the marginal cost of a shopper alone); worker RocksDB size on disk, learner RSS;
 - `/v1/recommend` p50/p99 at `--serve-rate` req/s for 10 s at the end, as bench/serve.py
   measures it (vegeta, open loop): shoppers of the run each once (every request a cache
   miss: `cold_*`), then the same again (the recommendation cache serves them), then wrk's peak.
@@ -49,7 +51,7 @@ from abuse import rss_mb
 from prometheus_client.parser import text_string_to_metric_families
 from freshness import get_json, percentile
 from ingest import cpu_seconds, forwards_behind
-from serve import ensure_tools, measure, wait_for_learner
+from serve import ensure_tools, gauge, measure, wait_for_learner
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
 from app.processes import Process, free_port, gateway_process, learner_process, scrape, wait_until, worker_process
@@ -113,6 +115,47 @@ async def produce(settings: Settings, shop: SyntheticShop, n: int, rate: float, 
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def produce_new_shoppers(settings: Settings, shop: SyntheticShop, n: int, rate: float, prefix: str) -> set[str]:
+    """The run's first `n` events again, at `rate`, each shopper renamed to a new one (`prefix` +
+    id, event ids too): as many shoppers as those events hold, shaped as the run's, none held yet.
+    The shoppers with an item (each gets a profile)."""
+    producer = make_producer(settings)
+    await producer.start()
+    users: set[str] = set()
+    try:
+        start_wall, start = time.time(), time.monotonic()
+        for k, e in enumerate(shop.events(n, start_wall - 1.0, n / rate)):
+            if k % 100 == 0 and (ahead := start + k / rate - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)
+            event = UserEvent(**{**e, "user_id": prefix + e["user_id"], "event_id": prefix + e["event_id"],
+                                 "ts": min(e["ts"], time.time())})
+            if event.item_id:
+                users.add(event.user_id)
+            await producer.send(settings.topics.events, key=event.user_id.encode(), value=event.to_json())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return users
+
+
+def added_shopper_bytes(settings: Settings, shop: SyntheticShop, base: str, pid: int, n: int, rate: float,
+                        prefix: str) -> dict:
+    """What more shoppers cost the gateway, with the catalog, the models and the item stats held
+    as they are: its RSS before and after `n` more events from shoppers it does not hold yet,
+    each time once the learner has read every sample and its versions have stopped (RSS that a
+    version swap leaves behind is then in both). The slope during ingest also counts what grows
+    with time in the run (versions, transitions, allocator arenas)."""
+    held0, rss_before = get_json(f"{base}/readyz")["records"]["user_profiles"], rss_mb(pid) * 2**20
+    added = asyncio.run(produce_new_shoppers(settings, shop, n, rate, prefix))
+    wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= held0 + len(added), 600, 1.0,
+               "the added shoppers in the gateway")
+    wait_until(lambda: scrape(settings.learner.metrics_port).get("streamrank_learner_lag_samples", 1.0) == 0.0,
+               900, 2.0, "learner caught up with the added shoppers")
+    wait_for_learner(base, quiet_s=10.0, timeout_s=300.0)
+    grown = rss_mb(pid) * 2**20 - rss_before
+    return {"added_shoppers": len(added), "added_events": n, "gateway_bytes_per_added_shopper": round(grown / len(added))}
 
 
 async def send_probe(settings: Settings, producer, shop: SyntheticShop, run: str, traffic: Traffic,  # type: ignore[no-untyped-def]
@@ -185,12 +228,20 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
             "other_cpu_ms_per_event": by_process}
 
 
-def handler_buckets(base: str, route: str = "/v1/recommend") -> dict[float, float]:
-    """The gateway's own request-duration histogram for `route`: cumulative count per upper bound (s)."""
+def histogram_buckets(base: str, name: str, **labels: str) -> dict[float, float]:
+    """A histogram of the gateway's /metrics: cumulative count per upper bound (s)."""
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
         text = r.read().decode()
     return {float(s.labels["le"]): s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == "streamrank_http_request_duration_seconds_bucket" and s.labels.get("route") == route}
+            if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items())}
+
+
+def handler_buckets(base: str) -> dict[float, float]:
+    return histogram_buckets(base, "streamrank_http_request_duration_seconds", route="/v1/recommend")
+
+
+def loop_buckets(base: str) -> dict[float, float]:
+    return histogram_buckets(base, "streamrank_event_loop_lag_seconds")
 
 
 def handler_p99_ms(before: dict[float, float], after: dict[float, float]) -> float:
@@ -200,6 +251,27 @@ def handler_p99_ms(before: dict[float, float], after: dict[float, float]) -> flo
     counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
     total = counts[-1][1]
     return next(le for le, n in counts if n >= 0.99 * total) * 1000
+
+
+def stalls(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """Between two scrapes of a histogram of pauses: how many, how many over 5 and over 25 ms,
+    and the upper bound (ms) of the longest one's bucket."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1] if counts else 0.0
+    late = {le: total - n for le, n in counts}
+    worst = next((le for le, n in counts if n >= total), float("inf")) if total else 0.0
+    return {"count": total, "over_5ms": late.get(0.005, 0.0), "over_25ms": late.get(0.025, 0.0),
+            "worst_ms_at_most": worst * 1000}
+
+
+def pause_buckets(base: str) -> dict[str, dict[float, float]]:
+    """The gateway's event-loop lateness (a 50 ms timer: time every request in flight waited
+    too, outside its handler) and its cyclic-GC pauses (every generation together)."""
+    gc_pauses: dict[float, float] = {}
+    for generation in ("0", "1", "2"):
+        for le, n in histogram_buckets(base, "streamrank_gc_pause_seconds", generation=generation).items():
+            gc_pauses[le] = gc_pauses.get(le, 0.0) + n
+    return {"loop_lag": loop_buckets(base), "gc_pauses": gc_pauses}
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -220,6 +292,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=float, default=3000.0, help="events/s the producer offers")
+    parser.add_argument("--added-events", type=int, default=150_000,
+                        help="after ingest, events of this many more of the run's sessions by new shoppers: "
+                             "the gateway's bytes per added shopper (0: skip)")
     parser.add_argument("--serve-rate", type=int, default=1000, help="/v1/recommend requests/s at the end")
     parser.add_argument("--serve-seconds", type=int, default=10)
     parser.add_argument("--hold", action="store_true",
@@ -292,6 +367,11 @@ def main() -> None:
                    900, 2.0, "learner caught up")
         version = wait_for_learner(base, quiet_s=10.0, timeout_s=300.0)
         caught_up_s = round(time.monotonic() - learner_s, 1)
+        if args.added_events:
+            memory.update(added_shopper_bytes(settings, shop, base, gateway.proc.pid, args.added_events,  # type: ignore[union-attr]
+                                              args.rate, f"added-{run}-"))
+            print(f"added shoppers: {memory}", flush=True)
+            version = wait_for_learner(base, quiet_s=10.0, timeout_s=300.0)
         print(f"online version {version:.0f} served; /v1/recommend at {args.serve_rate}/s", flush=True)
         rng = random.Random(args.seed)
         paths = [f"/v1/recommend?user_id={u}&k=10" for u in rng.sample(users, len(users))]
@@ -306,9 +386,16 @@ def main() -> None:
         # again (the recommendation cache serves them), then wrk's peak; a warm-up over others first.
         cold_s = min(args.serve_seconds, len(paths) // args.serve_rate)
         warmup = paths[args.serve_rate * cold_s:][: args.serve_rate // 2]
-        buckets = handler_buckets(base)
+        buckets, pauses = handler_buckets(base), pause_buckets(base)
+        pids = {**others, **{f"worker {i}": w.proc.pid for i, w in enumerate(workers)}}  # type: ignore[union-attr]
+        cpu0, t0 = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.perf_counter()
         latency = measure(tools, base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
+        # Where the cores went while serving was measured (the load generators are not counted).
+        latency["cpu_cores_meanwhile"] = {name: round((cpu_seconds(pid) - cpu0[name]) / (time.perf_counter() - t0), 2)
+                                          for name, pid in pids.items()}
         latency["handler_p99_ms_at_most"] = handler_p99_ms(buckets, handler_buckets(base))
+        latency.update({name: stalls(was, now) for (name, was), now in zip(pauses.items(), pause_buckets(base).values())})
+        latency["versions_installed_meanwhile"] = gauge(base, "streamrank_gateway_online_version") - version
         # The same load against a handler that answers a fixed body, in the same minute: what the
         # machine, the kernel and the load generator cost a request (on shared cores, hour by hour).
         fixed_port = free_port()

@@ -13,6 +13,7 @@ from app.gateway.errors import errors_and_metrics
 from app.gateway.gc_freeze import freeze_long_lived
 from app.gateway.guards import guards
 from app.gateway.dense_search import DenseSearch
+from app.gateway.loop_stalls import watch_loop_lag
 from app.gateway.keys import (ADS, DENSE, FOLLOWER, METRICS, MODEL_UPDATES, NEURAL_WATCHER, READ_MODEL, SEARCH_WATCHER,
                               SERVING, SETTINGS, SINK, WATCHER)
 from app.gateway.model_updates import ModelUpdatesFollower
@@ -72,7 +73,9 @@ def init_app(
 
 async def _gc_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = app[METRICS].track_gc_pauses()
+    lag = asyncio.create_task(watch_loop_lag(app[METRICS].loop_lag.observe), name="loop-lag")
     yield
+    await cancel_and_wait(lag)
     stop()
 
 
