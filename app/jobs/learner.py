@@ -42,17 +42,20 @@ LOW_NICE = 10
 
 
 def set_cpu_priority(priority: str) -> str:
-    """Lower this process's CPU priority as the setting says; what it got (the setting, or
-    "low" where the OS has no SCHED_IDLE, or "normal" where it refuses any change)."""
-    try:
-        if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+    """Lower this process's CPU priority as the setting says; what it got: the setting, or
+    "low" where the OS has no SCHED_IDLE or refuses it, or "normal" where it refuses both."""
+    if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+        try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             return "idle"
-        if priority in ("idle", "low"):
+        except OSError as exc:
+            log.warning("learner: no idle CPU priority (%s); trying nice %d", exc, LOW_NICE)
+    if priority in ("idle", "low"):
+        try:
             os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), LOW_NICE))
             return "low"
-    except OSError as exc:
-        log.warning("learner: could not lower the CPU priority to %s (%s); it runs at normal priority", priority, exc)
+        except OSError as exc:
+            log.warning("learner: could not lower the CPU priority (%s); it runs at normal priority", exc)
     return "normal"
 
 
