@@ -89,6 +89,13 @@ def poll_probe(base: str, user: str, item: str, acked: float, timeout_s: float =
     raise TimeoutError(f"probe {user} not visible after {timeout_s:.0f}s")
 
 
+async def keep_pace(k: int, start: float, rate: float) -> None:
+    """Wait until event `k` is due: `rate` a second from `start` (monotonic); a late producer catches up."""
+    ahead = start + k / rate - time.monotonic()
+    if ahead > 0:
+        await asyncio.sleep(ahead)
+
+
 async def produce(settings: Settings, shop: SyntheticShop, n: int, rate: float, base: str, run: str,
                   traffic: Traffic, pool: ThreadPoolExecutor) -> None:
     """Events at `rate` per second (catching up if late), a probe every second among them."""
@@ -100,9 +107,7 @@ async def produce(settings: Settings, shop: SyntheticShop, n: int, rate: float, 
         span = n / rate
         for k, e in enumerate(shop.events(n, start_wall - 1.0, span)):
             if k % 100 == 0:
-                ahead = start + k / rate - time.monotonic()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
+                await keep_pace(k, start, rate)
                 if k // int(rate) >= len(traffic.probes) and k < n - int(rate):
                     await send_probe(settings, producer, shop, run, traffic, pool, base)
             e["ts"] = min(e["ts"], time.time())
@@ -127,8 +132,8 @@ async def produce_new_shoppers(settings: Settings, shop: SyntheticShop, n: int, 
     try:
         start_wall, start = time.time(), time.monotonic()
         for k, e in enumerate(shop.events(n, start_wall - 1.0, n / rate)):
-            if k % 100 == 0 and (ahead := start + k / rate - time.monotonic()) > 0:
-                await asyncio.sleep(ahead)
+            if k % 100 == 0:
+                await keep_pace(k, start, rate)
             event = UserEvent(**{**e, "user_id": prefix + e["user_id"], "event_id": prefix + e["event_id"],
                                  "ts": min(e["ts"], time.time())})
             if event.item_id:
@@ -228,27 +233,37 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
             "other_cpu_ms_per_event": by_process}
 
 
-def histogram_buckets(base: str, name: str, **labels: str) -> dict[float, float]:
-    """A histogram of the gateway's /metrics: cumulative count per upper bound (s)."""
+# The gateway's histograms a serving window reports: name and labels of each.
+HISTOGRAMS = {"handler": ("streamrank_http_request_duration_seconds", {"route": "/v1/recommend"}),
+              "loop_lag": ("streamrank_event_loop_lag_seconds", {}),
+              "gc_pauses": ("streamrank_gc_pause_seconds", {})}  # every generation summed
+
+
+def histograms(base: str) -> dict[str, dict[float, float]]:
+    """Each of HISTOGRAMS from one scrape of the gateway: cumulative count per upper bound (s),
+    summed over the series its labels leave open."""
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return {float(s.labels["le"]): s.value for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items())}
+    out: dict[str, dict[float, float]] = {key: {} for key in HISTOGRAMS}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            for key, (name, labels) in HISTOGRAMS.items():
+                if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items()):
+                    le = float(s.labels["le"])
+                    out[key][le] = out[key].get(le, 0.0) + s.value
+    return out
 
 
-def handler_buckets(base: str) -> dict[float, float]:
-    return histogram_buckets(base, "streamrank_http_request_duration_seconds", route="/v1/recommend")
-
-
-def loop_buckets(base: str) -> dict[float, float]:
-    return histogram_buckets(base, "streamrank_event_loop_lag_seconds")
+def window(before: dict[float, float], after: dict[float, float]) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of what a histogram counted between two scrapes."""
+    return sorted((le, after[le] - before.get(le, 0.0)) for le in after)
 
 
 def handler_p99_ms(before: dict[float, float], after: dict[float, float]) -> float:
     """Upper bound (ms) of the histogram bucket that holds the 99th percentile of the requests
     between the two scrapes: the time inside the gateway's handler, without the network, the
     load generator or the kernel's queues."""
-    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    counts = window(before, after)
     total = counts[-1][1]
     return next(le for le, n in counts if n >= 0.99 * total) * 1000
 
@@ -256,22 +271,12 @@ def handler_p99_ms(before: dict[float, float], after: dict[float, float]) -> flo
 def stalls(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
     """Between two scrapes of a histogram of pauses: how many, how many over 5 and over 25 ms,
     and the upper bound (ms) of the longest one's bucket."""
-    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    counts = window(before, after)
     total = counts[-1][1] if counts else 0.0
     late = {le: total - n for le, n in counts}
     worst = next((le for le, n in counts if n >= total), float("inf")) if total else 0.0
     return {"count": total, "over_5ms": late.get(0.005, 0.0), "over_25ms": late.get(0.025, 0.0),
             "worst_ms_at_most": worst * 1000}
-
-
-def pause_buckets(base: str) -> dict[str, dict[float, float]]:
-    """The gateway's event-loop lateness (a 50 ms timer: time every request in flight waited
-    too, outside its handler) and its cyclic-GC pauses (every generation together)."""
-    gc_pauses: dict[float, float] = {}
-    for generation in ("0", "1", "2"):
-        for le, n in histogram_buckets(base, "streamrank_gc_pause_seconds", generation=generation).items():
-            gc_pauses[le] = gc_pauses.get(le, 0.0) + n
-    return {"loop_lag": loop_buckets(base), "gc_pauses": gc_pauses}
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -386,15 +391,16 @@ def main() -> None:
         # again (the recommendation cache serves them), then wrk's peak; a warm-up over others first.
         cold_s = min(args.serve_seconds, len(paths) // args.serve_rate)
         warmup = paths[args.serve_rate * cold_s:][: args.serve_rate // 2]
-        buckets, pauses = handler_buckets(base), pause_buckets(base)
+        before = histograms(base)
         pids = {**others, **{f"worker {i}": w.proc.pid for i, w in enumerate(workers)}}  # type: ignore[union-attr]
         cpu0, t0 = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.perf_counter()
         latency = measure(tools, base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
         # Where the cores went while serving was measured (the load generators are not counted).
         latency["cpu_cores_meanwhile"] = {name: round((cpu_seconds(pid) - cpu0[name]) / (time.perf_counter() - t0), 2)
                                           for name, pid in pids.items()}
-        latency["handler_p99_ms_at_most"] = handler_p99_ms(buckets, handler_buckets(base))
-        latency.update({name: stalls(was, now) for (name, was), now in zip(pauses.items(), pause_buckets(base).values())})
+        after = histograms(base)
+        latency["handler_p99_ms_at_most"] = handler_p99_ms(before["handler"], after["handler"])
+        latency.update({name: stalls(before[name], after[name]) for name in ("loop_lag", "gc_pauses")})
         latency["versions_installed_meanwhile"] = gauge(base, "streamrank_gateway_online_version") - version
         # The same load against a handler that answers a fixed body, in the same minute: what the
         # machine, the kernel and the load generator cost a request (on shared cores, hour by hour).

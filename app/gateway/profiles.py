@@ -45,10 +45,6 @@ class ServedProfile:
     def __init__(self, record: Record) -> None:
         self.record = record
 
-    @classmethod
-    def from_record(cls, value: dict[str, Any]) -> "ServedProfile":
-        return cls(pack(value))
-
     @property
     def recent(self) -> tuple[str, ...]:
         return self.record[0]

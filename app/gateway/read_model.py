@@ -53,8 +53,7 @@ class ReadModel:
         elif table == catalog.NAME:
             self.catalog_changes += 1
         if self.listeners:
-            if table == user_profiles.NAME:  # listeners read profiles as the dicts they came as
-                old, value = profiles.view(old), profiles.view(value)
+            old, value = _as_read(table, old), _as_read(table, value)
             for listener in self.listeners:
                 listener(table, key, old, value)
 
@@ -62,7 +61,7 @@ class ReadModel:
         """Call `listener` for every record held now (as new), then for each change."""
         for table, rows in self.tables.items():
             for key, value in list(rows.items()):
-                listener(table, key, None, profiles.view(value) if table == user_profiles.NAME else value)
+                listener(table, key, None, _as_read(table, value))
         self.listeners.append(listener)
 
     def profile(self, user_id: str) -> profiles.ServedProfile | None:
@@ -116,3 +115,8 @@ class ReadModel:
 
     def sizes(self) -> dict[str, int]:
         return {name: len(rows) for name, rows in self.tables.items()}
+
+
+def _as_read(table: str, value: Any) -> Any:
+    """A row as listeners read it: a profile as the dict it came as (a view of its record)."""
+    return profiles.view(value) if table == user_profiles.NAME else value

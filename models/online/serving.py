@@ -71,12 +71,10 @@ class ServingRecModel:
         self.dense = dense
         self.counts = counts
         self.history = history
-        self._sparse: tuple[list[float], float, list[float], list[int]] | None = None
+        self._sparse: tuple[list[float], np.ndarray, np.ndarray] | None = None
         # id(successor Counter) -> its strongest SERVED_NEIGHBOURS (item, count); a version's
         # Counters never change and live as long as it does, so their ids are stable keys.
         self._strongest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._pop_scores: np.ndarray | None = None
-        self._pop_order: np.ndarray | None = None
 
     @classmethod
     def from_model(cls, model: OnlineRecModel, version: int = 0, fp16: bool = False) -> "ServingRecModel":
@@ -166,8 +164,7 @@ class ServingRecModel:
         item's strongest successors, summed as arrays) and the most popular others are
         candidates. Summing the reached items one by one in Python was most of a cache miss's
         CPU on a 20k-item Zipf-shaped shop (py-spy of the gateway in bench/scale.py)."""
-        weights, _, _, _ = self._sparse_parts()
-        base = self._popularity_scores()
+        weights, base, order = self._sparse_parts()
         rows_parts, value_parts = [], []
         for f, neighbours, norm in self.counts._sources(history, self.history):
             rows, counts = self._strongest_rows(neighbours)
@@ -186,7 +183,6 @@ class ServingRecModel:
         skip = np.zeros(len(self.ids), dtype=bool)
         skip[reached] = True
         skip[banned] = True
-        order = self._popularity_order()
         want = k if allow is None else 4 * k + 16
         while True:
             m = min(want, len(reached))
@@ -205,17 +201,6 @@ class ServingRecModel:
                 return out[:k]
             want *= 4  # the filter refused many: look further down the popularity order
 
-    def _popularity_order(self) -> np.ndarray:
-        if self._pop_order is None:
-            self._pop_order = np.asarray(self._sparse_parts()[3], dtype=np.int64)
-        return self._pop_order
-
-    def _popularity_scores(self) -> np.ndarray:
-        if self._pop_scores is None:
-            _, gamma, log_pop, _ = self._sparse_parts()
-            self._pop_scores = gamma * np.asarray(log_pop, dtype=np.float64)
-        return self._pop_scores
-
     def _strongest_rows(self, neighbours: Mapping[Id, int]) -> tuple[np.ndarray, np.ndarray]:
         """(rows, counts) of a source's strongest SERVED_NEIGHBOURS successors that have a row,
         memoised per successor Counter (bounded)."""
@@ -232,13 +217,14 @@ class ServingRecModel:
                                           np.fromiter((c for _, c in kept), np.float64, len(kept)))
         return hit
 
-    def _sparse_parts(self) -> tuple[list[float], float, list[float], list[int]]:
-        """Channel weights, gamma, log1p(popularity) and the popularity order, made once."""
+    def _sparse_parts(self) -> tuple[list[float], np.ndarray, np.ndarray]:
+        """Channel weights, each row's popularity term (gamma x log1p(popularity), float64) and
+        the rows in popularity order, made once per version."""
         if self._sparse is None:
             gamma = float(self.dense.pop_weight.detach())
             log_pop = torch.log1p(self.popularity.float())
-            order = torch.argsort(-gamma * log_pop, stable=True).tolist()
-            self._sparse = (self.dense.trans_weight.detach().tolist(), gamma, log_pop.tolist(), order)
+            order = torch.argsort(-gamma * log_pop, stable=True).numpy().astype(np.int64)
+            self._sparse = (self.dense.trans_weight.detach().tolist(), gamma * log_pop.numpy().astype(np.float64), order)
         return self._sparse
 
 

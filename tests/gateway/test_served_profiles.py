@@ -4,7 +4,7 @@ import gc
 import orjson
 import pytest
 
-from app.gateway.profiles import ServedProfile
+from app.gateway.profiles import ServedProfile, pack
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
 from tables import user_profiles
@@ -58,6 +58,6 @@ def test_an_item_id_held_by_many_shoppers_is_stored_once():
 
 def test_appended_items_reads_served_profiles_as_it_reads_dicts():
     old, new = profile_after(EVENTS[:3]), profile_after(EVENTS)
-    served_old, served_new = ServedProfile.from_record(old), ServedProfile.from_record(new)
+    served_old, served_new = ServedProfile(pack(old)), ServedProfile(pack(new))
     before, items = user_profiles.appended_items(served_old, served_new)
     assert (before, list(items)) == user_profiles.appended_items(old, new) == ("i2", ["i2", "i3", "i4"])
