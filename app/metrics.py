@@ -153,6 +153,10 @@ class Metrics:
             "streamrank_ad_impressions_total", "Sponsored results served, per campaign", ["campaign"], registry=r)
         self.state_records = Gauge(
             "streamrank_gateway_state_records", "Records held in gateway memory", ["table"], registry=r)
+        self.profile_bytes = Gauge(
+            "streamrank_gateway_profile_bytes",
+            "Bytes the shoppers' profiles hold in gateway memory (keys, slots, records; item ids shared)",
+            registry=r)
         self.state_applied = Counter(
             "streamrank_gateway_changelog_records_total", "Changelog records applied by the gateway",
             ["table"], registry=r)

@@ -47,6 +47,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, stolen, all) CPU seconds of the whole machine so far, from /proc/stat: the
+    hypervisor's steal is time a runnable process waited for a core another guest had."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = user + nice + system + irq + softirq
+    return busy / tick, steal / tick, (busy + idle + iowait + steal) / tick
+
+
+def machine_share(before: tuple[float, float, float], after: tuple[float, float, float]) -> dict[str, float]:
+    """Cores busy and cores stolen between two `machine_cpu` readings."""
+    elapsed = (after[2] - before[2]) / (os.cpu_count() or 1)
+    if elapsed <= 0:
+        return {"busy_cores": 0.0, "stolen_cores": 0.0}
+    return {"busy_cores": round((after[0] - before[0]) / elapsed, 2),
+            "stolen_cores": round((after[1] - before[1]) / elapsed, 2)}
+
+
 async def raw_consume(settings: Settings, n: int) -> tuple[float, float]:
     """(events/s, CPU s per 1000 events) of a bare consumer parsing each record."""
     consumer = make_consumer(settings, settings.topics.events,

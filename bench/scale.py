@@ -15,12 +15,16 @@ ack → visible. Measured:
   slope of RSS against shoppers held, sampled while the run goes on: what more shoppers
   would add, but with what grows with time in the run counted in); its bytes per added shopper
   (`--added-events` more events by shoppers it does not hold, the model settled before and after:
-  the marginal cost of a shopper alone); worker RocksDB size on disk, learner RSS;
+  the marginal cost of a shopper alone) beside the bytes its profiles hold per shopper as the
+  gateway counts them (`streamrank_gateway_profile_bytes`); worker RocksDB size on disk, learner RSS;
 - `/v1/recommend` p50/p99 at `--serve-rate` req/s for 10 s at the end, as bench/serve.py
   measures it (vegeta, open loop): shoppers of the run each once (every request a cache
   miss: `cold_*`), then the same again (the recommendation cache serves them), then wrk's peak.
 With a paced producer the sustained rate cannot exceed `--rate`: a pipeline that keeps up
-shows `--rate` and a low freshness; one that does not, a lower rate and a freshness that grows.
+shows `--rate` and a low freshness; one that does not, a lower rate and a freshness that grows
+(offer more than the target, `--rate 4000`, to see what one worker sustains).
+Ingest, serving and the fixed body each report `machine_meanwhile`: the cores busy on the whole
+machine (load generators included) and the cores the hypervisor gave other guests (steal).
 Last line: JSON with every figure and the targets beside.
 """
 from __future__ import annotations
@@ -50,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from abuse import rss_mb
 from prometheus_client.parser import text_string_to_metric_families
 from freshness import get_json, percentile
-from ingest import cpu_seconds, forwards_behind
+from ingest import cpu_seconds, forwards_behind, machine_cpu, machine_share
 from serve import ensure_tools, gauge, measure, wait_for_learner
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
@@ -163,7 +167,11 @@ def added_shopper_bytes(settings: Settings, shop: SyntheticShop, base: str, pid:
                900, 2.0, "learner caught up with the added shoppers")
     wait_for_learner(base, quiet_s=10.0, timeout_s=300.0)
     grown = rss_mb(pid) * 2**20 - rss_before
-    return {"added_shoppers": len(added), "added_events": n, "gateway_bytes_per_added_shopper": round(grown / len(added))}
+    # What the profiles themselves hold, as the gateway counts them (app/gateway/profiles.py:
+    # held_bytes): the same for every run of the same shop, where RSS moves with the allocator.
+    held = gauge(base, "streamrank_gateway_profile_bytes") / get_json(f"{base}/readyz")["records"]["user_profiles"]
+    return {"added_shoppers": len(added), "added_events": n, "gateway_bytes_per_added_shopper": round(grown / len(added)),
+            "gateway_profile_bytes_per_shopper": round(held)}
 
 
 async def send_probe(settings: Settings, producer, shop: SyntheticShop, run: str, traffic: Traffic,  # type: ignore[no-untyped-def]
@@ -213,7 +221,7 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
         return sum(cpu_seconds(p.proc.pid) for p in procs)  # type: ignore[union-attr]
 
     wait_until(lambda: processed() > 0, 300, 0.05, "first event processed")
-    start, cpu0, last_report = time.perf_counter(), cpu(), time.monotonic()
+    start, cpu0, last_report, machine0 = time.perf_counter(), cpu(), time.monotonic(), machine_cpu()
     others0 = {name: cpu_seconds(pid) for name, pid in others.items()}
     while not traffic.done.is_set() or (last := processed()) < traffic.sent:
         if not all(p.alive() for p in procs):
@@ -233,7 +241,7 @@ def ingest(configs: list[Settings], procs: list[Process], traffic: Traffic, sett
     by_process = {name: round((cpu_seconds(pid) - others0[name]) / (last - 1.0) * 1000, 3) for name, pid in others.items()}
     return {"events_per_s": round((last - 1.0) / elapsed, 1), "processed": int(last),
             "cpu_ms_per_event": round((cpu() - cpu0) / (last - 1.0) * 1000, 3), "ingest_s": round(elapsed, 1),
-            "other_cpu_ms_per_event": by_process}
+            "other_cpu_ms_per_event": by_process, "machine_meanwhile": machine_share(machine0, machine_cpu())}
 
 
 # The gateway's histograms a serving window reports: name and labels of each.
@@ -396,11 +404,13 @@ def main() -> None:
         warmup = paths[args.serve_rate * cold_s:][: args.serve_rate // 2]
         before = histograms(base)
         pids = {**others, **{f"worker {i}": w.proc.pid for i, w in enumerate(workers)}}  # type: ignore[union-attr]
-        cpu0, t0 = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.perf_counter()
+        cpu0, t0, machine0 = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.perf_counter(), machine_cpu()
         latency = measure(tools, base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
-        # Where the cores went while serving was measured (the load generators are not counted).
+        # Where the cores went while serving was measured (the load generators are not counted
+        # here, but are in the machine's busy cores; stolen: what other guests of the host took).
         latency["cpu_cores_meanwhile"] = {name: round((cpu_seconds(pid) - cpu0[name]) / (time.perf_counter() - t0), 2)
                                           for name, pid in pids.items()}
+        latency["machine_meanwhile"] = machine_share(machine0, machine_cpu())
         after = histograms(base)
         latency["handler_p99_ms_at_most"] = handler_p99_ms(before["handler"], after["handler"])
         latency.update({name: stalls(before[name], after[name]) for name in ("loop_lag", "gc_pauses")})
@@ -413,7 +423,9 @@ def main() -> None:
         procs.append(fixed)
         fixed_base = f"http://127.0.0.1:{fixed_port}"
         wait_until(lambda: get_json(f"{fixed_base}/healthz") is not None, 60, 0.2, "fixed-body handler")
+        machine0 = machine_cpu()
         fixed_latency = measure(tools, fixed_base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
+        fixed_latency["machine_meanwhile"] = machine_share(machine0, machine_cpu())
         out = {**figures, "freshness_ms": {"p50": round(statistics.median(freshness), 1),
                                            "p95": round(percentile(freshness, 0.95), 1), "probes": len(freshness),
                                            "probes_not_seen_in_900s": lost},

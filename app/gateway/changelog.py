@@ -134,6 +134,8 @@ class ChangelogFollower:
             self._next[tp] = rec.offset + 1
         self.metrics.state_applied.labels(table=table).inc(applied)
         self.metrics.state_records.labels(table=table).set(len(self.model.tables[table]))
+        if table == user_profiles.NAME:
+            self.metrics.profile_bytes.set(self.model.profile_bytes)
 
     def _apply_one(self, table: str, raw_key: bytes | None, raw_value: bytes | None) -> str | None:
         """Apply one changelog record; the reason it cannot be, or None once applied."""

@@ -78,6 +78,22 @@ class ServedProfile:
         return isinstance(other, ServedProfile) and self.record == other.record
 
 
+# A dict slot for one shopper: its hash, key and value pointers, at the table's usual fill
+# (CPython 3.11 keeps a third to a half of the slots free, and an index byte or more a slot).
+DICT_SLOT_BYTES = 40
+
+
+def held_bytes(key: str, record: Record) -> int:
+    """Bytes one shopper costs the profile table: the key, the dict slot, the record's tuples
+    and number, its query strings; item ids are the catalog's (interned: a pointer each, in the
+    tuples), a query shared by shoppers is counted for each (an upper bound)."""
+    recent, purchased, queries, ts, counts = record
+    return (sys.getsizeof(key) + DICT_SLOT_BYTES + sys.getsizeof(record) + sys.getsizeof(ts)
+            + sys.getsizeof(counts) + (sys.getsizeof(recent) if recent else 0)
+            + (sys.getsizeof(purchased) if purchased else 0)
+            + (sys.getsizeof(queries) + sum(map(sys.getsizeof, queries)) if queries else 0))
+
+
 def view(record: Record | None) -> ServedProfile | None:
     return None if record is None else ServedProfile(record)
 

@@ -34,6 +34,7 @@ class ReadModel:
     # this orders items as their popularity does at any later time, and never needs updating.
     _pop_keys: dict[str, float] = field(default_factory=dict)
     catalog_changes: int = 0  # bumped on every catalog record (cached filtered results check it)
+    profile_bytes: int = 0  # profiles.held_bytes of every shopper held: what shoppers cost, RSS noise aside
 
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
@@ -43,6 +44,9 @@ class ReadModel:
         old = rows.pop(key, None) if value is None else rows.get(key)
         if value is not None:
             rows[key] = value
+        if table == user_profiles.NAME:
+            self.profile_bytes += ((0 if value is None else profiles.held_bytes(key, value))
+                                   - (0 if old is None else profiles.held_bytes(key, old)))
         if table == item_stats.NAME:
             if value is None:
                 self._pop_keys.pop(key, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
+import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
 # popular item of a Zipf-shaped shop has thousands: summing them all was most of a cache
 # miss's time (bench/scale.py, 20k items), for items that then lose to the strongest anyway.
 SERVED_NEIGHBOURS = 100
-MAX_CUT_SOURCES = 20_000  # sources whose (rows, counts) arrays are kept (under 2 KB each)
+MAX_CUT_ITEMS = 5_000  # history items whose (rows, values) arrays are kept (2 KB a channel at most)
 
 Id = Hashable
 
@@ -71,10 +72,9 @@ class ServingRecModel:
         self.dense = dense
         self.counts = counts
         self.history = history
-        self._sparse: tuple[list[float], np.ndarray, np.ndarray] | None = None
-        # id(successor Counter) -> its strongest SERVED_NEIGHBOURS (item, count); a version's
-        # Counters never change and live as long as it does, so their ids are stable keys.
-        self._strongest: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._sparse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # history item -> its count terms (see _item_terms): a version's counts never change.
+        self._strongest: dict[Id, tuple[np.ndarray, np.ndarray] | None] = {}
 
     @classmethod
     def from_model(cls, model: OnlineRecModel, version: int = 0, fp16: bool = False) -> "ServingRecModel":
@@ -166,11 +166,12 @@ class ServingRecModel:
         CPU on a 20k-item Zipf-shaped shop (py-spy of the gateway in bench/scale.py)."""
         weights, base, order = self._sparse_parts()
         rows_parts, value_parts = [], []
-        for f, neighbours, norm in self.counts._sources(history, self.history):
-            rows, counts = self._strongest_rows(neighbours)
-            if len(rows):
+        for j in range(min(self.history, len(history))):
+            terms = self._item_terms(history[len(history) - 1 - j])
+            if terms is not None:
+                rows, by_channel = terms
                 rows_parts.append(rows)
-                value_parts.append(counts * (weights[f] * norm))
+                value_parts.append(weights[:, j] @ by_channel)
         index = self.index
         banned = np.fromiter((row for item in exclude if (row := index.get(item)) is not None), np.int64)
         reached, reached_scores = _summed(rows_parts, value_parts)
@@ -195,36 +196,59 @@ class ServingRecModel:
             # Stable: a reached item goes before a popular one of the same score.
             ranked = np.argsort(-scores, kind="stable")
             ids = self.ids
+            if allow is None:
+                ranked = ranked[:k]
+                return list(zip(map(ids.__getitem__, rows[ranked].tolist()), scores[ranked].tolist()))
             out = [(ids[row], score) for row, score in zip(rows[ranked].tolist(), scores[ranked].tolist())
-                   if allow is None or allow(ids[row])]
+                   if allow(ids[row])]
             if len(out) >= k or (len(popular) < want and m == len(reached)):
                 return out[:k]
             want *= 4  # the filter refused many: look further down the popularity order
 
-    def _strongest_rows(self, neighbours: Mapping[Id, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, counts) of a source's strongest SERVED_NEIGHBOURS successors that have a row,
-        memoised per successor Counter (bounded)."""
+    def _item_terms(self, item: Id) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, values [channel, row]) of a history item: the rows among its strongest
+        SERVED_NEIGHBOURS successors in any channel, and each channel's count of them over
+        sqrt(1 + the item's degree there); None where no channel has a row for it. Memoised
+        per item (bounded): at position j its contribution is one product, weights[:, j] @
+        values, where summing channel by channel cost a cache miss a Python step per channel."""
         memo = self._strongest
-        hit = memo.get(id(neighbours))
-        if hit is None:
-            if len(memo) >= MAX_CUT_SOURCES:
-                memo.clear()  # bounded memory; the busiest sources come back first
+        hit = memo.get(item, memo)
+        if hit is not memo:
+            return hit  # type: ignore[return-value]
+        if len(memo) >= MAX_CUT_ITEMS:
+            memo.clear()  # bounded memory; the busiest items come back first
+        index = self.index
+        channels: list[tuple[int, int, float]] = []
+        for c, (table, degree) in enumerate(zip(self.counts.neighbours, self.counts.degrees)):
+            neighbours = table.get(item)
+            if not neighbours:
+                continue
             pairs = neighbours.items() if len(neighbours) <= SERVED_NEIGHBOURS else heapq.nlargest(
                 SERVED_NEIGHBOURS, neighbours.items(), key=lambda kv: kv[1])
-            index = self.index
-            kept = [(row, count) for item, count in pairs if (row := index.get(item)) is not None]
-            hit = memo[id(neighbours)] = (np.fromiter((r for r, _ in kept), np.int64, len(kept)),
-                                          np.fromiter((c for _, c in kept), np.float64, len(kept)))
-        return hit
+            norm = 1.0 / math.sqrt(1.0 + degree[item])
+            channels.extend((c, row, count * norm) for successor, count in pairs
+                            if (row := index.get(successor)) is not None)
+        if not channels:
+            memo[item] = None
+            return None
+        chans, rows, values = (np.array(column) for column in zip(*channels))
+        distinct, at = np.unique(rows.astype(np.int64), return_inverse=True)
+        by_channel = np.zeros((len(self.counts.neighbours), len(distinct)))
+        by_channel[chans, at] = values
+        memo[item] = (distinct, by_channel)
+        return memo[item]
 
-    def _sparse_parts(self) -> tuple[list[float], np.ndarray, np.ndarray]:
-        """Channel weights, each row's popularity term (gamma x log1p(popularity), float64) and
-        the rows in popularity order, made once per version."""
+    def _sparse_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The count features' weights as [channel, history position] (float64), each row's
+        popularity term (gamma x log1p(popularity), float64) and the rows in popularity order,
+        made once per version."""
         if self._sparse is None:
             gamma = float(self.dense.pop_weight.detach())
             log_pop = torch.log1p(self.popularity.float())
             order = torch.argsort(-gamma * log_pop, stable=True).numpy().astype(np.int64)
-            self._sparse = (self.dense.trans_weight.detach().tolist(), gamma * log_pop.numpy().astype(np.float64), order)
+            # feature f = channel * history + position (TransitionCounts.features)
+            weights = self.dense.trans_weight.detach().double().numpy().reshape(-1, self.history)
+            self._sparse = (weights, gamma * log_pop.numpy().astype(np.float64), order)
         return self._sparse
 
 
@@ -251,6 +275,8 @@ def _summed(rows_parts: list[np.ndarray], value_parts: list[np.ndarray]) -> tupl
     np.unique's inverse and a bincount cost twice as much (a py-spy of bench/scale.py)."""
     if not rows_parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
+    if len(rows_parts) == 1:  # one history item: its rows are distinct and ascending already
+        return rows_parts[0], value_parts[0]
     rows, values = np.concatenate(rows_parts), np.concatenate(value_parts)
     by_row = np.argsort(rows, kind="stable")
     rows, values = rows[by_row], values[by_row]
