@@ -362,6 +362,8 @@ def main() -> None:
         wait_until(lambda: all(f.done() for f in traffic.probes), 900, 0.5, "probes resolved")
         freshness = [f.result() for f in traffic.probes if not f.exception()]
         lost = len(traffic.probes) - len(freshness)
+        print(f"freshness: p50 {statistics.median(freshness):.0f} ms, p95 {percentile(freshness, 0.95):.0f} ms, "
+              f"{len(freshness)} probes, {lost} not seen", flush=True)  # printed now: a later wait may fail
         users = sorted(traffic.users)
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users) + len(traffic.probes), 600,
                    1.0, "every shopper in the gateway")
