@@ -23,7 +23,9 @@ from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
 # popular item of a Zipf-shaped shop has thousands: summing them all was most of a cache
 # miss's time (bench/scale.py, 20k items), for items that then lose to the strongest anyway.
 SERVED_NEIGHBOURS = 100
-MAX_CUT_ITEMS = 5_000  # history items whose (rows, values) arrays are kept (2 KB a channel at most)
+# Bytes of history items' count terms a serving model keeps (see _item_terms): a float64 per
+# channel for each of up to SERVED_NEIGHBOURS rows a channel, so 4-20 KB for a busy item.
+MAX_TERM_BYTES = 32 * 2**20
 
 Id = Hashable
 
@@ -74,7 +76,8 @@ class ServingRecModel:
         self.history = history
         self._sparse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # history item -> its count terms (see _item_terms): a version's counts never change.
-        self._strongest: dict[Id, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._terms: dict[Id, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._term_bytes = 0
 
     @classmethod
     def from_model(cls, model: OnlineRecModel, version: int = 0, fp16: bool = False) -> "ServingRecModel":
@@ -211,12 +214,10 @@ class ServingRecModel:
         sqrt(1 + the item's degree there); None where no channel has a row for it. Memoised
         per item (bounded): at position j its contribution is one product, weights[:, j] @
         values, where summing channel by channel cost a cache miss a Python step per channel."""
-        memo = self._strongest
+        memo = self._terms
         hit = memo.get(item, memo)
         if hit is not memo:
             return hit  # type: ignore[return-value]
-        if len(memo) >= MAX_CUT_ITEMS:
-            memo.clear()  # bounded memory; the busiest items come back first
         index = self.index
         channels: list[tuple[int, int, float]] = []
         for c, (table, degree) in enumerate(zip(self.counts.neighbours, self.counts.degrees)):
@@ -235,7 +236,13 @@ class ServingRecModel:
         distinct, at = np.unique(rows.astype(np.int64), return_inverse=True)
         by_channel = np.zeros((len(self.counts.neighbours), len(distinct)))
         by_channel[chans, at] = values
+        distinct.flags.writeable = by_channel.flags.writeable = False  # shared by every ranking that reads them
+        size = distinct.nbytes + by_channel.nbytes
+        if self._term_bytes + size > MAX_TERM_BYTES:
+            memo.clear()  # bounded memory; the busiest items come back first
+            self._term_bytes = 0
         memo[item] = (distinct, by_channel)
+        self._term_bytes += size
         return memo[item]
 
     def _sparse_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

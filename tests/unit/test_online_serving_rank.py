@@ -42,7 +42,7 @@ def test_a_served_recommendation_sums_only_each_sources_strongest_successors(mon
     from models.online import serving as serving_module
 
     monkeypatch.setattr(serving_module, "SERVED_NEIGHBOURS", 4)
-    monkeypatch.setattr(serving_module, "MAX_CUT_ITEMS", 3)
+    monkeypatch.setattr(serving_module, "MAX_TERM_BYTES", 2_000)
     rng = random.Random(5)
     model = OnlineRecModel(OnlineRecConfig(num_shards=1, capacity=500, dim=8))
     stream = [([f"i{rng.randrange(40)}" for _ in range(3)], f"i{rng.randrange(40)}") for _ in range(3000)]
@@ -62,7 +62,8 @@ def test_a_served_recommendation_sums_only_each_sources_strongest_successors(mon
         got = dict(serving.rank(history, 40))
         for item, partial in want.items():
             assert math.isclose(got[item], partial + gamma * log_pop[serving.index[item]], rel_tol=1e-6, abs_tol=1e-9)
-        assert len(serving._strongest) <= 3
+        assert 0 < serving._term_bytes <= 2_000
+        assert serving._term_bytes == sum(r.nbytes + v.nbytes for r, v in filter(None, serving._terms.values()))
         assert got == dict(serving.rank(history, 40))  # again, from the memo
     assert cut_any  # the test exercised the cut
 
