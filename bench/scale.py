@@ -58,6 +58,7 @@ from ingest import cpu_seconds, forwards_behind, machine_cpu, machine_share
 from serve import ensure_tools, gauge, measure, wait_for_learner
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
+from app.metrics import sample_sum
 from app.processes import Process, free_port, gateway_process, learner_process, scrape, wait_until, worker_process
 from tables.wire.records import UserEvent
 from app.settings import ROOT, Settings
@@ -169,7 +170,10 @@ def added_shopper_bytes(settings: Settings, shop: SyntheticShop, base: str, pid:
     grown = rss_mb(pid) * 2**20 - rss_before
     # What the profiles themselves hold, as the gateway counts them (app/gateway/profiles.py:
     # held_bytes): the same for every run of the same shop, where RSS moves with the allocator.
-    held = gauge(base, "streamrank_gateway_profile_bytes") / get_json(f"{base}/readyz")["records"]["user_profiles"]
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+        text = r.read().decode()  # one scrape: the bytes and the shoppers they are of
+    held = (sample_sum(text, "streamrank_gateway_profile_bytes")
+            / sample_sum(text, "streamrank_gateway_state_records", table="user_profiles"))
     return {"added_shoppers": len(added), "added_events": n, "gateway_bytes_per_added_shopper": round(grown / len(added)),
             "gateway_profile_bytes_per_shopper": round(held)}
 
@@ -362,8 +366,9 @@ def main() -> None:
         wait_until(lambda: all(f.done() for f in traffic.probes), 900, 0.5, "probes resolved")
         freshness = [f.result() for f in traffic.probes if not f.exception()]
         lost = len(traffic.probes) - len(freshness)
-        print(f"freshness: p50 {statistics.median(freshness):.0f} ms, p95 {percentile(freshness, 0.95):.0f} ms, "
-              f"{len(freshness)} probes, {lost} not seen", flush=True)  # printed now: a later wait may fail
+        freshness_ms = {"p50": round(statistics.median(freshness), 1), "p95": round(percentile(freshness, 0.95), 1),
+                        "probes": len(freshness), "probes_not_seen_in_900s": lost}
+        print(f"freshness: {freshness_ms}", flush=True)  # printed now: a later wait may fail
         users = sorted(traffic.users)
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users) + len(traffic.probes), 600,
                    1.0, "every shopper in the gateway")
@@ -428,9 +433,7 @@ def main() -> None:
         machine0 = machine_cpu()
         fixed_latency = measure(tools, fixed_base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
         fixed_latency["machine_meanwhile"] = machine_share(machine0, machine_cpu())
-        out = {**figures, "freshness_ms": {"p50": round(statistics.median(freshness), 1),
-                                           "p95": round(percentile(freshness, 0.95), 1), "probes": len(freshness),
-                                           "probes_not_seen_in_900s": lost},
+        out = {**figures, "freshness_ms": freshness_ms,
                **memory, "recommend": {k: round(v, 3) if isinstance(v, float) else v for k, v in latency.items()},
                "fixed_body": {k: round(v, 3) if isinstance(v, float) else v for k, v in fixed_latency.items()},
                "online_version": version, "learner_caught_up_after_ingest_s": caught_up_s,
