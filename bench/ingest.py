@@ -47,6 +47,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def major_faults(pid: int) -> int:
+    """Page faults of a process that had to read from disk (a page the kernel had dropped or
+    never loaded), from /proc: a process that waits on them is late without using its core."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[9])
+
+
 def machine_cpu() -> tuple[float, float, float]:
     """(busy, stolen, all) CPU seconds of the whole machine so far, from /proc/stat: the
     hypervisor's steal is time a runnable process waited for a core another guest had."""

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from abuse import rss_mb
 from prometheus_client.parser import text_string_to_metric_families
 from freshness import get_json, percentile
-from ingest import cpu_seconds, forwards_behind, machine_cpu, machine_share
+from ingest import cpu_seconds, forwards_behind, machine_cpu, machine_share, major_faults
 from serve import ensure_tools, gauge, measure, wait_for_learner
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
@@ -412,7 +412,9 @@ def main() -> None:
         before = histograms(base)
         pids = {**others, **{f"worker {i}": w.proc.pid for i, w in enumerate(workers)}}  # type: ignore[union-attr]
         cpu0, t0, machine0 = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.perf_counter(), machine_cpu()
+        faults0 = {name: major_faults(pid) for name, pid in pids.items()}
         latency = measure(tools, base, paths, args.serve_rate, args.serve_seconds, cold_s, warmup)
+        latency["major_faults_meanwhile"] = {name: major_faults(pid) - faults0[name] for name, pid in pids.items()}
         # Where the cores went while serving was measured (the load generators are not counted
         # here, but are in the machine's busy cores; stolen: what other guests of the host took).
         latency["cpu_cores_meanwhile"] = {name: round((cpu_seconds(pid) - cpu0[name]) / (time.perf_counter() - t0), 2)

@@ -13,6 +13,7 @@ never changed by the original's learning, nor the original by the copy's.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 Id = Hashable
+REMEMBER_FROM = 32  # successors from which a source's terms are kept for the rest of a features_among call
 
 
 class TransitionCounts:
@@ -35,6 +37,8 @@ class TransitionCounts:
         self.neighbours: list[dict[Id, Counter[Id]]] = [{} for _ in range(n)]
         self.degrees: list[dict[Id, int]] = [{} for _ in range(n)]
         self._owned: list[set[Id]] = [set() for _ in range(n)]  # sources whose Counter only we hold
+        # source -> (its Counter, its degree then, its strongest successors) per channel: see strongest
+        self._strongest: list[dict[Id, tuple[Counter[Id], int, tuple[Id, ...]]]] = [{} for _ in range(n)]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "TransitionCounts":
         """An independent copy that shares every Counter until one side writes to it."""
@@ -78,6 +82,7 @@ class TransitionCounts:
             # halving in one go keeps the cost amortised O(1) per event
             for b, _ in neighbours.most_common()[self.max_neighbours:]:
                 del neighbours[b]
+            self._strongest[channel].pop(previous, None)
 
     def add_sample(self, history: Sequence[Id], target: Id, known: Iterable[Id] | None = None) -> set[Id]:
         """Count what `target` following `history` (oldest first) adds to every channel; items
@@ -121,36 +126,75 @@ class TransitionCounts:
                 out.extend((b, f, item, count * norm) for item, count in neighbours.items())
         return out
 
-    def features_among(self, histories: Sequence[Sequence[Id]], k: int, column: Mapping[Id, int]
+    def features_among(self, histories: Sequence[Sequence[Id]], k: int, column: Mapping[Id, int], per_source: int = 0
                        ) -> tuple[list[int], list[int], list[int], list[float]]:
         """`features` restricted to the items that have a column, as (samples, f, columns, values)
         lists: a training step needs only its candidates, and building every successor's tuple
-        to filter it afterwards cost half the learner's step."""
+        to filter it afterwards cost half the learner's step. `per_source` > 0 reads only each
+        history item's strongest successors in a channel (see `strongest`), as serving does."""
         bs: list[int] = []
         fs: list[int] = []
         cs: list[int] = []
         vs: list[float] = []
-        candidates = set(column)
-        n_candidates = len(candidates)
-        tables = list(zip(self.neighbours, self.degrees))
+        keys = column.keys()
+        # A popular item is in many histories of a batch: its terms are found once a call. Only
+        # a popular item's: every kept term is three live containers, and keeping them all
+        # made the garbage collector cost more than the memo saved.
+        found: list[dict[Id, tuple[list[int], list[float]]]] = [{} for _ in self.neighbours]
+        tables = list(enumerate(zip(self.neighbours, self.degrees, found)))
+        remember_from = min(REMEMBER_FROM, per_source) if per_source > 0 else REMEMBER_FROM  # where the cut starts, too
         for b, history in enumerate(histories):
             recent = history[::-1][:k]  # most recent first: position j is f = channel * k + j
-            for ch, (table, degree) in enumerate(tables):
+            for ch, (table, degree, known) in tables:
                 for j, a in enumerate(recent):
                     neighbours = table.get(a)
                     if not neighbours:
                         continue
-                    # The common ids, looked up over the smaller side, in C.
-                    common = (candidates.intersection(neighbours) if len(neighbours) <= n_candidates
-                              else [i for i in column if i in neighbours])
-                    if common:
+                    if len(neighbours) > remember_from:
+                        terms = known.get(a)
+                        if terms is None:
+                            terms = known[a] = self._terms_among(ch, a, neighbours, column, per_source)
+                        columns, values = terms
+                    else:
+                        # the common ids, looked up over the smaller side in C (a keys view
+                        # iterates the smaller); map and the list walk them in one order
+                        common = keys & neighbours.keys()
+                        if not common:
+                            continue
                         norm = 1.0 / math.sqrt(1.0 + degree[a])
-                        bs.extend([b] * len(common))
-                        fs.extend([ch * k + j] * len(common))
-                        # map and the list both walk `common` in its one order, in C where they can
-                        cs.extend(map(column.__getitem__, common))
-                        vs.extend([neighbours[item] * norm for item in common])
+                        columns, values = list(map(column.__getitem__, common)), [neighbours[i] * norm for i in common]
+                    if columns:
+                        bs.extend([b] * len(columns))
+                        fs.extend([ch * k + j] * len(columns))
+                        cs.extend(columns)
+                        vs.extend(values)
         return bs, fs, cs, vs
+
+    def _terms_among(self, channel: int, source: Id, neighbours: Counter[Id], column: Mapping[Id, int],
+                     per_source: int) -> tuple[list[int], list[float]]:
+        """(columns, count / sqrt(1 + degree)) of `source`'s successors in `channel` that have a
+        column: its `per_source` strongest (all if 0)."""
+        if 0 < per_source < len(neighbours):
+            common: Iterable[Id] = [i for i in self.strongest(channel, source, per_source) if i in column and i in neighbours]
+        else:
+            common = column.keys() & neighbours.keys()
+        norm = 1.0 / math.sqrt(1.0 + self.degrees[channel][source])
+        return list(map(column.__getitem__, common)), [neighbours[i] * norm for i in common]
+
+    def strongest(self, channel: int, source: Id, n: int) -> tuple[Id, ...]:
+        """About the `n` strongest successors of `source` in `channel` (by count, ties in the
+        Counter's order). Kept per source and found again once its degree has grown by a
+        quarter (or its row was pruned or replaced): a popular source is read and written in
+        every batch, and finding them at every read cost more than reading them. A successor
+        that rose into the strongest since shows up late, and its count is read when it does."""
+        neighbours = self.neighbours[channel][source]
+        degree = self.degrees[channel][source]
+        kept = self._strongest[channel].get(source)
+        if kept is not None and kept[0] is neighbours and degree < kept[1] * 1.25 and len(kept[2]) == min(n, len(neighbours)):
+            return kept[2]
+        top = tuple(heapq.nlargest(n, neighbours, key=neighbours.__getitem__))
+        self._strongest[channel][source] = (neighbours, degree, top)
+        return top
 
     def weighted_sum(self, history: Sequence[Id], k: int, weights: Sequence[float]) -> dict[Id, float]:
         """sum over f of weights[f] * value for each item `features([history], k)` reaches: the

@@ -36,6 +36,13 @@ def channel_init(config: "OnlineRecConfig") -> list[float]:
     return gaps + ([config.reverse_init] if config.reverse else [])
 
 
+# Successors of a history item (per channel) the count features read: its strongest by count.
+# A popular item of a 100k-item Zipf shop has a thousand; reading all of them for every history
+# position was most of the learner's step there (bench/learner.py --shop) and of a served cache
+# miss, for items that lose to the strongest anyway. A reader of versions serves with this one.
+FEATURES_PER_SOURCE = 100
+
+
 @dataclass(frozen=True)
 class OnlineRecConfig:
     dim: int = 64
@@ -51,6 +58,7 @@ class OnlineRecConfig:
     user_scale: float = 0.1  # W = user_scale * I at the start: transitions lead
     pop_weight: float = 1e-3  # gamma at the start: popularity only breaks ties
     max_neighbours: int = 500
+    features_per_source: int = FEATURES_PER_SOURCE  # 0 reads all
     gaps: int = 4  # count channels for items 1..gaps steps after a history item
     gap_init: float = 0.5  # initial weight of gap channel g: gap_init ** (g - 1)
     reverse: bool = True  # a channel of what came right BEFORE a history item
@@ -131,8 +139,8 @@ class OnlineRecModel:
         else:  # the gate is fixed at 0: the embedding term is 0 and teaches nothing
             cand_rows = torch.zeros(len(candidates), c.dim, device=device)
             users = torch.zeros(len(trainable), c.dim, device=device)
-        trans = self.dense.transitions(*feature_tensors(self.counts.features_among(histories, c.history, column), device),
-                                       (len(trainable), len(candidates)))
+        features = self.counts.features_among(histories, c.history, column, c.features_per_source)
+        trans = self.dense.transitions(*feature_tensors(features, device), (len(trainable), len(candidates)))
         pop = self.popularity.get(candidates)[:, 0]
         logits = self.dense.scores(users, cand_rows, trans, pop)
         rows, cols = history_mask_pairs(histories, targets, column)
@@ -231,10 +239,11 @@ class OnlineRecModel:
                 keep: Sequence[Id | None]) -> list[torch.Tensor]:
         with torch.no_grad():
             # Each shard's id -> row map is its columns; the features are taken among them.
-            k = self.config.history
+            k, per_source = self.config.history, self.config.features_per_source
             return scores_in_columns(self.dense, self.users(histories), self.tables(),
                                      [shard.rows for shard in self.store.shards],
-                                     lambda column: self.counts.features_among(histories, k, column), masked, keep)
+                                     lambda column: self.counts.features_among(histories, k, column, per_source),
+                                     masked, keep)
 
     def score_batch(self, histories: Sequence[Sequence[Id]], targets: Sequence[Id]) -> list[int | None]:
         """Progressive validation: 0-based rank of each target over all admitted items, history

@@ -16,15 +16,11 @@ import numpy as np
 import torch
 
 from models.online.counts import TransitionCounts
-from models.online.rec_model import OnlineRecModel, top_k
-from models.online.scoring import DenseScorer, Table, full_scores, target_ranks
+from models.online.rec_model import FEATURES_PER_SOURCE, OnlineRecModel, top_k
+from models.online.scoring import DenseScorer, Table, scores_in_columns, target_ranks
 
-# Successors of each history item a served recommendation sums (the strongest by count). A
-# popular item of a Zipf-shaped shop has thousands: summing them all was most of a cache
-# miss's time (bench/scale.py, 20k items), for items that then lose to the strongest anyway.
-SERVED_NEIGHBOURS = 100
 # Bytes of history items' count terms a serving model keeps (see _item_terms): a float64 per
-# channel for each of up to SERVED_NEIGHBOURS rows a channel, so 4-20 KB for a busy item.
+# channel for each of up to `per_source` (100) rows a channel, so 4-20 KB for a busy item.
 MAX_TERM_BYTES = 32 * 2**20
 
 Id = Hashable
@@ -65,7 +61,8 @@ class ServingRecModel:
     """One immutable version of the recommender: rows (fp32 or fp16), popularity, dense, counts."""
 
     def __init__(self, version: int, ids: list[Id], rows: torch.Tensor, popularity: torch.Tensor,
-                 dense: DenseScorer, counts: TransitionCounts, history: int) -> None:
+                 dense: DenseScorer, counts: TransitionCounts, history: int,
+                 per_source: int = FEATURES_PER_SOURCE) -> None:
         self.version = version
         self.ids = ids
         self.index = {key: i for i, key in enumerate(ids)}
@@ -74,6 +71,7 @@ class ServingRecModel:
         self.dense = dense
         self.counts = counts
         self.history = history
+        self.per_source = per_source  # successors a history item's features read (OnlineRecConfig.features_per_source)
         self._sparse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # history item -> its count terms (see _item_terms): a version's counts never change.
         self._terms: dict[Id, tuple[np.ndarray, np.ndarray] | None] = {}
@@ -90,7 +88,8 @@ class ServingRecModel:
         counts = model.counts.empty_like()
         counts.load_json(model.counts.to_json())
         dense = copy.deepcopy(model.dense).cpu().requires_grad_(False)
-        return cls(version, ids, rows.half() if fp16 else rows, popularity, dense, counts, model.config.history)
+        return cls(version, ids, rows.half() if fp16 else rows, popularity, dense, counts, model.config.history,
+                   model.config.features_per_source)
 
     def memory_bytes(self) -> int:
         """Bytes of the row and popularity tensors (dicts and counts excluded)."""
@@ -120,7 +119,7 @@ class ServingRecModel:
         dense = copy.deepcopy(self.dense)
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})
-        return ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history)
+        return ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source)
 
     # ---- scoring (same math as OnlineRecModel) ---------------------------------------------
     def _locate(self, ids: Sequence[Id]) -> list[tuple[int, int] | None]:
@@ -139,9 +138,10 @@ class ServingRecModel:
             rows = self.rows.float()
             padded = torch.cat([rows, torch.zeros(1, rows.shape[1])])
             users = self.dense.user(padded[index], mask)
-            entries = self.counts.features(histories, self.history)
-            table = Table(rows, self.popularity)
-            return full_scores(self.dense, users, [table], self._locate, entries, masked, keep)[0]
+            k, per_source = self.history, self.per_source
+            return scores_in_columns(self.dense, users, [Table(rows, self.popularity)], [self.index],
+                                     lambda column: self.counts.features_among(histories, k, column, per_source),
+                                     masked, keep)[0]
 
     def score_batch(self, histories: Sequence[Sequence[Id]], targets: Sequence[Id]) -> list[int | None]:
         """0-based rank of each target, history masked (see OnlineRecModel.score_batch)."""
@@ -210,7 +210,7 @@ class ServingRecModel:
 
     def _item_terms(self, item: Id) -> tuple[np.ndarray, np.ndarray] | None:
         """(rows, values [channel, row]) of a history item: the rows among its strongest
-        SERVED_NEIGHBOURS successors in any channel, and each channel's count of them over
+        `per_source` successors in any channel, and each channel's count of them over
         sqrt(1 + the item's degree there); None where no channel has a row for it. Memoised
         per item (bounded): at position j its contribution is one product, weights[:, j] @
         values, where summing channel by channel cost a cache miss a Python step per channel."""
@@ -224,8 +224,9 @@ class ServingRecModel:
             neighbours = table.get(item)
             if not neighbours:
                 continue
-            pairs = neighbours.items() if len(neighbours) <= SERVED_NEIGHBOURS else heapq.nlargest(
-                SERVED_NEIGHBOURS, neighbours.items(), key=lambda kv: kv[1])
+            per_source = self.per_source
+            pairs = neighbours.items() if not 0 < per_source < len(neighbours) else heapq.nlargest(
+                per_source, neighbours.items(), key=lambda kv: kv[1])
             norm = 1.0 / math.sqrt(1.0 + degree[item])
             channels.extend((c, row, count * norm) for successor, count in pairs
                             if (row := index.get(successor)) is not None)

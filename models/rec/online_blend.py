@@ -39,12 +39,11 @@ def count_parts(model: OnlineRecModel, histories: Sequence[Sequence[Id]], index:
         return torch.from_numpy(np.asarray(values, dtype=dtype)).to(device)
 
     with torch.no_grad():
-        entries = model.counts.features(histories, model.config.history)
-        samples, features, items, values = zip(*entries) if entries else ((), (), (), ())
-        cols = on_device(np.fromiter((index.get(item, -1) for item in items), np.int64, len(items)), np.int64)
-        keep = cols >= 0
-        transitions = dense.transitions(on_device(samples, np.int64)[keep], on_device(features, np.int64)[keep],
-                                        cols[keep], on_device(values, np.float32)[keep], (batch, n_items))
+        # the features the model itself reads (each history item's strongest successors), among the index
+        samples, features, cols, values = model.counts.features_among(histories, model.config.history, index,
+                                                                      model.config.features_per_source)
+        transitions = dense.transitions(on_device(samples, np.int64), on_device(features, np.int64),
+                                        on_device(cols, np.int64), on_device(values, np.float32), (batch, n_items))
         tables = model.tables()
         columns = _columns(model.store, index)
         if model.embedding_trained():

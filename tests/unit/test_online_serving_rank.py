@@ -34,17 +34,16 @@ def test_sparse_rank_equals_full_table_scores(k):
 
 
 def test_a_served_recommendation_sums_only_each_sources_strongest_successors(monkeypatch):
-    """Past SERVED_NEIGHBOURS successors a source contributes its strongest only, from a memo
+    """Past `features_per_source` successors a source contributes its strongest only, from a memo
     that stays bounded: checked against the sum written out here."""
     import heapq
     import math
 
     from models.online import serving as serving_module
 
-    monkeypatch.setattr(serving_module, "SERVED_NEIGHBOURS", 4)
     monkeypatch.setattr(serving_module, "MAX_TERM_BYTES", 2_000)
     rng = random.Random(5)
-    model = OnlineRecModel(OnlineRecConfig(num_shards=1, capacity=500, dim=8))
+    model = OnlineRecModel(OnlineRecConfig(num_shards=1, capacity=500, dim=8, features_per_source=4))
     stream = [([f"i{rng.randrange(40)}" for _ in range(3)], f"i{rng.randrange(40)}") for _ in range(3000)]
     for start in range(0, len(stream), 256):
         model.learn(stream[start:start + 256])

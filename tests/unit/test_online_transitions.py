@@ -125,3 +125,71 @@ def test_counts_survive_their_binary_form_exactly():
     empty = TransitionCounts()
     empty.load_arrays(TransitionCounts().to_arrays())
     assert empty.edges() == 0
+
+
+def _features_by_hand(counts, histories, k, column, per_source):
+    """features_among written out: each history item's `per_source` strongest successors
+    (by count, ties in the Counter's order) per channel, among the items with a column."""
+    import heapq
+
+    out = set()
+    for b, history in enumerate(histories):
+        recent = history[::-1][:k]
+        for ch, (table, degree) in enumerate(zip(counts.neighbours, counts.degrees)):
+            for j, a in enumerate(recent):
+                neighbours = table.get(a) or {}
+                read = heapq.nlargest(per_source, neighbours, key=neighbours.__getitem__) if per_source else neighbours
+                for item in read:
+                    if item in column:
+                        out.add((b, ch * k + j, column[item], round(neighbours[item] / math.sqrt(1 + degree[a]), 12)))
+    return out
+
+
+def test_features_among_read_each_sources_strongest_successors_among_the_columns():
+    import random
+
+    from models.online.counts import REMEMBER_FROM, TransitionCounts
+
+    counts = TransitionCounts(gaps=2, reverse=True)
+    rng = random.Random(7)
+    for _ in range(6000):  # a few items followed by many: past the memo's and the cut's sizes
+        history = [f"i{min(rng.randrange(200), rng.randrange(200))}" for _ in range(rng.randrange(1, 5))]
+        counts.add_sample(history, f"i{rng.randrange(200)}")
+    assert max(len(n) for n in counts.next.values()) > max(REMEMBER_FROM, 50)
+    histories = [[f"i{rng.randrange(200)}" for _ in range(rng.randrange(0, 6))] for _ in range(60)] + [["i0", "i0", "i1"]]
+    column = {f"i{i}": n for n, i in enumerate(rng.sample(range(200), 120))}
+    for per_source in (0, 5, 50, 1000):
+        b, f, c, v = counts.features_among(histories, 4, column, per_source)
+        got = {(x, y, z, round(w, 12)) for x, y, z, w in zip(b, f, c, v)}
+        assert len(got) == len(b)  # no term twice (a popular item's terms are kept, not repeated)
+        assert got == _features_by_hand(counts, histories, 4, column, per_source), per_source
+    everything = {item: n for n, item in enumerate(sorted({i for t in counts.next.values() for i in t}))}
+    full = {(x, y, everything[item], round(w, 12)) for x, y, item, w in counts.features(histories, 4)}
+    b, f, c, v = counts.features_among(histories, 4, everything, 0)
+    assert {(x, y, z, round(w, 12)) for x, y, z, w in zip(b, f, c, v)} == full
+
+
+def test_a_sources_strongest_successors_are_found_again_as_it_grows_or_changes():
+    import copy
+
+    from models.online.counts import TransitionCounts
+
+    counts = TransitionCounts(max_neighbours=8)
+    for item, n in (("a", 5), ("b", 4), ("c", 3), ("d", 2), ("e", 1)):
+        for _ in range(n):
+            counts.add("s", item)
+    assert counts.strongest(0, "s", 2) == ("a", "b")
+    for _ in range(3):  # degree 15 -> 18, under a quarter more: the kept answer stands
+        counts.add("s", "e")
+    assert counts.strongest(0, "s", 2) == ("a", "b")
+    for _ in range(2):  # 20 >= 15 * 1.25: found again, "e" (6) now leads
+        counts.add("s", "e")
+    assert counts.strongest(0, "s", 2) == ("e", "a")
+    snapshot = copy.deepcopy(counts)
+    counts.add("s", "d")  # copy-on-write: a new Counter, so found again from it
+    assert snapshot.strongest(0, "s", 3) == ("e", "a", "b")
+    for item in "fghijklmnopq":  # past 2 * max_neighbours successors: pruned to the strongest 8
+        counts.add("s", item)
+    assert counts.strongest(0, "s", 3) == ("e", "a", "b") and all(i in counts.next["s"] for i in counts.strongest(0, "s", 8))
+    counts.load_json([["s", 3, [["z", 3]]]])  # a replaced row is read afresh
+    assert counts.strongest(0, "s", 2) == ("z",)
