@@ -18,6 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -244,13 +245,19 @@ class TransitionCounts:
             out.append(row)
         return out
 
-    def load_json(self, rows: list[Any]) -> None:
-        """Upsert sources from `to_json` output (replacing their rows in every channel given)."""
+    def load_json(self, rows: list[Any], keep: int = 0) -> None:
+        """Upsert sources from `to_json` output (replacing their rows in every channel given).
+
+        `keep` > 0 holds only each row's `keep` strongest successors (ties in the row's order),
+        degrees whole: for a reader that reads no more (`features_among` with per_source =
+        keep). A row always comes whole, so a later upsert of it loses nothing."""
         for row in rows:
             a = row[0]
             channels = [row[1:3], *(row[3] if len(row) > 3 else [])]
             for c, (degree, pairs) in enumerate(channels[: self.channels]):
                 if pairs or degree:
+                    if 0 < keep < len(pairs):
+                        pairs = heapq.nlargest(keep, pairs, key=itemgetter(1))
                     self.neighbours[c][a] = Counter({b: n for b, n in pairs})
                     self.degrees[c][a] = degree
                     self._owned[c].add(a)

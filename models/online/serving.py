@@ -86,7 +86,8 @@ class ServingRecModel:
         rows = torch.cat([t.rows.cpu() for t in tables]).clone()
         popularity = torch.cat([t.popularity.cpu() for t in tables]).clone()
         counts = model.counts.empty_like()
-        counts.load_json(model.counts.to_json())
+        # each row's strongest successors only: all that serving reads (a popular item has ten times more)
+        counts.load_json(model.counts.to_json(), keep=model.config.features_per_source)
         dense = copy.deepcopy(model.dense).cpu().requires_grad_(False)
         return cls(version, ids, rows.half() if fp16 else rows, popularity, dense, counts, model.config.history,
                    model.config.features_per_source)
@@ -115,7 +116,7 @@ class ServingRecModel:
             at, values = zip(*known)
             popularity[list(at)] = torch.tensor(values)
         counts = self.counts.without(version.dropped_sources)
-        counts.load_json(version.transitions)  # new Counters: the old object's are not touched
+        counts.load_json(version.transitions, keep=self.per_source)  # new Counters: the old object's are not touched
         dense = copy.deepcopy(self.dense)
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})

@@ -54,7 +54,7 @@ def test_a_served_recommendation_sums_only_each_sources_strongest_successors(mon
     cut_any = False
     for history in (["i1", "i2", "i3"], ["i7"], ["i9", "i9", "i30"]):
         want: dict[str, float] = {}
-        for f, neighbours, norm in serving.counts._sources(history, serving.history):
+        for f, neighbours, norm in model.counts._sources(history, serving.history):  # the learner's whole rows
             cut_any |= len(neighbours) > 4
             for item, count in heapq.nlargest(4, neighbours.items(), key=lambda kv: kv[1]):
                 want[item] = want.get(item, 0.0) + weights[f] * norm * count
@@ -65,6 +65,10 @@ def test_a_served_recommendation_sums_only_each_sources_strongest_successors(mon
         assert serving._term_bytes == sum(r.nbytes + v.nbytes for r, v in filter(None, serving._terms.values()))
         assert got == dict(serving.rank(history, 40))  # again, from the memo
     assert cut_any  # the test exercised the cut
+    # what serving does not read it does not hold: each row's 4 strongest, degrees whole
+    for held, whole in zip(serving.counts.neighbours, model.counts.neighbours):
+        assert held.keys() == whole.keys() and all(len(row) == min(4, len(whole[a])) for a, row in held.items())
+    assert serving.counts.degrees == model.counts.degrees
 
 
 def test_the_learners_scores_over_its_shard_maps_equal_scoring_located_entries():

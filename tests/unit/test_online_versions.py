@@ -1,4 +1,5 @@
 import copy
+import random
 
 import torch
 
@@ -238,3 +239,27 @@ def test_numbers_go_above_the_floor_and_a_republished_state_takes_a_new_one():
     assert [i for i, _ in rebuilt.rank(["x3"], 3)] == [i for i, _ in learner.serving_rec.rank(["x3"], 3)]
     learner.floor = 20
     assert learner.rollback(0, now=3.0).number == 21  # rollbacks too
+
+
+def test_a_reader_holds_each_rows_strongest_successors_and_ranks_as_a_fresh_snapshot():
+    """A reader keeps the `features_per_source` strongest successors of each row it is sent (all
+    that serving reads); a delta resends a changed row whole, so a reader moved through deltas
+    holds and ranks what a snapshot of the same learner does."""
+    rng = random.Random(3)
+
+    def stream(n):
+        return [([f"i{min(rng.randrange(30), rng.randrange(30))}" for _ in range(3)], f"i{rng.randrange(30)}")
+                for _ in range(n)]
+
+    learner = make_learner(small_model(negatives=0, features_per_source=3), guard_ratio=0.0)
+    reader = learner.serving_model()
+    for now in (1.0, 2.0, 3.0):
+        feed(learner, stream(400))
+        reader = reader.apply(Version.from_bytes(learner.propose(now=now).version.to_bytes()))
+    snapshot = learner.serving_model()
+    whole = learner.serving_rec.counts
+    assert reader.counts.neighbours == snapshot.counts.neighbours and reader.counts.degrees == whole.degrees
+    assert any(len(row) > 3 for row in whole.next.values())  # rows were cut
+    assert all(len(row) <= 3 for table in reader.counts.neighbours for row in table.values())
+    for history in (["i1", "i2", "i3"], ["i0"], ["i4", "i0"]):
+        assert reader.rank(history, 10) == snapshot.rank(history, 10)
