@@ -25,6 +25,8 @@ shows `--rate` and a low freshness; one that does not, a lower rate and a freshn
 (offer more than the target, `--rate 4000`, to see what one worker sustains).
 Ingest, serving and the fixed body each report `machine_meanwhile`: the cores busy on the whole
 machine (load generators included) and the cores the hypervisor gave other guests (steal).
+Serving also reports each process's major page faults meanwhile (a page read back from disk
+stalls a process without using its core).
 Last line: JSON with every figure and the targets beside.
 """
 from __future__ import annotations

@@ -38,7 +38,9 @@ class TransitionCounts:
         self.neighbours: list[dict[Id, Counter[Id]]] = [{} for _ in range(n)]
         self.degrees: list[dict[Id, int]] = [{} for _ in range(n)]
         self._owned: list[set[Id]] = [set() for _ in range(n)]  # sources whose Counter only we hold
-        # source -> (its Counter, its degree then, its strongest successors) per channel: see strongest
+        # source -> (its Counter, its degree then, its strongest successors) per channel: see
+        # strongest. An entry goes when its row is replaced or dropped: it holds no Counter the
+        # table does not, so it costs a tuple of ids, never a second copy of a row.
         self._strongest: list[dict[Id, tuple[Counter[Id], int, tuple[Id, ...]]]] = [{} for _ in range(n)]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "TransitionCounts":
@@ -56,6 +58,7 @@ class TransitionCounts:
         if source not in owned:
             table[source] = Counter(table.get(source) or ())
             owned.add(source)
+            self._strongest[channel].pop(source, None)  # it named the Counter just replaced
         return table[source]
 
     @property
@@ -109,10 +112,11 @@ class TransitionCounts:
     def drop(self, items: Iterable[Id]) -> None:
         """Forget the rows of these sources (they were evicted). Counts INTO them stay until pruned."""
         for item in items:
-            for neighbours, degree, owned in zip(self.neighbours, self.degrees, self._owned):
+            for neighbours, degree, owned, strongest in zip(self.neighbours, self.degrees, self._owned, self._strongest):
                 neighbours.pop(item, None)
                 degree.pop(item, None)
                 owned.discard(item)
+                strongest.pop(item, None)
 
     def __contains__(self, source: Id) -> bool:
         return any(source in n for n in self.neighbours)
@@ -265,6 +269,7 @@ class TransitionCounts:
                     self.neighbours[c].pop(a, None)
                     self.degrees[c].pop(a, None)
                     self._owned[c].discard(a)
+                self._strongest[c].pop(a, None)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every count as flat arrays (a checkpoint's binary form; `load_arrays` reads it back).
@@ -310,6 +315,7 @@ class TransitionCounts:
             self.neighbours[c] = table
             self.degrees[c] = dict(zip(sources, arrays[f"c{c}.degrees"].tolist()))
             self._owned[c] = set(sources)
+            self._strongest[c] = {}
 
     def without(self, sources: Iterable[Id]) -> "TransitionCounts":
         """A new object sharing the rows (Counters) of every source but `sources`."""

@@ -38,7 +38,7 @@ def channel_init(config: "OnlineRecConfig") -> list[float]:
 
 # Successors of a history item (per channel) the count features read: its strongest by count.
 # A popular item of a 100k-item Zipf shop has a thousand; reading all of them for every history
-# position was most of the learner's step there (bench/learner.py --shop) and of a served cache
+# position was most of the learner's step there (bench/learner_shop.py) and of a served cache
 # miss, for items that lose to the strongest anyway. A reader of versions serves with this one.
 FEATURES_PER_SOURCE = 100
 

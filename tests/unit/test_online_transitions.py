@@ -187,9 +187,12 @@ def test_a_sources_strongest_successors_are_found_again_as_it_grows_or_changes()
     assert counts.strongest(0, "s", 2) == ("e", "a")
     snapshot = copy.deepcopy(counts)
     counts.add("s", "d")  # copy-on-write: a new Counter, so found again from it
+    assert "s" not in counts._strongest[0]  # the kept answer went with the Counter it was for
     assert snapshot.strongest(0, "s", 3) == ("e", "a", "b")
     for item in "fghijklmnopq":  # past 2 * max_neighbours successors: pruned to the strongest 8
         counts.add("s", item)
     assert counts.strongest(0, "s", 3) == ("e", "a", "b") and all(i in counts.next["s"] for i in counts.strongest(0, "s", 8))
     counts.load_json([["s", 3, [["z", 3]]]])  # a replaced row is read afresh
     assert counts.strongest(0, "s", 2) == ("z",)
+    counts.drop(["s"])
+    assert counts._strongest == [{}]  # nothing kept for a dropped row
