@@ -8,16 +8,19 @@ and the learner's step slows as they grow: the default-size scale run fell behin
 the figure that matters is the rate late in the stream, `late_samples_per_cpu_s` (its last
 half). Beside it, in the same run: the same learner reading every successor of a history
 item (`features_per_source` 0, how it learned before), and transition counting alone.
-Progressive NDCG@10 of each learner shows what reading only the strongest successors costs.
+Progressive NDCG@10 of each learner shows what reading only the strongest successors costs,
+and `reader_counts_mb` what its counts take in a gateway, which holds only those (whole: all).
 Last line: {"learner": {...}, "all_successors": {...}, "counting_samples_per_cpu_s": ..., ...}.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import orjson
@@ -65,10 +68,26 @@ def learn(settings: Settings, stream: Stream, per_source: int) -> dict[str, floa
         learner.step(rec_samples, click_samples)
         cpu[n >= half] += time.process_time() - started
     count = [sum(len(r) + len(c) for r, c in part) for part in (stream[:half], stream[half:])]
-    return {"samples_per_cpu_s": round(sum(count) / sum(cpu), 1), "early_samples_per_cpu_s": round(count[0] / cpu[0], 1),
+    return {**reader_counts_mb(rec), "samples_per_cpu_s": round(sum(count) / sum(cpu), 1), "early_samples_per_cpu_s": round(count[0] / cpu[0], 1),
             "late_samples_per_cpu_s": round(count[1] / cpu[1], 1), "cpu_s": round(sum(cpu), 1),
             "progressive_NDCG@10": round(learner.live_window.ndcg(), 4), "scored_samples": learner.live_window.count,
             "items": len(rec.store), "count_edges": rec.counts.edges()}
+
+
+def reader_counts_mb(rec: OnlineRecModel) -> dict[str, float]:
+    """MB the model's counts take in a reader (a gateway's version: each row's strongest
+    `features_per_source` successors), and whole, by tracemalloc over loading them."""
+    rows = rec.counts.to_json()
+    out = {}
+    for name, keep in (("reader_counts_mb", rec.config.features_per_source), ("whole_counts_mb", 0)):
+        gc.collect()
+        tracemalloc.start()
+        counts = rec.counts.empty_like()
+        counts.load_json(rows, keep=keep)
+        out[name] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+        tracemalloc.stop()
+        del counts
+    return out
 
 
 def main() -> None:
