@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--limit-users", type=int, default=0)
     parser.add_argument("--batch", type=int, default=512)
     for name in ("dim", "history", "negatives", "row_lr", "dense_lr", "init_std", "user_scale", "gaps",
-                 "gap_init", "reverse_init", "embed_gate", "sample_power", "pop_weight"):
+                 "gap_init", "reverse_init", "embed_gate", "sample_power", "pop_weight", "features_per_source"):
         default = getattr(DEFAULTS, name)
         parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     for name in ("reverse", "learn_popularity", "learn_embedding", "logq"):
