@@ -41,16 +41,21 @@ async def produce(settings: Settings, n: int) -> None:
     await produce_events(settings, events)
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (field 3, the state, first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def major_faults(pid: int) -> int:
     """Page faults of a process that had to read from disk (a page the kernel had dropped or
     never loaded), from /proc: a process that waits on them is late without using its core."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[9])
+    return int(_stat(pid)[9])
 
 
 def machine_cpu() -> tuple[float, float, float]:

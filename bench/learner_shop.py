@@ -9,8 +9,8 @@ the figure that matters is the rate late in the stream, `late_samples_per_cpu_s`
 half). Beside it, in the same run: the same learner reading every successor of a history
 item (`features_per_source` 0, how it learned before), and transition counting alone.
 Progressive NDCG@10 of each learner shows what reading only the strongest successors costs,
-and `reader_counts_mb` what its counts take in a gateway, which holds only those (whole: all).
-Last line: {"learner": {...}, "all_successors": {...}, "counting_samples_per_cpu_s": ..., ...}.
+and `gateway_counts_mb` what its counts take in a gateway, which holds only those (whole: all).
+Last line: {"learner": {...}, "all_successors": {...}, "gateway_counts_mb": {...}, "counting_samples_per_cpu_s": ..., ...}.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def shop_batches(settings: Settings, shop: SyntheticShop, events: int, batch: in
     return [to_model_samples(made[start:start + batch]) for start in range(0, len(made), batch)]
 
 
-def learn(settings: Settings, stream: Stream, per_source: int) -> dict[str, float]:
+def learn(settings: Settings, stream: Stream, per_source: int) -> tuple[dict[str, float], OnlineRecModel]:
     """One learner as `streamrank learner` builds it (app.learner.new_learner), cut at `per_source`."""
     o = settings.online
     rec = OnlineRecModel(OnlineRecConfig(dim=o.dim, capacity=o.capacity, num_shards=o.shards, min_count=o.min_count,
@@ -68,10 +68,10 @@ def learn(settings: Settings, stream: Stream, per_source: int) -> dict[str, floa
         learner.step(rec_samples, click_samples)
         cpu[n >= half] += time.process_time() - started
     count = [sum(len(r) + len(c) for r, c in part) for part in (stream[:half], stream[half:])]
-    return {**reader_counts_mb(rec), "samples_per_cpu_s": round(sum(count) / sum(cpu), 1), "early_samples_per_cpu_s": round(count[0] / cpu[0], 1),
+    return {"samples_per_cpu_s": round(sum(count) / sum(cpu), 1), "early_samples_per_cpu_s": round(count[0] / cpu[0], 1),
             "late_samples_per_cpu_s": round(count[1] / cpu[1], 1), "cpu_s": round(sum(cpu), 1),
             "progressive_NDCG@10": round(learner.live_window.ndcg(), 4), "scored_samples": learner.live_window.count,
-            "items": len(rec.store), "count_edges": rec.counts.edges()}
+            "items": len(rec.store), "count_edges": rec.counts.edges()}, rec
 
 
 def reader_counts_mb(rec: OnlineRecModel) -> dict[str, float]:
@@ -108,11 +108,13 @@ def main() -> None:
     for history, target in rec_samples:
         counter.learn_one(history[-1] if history else None, target)
     counting_cpu = time.process_time() - started
-    learner = learn(settings, stream, OnlineRecConfig.features_per_source)
-    print(json.dumps({"learner": learner}), flush=True)
-    every = learn(settings, stream, 0)
+    learner, rec = learn(settings, stream, OnlineRecConfig.features_per_source)
+    counts_mb = reader_counts_mb(rec)  # once: a learner reading every successor has the same counts
+    del rec
+    print(json.dumps({"learner": learner, "gateway_counts_mb": counts_mb}), flush=True)
+    every, _ = learn(settings, stream, 0)
     print(json.dumps({
-        "learner": learner, "all_successors": every,
+        "learner": learner, "all_successors": every, "gateway_counts_mb": counts_mb,
         "late_ratio": round(learner["late_samples_per_cpu_s"] / every["late_samples_per_cpu_s"], 2),
         "counting_samples_per_cpu_s": round(len(rec_samples) / counting_cpu, 1),
         "features_per_source": OnlineRecConfig.features_per_source, "events": args.events,

@@ -147,7 +147,9 @@ class TransitionCounts:
         # made the garbage collector cost more than the memo saved.
         found: list[dict[Id, tuple[list[int], list[float]]]] = [{} for _ in self.neighbours]
         tables = list(enumerate(zip(self.neighbours, self.degrees, found)))
-        remember_from = min(REMEMBER_FROM, per_source) if per_source > 0 else REMEMBER_FROM  # where the cut starts, too
+        # Rows past this size go through _terms_among (kept, and cut to per_source): a cut
+        # below REMEMBER_FROM must start there too.
+        remember_from = min(REMEMBER_FROM, per_source) if per_source > 0 else REMEMBER_FROM
         for b, history in enumerate(histories):
             recent = history[::-1][:k]  # most recent first: position j is f = channel * k + j
             for ch, (table, degree, known) in tables:

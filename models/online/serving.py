@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import heapq
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
@@ -58,7 +57,11 @@ class Version(Protocol):
 
 
 class ServingRecModel:
-    """One immutable version of the recommender: rows (fp32 or fp16), popularity, dense, counts."""
+    """One immutable version of the recommender: rows (fp32 or fp16), popularity, dense, counts.
+
+    Each count row holds only its `per_source` strongest successors (`load_json(keep=...)` in
+    `from_model` and `apply`, the only ways one is made): all that serving reads.
+    """
 
     def __init__(self, version: int, ids: list[Id], rows: torch.Tensor, popularity: torch.Tensor,
                  dense: DenseScorer, counts: TransitionCounts, history: int,
@@ -210,8 +213,8 @@ class ServingRecModel:
             want *= 4  # the filter refused many: look further down the popularity order
 
     def _item_terms(self, item: Id) -> tuple[np.ndarray, np.ndarray] | None:
-        """(rows, values [channel, row]) of a history item: the rows among its strongest
-        `per_source` successors in any channel, and each channel's count of them over
+        """(rows, values [channel, row]) of a history item: the rows among its successors in any
+        channel (each row holds its strongest `per_source`, see __init__), and each channel's count of them over
         sqrt(1 + the item's degree there); None where no channel has a row for it. Memoised
         per item (bounded): at position j its contribution is one product, weights[:, j] @
         values, where summing channel by channel cost a cache miss a Python step per channel."""
@@ -225,11 +228,8 @@ class ServingRecModel:
             neighbours = table.get(item)
             if not neighbours:
                 continue
-            per_source = self.per_source
-            pairs = neighbours.items() if not 0 < per_source < len(neighbours) else heapq.nlargest(
-                per_source, neighbours.items(), key=lambda kv: kv[1])
             norm = 1.0 / math.sqrt(1.0 + degree[item])
-            channels.extend((c, row, count * norm) for successor, count in pairs
+            channels.extend((c, row, count * norm) for successor, count in neighbours.items()
                             if (row := index.get(successor)) is not None)
         if not channels:
             memo[item] = None

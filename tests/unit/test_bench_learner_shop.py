@@ -20,4 +20,5 @@ def test_the_shop_learner_bench_runs_both_learners_on_one_stream(monkeypatch, ca
     assert cut["count_edges"] == every["count_edges"] > 0  # reading fewer successors counts the same
     assert 0 < cut["progressive_NDCG@10"] <= 1 and cut["late_samples_per_cpu_s"] > 0
     assert out["features_per_source"] == 100 and out["late_ratio"] > 0
-    assert cut["reader_counts_mb"] <= cut["whole_counts_mb"]  # a reader's rows are cut, never grown
+    counts = out["gateway_counts_mb"]
+    assert counts["reader_counts_mb"] <= counts["whole_counts_mb"]  # a reader's rows are cut, never grown
