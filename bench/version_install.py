@@ -1,0 +1,139 @@
+"""How long a gateway's event loop waits while it installs the learner's versions.
+
+A gateway builds each version the learner publishes (every `version_interval_s`, 5 s) in a
+thread, off the event loop. A thread still holds the GIL: for up to the switch interval
+between bytecodes, and for the whole of one C call (a JSON parse, a collection). Every
+request that comes meanwhile waits that long, so a build shows in /v1/recommend's p99 though
+no handler got slower.
+
+The versions here are the learner's on the scale shop of bench/scale.py (default 1M
+shoppers, 100k items, Zipf popularity), one per `--version-every` events (the worker's 3,000
+events/s times the interval). They are signed and handed to the gateway's own follower
+(`ModelUpdatesFollower.receive`: verify, decode, build, install, freeze), as Kafka would, while
+a timer due every millisecond on the loop measures how late it ran. The later half of the
+versions is measured, where count rows are largest. Baseline, same run: the timer with no
+build running (the pauses between versions).
+
+Last line: {"installing": {lag percentiles, ms}, "idle": {...}, "versions": n, "version_mb": ..., ...}.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from learner_shop import shop_batches  # noqa: E402
+
+from app.gateway.model_updates import ModelUpdatesFollower  # noqa: E402
+from app.gateway.read_model import ReadModel  # noqa: E402
+from app.gateway.serving import ServingModels  # noqa: E402
+from app.learner import guard_config  # noqa: E402
+from app.metrics import Metrics  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.threads import limit_threads  # noqa: E402
+from models.data.synthetic_shop import ShopConfig, SyntheticShop  # noqa: E402
+from models.online.click_model import OnlineClickConfig, OnlineClickModel  # noqa: E402
+from models.online.rec_model import OnlineRecConfig, OnlineRecModel  # noqa: E402
+from models.online.versions import OnlineLearner  # noqa: E402
+from tables.wire.updates import encode_version, signing_key  # noqa: E402
+
+PROBE_S = 0.001
+Record = tuple[bytes, list[tuple[str, bytes]]]  # a model-updates record: value, headers
+
+
+def published_versions(settings: Settings, args: argparse.Namespace) -> list[Record]:
+    """The learner's versions on the shop's first `--events` events, as it signs and publishes them."""
+    shop = SyntheticShop(ShopConfig(shoppers=args.shoppers, items=args.items))
+    stream = shop_batches(settings, shop, args.events, settings.learner.batch)
+    o = settings.online
+    rec = OnlineRecModel(OnlineRecConfig(dim=o.dim, capacity=o.capacity, num_shards=o.shards, min_count=o.min_count))
+    click = OnlineClickModel(OnlineClickConfig(capacity=o.capacity, num_shards=o.shards, min_count=o.min_count))
+    # Promoted on a schedule, as if every version passed the guard: what a gateway reads is the point.
+    learner = OnlineLearner(rec, click, dataclasses.replace(guard_config(settings), min_samples=10**9))
+    batches_per_version = max(1, round(len(stream) * args.version_every / args.events))
+    out = []
+    for n, (rec_samples, click_samples) in enumerate(stream):
+        learner.step(rec_samples, click_samples)
+        if (n + 1) % batches_per_version == 0:
+            out.append(learner._promote(time.time(), {}))
+    key = signing_key(settings)
+    return [encode_version(version, key) for version in out]
+
+
+def percentiles(lags: list[float]) -> dict[str, float]:
+    lags = sorted(lags)
+    at = lambda q: round(1000 * lags[int(q * (len(lags) - 1))], 2)  # noqa: E731
+    return {"probes": len(lags), "p50_ms": at(0.5), "p99_ms": at(0.99), "p999_ms": at(0.999), "max_ms": at(1.0),
+            "share_over_5ms": round(sum(lag > 0.005 for lag in lags) / len(lags), 4)}
+
+
+async def install_all(settings: Settings, records: list[Record], pause_s: float) -> dict:
+    """Hand every version to a gateway's follower; the loop's lateness during builds and between them."""
+    follower = ModelUpdatesFollower(settings, ServingModels(ReadModel(settings)), Metrics(), None)  # type: ignore[arg-type]
+    lags: dict[bool, list[float]] = {True: [], False: []}
+    state = {"installing": False, "measure": False, "stop": False}
+
+    async def probe() -> None:
+        while not state["stop"]:
+            installing, due = state["installing"], time.perf_counter() + PROBE_S
+            await asyncio.sleep(PROBE_S)
+            if state["measure"]:  # a probe that spans a build's start or end counts as during it
+                lags[installing or state["installing"]].append(max(0.0, time.perf_counter() - due))
+
+    timer = asyncio.create_task(probe())
+    walls, cpus = [], []
+    for n, (value, headers) in enumerate(records):
+        state["measure"] = n >= len(records) // 2
+        state["installing"] = True
+        wall, cpu = time.perf_counter(), time.process_time()
+        assert await follower.receive(value, headers), "the follower refused a version"
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        state["installing"] = False
+        if state["measure"]:
+            walls.append(wall)
+            cpus.append(cpu)
+        await asyncio.sleep(pause_s)
+    state["stop"] = True
+    await timer
+    assert follower.serving_version == len(records), "not every version was served"
+    late = [value for value, _ in records[len(records) // 2:]]
+    return {"installing": percentiles(lags[True]), "idle": percentiles(lags[False]),
+            "install_wall_ms": round(1000 * sum(walls) / len(walls), 1),
+            "install_cpu_ms": round(1000 * sum(cpus) / len(cpus), 1),
+            "version_mb": round(sum(map(len, late)) / len(late) / 1e6, 2), "measured_versions": len(late)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=600_000)
+    parser.add_argument("--version-every", type=int, default=15_000,
+                        help="events per version (default: 3,000 events/s times the 5 s version interval)")
+    parser.add_argument("--shoppers", type=int, default=ShopConfig.shoppers)
+    parser.add_argument("--items", type=int, default=ShopConfig.items)
+    parser.add_argument("--pause", type=float, default=0.5, help="seconds between versions (the idle baseline)")
+    args = parser.parse_args()
+    limit_threads(1)
+    with tempfile.TemporaryDirectory() as state_dir:
+        os.environ.setdefault("STREAMRANK_MODEL_SIGNING_KEY", secrets.token_hex(32))
+        os.environ["STREAMRANK_STATE_DIR"] = state_dir
+        settings = Settings.from_env()
+        started = time.perf_counter()
+        records = published_versions(settings, args)
+        print(f"{len(records)} versions in {time.perf_counter() - started:.0f} s", flush=True)
+        result = asyncio.run(install_all(settings, records, args.pause))
+    print(json.dumps({**result, "versions": len(records), "events": args.events, "version_every": args.version_every,
+                      "shoppers": args.shoppers, "items": args.items, "switch_interval_ms": sys.getswitchinterval() * 1000}))
+
+
+if __name__ == "__main__":
+    main()
