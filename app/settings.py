@@ -272,6 +272,10 @@ class GatewaySettings(Group):
     # aiohttp's 128 overflowed when a burst of clients connected at once: the kernel dropped their
     # handshakes, and each one waited for its SYN retransmission, a second or more (bench/scale.py).
     listen_backlog: int = knob(4096, rule=_at_least(1))
+    # How long a thread may hold the GIL while another waits for it (ms; Python's default is 5).
+    # A gateway builds each model version in a thread, and every request that comes meanwhile
+    # waits for the GIL once or more per step of the event loop (bench/version_install.py).
+    gil_switch_ms: float = knob(0.5, rule=_POSITIVE)
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

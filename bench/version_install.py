@@ -32,20 +32,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from learner_shop import shop_batches  # noqa: E402
+from learner_shop import shop_batches
 
-from app.gateway.model_updates import ModelUpdatesFollower  # noqa: E402
-from app.gateway.read_model import ReadModel  # noqa: E402
-from app.gateway.serving import ServingModels  # noqa: E402
-from app.learner import guard_config  # noqa: E402
-from app.metrics import Metrics  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.threads import limit_threads  # noqa: E402
-from models.data.synthetic_shop import ShopConfig, SyntheticShop  # noqa: E402
-from models.online.click_model import OnlineClickConfig, OnlineClickModel  # noqa: E402
-from models.online.rec_model import OnlineRecConfig, OnlineRecModel  # noqa: E402
-from models.online.versions import OnlineLearner  # noqa: E402
-from tables.wire.updates import encode_version, signing_key  # noqa: E402
+from app.gateway.loop_stalls import hand_over_gil_often
+from app.gateway.model_updates import ModelUpdatesFollower
+from app.gateway.read_model import ReadModel
+from app.gateway.serving import ServingModels
+from app.learner import guard_config
+from app.metrics import Metrics
+from app.settings import Settings
+from app.threads import limit_threads
+from models.data.synthetic_shop import ShopConfig, SyntheticShop
+from models.online.click_model import OnlineClickConfig, OnlineClickModel
+from models.online.rec_model import OnlineRecConfig, OnlineRecModel
+from models.online.versions import OnlineLearner
+from tables.wire.updates import encode_version, signing_key
 
 PROBE_S = 0.001
 Record = tuple[bytes, list[tuple[str, bytes]]]  # a model-updates record: value, headers
@@ -130,6 +131,7 @@ def main() -> None:
         started = time.perf_counter()
         records = published_versions(settings, args)
         print(f"{len(records)} versions in {time.perf_counter() - started:.0f} s", flush=True)
+        hand_over_gil_often(settings.gateway.gil_switch_ms)  # as `streamrank gateway` does
         result = asyncio.run(install_all(settings, records, args.pause))
     print(json.dumps({**result, "versions": len(records), "events": args.events, "version_every": args.version_every,
                       "shoppers": args.shoppers, "items": args.items, "switch_interval_ms": sys.getswitchinterval() * 1000}))

@@ -8,6 +8,7 @@ one wake-up per interval.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 
@@ -17,3 +18,9 @@ async def watch_loop_lag(observe: Callable[[float], None], interval_s: float = 0
         due = time.perf_counter() + interval_s
         await asyncio.sleep(interval_s)
         observe(max(0.0, time.perf_counter() - due))
+
+
+def hand_over_gil_often(switch_ms: float) -> None:
+    """Let a thread that holds the GIL keep it for at most `switch_ms` while the loop waits
+    for it (a process-wide interpreter setting: call once, at start)."""
+    sys.setswitchinterval(switch_ms / 1000.0)

@@ -8,6 +8,7 @@ import uvloop
 from aiohttp import web
 
 from app.gateway.app import init_app
+from app.gateway.loop_stalls import hand_over_gil_often
 from app.settings import Settings
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    hand_over_gil_often(settings.gateway.gil_switch_ms)
     # reuse_port: several gateway processes can share one port; the kernel spreads connections.
     web.run_app(init_app(settings), host=args.host or settings.gateway.host,
                 port=args.port or settings.gateway.port, access_log=None, reuse_port=True,

@@ -25,6 +25,7 @@ import numpy as np
 
 Id = Hashable
 REMEMBER_FROM = 32  # successors from which a source's terms are kept for the rest of a features_among call
+SLICE = 4096  # ids decoded per Python step in upsert_arrays
 
 
 class TransitionCounts:
@@ -273,51 +274,97 @@ class TransitionCounts:
                     self._owned[c].discard(a)
                 self._strongest[c].pop(a, None)
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Every count as flat arrays (a checkpoint's binary form; `load_arrays` reads it back).
+    def to_arrays(self, sources: Iterable[Id] | None = None) -> dict[str, np.ndarray]:
+        """Every count, or the rows of `sources`, as flat arrays (`load_arrays` / `upsert_arrays`
+        read them back): a checkpoint's binary form, and a version's.
 
-        `ids_blob`/`ids_end`: every id once, UTF-8 end to end, and where each ends; per channel
-        c, CSR rows: `c{c}.sources` (id numbers), `.degrees`, `.ends` (where each source's
-        successors end), `.targets` (id numbers) and `.counts`. The checkpoint used to hold
-        these as JSON: writing it took ~12% of a worker's time. Ids must be strings.
+        `ids_blob`/`ids_end`: every id once, UTF-8 end to end, and where each ends; `upserted`
+        (id numbers): the sources whose rows these replace in every channel (all of them, when
+        `sources` is None); per channel c, CSR rows: `c{c}.sources` (id numbers), `.degrees`,
+        `.ends` (where each source's successors end), `.targets` (id numbers) and `.counts`;
+        nothing when none of `sources` has a row. Both used to be JSON: a checkpoint's took ~12% of a worker's time, and a gateway parsed
+        a version's in one C call that held the GIL, so its event loop stood still for it
+        (bench/version_install.py). Ids must be strings.
         """
-        tables = self.neighbours
-        ids = list(dict.fromkeys(chain(chain.from_iterable(tables), *(chain.from_iterable(t.values()) for t in tables))))
+        if sources is None:
+            tables = self.neighbours
+            upserted: list[Id] = list(dict.fromkeys(chain.from_iterable(tables)))
+        else:
+            upserted = [a for a in dict.fromkeys(sources) if a in self]
+            if not upserted:
+                return {}  # no rows to replace (a version of the neural learner's, or a quiet one)
+            tables = [{a: t[a] for a in upserted if a in t} for t in self.neighbours]
+        ids = list(dict.fromkeys(chain(upserted, *(chain.from_iterable(t.values()) for t in tables))))
         number = {x: i for i, x in enumerate(ids)}.__getitem__
         encoded = [str(x).encode("utf-8") for x in ids]  # ids are strings (see above)
         out: dict[str, np.ndarray] = {"ids_blob": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
-               "ids_end": np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), dtype=np.int64)}
+               "ids_end": np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), dtype=np.int64),
+               "upserted": np.fromiter(map(number, upserted), np.int32, len(upserted))}
         for c, (table, degree) in enumerate(zip(tables, self.degrees)):
-            sources = list(table)
-            sizes = np.fromiter(map(len, table.values()), np.int64, len(sources))
+            keys = list(table)
+            sizes = np.fromiter(map(len, table.values()), np.int64, len(keys))
             total = int(sizes.sum())
-            out[f"c{c}.sources"] = np.fromiter(map(number, sources), np.int32, len(sources))
-            out[f"c{c}.degrees"] = np.array([degree.get(a, 0) for a in sources], dtype=np.int64)
+            out[f"c{c}.sources"] = np.fromiter(map(number, keys), np.int32, len(keys))
+            out[f"c{c}.degrees"] = np.array([degree.get(a, 0) for a in keys], dtype=np.int64)
             out[f"c{c}.ends"] = np.cumsum(sizes, dtype=np.int64)
             out[f"c{c}.targets"] = np.fromiter(map(number, chain.from_iterable(table.values())), np.int32, total)
             out[f"c{c}.counts"] = np.fromiter(chain.from_iterable(n.values() for n in table.values()), np.int64, total)
         return out
 
-    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Replace every count with what `to_arrays` wrote."""
+    def load_arrays(self, arrays: Mapping[str, np.ndarray], keep: int = 0) -> None:
+        """Replace every count with what `to_arrays` wrote (`keep` as in `upsert_arrays`)."""
+        self.neighbours = [{} for _ in range(self.channels)]
+        self.degrees = [{} for _ in range(self.channels)]
+        self._owned = [set() for _ in range(self.channels)]
+        self._strongest = [{} for _ in range(self.channels)]
+        self.upsert_arrays(arrays, keep)
+
+    def upsert_arrays(self, arrays: Mapping[str, np.ndarray], keep: int = 0) -> None:
+        """Replace the rows of the sources `to_arrays` wrote (`upserted`) in every channel; a
+        source with no row in a channel loses the one it had there. `keep` > 0 holds only each
+        row's `keep` strongest successors (ties in the row's order), degrees whole, as
+        `load_json` does.
+
+        Python steps over small slices, never one C call over a whole version: a gateway runs
+        this in a thread while its event loop serves, and the loop waits for every C call the
+        thread is in (see `to_arrays`)."""
         blob = arrays["ids_blob"].tobytes()
-        ends = arrays["ids_end"].tolist()
-        ids = [blob[a:b].decode("utf-8") for a, b in zip([0, *ends], ends)]
+        ends = arrays["ids_end"]
+        ids: list[Id] = []
+        for at in range(0, len(ends), SLICE):
+            part = ends[at:at + SLICE].tolist()
+            ids.extend(blob[a:b].decode("utf-8") for a, b in zip([int(ends[at - 1]) if at else 0, *part], part))
+        none = np.zeros(0, dtype=np.int64)
+        upserted = [ids[i] for i in arrays.get("upserted", none).tolist()]  # a checkpoint before it: a full load
         for c in range(self.channels):
-            sources = [ids[i] for i in arrays[f"c{c}.sources"].tolist()]
-            targets = [ids[i] for i in arrays[f"c{c}.targets"].tolist()]
-            counts = arrays[f"c{c}.counts"].tolist()
-            table: dict[Id, Counter[Id]] = {}
-            start = 0
-            for a, end in zip(sources, arrays[f"c{c}.ends"].tolist()):
+            table, degrees, owned, strongest = self.neighbours[c], self.degrees[c], self._owned[c], self._strongest[c]
+            given = set()
+            targets, counts = arrays.get(f"c{c}.targets", none), arrays.get(f"c{c}.counts", none)
+            row_ends = arrays.get(f"c{c}.ends", none).tolist()
+            loaded: list[Id] = []
+            loaded_counts: list[int] = []
+            base = 0  # loaded[i] is successor base + i
+            for a, degree, start, end in zip(map(ids.__getitem__, arrays.get(f"c{c}.sources", none).tolist()),
+                                             arrays.get(f"c{c}.degrees", none).tolist(), [0, *row_ends], row_ends):
+                if end > base + len(loaded):  # the next slice of successors, as ids
+                    base, stop = start, max(end, start + 2 * SLICE)
+                    loaded = list(map(ids.__getitem__, targets[start:stop].tolist()))
+                    loaded_counts = counts[start:stop].tolist()
+                pairs = zip(loaded[start - base:end - base], loaded_counts[start - base:end - base])
                 row: Counter[Id] = Counter()
-                dict.update(row, zip(targets[start:end], counts[start:end]))  # C speed; Counter.update adds
+                # dict.update: Counter.update would add
+                dict.update(row, heapq.nlargest(keep, pairs, key=itemgetter(1)) if 0 < keep < end - start else pairs)
                 table[a] = row
-                start = end
-            self.neighbours[c] = table
-            self.degrees[c] = dict(zip(sources, arrays[f"c{c}.degrees"].tolist()))
-            self._owned[c] = set(sources)
-            self._strongest[c] = {}
+                degrees[a] = degree
+                owned.add(a)
+                strongest.pop(a, None)
+                given.add(a)
+            for a in upserted:
+                if a not in given:
+                    table.pop(a, None)
+                    degrees.pop(a, None)
+                    owned.discard(a)
+                    strongest.pop(a, None)
 
     def without(self, sources: Iterable[Id]) -> "TransitionCounts":
         """A new object sharing the rows (Counters) of every source but `sources`."""

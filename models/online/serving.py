@@ -51,7 +51,7 @@ class Version(Protocol):
     @property
     def dense(self) -> Mapping[str, torch.Tensor]: ...
     @property
-    def transitions(self) -> list[Any]: ...
+    def transitions(self) -> Mapping[str, np.ndarray] | list[Any]: ...
     @property
     def dropped_sources(self) -> Sequence[Id]: ...
 
@@ -101,11 +101,17 @@ class ServingRecModel:
 
     def apply(self, version: Version) -> "ServingRecModel":
         """The next version: this one with the delta applied (this object is left unchanged)."""
-        dropped = set(version.evicted)
-        keep = [i for i, key in enumerate(self.ids) if key not in dropped]
-        ids = [self.ids[i] for i in keep]
-        rows = self.rows[keep].clone()
-        popularity = self.popularity[keep].clone()
+        gone = [i for key in dict.fromkeys(version.evicted) if (i := self.index.get(key)) is not None]
+        if gone:
+            # A mask, not a list of the kept positions: torch turns a list into a tensor in one
+            # call that holds the GIL, and a gateway builds versions beside its event loop.
+            kept = torch.ones(len(self.ids), dtype=torch.bool)
+            kept[gone] = False
+            dropped = set(gone)
+            ids = [key for i, key in enumerate(self.ids) if i not in dropped]
+            rows, popularity = self.rows[kept], self.popularity[kept]
+        else:  # most versions evict nothing
+            ids, rows, popularity = list(self.ids), self.rows.clone(), self.popularity.clone()
         index = {key: i for i, key in enumerate(ids)}
         new = [key for key in version.row_ids if key not in index]
         ids += new
@@ -119,7 +125,11 @@ class ServingRecModel:
             at, values = zip(*known)
             popularity[list(at)] = torch.tensor(values)
         counts = self.counts.without(version.dropped_sources)
-        counts.load_json(version.transitions, keep=self.per_source)  # new Counters: the old object's are not touched
+        # new Counters: the old object's are not touched
+        if isinstance(version.transitions, list):  # an SRV1 record, published before the counts were arrays
+            counts.load_json(version.transitions, keep=self.per_source)
+        elif version.transitions:  # a version without counts (the neural learner's) has none
+            counts.upsert_arrays(version.transitions, keep=self.per_source)
         dense = copy.deepcopy(self.dense)
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})

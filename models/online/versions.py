@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -34,7 +35,9 @@ from models.online.serving import ServingRecModel
 from models.online import state
 
 Id = Hashable
-MAGIC = b"SRV1"
+# SRV2: the counts are arrays among the tensors (TransitionCounts.to_arrays). SRV1 held them
+# in the JSON header, which a gateway parsed in one GIL-holding call; it is still read.
+MAGIC, MAGIC_V1 = b"SRV2", b"SRV1"
 
 
 @dataclass
@@ -51,7 +54,8 @@ class Version:
     pop_ids: list[Id] = field(default_factory=list)
     popularity: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # [p] event counts
     dense: dict[str, torch.Tensor] = field(default_factory=dict)
-    transitions: list[Any] = field(default_factory=list)  # TransitionCounts.to_json of changed sources
+    # TransitionCounts.to_arrays of the changed sources (to_json's list in an SRV1 record)
+    transitions: dict[str, np.ndarray] | list[Any] = field(default_factory=dict)
     dropped_sources: list[Id] = field(default_factory=list)
     click_row_ids: list[Id] = field(default_factory=list)
     click_rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
@@ -60,20 +64,22 @@ class Version:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     _TENSORS = ("rows", "popularity", "click_rows", "click_stats")
-    _DICTS = ("dense", "click_dense")
+    _DICTS = ("dense", "click_dense", "transitions")
 
     def to_bytes(self) -> bytes:
         """MAGIC, header length (u64 LE), JSON header, safetensors of the tensors."""
         tensors = {name: getattr(self, name).contiguous() for name in self._TENSORS}
+        if isinstance(self.transitions, list):
+            raise ValueError("an SRV1 version (counts as JSON) is read, never written")
         for name in self._DICTS:
-            tensors.update({f"{name}.{k}": v.detach().contiguous() for k, v in getattr(self, name).items()})
+            tensors.update({f"{name}.{k}": torch.as_tensor(v).detach().contiguous() for k, v in getattr(self, name).items()})
         header = {k: v for k, v in self.__dict__.items() if k not in self._TENSORS + self._DICTS}
         blob = json.dumps(header).encode("utf-8")
         return MAGIC + struct.pack("<Q", len(blob)) + blob + save_tensors(tensors)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Version":
-        if data[:4] != MAGIC:
+        if data[:4] not in (MAGIC, MAGIC_V1):
             raise ValueError("not a streamrank online version (bad magic bytes)")
         (size,) = struct.unpack("<Q", data[4:12])
         header = json.loads(data[12 : 12 + size])
@@ -81,6 +87,10 @@ class Version:
         fields: dict[str, Any] = {name: tensors[name] for name in cls._TENSORS}
         for name in cls._DICTS:
             fields[name] = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+        if data[:4] == MAGIC:
+            fields["transitions"] = {k: v.numpy() for k, v in fields["transitions"].items()}
+        else:
+            del fields["transitions"]  # in the header
         return cls(**header, **fields)
 
 
@@ -386,7 +396,7 @@ def delta_version(rec: OnlineRecModel, since: OnlineRecModel, click: OnlineClick
         number=number, parent=parent, created=now, row_ids=row_ids, rows=rows,
         evicted=rec.store.evicted_since(since.store.version), pop_ids=pop_ids,
         popularity=rec.popularity.get(pop_ids)[:, 0].cpu(), dense=_dense(rec),
-        transitions=rec.counts.to_json(rec.changed_sources),
+        transitions=rec.counts.to_arrays(rec.changed_sources),
         dropped_sources=[a for a in rec.changed_sources if a not in rec.counts], metrics=metrics)
     if click is not None and click_since is not None:
         changed = click.store.changed_rows_since(click_since.store.version)
@@ -403,7 +413,7 @@ def full_version(rec: OnlineRecModel, click: OnlineClickModel | None, number: in
     row_ids, rows, _ = rec.store.export_rows(ids)
     version = Version(number=number, parent=parent, created=now, full=True, row_ids=row_ids, rows=rows,
                       pop_ids=row_ids, popularity=rec.popularity.get(row_ids)[:, 0].cpu(), dense=_dense(rec),
-                      transitions=rec.counts.to_json(), metrics=metrics)
+                      transitions=rec.counts.to_arrays(), metrics=metrics)
     if click is not None:
         ids = [key for s in range(len(click.store.shards)) for key in click.store.row_ids(s)[: click.store.used_rows(s)]]
         version.click_row_ids, version.click_rows, _ = click.store.export_rows(ids)

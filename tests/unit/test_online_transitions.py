@@ -127,6 +127,42 @@ def test_counts_survive_their_binary_form_exactly():
     assert empty.edges() == 0
 
 
+def test_a_delta_in_binary_form_replaces_rows_as_its_json_did(monkeypatch):
+    import random
+
+    from models.online import counts as counts_module
+    from models.online.counts import TransitionCounts
+
+    monkeypatch.setattr(counts_module, "SLICE", 2)  # ids and successors read in many small slices
+    rng = random.Random(7)
+
+    def learned(seed_items, n):
+        counts = TransitionCounts(gaps=2, reverse=True)
+        for _ in range(n):
+            history = [f"é{rng.randrange(seed_items)}" for _ in range(rng.randrange(0, 4))]
+            counts.add_sample(history, f"é{rng.randrange(seed_items)}")
+        return counts
+
+    before, writer = learned(30, 600), learned(60, 900)
+    writer.add("only-reverse", "x", channel=2)  # a row in one channel: the reader's others must go
+    before.add_sample(["only-reverse", "y"], "z")
+    changed = ["é1", "é2", "é7", "only-reverse", "not-in-writer"]
+    assert all(s in before for s in changed[:4])
+    for keep in (0, 1, 3):
+        by_json, by_arrays = TransitionCounts(gaps=2, reverse=True), TransitionCounts(gaps=2, reverse=True)
+        by_json.load_json(before.to_json(), keep=keep)
+        by_arrays.load_arrays(before.to_arrays(), keep=keep)
+        assert by_arrays.to_json() == by_json.to_json()  # pairs in the same order: ties cut alike
+        by_json.load_json(writer.to_json(changed), keep=keep)
+        by_arrays.upsert_arrays(writer.to_arrays(changed), keep=keep)
+        assert by_arrays.to_json() == by_json.to_json() and by_arrays.degrees == by_json.degrees
+        assert "only-reverse" not in by_arrays.neighbours[0] and "only-reverse" in by_arrays.neighbours[2]
+        assert by_arrays.neighbours[0]["é3"] == by_json.neighbours[0]["é3"]  # unchanged rows stay
+        if keep:
+            assert max(map(len, by_arrays.neighbours[0].values())) == keep
+    assert TransitionCounts().to_arrays(["nothing"]) == {}
+
+
 def _features_by_hand(counts, histories, k, column, per_source):
     """features_among written out: each history item's `per_source` strongest successors
     (by count, ties in the Counter's order) per channel, among the items with a column."""

@@ -1,6 +1,8 @@
 import copy
 import random
 
+import numpy as np
+import pytest
 import torch
 
 from models.online.serving import ServingRecModel
@@ -134,8 +136,41 @@ def test_version_bytes_round_trip():
     back = Version.from_bytes(version.to_bytes())
     assert (back.number, back.parent, back.created, back.row_ids) == (1, 0, 5.0, version.row_ids)
     assert torch.equal(back.rows, version.rows) and torch.equal(back.popularity, version.popularity)
-    assert back.transitions == version.transitions and back.metrics == version.metrics
+    assert back.transitions.keys() == version.transitions.keys() and back.metrics == version.metrics
+    assert all(np.array_equal(back.transitions[k], v) and back.transitions[k].dtype == v.dtype
+               for k, v in version.transitions.items())
+    assert version.transitions["c0.targets"].size > 0
     assert all(torch.equal(back.dense[k], v) for k, v in version.dense.items())
+
+
+def test_a_version_published_with_json_counts_still_serves_the_same():
+    """An SRV1 record (its counts in the JSON header) on the topic from before the counts were arrays."""
+    import json
+    import struct
+
+    from safetensors.torch import save as save_tensors
+
+    from models.online.counts import TransitionCounts
+    from models.online.serving import serving_for
+    from models.online.versions import MAGIC_V1
+
+    learner = make_learner()
+    feed(learner, chain_stream(200))
+    version = learner.propose(now=5.0).version
+    counts = TransitionCounts(gaps=learner.live_rec.counts.gaps, reverse=learner.live_rec.counts.reverse)
+    counts.load_arrays(version.transitions)
+    header = {k: v for k, v in version.__dict__.items() if k not in Version._TENSORS + Version._DICTS}
+    header["transitions"] = counts.to_json()
+    tensors = {name: getattr(version, name).contiguous() for name in Version._TENSORS}
+    tensors |= {f"{d}.{k}": v.contiguous() for d in ("dense", "click_dense") for k, v in getattr(version, d).items()}
+    blob = json.dumps(header).encode("utf-8")
+    old = Version.from_bytes(MAGIC_V1 + struct.pack("<Q", len(blob)) + blob + save_tensors(tensors))
+    assert isinstance(old.transitions, list) and old.transitions
+    with pytest.raises(ValueError, match="read, never written"):
+        old.to_bytes()
+    new, legacy = serving_for(None, version), serving_for(None, old)
+    assert new.counts.to_json() == legacy.counts.to_json() and new.counts.edges() > 0
+    assert new.rank(["i0", "i1"], 10) == legacy.rank(["i0", "i1"], 10)
 
 
 def test_serving_model_applies_versions_copy_on_write_and_ranks_like_live():
