@@ -12,7 +12,12 @@ measures (other users, other queries). The fixed-body aiohttp handler runs the s
 in the same run. The trained models
 of var/ are served; the online model is learned in the run, and measuring waits until its
 versions stop changing.
-Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}}
+Then, with `--live-rate` above 0, the live pass: the next Beauty events stream in at that
+rate (the demo's 500/s by default) so that the worker and the learner work and the learner's
+versions install while /v1/recommend is measured at `--rate` over the cold pass's users (each
+new version, and each profile the stream changes, makes a cached list a miss), and the
+fixed-body handler at the same rate beside it, the stream still running.
+Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}, "live": {...}}
 
 With `--ads`, the same run then measures sponsored slots' cost: p99 of /v1/recommend and
 /v1/search over one set of paths, first with no campaign, then with synthetic campaigns over
@@ -36,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -178,6 +184,67 @@ def measure(tools: tuple[str, str], base: str, paths: list[str], rate: int, seco
     return {**latency, "rps": round(wrk_peak(wrk, base, paths, seconds), 1)}
 
 
+class EventStream:
+    """Events produced at `rate` per second from a thread, until they run out or `stop`."""
+
+    def __init__(self, settings: Settings, events: list, rate: int) -> None:
+        self.settings, self.events, self.rate = settings, events, rate
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._produce()), name="event-stream")
+
+    def __enter__(self) -> "EventStream":
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    async def _produce(self) -> None:
+        producer = make_producer(self.settings)
+        await producer.start()
+        try:
+            for e in self.events:
+                if self._stop.is_set():
+                    break
+                ahead = self.started + self.sent / self.rate - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+                await producer.send(self.settings.topics.events, key=e.user_id.encode(), value=e.to_json())
+                self.sent += 1
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    def rate_so_far(self) -> float:
+        return round(self.sent / max(1e-9, time.monotonic() - self.started), 1)
+
+
+def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base: str, paths: list[str],
+              args: argparse.Namespace, samples: dict[str, list[float]]) -> dict:
+    """/v1/recommend and the fixed body at `--rate` while the next events stream in (see the module doc)."""
+    vegeta = tools[1]
+    sequences = read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")
+    seconds = int(2 * args.seconds + args.live_lead_s + 10)
+    events = list(itertools.islice(sequence_events(sequences), args.events, args.events + args.live_rate * seconds))
+    counters, version = serving_counters(base), gauge(base, "streamrank_gateway_online_version")
+    with EventStream(settings, events, args.live_rate) as stream:
+        time.sleep(args.live_lead_s)  # the worker and the learner busy, versions coming
+        lead_version = gauge(base, "streamrank_gateway_online_version")
+        recommend = vegeta_latency(vegeta, base, paths, args.rate, args.seconds, samples.setdefault("recommend live", []))
+        during = gauge(base, "streamrank_gateway_online_version") - lead_version
+        after = serving_counters(base)
+        fixed = vegeta_latency(vegeta, fixed_base, paths, args.rate, args.seconds, samples.setdefault("fixed body live", []))
+        streamed = stream.rate_so_far()
+    hits, misses = after["hits"] - counters["hits"], after["misses"] - counters["misses"]
+    return {"recommend": {**recommend, "cache_hit_ratio": round(hits / max(1.0, hits + misses), 3),
+                          "versions_installed_during_pass": during},
+            "fixed_body": fixed, "events_per_s_offered": args.live_rate, "events_per_s_sent": streamed,
+            "versions_installed": gauge(base, "streamrank_gateway_online_version") - version}
+
+
 def gc_pauses(base: str) -> dict[str, float]:
     """Cyclic GC so far: seconds and collections of each generation (one gateway's)."""
     out = {}
@@ -272,6 +339,10 @@ def main() -> None:
     parser.add_argument("--ads", action="store_true",
                         help="then p99 of both routes without and with synthetic campaigns (same run, same paths)")
     parser.add_argument("--ad-share", type=float, default=0.1, help="share of the items --ads gives a campaign")
+    parser.add_argument("--live-rate", type=int, default=500,
+                        help="events/s streamed during the live pass (0: no live pass)")
+    parser.add_argument("--live-lead-s", type=float, default=8.0,
+                        help="seconds of streaming before the live pass is measured")
     add_plots_argument(parser)
     args = parser.parse_args()
     tools = ensure_tools()
@@ -362,6 +433,11 @@ def main() -> None:
         if args.ads:
             results["ads"] = ads_comparison(tools, settings, base, rec_paths, search_paths, ad_items(settings, args), args)
             print(f"ads: {json.dumps(results['ads'])}", flush=True)
+        if args.live_rate > 0:
+            cold_paths = rec_paths[: args.rate * max(1, cold_seconds)]
+            results["live"] = live_pass(tools, settings, base, f"http://127.0.0.1:{fixed_port}", cold_paths, args,
+                                        latencies)
+            print(f"live: {json.dumps(results['live'])}", flush=True)
         if args.gateways == 1:  # with several, each scrape reaches any one of them
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
         write_plots(plot_dir(base_settings.runtime.state_dir, "bench-serve", args.plots), results,
