@@ -249,6 +249,10 @@ class WorkerSettings(Group):
     # (seconds): rows and records are written once per batch (app/batched_writes.py).
     batch_events: int = knob(1000, rule=_at_least(1))
     batch_wait_s: float = knob(0.02, rule=_POSITIVE)
+    # A fetch waits for a MiB of records or this long (seconds). Kafka's default answers one
+    # record at once: below a few thousand events/s the worker spent most of its CPU on
+    # fetches of a few records each (app/faust_compat.py, 8.). Freshness pays at most this.
+    fetch_wait_s: float = knob(0.1, rule=_POSITIVE)
     metrics_port: int = 9101
 
 

@@ -11,7 +11,7 @@ from faust.auth import Credentials, SASLCredentials, SSLCredentials
 from faust.exceptions import ProducerSendError
 from faust.sensors import Monitor
 
-from app import faust_compat  # noqa: F401  (no offset committed past an unprocessed event)
+from app import faust_compat  # before the app: no offset committed past an unprocessed event
 from app.batched_writes import BatchedWrites, KeyPartitions, Record
 from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
@@ -182,6 +182,7 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
     )
+    setattr(app, faust_compat.FETCH_WAIT, settings.worker.fetch_wait_s)
     make_flush_complete(app.producer.buffer)
     n = settings.topics.partitions
     worker = Worker(

@@ -203,7 +203,7 @@ class EventStream:
         self._thread.join()
 
     async def _produce(self) -> None:
-        producer = make_producer(self.settings)
+        producer = make_producer(self.settings, linger_ms=50)  # a shop's producer batches: its CPU is not the gateway's
         await producer.start()
         try:
             for e in self.events:

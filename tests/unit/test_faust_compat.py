@@ -259,3 +259,28 @@ async def test_a_put_waiting_on_a_full_stream_queue_goes_on_after_a_clear():
     queue.clear()
     await asyncio.wait_for(waiting, 1)
     assert queue.get_nowait() == "new"
+
+
+def test_the_worker_consumer_fetches_in_batches_of_its_settings_wait(tmp_path):
+    """Fix 8: Kafka's default answers a fetch with one record; the worker's waits for a MiB or the wait."""
+    import asyncio
+
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    from app.faust_compat import FETCH_MIN_BYTES
+    from app.metrics import Metrics
+    from app.settings import Settings
+    from app.worker import create_worker
+
+    async def made(settings):
+        app = create_worker(settings, Metrics()).app
+        app.finalize()
+        consumer = AIOKafkaConsumerThread(app.consumer)._create_worker_consumer(app.transport)
+        try:
+            return consumer._fetch_min_bytes, consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()  # never started: only closes what aiokafka set up
+
+    settings = Settings().replace(store="memory://", state_dir=tmp_path, app_id=f"t-{tmp_path.name}")
+    assert asyncio.run(made(settings.replace(worker_fetch_wait_s=0.25))) == (FETCH_MIN_BYTES, 250)
+    assert asyncio.run(made(settings)) == (FETCH_MIN_BYTES, 100)
