@@ -77,7 +77,7 @@ class ServingRecModel:
         self.per_source = per_source  # successors a history item's features read (OnlineRecConfig.features_per_source)
         self._sparse: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # history item -> its count terms (see _item_terms): a version's counts never change.
-        self._terms: dict[Id, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._terms: dict[Id, tuple[tuple[np.ndarray, np.ndarray] | None, tuple[Id, ...]]] = {}
         self._term_bytes = 0
 
     @classmethod
@@ -133,7 +133,9 @@ class ServingRecModel:
         dense = copy.deepcopy(self.dense)
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})
-        return ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source)
+        out = ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source)
+        out._terms, out._term_bytes = self._carried_terms(version, new)  # counts alone: the weights are not in them
+        return out
 
     # ---- scoring (same math as OnlineRecModel) ---------------------------------------------
     def _locate(self, ids: Sequence[Id]) -> list[tuple[int, int] | None]:
@@ -227,35 +229,64 @@ class ServingRecModel:
         channel (each row holds its strongest `per_source`, see __init__), and each channel's count of them over
         sqrt(1 + the item's degree there); None where no channel has a row for it. Memoised
         per item (bounded): at position j its contribution is one product, weights[:, j] @
-        values, where summing channel by channel cost a cache miss a Python step per channel."""
+        values, where summing channel by channel cost a cache miss a Python step per channel.
+        The memo notes the successors that had no row: the next version keeps an entry until
+        one of them gets a row or the item's counts change (see _carried_terms)."""
         memo = self._terms
-        hit = memo.get(item, memo)
-        if hit is not memo:
-            return hit  # type: ignore[return-value]
+        hit = memo.get(item)
+        if hit is not None:
+            return hit[0]
         index = self.index
         channels: list[tuple[int, int, float]] = []
+        missing: list[Id] = []
         for c, (table, degree) in enumerate(zip(self.counts.neighbours, self.counts.degrees)):
             neighbours = table.get(item)
             if not neighbours:
                 continue
             norm = 1.0 / math.sqrt(1.0 + degree[item])
-            channels.extend((c, row, count * norm) for successor, count in neighbours.items()
-                            if (row := index.get(successor)) is not None)
-        if not channels:
-            memo[item] = None
-            return None
-        chans, rows, values = (np.array(column) for column in zip(*channels))
-        distinct, at = np.unique(rows.astype(np.int64), return_inverse=True)
-        by_channel = np.zeros((len(self.counts.neighbours), len(distinct)))
-        by_channel[chans, at] = values
-        distinct.flags.writeable = by_channel.flags.writeable = False  # shared by every ranking that reads them
-        size = distinct.nbytes + by_channel.nbytes
+            found = [(c, row, count * norm) for successor, count in neighbours.items()
+                     if (row := index.get(successor)) is not None]
+            channels.extend(found)
+            if len(found) < len(neighbours):
+                missing.extend(successor for successor in neighbours if successor not in index)
+        terms: tuple[np.ndarray, np.ndarray] | None = None
+        size = 0
+        if channels:
+            chans, rows, values = (np.array(column) for column in zip(*channels))
+            distinct, at = np.unique(rows.astype(np.int64), return_inverse=True)
+            by_channel = np.zeros((len(self.counts.neighbours), len(distinct)))
+            by_channel[chans, at] = values
+            distinct.flags.writeable = by_channel.flags.writeable = False  # shared by every ranking that reads them
+            terms, size = (distinct, by_channel), distinct.nbytes + by_channel.nbytes
         if self._term_bytes + size > MAX_TERM_BYTES:
             memo.clear()  # bounded memory; the busiest items come back first
             self._term_bytes = 0
-        memo[item] = (distinct, by_channel)
+        memo[item] = (terms, tuple(dict.fromkeys(missing)))
         self._term_bytes += size
-        return memo[item]
+        return terms
+
+    def _carried_terms(self, version: Version, added: Sequence[Id]) -> tuple[dict[Id, Any], int]:
+        """The entries of this model's terms memo that still hold in `version`'s model, and their
+        bytes. A version installed every few seconds emptied the memo, so every request after it
+        found its terms again: most of a cache miss's CPU while the learner works (bench/serve.py's
+        live pass). An entry holds while the item's counts are not replaced (`upserted`) or
+        dropped and none of its successors without a row got one (`added`); the new model keeps
+        the rows' order only when nothing was evicted, so then nothing is carried."""
+        if version.evicted or version.full:
+            return {}, 0
+        changed: set[Id] = set(version.dropped_sources)
+        if isinstance(version.transitions, list):  # an SRV1 record
+            changed.update(row[0] for row in version.transitions)
+        elif version.transitions:
+            blob, ends = version.transitions["ids_blob"].tobytes(), version.transitions["ids_end"]
+            changed.update(blob[int(ends[i - 1]) if i else 0:int(ends[i])].decode("utf-8")
+                           for i in version.transitions["upserted"].tolist())
+        new = set(added)
+        entries = list(self._terms.items())  # one C call: requests may add entries meanwhile
+        carried = {item: entry for item, entry in entries
+                   if item not in changed and not (new and any(m in new for m in entry[1]))}
+        size = sum(t[0].nbytes + t[1].nbytes for t, _ in carried.values() if t is not None)
+        return carried, size
 
     def _sparse_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The count features' weights as [channel, history position] (float64), each row's

@@ -62,7 +62,7 @@ def test_a_served_recommendation_sums_only_each_sources_strongest_successors(mon
         for item, partial in want.items():
             assert math.isclose(got[item], partial + gamma * log_pop[serving.index[item]], rel_tol=1e-6, abs_tol=1e-9)
         assert 0 < serving._term_bytes <= 2_000
-        assert serving._term_bytes == sum(r.nbytes + v.nbytes for r, v in filter(None, serving._terms.values()))
+        assert serving._term_bytes == sum(t[0].nbytes + t[1].nbytes for t, _ in serving._terms.values() if t is not None)
         assert got == dict(serving.rank(history, 40))  # again, from the memo
     assert cut_any  # the test exercised the cut
     # what serving does not read it does not hold: each row's 4 strongest, degrees whole
@@ -89,3 +89,77 @@ def test_the_learners_scores_over_its_shard_maps_equal_scoring_located_entries()
     for fast, slow in zip(model._scores(histories, histories, targets), generic):
         assert torch.allclose(fast, slow, atol=1e-5), (fast - slow).abs().max()
     assert model.score_batch(histories, targets) == target_ranks(generic, model.store.rows_for(targets))
+
+
+def _learned_versions():
+    """A learner on clustered walks: its first version, then a delta that changes some sources'
+    counts and adds rows for items never seen before."""
+    from models.online.config import LearnerConfig
+    from models.online.versions import OnlineLearner
+
+    rng = random.Random(11)
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(num_shards=1, capacity=2000, dim=8)),
+                            config=LearnerConfig(min_samples=1, guard_ratio=0.0))
+
+    def walks(prefix, n):
+        out = []
+        for _ in range(n):
+            start = rng.randrange(40)
+            walk = [f"{prefix}{(start + step * 3) % 60}" for step in range(4)]
+            out += [(walk[:j], walk[j]) for j in range(1, 4)]
+        return out
+
+    learner.step(walks("i", 400))
+    first = learner.propose(1.0).version
+    learner.step(walks("i", 30) + [(["i1"], f"new{n}") for n in range(5)] + walks("new", 40))
+    second = learner.propose(2.0).version
+    assert first is not None and second is not None and not second.evicted
+    return first, second
+
+
+def test_a_version_keeps_the_terms_of_items_whose_counts_it_does_not_change():
+    from models.online.counts import TransitionCounts
+    from models.online.serving import serving_for
+
+    first, second = _learned_versions()
+    reader = serving_for(None, first)
+    histories = [[f"i{n}"] for n in range(0, 60, 2)] + [["i1", "i4", "i7"], ["i3", "i9"]]
+    for history in histories:
+        reader.rank(history, 10)
+    changed = TransitionCounts(gaps=reader.counts.gaps)
+    changed.upsert_arrays(second.transitions)
+    upserted = set(changed.neighbours[0]) | {a for t in changed.neighbours for a in t}
+    carried = reader.apply(second)
+    assert carried._terms and upserted & set(reader._terms)  # some entries stay, some must go
+    assert not upserted & set(carried._terms)
+    assert all(carried._terms[item][0] is reader._terms[item][0] for item in carried._terms)  # not found again
+    fresh = reader.apply(second)
+    fresh._terms, fresh._term_bytes = {}, 0
+    assert carried._term_bytes == sum(t[0].nbytes + t[1].nbytes for t, _ in carried._terms.values() if t is not None)
+    for history in histories + [["i1"], ["new3"]]:
+        assert carried.rank(history, 20) == fresh.rank(history, 20)  # the same lists, bit for bit
+
+
+def test_a_terms_entry_goes_when_a_successor_without_a_row_gets_one():
+    from models.online.serving import serving_for
+    from models.online.versions import Version
+
+    first, _ = _learned_versions()
+    reader = serving_for(None, first)
+    source, other = "i1", "i4"
+    counts = reader.counts.empty_like()
+    for c, (table, degree) in enumerate(zip(reader.counts.neighbours, reader.counts.degrees)):
+        if source in table:
+            counts.neighbours[c][source] = type(table[source])({**table[source], "zz": 50})
+            counts.degrees[c][source] = degree[source] + 50
+    only_counts = Version(number=first.number + 1, parent=first.number, created=2.0, dense=first.dense,
+                          transitions=counts.to_arrays([source]))
+    before = reader.apply(only_counts)  # "zz" is a successor of source, with no row yet
+    assert "zz" not in dict(before.rank([source], 50))
+    before.rank([other], 10)
+    assert before._terms[source][1] == ("zz",) and before._terms[other][1] == ()
+    row = Version(number=first.number + 2, parent=first.number + 1, created=3.0, dense=first.dense, row_ids=["zz"],
+                  rows=torch.zeros(1, first.rows.shape[1]), pop_ids=["zz"], popularity=torch.tensor([1.0]))
+    after = before.apply(row)
+    assert source not in after._terms and other in after._terms
+    assert "zz" in dict(after.rank([source], 50))  # found again, with the new row
