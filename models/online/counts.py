@@ -282,9 +282,9 @@ class TransitionCounts:
         (id numbers): the sources whose rows these replace in every channel (all of them, when
         `sources` is None); per channel c, CSR rows: `c{c}.sources` (id numbers), `.degrees`,
         `.ends` (where each source's successors end), `.targets` (id numbers) and `.counts`;
-        nothing when none of `sources` has a row. Both used to be JSON: a checkpoint's took ~12% of a worker's time, and a gateway parsed
-        a version's in one C call that held the GIL, so its event loop stood still for it
-        (bench/version_install.py). Ids must be strings.
+        nothing when none of `sources` has a row. Both used to be JSON: a checkpoint's took
+        ~12% of a worker's time, and a gateway parsed a version's in one C call that held the
+        GIL, so its event loop stood still for it (bench/version_install.py). Ids must be strings.
         """
         if sources is None:
             tables = self.neighbours
@@ -319,10 +319,10 @@ class TransitionCounts:
         self._strongest = [{} for _ in range(self.channels)]
         self.upsert_arrays(arrays, keep)
 
-    def upsert_arrays(self, arrays: Mapping[str, np.ndarray], keep: int = 0) -> None:
-        """Replace the rows of the sources `to_arrays` wrote (`upserted`) in every channel; a
-        source with no row in a channel loses the one it had there. `keep` > 0 holds only each
-        row's `keep` strongest successors (ties in the row's order), degrees whole, as
+    def upsert_arrays(self, arrays: Mapping[str, np.ndarray], keep: int = 0) -> list[Id]:
+        """Replace the rows of the sources `to_arrays` wrote (`upserted`, returned) in every
+        channel; a source with no row in a channel loses the one it had there. `keep` > 0 holds
+        only each row's `keep` strongest successors (ties in the row's order), degrees whole, as
         `load_json` does.
 
         Python steps over small slices, never one C call over a whole version: a gateway runs
@@ -365,6 +365,7 @@ class TransitionCounts:
                     degrees.pop(a, None)
                     owned.discard(a)
                     strongest.pop(a, None)
+        return upserted
 
     def without(self, sources: Iterable[Id]) -> "TransitionCounts":
         """A new object sharing the rows (Counters) of every source but `sources`."""

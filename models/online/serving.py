@@ -126,15 +126,18 @@ class ServingRecModel:
             popularity[list(at)] = torch.tensor(values)
         counts = self.counts.without(version.dropped_sources)
         # new Counters: the old object's are not touched
+        replaced: list[Id] = []  # a version without counts (the neural learner's) replaces none
         if isinstance(version.transitions, list):  # an SRV1 record, published before the counts were arrays
             counts.load_json(version.transitions, keep=self.per_source)
-        elif version.transitions:  # a version without counts (the neural learner's) has none
-            counts.upsert_arrays(version.transitions, keep=self.per_source)
+            replaced = [row[0] for row in version.transitions]
+        elif version.transitions:
+            replaced = counts.upsert_arrays(version.transitions, keep=self.per_source)
         dense = copy.deepcopy(self.dense)
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})
         out = ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source)
-        out._terms, out._term_bytes = self._carried_terms(version, new)  # counts alone: the weights are not in them
+        # the terms are counts alone: the version's weights are not in them
+        out._terms, out._term_bytes = self._carried_terms(version, new, replaced)
         return out
 
     # ---- scoring (same math as OnlineRecModel) ---------------------------------------------
@@ -265,22 +268,17 @@ class ServingRecModel:
         self._term_bytes += size
         return terms
 
-    def _carried_terms(self, version: Version, added: Sequence[Id]) -> tuple[dict[Id, Any], int]:
+    def _carried_terms(self, version: Version, added: Sequence[Id], replaced: Sequence[Id]
+                       ) -> tuple[dict[Id, Any], int]:
         """The entries of this model's terms memo that still hold in `version`'s model, and their
         bytes. A version installed every few seconds emptied the memo, so every request after it
         found its terms again: most of a cache miss's CPU while the learner works (bench/serve.py's
-        live pass). An entry holds while the item's counts are not replaced (`upserted`) or
-        dropped and none of its successors without a row got one (`added`); the new model keeps
-        the rows' order only when nothing was evicted, so then nothing is carried."""
+        live pass). An entry holds while the item's counts are not `replaced` or dropped and none
+        of its successors without a row got one (`added`); the new model keeps the rows' order
+        only when nothing was evicted, so then nothing is carried."""
         if version.evicted or version.full:
             return {}, 0
-        changed: set[Id] = set(version.dropped_sources)
-        if isinstance(version.transitions, list):  # an SRV1 record
-            changed.update(row[0] for row in version.transitions)
-        elif version.transitions:
-            blob, ends = version.transitions["ids_blob"].tobytes(), version.transitions["ids_end"]
-            changed.update(blob[int(ends[i - 1]) if i else 0:int(ends[i])].decode("utf-8")
-                           for i in version.transitions["upserted"].tolist())
+        changed = {*version.dropped_sources, *replaced}
         new = set(added)
         entries = list(self._terms.items())  # one C call: requests may add entries meanwhile
         carried = {item: entry for item, entry in entries
