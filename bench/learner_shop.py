@@ -77,13 +77,13 @@ def learn(settings: Settings, stream: Stream, per_source: int) -> tuple[dict[str
 def reader_counts_mb(rec: OnlineRecModel) -> dict[str, float]:
     """MB the model's counts take in a reader (a gateway's version: each row's strongest
     `features_per_source` successors), and whole, by tracemalloc over loading them."""
-    rows = rec.counts.to_json()
+    arrays = rec.counts.to_arrays()  # as a version carries them
     out = {}
     for name, keep in (("reader_counts_mb", rec.config.features_per_source), ("whole_counts_mb", 0)):
         gc.collect()
         tracemalloc.start()
         counts = rec.counts.empty_like()
-        counts.load_json(rows, keep=keep)
+        counts.load_arrays(arrays, keep=keep)
         out[name] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
         tracemalloc.stop()
         del counts

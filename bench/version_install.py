@@ -59,14 +59,16 @@ def published_versions(settings: Settings, args: argparse.Namespace) -> list[Rec
     o = settings.online
     rec = OnlineRecModel(OnlineRecConfig(dim=o.dim, capacity=o.capacity, num_shards=o.shards, min_count=o.min_count))
     click = OnlineClickModel(OnlineClickConfig(capacity=o.capacity, num_shards=o.shards, min_count=o.min_count))
-    # Promoted on a schedule, as if every version passed the guard: what a gateway reads is the point.
-    learner = OnlineLearner(rec, click, dataclasses.replace(guard_config(settings), min_samples=10**9))
+    # Promoted on a schedule (a guard ratio of 0 passes every version): what a gateway reads is the point.
+    learner = OnlineLearner(rec, click, dataclasses.replace(guard_config(settings), min_samples=1, guard_ratio=0.0))
     batches_per_version = max(1, round(len(stream) * args.version_every / args.events))
     out = []
     for n, (rec_samples, click_samples) in enumerate(stream):
         learner.step(rec_samples, click_samples)
         if (n + 1) % batches_per_version == 0:
-            out.append(learner._promote(time.time(), {}))
+            decision = learner.propose(time.time())
+            assert decision.version is not None, decision.reason
+            out.append(decision.version)
     key = signing_key(settings)
     return [encode_version(version, key) for version in out]
 

@@ -59,7 +59,7 @@ class Version(Protocol):
 class ServingRecModel:
     """One immutable version of the recommender: rows (fp32 or fp16), popularity, dense, counts.
 
-    Each count row holds only its `per_source` strongest successors (`load_json(keep=...)` in
+    Each count row holds only its `per_source` strongest successors (the `keep` of the loads in
     `from_model` and `apply`, the only ways one is made): all that serving reads.
     """
 
@@ -90,7 +90,7 @@ class ServingRecModel:
         popularity = torch.cat([t.popularity.cpu() for t in tables]).clone()
         counts = model.counts.empty_like()
         # each row's strongest successors only: all that serving reads (a popular item has ten times more)
-        counts.load_json(model.counts.to_json(), keep=model.config.features_per_source)
+        counts.load_arrays(model.counts.to_arrays(), keep=model.config.features_per_source)
         dense = copy.deepcopy(model.dense).cpu().requires_grad_(False)
         return cls(version, ids, rows.half() if fp16 else rows, popularity, dense, counts, model.config.history,
                    model.config.features_per_source)
