@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable
 
 import orjson
@@ -28,6 +29,9 @@ from tables import ad_spend, campaigns, catalog, item_stats, user_profiles
 log = logging.getLogger(__name__)
 OPTIONAL_TABLES = (campaigns.NAME, ad_spend.NAME)
 OPTIONAL_CHECK_S = 10.0  # how often a missing optional changelog is looked for
+# How long records are applied before the loop goes back to requests: a fetch can hand over
+# thousands of records (a worker's batched commit), and each request that came meanwhile waited.
+APPLY_SLICE_S = 0.002
 VALIDATORS: dict[str, Callable[[Any], None]] = {
     user_profiles.NAME: user_profiles.validate, item_stats.NAME: item_stats.validate, catalog.NAME: catalog.validate,
     campaigns.NAME: campaigns.validate, ad_spend.NAME: ad_spend.validate}
@@ -123,7 +127,8 @@ class ChangelogFollower:
     async def _apply(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         table = self.topics[tp.topic]
         applied = 0
-        for rec in records:
+        until = time.perf_counter() + APPLY_SLICE_S
+        for n, rec in enumerate(records, 1):
             if rec.offset < self._next.get(tp, 0):
                 continue  # fetched before the seek of a reconnect: applied already
             reason = self._apply_one(table, rec.key, rec.value)
@@ -132,6 +137,9 @@ class ChangelogFollower:
             else:
                 await self._dead_letter(table, rec, reason)
             self._next[tp] = rec.offset + 1
+            if n % 16 == 0 and time.perf_counter() > until:
+                await asyncio.sleep(0)  # requests that arrived meanwhile run now (see APPLY_SLICE_S)
+                until = time.perf_counter() + APPLY_SLICE_S
         self.metrics.state_applied.labels(table=table).inc(applied)
         self.metrics.state_records.labels(table=table).set(len(self.model.tables[table]))
         if table == user_profiles.NAME:

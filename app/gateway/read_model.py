@@ -1,14 +1,13 @@
 """The gateway's in-memory copy of the tables, fed from their changelogs."""
 from __future__ import annotations
 
-import heapq
 import time
-from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tables.wire.records import latest_ts
 from app.gateway import profiles
+from app.gateway.top_keys import TopKeys
 from app.settings import Settings
 from tables import ad_spend, campaigns, catalog, item_stats, user_profiles
 
@@ -33,8 +32,12 @@ class ReadModel:
     # log(popularity) + ts * ln2 / half-life per item: decay is the same for every item, so
     # this orders items as their popularity does at any later time, and never needs updating.
     _pop_keys: dict[str, float] = field(default_factory=dict)
+    _pop_top: TopKeys = field(init=False)  # the largest of _pop_keys, kept as they change (top_keys.py)
     catalog_changes: int = 0  # bumped on every catalog record (cached filtered results check it)
     profile_bytes: int = 0  # profiles.held_bytes of every shopper held: what shoppers cost, RSS noise aside
+
+    def __post_init__(self) -> None:
+        self._pop_top = TopKeys(self._pop_keys)
 
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
@@ -50,10 +53,13 @@ class ReadModel:
         if table == item_stats.NAME:
             if value is None:
                 self._pop_keys.pop(key, None)
+                self._pop_top.remove(key)
             else:
                 max_ts = latest_ts(self.settings.limits.clock_skew_s)
                 self.clock = max(self.clock, min(value["ts"], max_ts))
-                self._pop_keys[key] = item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts)
+                pop_key = item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts)
+                self._pop_keys[key] = pop_key
+                self._pop_top.update(key, pop_key)
         elif table == catalog.NAME:
             self.catalog_changes += 1
         if self.listeners:
@@ -107,7 +113,7 @@ class ReadModel:
             want = max(k, 100)
             depth = want
             while True:
-                keys = heapq.nlargest(depth, self._pop_keys.items(), key=itemgetter(1))
+                keys = self._pop_top.largest(depth)  # not a scan of every item: see top_keys.py
                 top = [(i, item_stats.popularity_at(stats[i], self.clock, half_life)) for i, _ in keys
                        if not live or i not in live or catalog.is_live(live[i])]
                 if len(top) >= want or depth >= len(self._pop_keys):

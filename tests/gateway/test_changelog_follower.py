@@ -131,3 +131,22 @@ async def test_a_reconnect_resumes_at_the_offsets_applied_not_the_start(settings
     # Records fetched before the seek took effect are not applied a second time.
     await f._apply(tp, records(tp, [(b'"i1"', item("one")), (b'"i1"', item("two")), (b'"i1"', item("three"))]))
     assert applied == ["one", "two", "three"] and f._next[tp] == 3
+
+
+async def test_a_large_batch_hands_the_loop_to_requests_while_it_is_applied(settings, monkeypatch):
+    import asyncio
+    from app.gateway import changelog
+    monkeypatch.setattr(changelog, "APPLY_SLICE_S", 0.0)  # hand over at every check
+    f, _ = follower(settings)
+    tp = tp_of(f, item_stats.NAME)
+    ran_between: list[int] = []
+
+    async def request() -> None:  # stands for a request that arrives while the batch is applied
+        await asyncio.sleep(0)
+        ran_between.append(len(f.model.tables[item_stats.NAME]))
+
+    task = asyncio.create_task(request())
+    await f._apply(tp, records(tp, [(orjson.dumps(f"i{n}"), stats()) for n in range(64)]))
+    await task
+    assert 0 < ran_between[0] < 64  # it ran with part of the batch applied, not after all of it
+    assert len(f.model.tables[item_stats.NAME]) == 64
