@@ -295,6 +295,10 @@ class RecommendSettings(Group):
     embedding_blend: float = knob(0.5, key="embedding_blend")
     cache_size: int = knob(100_000, rule=_at_least(0))  # lists kept per gateway (0 turns the cache off)
     cache_bytes: int = knob(64 * 1024 * 1024, rule=_at_least(0))  # and their bytes at most
+    # Seconds a cached list of an online learner version is still served after a newer version
+    # came (the learner publishes every few seconds; 0 ends every list at each version). A
+    # shopper's own event, a rollback and any other model's install end a list at once.
+    online_staleness_s: float = knob(30.0, rule=_at_least(0))
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,11 @@ of var/ are served; the online model is learned in the run, and measuring waits 
 versions stop changing.
 Then, with `--live-rate` above 0, the live pass: the next Beauty events stream in at that
 rate (the demo's 500/s by default) so that the worker and the learner work and the learner's
-versions install while /v1/recommend is measured at `--rate` over the cold pass's users (each
-new version, and each profile the stream changes, makes a cached list a miss), and the
-fixed-body handler at the same rate beside it, the stream still running.
+versions install while /v1/recommend is measured at `--rate` over the cold pass's users (their
+cached lists serve unless the stream changed their profile, or a newer learner version has
+served for `STREAMRANK_RECOMMEND_ONLINE_STALENESS_S`), then over lists never asked for (each
+user with a k not requested before: every request a miss), then the fixed-body handler at
+the same rate, the stream still running.
 Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}, "live": {...}}
 
 With `--ads`, the same run then measures sponsored slots' cost: p99 of /v1/recommend and
@@ -224,11 +226,15 @@ class EventStream:
 
 def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base: str, paths: list[str],
               args: argparse.Namespace, samples: dict[str, list[float]]) -> dict:
-    """/v1/recommend and the fixed body at `--rate` while the next events stream in (see the module doc)."""
+    """/v1/recommend (returning shoppers, then every request a miss) and the fixed body at
+    `--rate` while the next events stream in (see the module doc)."""
     vegeta = tools[1]
     sequences = read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")
-    seconds = int(2 * args.seconds + args.live_lead_s + 10)
+    seconds = int(3 * args.seconds + args.live_lead_s + 15)
     events = list(itertools.islice(sequence_events(sequences), args.events, args.events + args.live_rate * seconds))
+    # Lists never asked for: the cache key holds k, and k 11.. was never requested (the ranking work is k=10's).
+    missing = [f"{p.replace('&k=10', '')}&k={11 + n // len(paths)}" for n, p in
+               enumerate(itertools.islice(itertools.cycle(paths), args.rate * args.seconds))]
     counters, version = serving_counters(base), gauge(base, "streamrank_gateway_online_version")
     with EventStream(settings, events, args.live_rate) as stream:
         time.sleep(args.live_lead_s)  # the worker and the learner busy, versions coming
@@ -236,13 +242,24 @@ def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base:
         recommend = vegeta_latency(vegeta, base, paths, args.rate, args.seconds, samples.setdefault("recommend live", []))
         during = gauge(base, "streamrank_gateway_online_version") - lead_version
         after = serving_counters(base)
+        all_miss = vegeta_latency(vegeta, base, missing, args.rate, args.seconds,
+                                  samples.setdefault("recommend live all-miss", []))
+        during_miss = gauge(base, "streamrank_gateway_online_version") - lead_version - during
+        after_miss = serving_counters(base)
         fixed = vegeta_latency(vegeta, fixed_base, paths, args.rate, args.seconds, samples.setdefault("fixed body live", []))
         streamed = stream.rate_so_far()
-    hits, misses = after["hits"] - counters["hits"], after["misses"] - counters["misses"]
-    return {"recommend": {**recommend, "cache_hit_ratio": round(hits / max(1.0, hits + misses), 3),
+
+    def hit_ratio(a: dict[str, float], b: dict[str, float]) -> float:
+        hits, misses = b["hits"] - a["hits"], b["misses"] - a["misses"]
+        return round(hits / max(1.0, hits + misses), 3)
+
+    return {"recommend": {**recommend, "cache_hit_ratio": hit_ratio(counters, after),
                           "versions_installed_during_pass": during},
+            "recommend_all_miss": {**all_miss, "cache_hit_ratio": hit_ratio(after, after_miss),
+                                   "versions_installed_during_pass": during_miss},
             "fixed_body": fixed, "events_per_s_offered": args.live_rate, "events_per_s_sent": streamed,
-            "versions_installed": gauge(base, "streamrank_gateway_online_version") - version}
+            "versions_installed": gauge(base, "streamrank_gateway_online_version") - version,
+            "online_staleness_s": settings.recommend.online_staleness_s}
 
 
 def gc_pauses(base: str) -> dict[str, float]:

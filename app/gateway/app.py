@@ -48,7 +48,8 @@ def init_app(
                                  search_dense_weight=settings.search.dense_weight,
                                  click_weight=settings.search.click_weight,
                                  cache_size=settings.recommend.cache_size,
-                                 cache_bytes=settings.recommend.cache_bytes)
+                                 cache_bytes=settings.recommend.cache_bytes,
+                                 online_staleness_s=settings.recommend.online_staleness_s)
     serving = app[SERVING]
     app[ADS] = SponsoredSlots(settings, app[READ_MODEL], lambda: serving.online_click)
     app[SINK] = sink or KafkaSink(settings)

@@ -133,7 +133,7 @@ class ModelUpdatesFollower:
         click = await asyncio.to_thread(base_click.apply, version)
         self.held.pop(version.number, None)
         self.held[version.number] = (model, click)
-        self._install(version.number)
+        self._install(version.number, rollback="rollback_to" in version.metrics)
         self._prune()
         if "rollback_to" in version.metrics:
             log.warning("serving version %d: a rollback to version %d (%s)", version.number,
@@ -145,8 +145,8 @@ class ModelUpdatesFollower:
         for number in [n for n in self.held if n != self.serving_version][:max(0, extra)]:
             del self.held[number]
 
-    def _install(self, number: int) -> None:
-        self.serving.install_online(*self.held[number])
+    def _install(self, number: int, rollback: bool = False) -> None:
+        self.serving.install_online(*self.held[number], rollback=rollback)
         freeze_long_lived(f"online version {number} installed")
         self.serving_version = number
         self.metrics.online_version.set(number)

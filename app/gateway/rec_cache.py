@@ -1,4 +1,4 @@
-"""A bounded cache of recommendation lists, valid exactly as long as what they came from.
+"""A bounded cache of recommendation lists, valid as long as what they came from.
 
 A shop asks for a user's recommendations on every page view, while the user's profile
 changes only when they do something and the models only at a new version. An entry holds
@@ -8,13 +8,15 @@ catalog generation when filters read the catalog); the read model replaces a rec
 on every change, so an entry is served only while each object is still the current one
 (`is`, not `==`: cheap, and a changed record is always a new object) and each number the same. Least recently
 used entries go first, once either bound is passed: entries, or bytes (`entry_bytes`, so
-long junk keys from hostile clients cannot grow the cache past its budget).
+long junk keys from hostile clients cannot grow the cache past its budget). What a stamp cannot
+say, a caller's `valid` does: a list of an online model version is served for a grace after a
+newer version came (serving.py, `online_staleness_s`).
 """
 from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -54,13 +56,15 @@ class StampedCache(Generic[V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable, stamp: tuple[Any, ...], extra: tuple[Any, ...] = ()) -> V | None:
+    def get(self, key: Hashable, stamp: tuple[Any, ...], extra: tuple[Any, ...] = (),
+            valid: Callable[[V], bool] | None = None) -> V | None:
         """The value put under `key` with this stamp, or with this stamp followed by `extra`
-        (what only some entries depend on), else None."""
+        (what only some entries depend on), and that `valid` accepts, else None."""
         entry = self._entries.get(key)
         if entry is not None and len(entry[0]) == len(stamp) + len(extra):
             stamp = (*stamp, *extra)
-        if entry is None or len(entry[0]) != len(stamp) or not all(map(_same, entry[0], stamp)):
+        if (entry is None or len(entry[0]) != len(stamp) or not all(map(_same, entry[0], stamp))
+                or (valid is not None and not valid(entry[1]))):
             self.misses += 1
             return None
         self._entries.move_to_end(key)

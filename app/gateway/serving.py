@@ -9,6 +9,7 @@ ranks against one whole state; `version` names it.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -86,9 +87,19 @@ class ServingModels:
     # Bumped by every install: cached lists name the models they came from by it, not by the
     # model objects, so that an entry is plain data the cyclic GC does not track (rec_cache.py).
     generation: int = 0
+    # The learner publishes a version every few seconds, and each one emptied the cache: a
+    # returning shopper's list was ranked again though nothing of theirs had changed. A list
+    # ranked by an online version is served until a newer one has served this long (0: at once);
+    # a rollback, and every other model's install, still ends every list at once.
+    online_staleness_s: float = 0.0
+    online_generation: int = 0  # bumped by each online version installed within that grace
+    # online generation -> when the next one was installed (monotonic), while within the grace
+    _superseded: dict[int, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic  # for the grace (tests set their own)
 
     def __post_init__(self) -> None:
-        self.cache: StampedCache[tuple[tuple[tuple[str, float], ...], str, str]] = StampedCache(
+        # (items, model version, strategy, online generation)
+        self.cache: StampedCache[tuple[tuple[tuple[str, float], ...], str, str, int]] = StampedCache(
             self.cache_size, self.cache_bytes)
         self.batcher = RankBatcher()
         self.read_model.subscribe(self.on_change)
@@ -115,9 +126,25 @@ class ServingModels:
         neural = self.neural
         return neural if neural is not None and neural.blend > 0 else self.embedding
 
-    def install_online(self, model: VersionedRanker, click: Any = None) -> None:
+    def install_online(self, model: VersionedRanker, click: Any = None, rollback: bool = False) -> None:
         self.online, self.online_click = model, click
-        self.generation += 1
+        if rollback or self.online_staleness_s <= 0:
+            self.generation += 1
+            return
+        now = self.clock()
+        self._superseded = {g: at for g, at in self._superseded.items() if at > now - self.online_staleness_s}
+        self._superseded[self.online_generation] = now
+        self.online_generation += 1
+
+    def _oldest_fresh_online(self) -> int:
+        """The oldest online generation whose lists may still be served: every later one's
+        successor came less than `online_staleness_s` ago."""
+        oldest, horizon = self.online_generation, self.clock() - self.online_staleness_s
+        for generation, superseded_at in reversed(self._superseded.items()):
+            if superseded_at <= horizon:
+                break
+            oldest = generation
+        return oldest
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table == user_profiles.NAME and new is not None:
@@ -164,13 +191,15 @@ class ServingModels:
         # be walked by every full collection (a pause of the whole gateway, longer as the cache fills).
         key = (user_id, k, *filters.key())
         trending = self.read_model.popular_list(max(k * 4, 100))
-        cached = self.cache.get(key, stamp, extra=(trending,))
+        oldest = self._oldest_fresh_online()
+        cached = self.cache.get(key, stamp, extra=(trending,), valid=lambda entry: entry[3] >= oldest)
         if cached is not None:
-            items, version, strategy = cached
+            items, version, strategy, _ = cached
             return Ranking(list(items), version, strategy)
+        online_generation = self.online_generation  # read before the await: the list is of this one's model
         ranking, used_trending = await self._recommend(profiles.view(record), embedding, online, trending, k, filters)
         self.cache.put(key, (*stamp, trending) if used_trending else stamp,
-                       (tuple(ranking.items), ranking.version, ranking.strategy))
+                       (tuple(ranking.items), ranking.version, ranking.strategy, online_generation))
         return ranking
 
     async def _recommend(self, profile: profiles.ServedProfile | None, embedding: Second,

@@ -1,11 +1,13 @@
 """The gateway applies the learner's versions atomically, and the admin API is token-protected."""
 import asyncio
+import dataclasses
 from functools import partial
 
 import orjson
 import pytest
 
-from app.gateway.keys import METRICS, READ_MODEL
+from app.gateway.app import init_app
+from app.gateway.keys import METRICS, READ_MODEL, SERVING
 from tables.wire.updates import decode, read_command, signing_key
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
@@ -13,8 +15,11 @@ from models.online.versions import LearnerConfig, OnlineLearner
 from tests.gateway.conftest import follower_of, publish, shopper, until, versions
 
 
-async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(client):
-    app = client.server.app
+async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(aiohttp_client, settings, sink, read_model):
+    # no grace for cached lists: each version must serve at once (the grace is tested below)
+    app = init_app(settings.replace(recommend_online_staleness_s=0.0), sink=sink, read_model=read_model,
+                   follow_changelogs=False)
+    client = await aiohttp_client(app)
     shopper(app[READ_MODEL])
     follower = follower_of(app)
     published = versions(6)
@@ -42,6 +47,36 @@ async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(c
         assert item == f"x{number}", (version, item)  # never the rows of one version with another's counts
     assert follower.serving_version == 6 and sorted(follower.held) == [3, 4, 5, 6]
     assert app[METRICS].online_version._value.get() == 6
+
+
+async def test_a_cached_list_outlives_a_new_version_for_the_grace_and_a_rollback_ends_it(client):
+    app = client.server.app
+    assert app[SERVING].online_staleness_s == 30.0  # the default
+    now = [1000.0]
+    app[SERVING].clock = lambda: now[0]
+    for user in ("u", "w"):
+        shopper(app[READ_MODEL], user)
+    follower = follower_of(app)
+    first, second, third = versions(3)
+
+    async def top(user: str = "u") -> tuple[str, str]:
+        body = await (await client.get(f"/v1/recommend?user_id={user}&k=1")).json()
+        return body["model_version"].rsplit("+", 1)[-1], body["items"][0]["item_id"]
+
+    assert await publish(follower, first)
+    assert await top("u") == await top("w") == ("online-v1", "x1")
+    assert await publish(follower, second)
+    assert await top() == ("online-v1", "x1")  # cached: version 2 came just now
+    shopper(app[READ_MODEL], "w")  # w's own event (a new profile record): ranked again at once
+    assert await top("w") == ("online-v2", "x2")
+    now[0] += 29.0
+    assert await top() == ("online-v1", "x1")
+    now[0] += 2.0  # version 2 has served for longer than the grace
+    assert await top() == ("online-v2", "x2")
+    hits = app[SERVING].cache.hits
+    assert await top() == ("online-v2", "x2") and app[SERVING].cache.hits == hits + 1  # cached in turn
+    assert await publish(follower, dataclasses.replace(third, metrics={**third.metrics, "rollback_to": 1}))
+    assert await top() == ("online-v3", "x3")  # a rollback: at once, no grace
 
 
 async def test_a_delta_without_its_parent_is_refused_and_serving_goes_on(client):
