@@ -139,9 +139,15 @@ class ServingRecModel:
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})
         out = ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source)
-        # the terms are counts alone: the version's weights are not in them
-        out._terms, out._term_bytes = self._carried_terms(version, new, replaced)
-        out._refresh_terms([item for item in list(self._terms) if item not in out._terms][-REFRESHED_TERMS:])
+        # The terms are counts alone: the version's weights are not in them. Requests add to
+        # this model's memo while the next is built (this runs in a thread): read a copy, made
+        # in one step. Iterating the memo itself allocates a tuple per entry, an allocation can
+        # start a collection, a collection runs the gc callbacks (Python, the pause metric),
+        # and the loop then got the GIL and grew the memo: "dictionary changed size during
+        # iteration", and the version was refused (every later delta with it).
+        memo = self._terms.copy()
+        out._terms, out._term_bytes = self._carried_terms(memo, version, new, replaced)
+        out._refresh_terms([item for item in memo if item not in out._terms][-REFRESHED_TERMS:])
         return out
 
     # ---- scoring (same math as OnlineRecModel) ---------------------------------------------
@@ -272,9 +278,10 @@ class ServingRecModel:
         self._term_bytes += size
         return terms
 
-    def _carried_terms(self, version: Version, added: Sequence[Id], replaced: Sequence[Id]
+    @staticmethod
+    def _carried_terms(memo: dict[Id, Any], version: Version, added: Sequence[Id], replaced: Sequence[Id]
                        ) -> tuple[dict[Id, Any], int]:
-        """The entries of this model's terms memo that still hold in `version`'s model, and their
+        """The entries of a copy of this model's terms memo that still hold in `version`'s model, and their
         bytes. A version installed every few seconds emptied the memo, so every request after it
         found its terms again: most of a cache miss's CPU while the learner works (bench/serve.py's
         live pass). An entry holds while the item's counts are not `replaced` or dropped and none
@@ -284,8 +291,7 @@ class ServingRecModel:
             return {}, 0
         changed = {*version.dropped_sources, *replaced}
         new = set(added)
-        entries = list(self._terms.items())  # one C call: requests may add entries meanwhile
-        carried = {item: entry for item, entry in entries
+        carried = {item: entry for item, entry in memo.items()
                    if item not in changed and not (new and any(m in new for m in entry[1]))}
         size = sum(t[0].nbytes + t[1].nbytes for t, _ in carried.values() if t is not None)
         return carried, size

@@ -172,3 +172,35 @@ def test_a_terms_entry_goes_when_a_successor_without_a_row_gets_one():
     assert after._terms[other][0] is before._terms[other][0]  # carried over
     assert after._terms[source][0] is not before._terms[source][0] and after._terms[source][1] == ()  # found again
     assert "zz" in dict(after.rank([source], 50))  # found again, with the new row
+
+
+def test_a_version_is_built_while_requests_add_to_its_parents_memo():
+    """The build runs in a thread; a collection during it runs the gc callbacks (Python), and
+    the loop may then add an entry to the parent's memo. Iterating the memo itself failed
+    ("dictionary changed size during iteration") and the gateway refused the version."""
+    import gc
+    from models.online.serving import serving_for
+
+    first, second = _learned_versions()
+    reader = serving_for(None, first)
+    for n in range(0, 60, 2):
+        reader.rank([f"i{n}"], 10)
+    # Entries of items without counts: more than the 2-tuple free list holds (2,000), so that
+    # iterating the memo's items allocates, as a busy gateway's memo does.
+    reader._terms.update({f"cold{n}": (None, ()) for n in range(5000)})
+    added = iter(range(10**6))
+
+    def a_request_meanwhile(phase, info):  # stands for the loop, given the GIL by a callback
+        if phase == "start":
+            reader._terms[f"late{next(added)}"] = (None, ())
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(a_request_meanwhile)
+    gc.set_threshold(1)  # a collection at (almost) every allocation
+    try:
+        built = reader.apply(second)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(a_request_meanwhile)
+    assert next(added) > 0  # the memo did grow during the build
+    assert built.rank(["i2"], 10) == serving_for(None, first).apply(second).rank(["i2"], 10)
