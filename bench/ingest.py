@@ -52,6 +52,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_and_wait_seconds(pid: int) -> tuple[float, float]:
+    """(CPU, run-queue wait) seconds of a process so far: its CPU as `cpu_seconds` (threads that
+    ended included), and the time its threads were runnable and no core ran them, from their
+    schedstat (the threads alive now: an ended thread's wait goes with it), which a loaded
+    2-core machine shows where CPU figures cannot."""
+    wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            wait += int((task / "schedstat").read_text().split()[1])
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            continue
+    return cpu_seconds(pid), wait / 1e9
+
+
 def major_faults(pid: int) -> int:
     """Page faults of a process that had to read from disk (a page the kernel had dropped or
     never loaded), from /proc: a process that waits on them is late without using its core."""

@@ -18,7 +18,8 @@ versions install while /v1/recommend is measured at `--rate` over the cold pass'
 cached lists serve unless the stream changed their profile, or a newer learner version has
 served for `STREAMRANK_RECOMMEND_ONLINE_STALENESS_S`), then over lists never asked for (each
 user with a k not requested before: every request a miss), then the fixed-body handler at
-the same rate, the stream still running.
+the same rate, the stream still running. Beside each /v1/recommend part: each process's cores
+used and cores' worth of waiting for one (runnable, no core free: from /proc's schedstat).
 Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}, "live": {...}}
 
 With `--ads`, the same run then measures sponsored slots' cost: p99 of /v1/recommend and
@@ -48,11 +49,12 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ingest import cpu_and_wait_seconds
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
 from app.metrics import sample_sum
 from app.plot_dir import add_plots_argument, plot_dir, write_plots
@@ -224,10 +226,23 @@ class EventStream:
         return round(self.sent / max(1e-9, time.monotonic() - self.started), 1)
 
 
+def cores_meanwhile(pids: dict[str, int], run: Callable[[], dict]) -> dict:
+    """`run()`'s result, with each process's cores used and cores' worth of waiting for one
+    (runnable, not run) while it ran."""
+    before, started = {name: cpu_and_wait_seconds(pid) for name, pid in pids.items()}, time.monotonic()
+    out = run()
+    elapsed = time.monotonic() - started
+    after = {name: cpu_and_wait_seconds(pid) for name, pid in pids.items()}
+    out["cores_used_and_waited"] = {name: [round((after[name][0] - before[name][0]) / elapsed, 2),
+                                           round((after[name][1] - before[name][1]) / elapsed, 2)] for name in pids}
+    return out
+
+
 def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base: str, paths: list[str],
-              args: argparse.Namespace, samples: dict[str, list[float]]) -> dict:
+              args: argparse.Namespace, samples: dict[str, list[float]], pids: dict[str, int]) -> dict:
     """/v1/recommend (returning shoppers, then every request a miss) and the fixed body at
-    `--rate` while the next events stream in (see the module doc)."""
+    `--rate` while the next events stream in (see the module doc); beside each, the cores each
+    process of the stack used and waited for (`pids`)."""
     vegeta = tools[1]
     sequences = read_sequences(settings.runtime.data_dir / "amazon-beauty" / "Beauty.txt")
     seconds = int(3 * args.seconds + args.live_lead_s + 15)
@@ -239,11 +254,12 @@ def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base:
     with EventStream(settings, events, args.live_rate) as stream:
         time.sleep(args.live_lead_s)  # the worker and the learner busy, versions coming
         lead_version = gauge(base, "streamrank_gateway_online_version")
-        recommend = vegeta_latency(vegeta, base, paths, args.rate, args.seconds, samples.setdefault("recommend live", []))
+        recommend = cores_meanwhile(pids, lambda: vegeta_latency(vegeta, base, paths, args.rate, args.seconds,
+                                                                 samples.setdefault("recommend live", [])))
         during = gauge(base, "streamrank_gateway_online_version") - lead_version
         after = serving_counters(base)
-        all_miss = vegeta_latency(vegeta, base, missing, args.rate, args.seconds,
-                                  samples.setdefault("recommend live all-miss", []))
+        all_miss = cores_meanwhile(pids, lambda: vegeta_latency(vegeta, base, missing, args.rate, args.seconds,
+                                                                samples.setdefault("recommend live all-miss", [])))
         during_miss = gauge(base, "streamrank_gateway_online_version") - lead_version - during
         after_miss = serving_counters(base)
         fixed = vegeta_latency(vegeta, fixed_base, paths, args.rate, args.seconds, samples.setdefault("fixed body live", []))
@@ -452,8 +468,13 @@ def main() -> None:
             print(f"ads: {json.dumps(results['ads'])}", flush=True)
         if args.live_rate > 0:
             cold_paths = rec_paths[: args.rate * max(1, cold_seconds)]
+            pids = {**{f"gateway {i}": g.proc.pid for i, g in enumerate(gateways)}, "worker": worker.proc.pid,
+                    "learner": learner.proc.pid, "bench (event stream)": os.getpid()}
+            broker = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
+            if broker:  # a local broker (scripts/kafka.sh)
+                pids["broker"] = int(broker[0])
             results["live"] = live_pass(tools, settings, base, f"http://127.0.0.1:{fixed_port}", cold_paths, args,
-                                        latencies)
+                                        latencies, pids)
             print(f"live: {json.dumps(results['live'])}", flush=True)
         if args.gateways == 1:  # with several, each scrape reaches any one of them
             results["gc_during_run"] = {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}
