@@ -56,7 +56,8 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
         name: (n, {}) for name in (t.events, t.catalog, t.item_events, t.dead_letters, t.campaigns)}
     # One partition each: the learner reads every sample in order, and every gateway reads
     # every model update in the order the learner decided them.
-    wanted.update({t.samples: (1, {}), t.model_updates: (1, {}), t.model_commands: (1, {})})
+    wanted.update({t.samples: (1, {}), t.model_commands: (1, {}),
+                   t.model_updates: (1, {"max.message.bytes": str(model_update_bytes(settings))})})
     # As Faust declares a table's changelog: the table's partitions, compacted.
     wanted.update({changelog_topic(settings, table): (n, {"cleanup.policy": "compact"}) for table in TABLE_NAMES})
     # The latest vector of each item, kept by compaction for every gateway that starts later.
@@ -156,11 +157,17 @@ async def produce_events(settings: Settings, events: Iterable[UserEvent]) -> int
     return sent
 
 
+def model_update_bytes(settings: Settings) -> int:
+    """The largest model-updates record batch: a version of `version_max_bytes`, with room for
+    its headers and the batch's framing."""
+    return settings.learner.version_max_bytes + 64 * 1024
+
+
 async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
     """Every record on the model-updates topic (one partition) so far, oldest first (one whose
     header key is not UTF-8 among them: `app.kafka_compat`)."""
     tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=settings.limits.request_bytes * 4)
+    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=model_update_bytes(settings))
     await consumer.start()
     try:
         consumer.assign([tp])

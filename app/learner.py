@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from app.kafka_io import make_consumer, make_producer
+from app.kafka_io import make_consumer, make_producer, model_update_bytes
 from app.metrics import Metrics
 from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
@@ -247,8 +247,9 @@ class LearnerService:
         self._samples = make_consumer(self.settings, role="learner", enable_auto_commit=False,
                                          max_partition_fetch_bytes=self.settings.limits.request_bytes * 2)
         self._updates = make_consumer(self.settings, role="learner", enable_auto_commit=False,
-                                         max_partition_fetch_bytes=self.settings.limits.request_bytes * 4)
-        self._producer = make_producer(self.settings, role="learner")
+                                         max_partition_fetch_bytes=model_update_bytes(self.settings))
+        # versions are the largest records streamrank writes (see LearnerSettings.version_max_bytes)
+        self._producer = make_producer(self.settings, role="learner", max_request_size=model_update_bytes(self.settings))
         await self._samples.start()
         await self._updates.start()
         await self._producer.start()
@@ -494,6 +495,10 @@ class LearnerService:
             # A bug, not bad input: the tick fails, and a restart renumbers from the topic.
             raise RuntimeError(f"version {version.number} is not above {self.published}, already published")
         value, headers = await asyncio.to_thread(encode_version, version, self.key, kind)
+        if len(value) > self.settings.learner.version_max_bytes:
+            raise RuntimeError(f"{kind} {version.number} is {len(value):,} bytes, over STREAMRANK_LEARNER_VERSION_MAX_BYTES "
+                               f"({self.settings.learner.version_max_bytes:,}): raise it, and the model-updates topic's "
+                               "max.message.bytes with it")
         await self._producer.send_and_wait(self.settings.topics.model_updates, value, key=UPDATE_KEY, headers=headers)
         self.published = version.number
         self.metrics.learner_version.set(version.number)

@@ -388,6 +388,11 @@ class LearnerSettings(Group):
     poll_s: float = 0.2  # how often the learner looks for new samples
     # A version is proposed this often (if enough samples came).
     version_interval_s: float = knob(5.0, rule=_POSITIVE, key="version_interval_s")
+    # The largest model-updates record: a full version (a rollback, a republish after a restart)
+    # of the 1M-shopper scale shop is 14 MB at 600k events, over Kafka's usual 1-10 MB. The
+    # topic is created with it (an existing one needs max.message.bytes raised by hand); at
+    # most the brokers' socket.request.max.bytes (100 MB by default).
+    version_max_bytes: int = knob(64 * 1024 * 1024, rule=_at_least(1024 * 1024))
     # The learner's state and offsets are saved this often.
     checkpoint_interval_s: float = knob(30.0, key="checkpoint_interval_s")
     # The guard and fusion; defaults are models/online/config.py's (one set of them).

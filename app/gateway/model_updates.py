@@ -24,7 +24,7 @@ from app.gateway.gc_freeze import freeze_long_lived
 from app.gateway.serving import ServingModels
 from app.gateway.sink import EventSink
 from app.gateway.tasks import cancel_and_wait
-from app.kafka_io import make_consumer
+from app.kafka_io import make_consumer, model_update_bytes
 from app.metrics import Metrics
 from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
@@ -73,7 +73,7 @@ class ModelUpdatesFollower:
     async def _follow(self) -> None:
         tp = TopicPartition(self.settings.topics.model_updates, 0)
         consumer = make_consumer(self.settings, enable_auto_commit=False,
-                                    max_partition_fetch_bytes=self.settings.limits.request_bytes * 4)
+                                    max_partition_fetch_bytes=model_update_bytes(self.settings))
         await consumer.start()
         try:
             while tp.topic not in await consumer.topics():
