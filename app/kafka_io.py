@@ -163,6 +163,11 @@ def model_update_bytes(settings: Settings) -> int:
     return settings.learner.version_max_bytes + 64 * 1024
 
 
+def make_model_update_producer(settings: Settings) -> AIOKafkaProducer:
+    """The learner's producer: versions are the largest records streamrank writes."""
+    return make_producer(settings, role="learner", max_request_size=model_update_bytes(settings))
+
+
 async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
     """Every record on the model-updates topic (one partition) so far, oldest first (one whose
     header key is not UTF-8 among them: `app.kafka_compat`)."""

@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from app.kafka_io import make_consumer, make_producer, model_update_bytes
+from app.kafka_io import make_consumer, make_model_update_producer, model_update_bytes
 from app.metrics import Metrics
 from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
@@ -248,8 +248,7 @@ class LearnerService:
                                          max_partition_fetch_bytes=self.settings.limits.request_bytes * 2)
         self._updates = make_consumer(self.settings, role="learner", enable_auto_commit=False,
                                          max_partition_fetch_bytes=model_update_bytes(self.settings))
-        # versions are the largest records streamrank writes (see LearnerSettings.version_max_bytes)
-        self._producer = make_producer(self.settings, role="learner", max_request_size=model_update_bytes(self.settings))
+        self._producer = make_model_update_producer(self.settings)
         await self._samples.start()
         await self._updates.start()
         await self._producer.start()

@@ -66,6 +66,13 @@ def cpu_and_wait_seconds(pid: int) -> tuple[float, float]:
     return cpu_seconds(pid), wait / 1e9
 
 
+def local_broker_pid() -> int | None:
+    """The broker's pid where it runs on this machine (scripts/kafka.sh); one elsewhere costs
+    these cores nothing."""
+    found = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
 def major_faults(pid: int) -> int:
     """Page faults of a process that had to read from disk (a page the kernel had dropped or
     never loaded), from /proc: a process that waits on them is late without using its core."""

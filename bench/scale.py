@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from abuse import rss_mb
 from prometheus_client.parser import text_string_to_metric_families
 from freshness import get_json, percentile
-from ingest import cpu_seconds, forwards_behind, machine_cpu, machine_share, major_faults
+from ingest import cpu_seconds, forwards_behind, local_broker_pid, machine_cpu, machine_share, major_faults
 from serve import ensure_tools, gauge, measure, wait_for_learner
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
@@ -360,9 +360,8 @@ def main() -> None:
             growth.append((get_json(f"{base}/readyz")["records"]["user_profiles"], rss_mb(gateway.proc.pid) * 2**20))  # type: ignore[union-attr]
 
         others = {"gateway": gateway.proc.pid, "learner": learner.proc.pid, "bench (producer, probes)": os.getpid()}  # type: ignore[union-attr]
-        broker = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
-        if broker:  # a local broker (scripts/kafka.sh); one elsewhere costs these cores nothing
-            others["broker"] = int(broker[0])
+        if (broker := local_broker_pid()) is not None:
+            others["broker"] = broker
         figures = ingest(configs, workers, traffic, settings, sample, others)
         print(f"ingest: {figures}", flush=True)
         wait_until(lambda: all(f.done() for f in traffic.probes), 900, 0.5, "probes resolved")

@@ -54,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest import cpu_and_wait_seconds
+from ingest import cpu_and_wait_seconds, local_broker_pid
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
 from app.metrics import sample_sum
 from app.plot_dir import add_plots_argument, plot_dir, write_plots
@@ -470,9 +470,8 @@ def main() -> None:
             cold_paths = rec_paths[: args.rate * max(1, cold_seconds)]
             pids = {**{f"gateway {i}": g.proc.pid for i, g in enumerate(gateways)}, "worker": worker.proc.pid,
                     "learner": learner.proc.pid, "bench (event stream)": os.getpid()}
-            broker = subprocess.run(["pgrep", "-f", "kafka.Kafka"], capture_output=True, text=True).stdout.split()
-            if broker:  # a local broker (scripts/kafka.sh)
-                pids["broker"] = int(broker[0])
+            if (broker := local_broker_pid()) is not None:
+                pids["broker"] = broker
             results["live"] = live_pass(tools, settings, base, f"http://127.0.0.1:{fixed_port}", cold_paths, args,
                                         latencies, pids)
             print(f"live: {json.dumps(results['live'])}", flush=True)

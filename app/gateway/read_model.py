@@ -31,13 +31,10 @@ class ReadModel:
     _popular_want: int = 0  # how long a list the last computation was asked for
     # log(popularity) + ts * ln2 / half-life per item: decay is the same for every item, so
     # this orders items as their popularity does at any later time, and never needs updating.
-    _pop_keys: dict[str, float] = field(default_factory=dict)
-    _pop_top: TopKeys = field(init=False)  # the largest of _pop_keys, kept as they change (top_keys.py)
+    # (kept with their largest as they change: top_keys.py)
+    _pop_keys: TopKeys = field(default_factory=TopKeys)
     catalog_changes: int = 0  # bumped on every catalog record (cached filtered results check it)
     profile_bytes: int = 0  # profiles.held_bytes of every shopper held: what shoppers cost, RSS noise aside
-
-    def __post_init__(self) -> None:
-        self._pop_top = TopKeys(self._pop_keys)
 
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
@@ -52,14 +49,11 @@ class ReadModel:
                                    - (0 if old is None else profiles.held_bytes(key, old)))
         if table == item_stats.NAME:
             if value is None:
-                self._pop_keys.pop(key, None)
-                self._pop_top.remove(key)
+                self._pop_keys.pop(key)
             else:
                 max_ts = latest_ts(self.settings.limits.clock_skew_s)
                 self.clock = max(self.clock, min(value["ts"], max_ts))
-                pop_key = item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts)
-                self._pop_keys[key] = pop_key
-                self._pop_top.update(key, pop_key)
+                self._pop_keys.set(key, item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts))
         elif table == catalog.NAME:
             self.catalog_changes += 1
         if self.listeners:
@@ -113,7 +107,7 @@ class ReadModel:
             want = max(k, 100)
             depth = want
             while True:
-                keys = self._pop_top.largest(depth)  # not a scan of every item: see top_keys.py
+                keys = self._pop_keys.largest(depth)  # not a scan of every item: see top_keys.py
                 top = [(i, item_stats.popularity_at(stats[i], self.clock, half_life)) for i, _ in keys
                        if not live or i not in live or catalog.is_live(live[i])]
                 if len(top) >= want or depth >= len(self._pop_keys):

@@ -1,10 +1,10 @@
 """The largest values of a dict that changes one key at a time, without a scan per read.
 
-The trending list was `heapq.nlargest` over every item's popularity key, once a second: 10–15
-ms of a stopped event loop at 56k items (py-spy, bench/scale.py), which delayed the ~10
-requests that arrived meanwhile, about 1% of them: the p99. Here a set of candidates is kept
-beside the dict, with a floor: every key outside the set is at or below the floor, every key
-in it at or above. A read then ranks only the candidates; a full scan happens only when too
+The trending list was `heapq.nlargest` over every item's popularity key, once a second: 3–5 ms
+in-process at 56k items, and in a loaded gateway among the longest stretches of a busy event
+loop (py-spy, bench/scale.py), which delayed the requests that arrived meanwhile: the p99. Here
+a set of candidates is kept beside the values, with a floor: every key outside the set is at
+or below the floor, every key in it at or above. A read then ranks only the candidates; a full scan happens only when too
 few candidates are left (deletions, or keys that fell below the floor).
 """
 from __future__ import annotations
@@ -16,15 +16,20 @@ NONE_BELOW = float("-inf")
 
 
 class TopKeys:
-    def __init__(self, values: dict[str, float], capacity: int = 1024) -> None:
-        self.values = values  # the whole dict, owned by the caller: read on a rebuild only
+    """key -> value, written only through `set` and `pop`, so the candidates follow every change."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.values: dict[str, float] = {}  # every key's value: read on a rebuild only
         self.capacity = capacity
         self.candidates: dict[str, float] = {}
         self.floor = NONE_BELOW  # no key outside `candidates` is above it
         self.rebuilds = 0
 
-    def update(self, key: str, value: float) -> None:
-        """Call after `values[key] = value`."""
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def set(self, key: str, value: float) -> None:
+        self.values[key] = value
         if value > self.floor or (value == self.floor and key in self.candidates):
             self.candidates[key] = value
             if len(self.candidates) > 2 * self.capacity:  # amortised: one trim per `capacity` inserts
@@ -32,8 +37,8 @@ class TopKeys:
         else:  # at or below the floor: where the invariant allows every key outside
             self.candidates.pop(key, None)
 
-    def remove(self, key: str) -> None:
-        """Call after `values.pop(key)`."""
+    def pop(self, key: str) -> None:
+        self.values.pop(key, None)
         self.candidates.pop(key, None)
 
     def largest(self, n: int) -> list[tuple[str, float]]:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 
-from app.kafka_io import make_producer, model_update_bytes, model_update_records
+from app.kafka_io import make_model_update_producer, model_update_records
 
 
 def test_a_version_over_the_brokers_default_record_limit_is_published_and_read(stack_settings):
     settings = stack_settings
     value = os.urandom(12 * 1024 * 1024)  # random: compression cannot shrink it under the limits
 
-    async def publish() -> None:  # as the learner's producer is made (app/learner.py)
-        producer = make_producer(settings, role="learner", max_request_size=model_update_bytes(settings))
+    async def publish() -> None:
+        producer = make_model_update_producer(settings)  # the learner's
         await producer.start()
         try:
             await producer.send_and_wait(settings.topics.model_updates, value, key=b"version")
