@@ -222,6 +222,7 @@ class LearnerService:
         self.next_sample_offset = 0
         self.next_command_offset = 0
         self.published = 0  # the highest version number on model-updates: new ones go above
+        self.full_sent_at = 0.0  # when this process last published a whole version (time.time())
         self.key = b""
         self.dedupe = SampleDedupe()
         self.last_proposal = time.monotonic()
@@ -471,7 +472,10 @@ class LearnerService:
                 log.warning("model command at model-commands@%d refused: %s", msg.offset, refused)
                 self.metrics.model_decisions.labels(decision="command_refused").inc()
                 continue
-            await self.rollback(command.version, reason=f"manual_{command.action}")
+            if command.action == "republish":
+                await self._republish(command)
+            else:
+                await self.rollback(command.version, reason=f"manual_{command.action}")
 
     async def _refuse_command(self, offset: int, key: bytes | None, value: bytes | None, reason: str) -> None:
         self.metrics.model_records_rejected.labels(source="model-commands", reason=reason_label(reason)).inc()
@@ -482,10 +486,26 @@ class LearnerService:
         age = time.time() - command.issued
         if age > COMMAND_MAX_AGE_S or age < -self.settings.limits.clock_skew_s:
             return f"issued {age:.0f}s ago; commands are carried out within {COMMAND_MAX_AGE_S:.0f}s"
+        if command.action == "republish":
+            return ""  # its version is the one a gateway could not build, not one to serve
         held = self.learner.held()
         if command.version not in held:
             return f"version {command.version} is not held (held: {held})"
         return ""
+
+    async def _republish(self, command: Command) -> None:
+        """Send the serving version whole under a new number: a gateway that could not build a
+        delta (its parent refused or never read) serves nothing newer until a whole version
+        comes. Every gateway in that state asks: one whole version answers all that asked
+        before it was sent."""
+        if self.full_sent_at >= command.issued or self.learner.version == 0:
+            return
+        version = await asyncio.to_thread(self.learner.republish, time.time(), {"republished": "requested"})
+        self.metrics.model_decisions.labels(decision="republish").inc()
+        log.warning("a gateway could not build version %d: version %d is sent whole as version %d",
+                    command.version, version.parent, version.number)
+        await self._publish_version(version)
+        await self._checkpoint()
 
     # ---- output -------------------------------------------------------------------------
     async def _publish_version(self, version: Version, kind: str = "version") -> None:
@@ -500,6 +520,8 @@ class LearnerService:
                                "max.message.bytes with it")
         await self._producer.send_and_wait(self.settings.topics.model_updates, value, key=UPDATE_KEY, headers=headers)
         self.published = version.number
+        if version.full:
+            self.full_sent_at = time.time()
         self.metrics.learner_version.set(version.number)
         log.info("published %s %d (%d bytes, parent %s)", kind, version.number, len(value), version.parent)
 

@@ -186,6 +186,9 @@ class Metrics:
             "streamrank_gateway_rank_batch_requests", "Requests the embedding retrieval passes served", registry=r)
         self.model_load_failures = Counter(
             "streamrank_model_load_failures_total", "Model versions that failed to load", registry=r)
+        self.model_republish_requests = Counter(
+            "streamrank_model_republish_requests_total",
+            "Whole versions this gateway asked the learner for (a delta's parent missing)", registry=r)
         self.gc_pause = Histogram(
             "streamrank_gc_pause_seconds", "Pauses of Python's cyclic garbage collector (the whole process stops)",
             ["generation"], buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1), registry=r)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from aiokafka import TopicPartition
@@ -28,14 +29,16 @@ from app.kafka_io import make_consumer, model_update_bytes
 from app.metrics import Metrics
 from tables.wire.dead_letters import dead_letter_headers, reason_label
 from app.settings import Settings
-from tables.wire.updates import VERSION_KINDS, UpdateRecord, decode, read_json, read_version, signing_key
+from tables.wire.updates import (VERSION_KINDS, UpdateRecord, decode, encode_command, read_json, read_version,
+                                 signing_key)
 from models.errors import ValidationError
 from models.online.click_serving import ServingClickModel
 from models.online.serving import ServingRecModel, serving_for
 from models.online.versions import Version
 
 log = logging.getLogger(__name__)
-KEEP_VERSIONS = 4
+RECENT_VERSIONS = 4  # version numbers an admin may name (see ModelUpdatesFollower.recent)
+ASK_AGAIN_S = 30.0  # between a gateway's asks for a whole version (the learner answers all asks at once)
 SOURCE = "model-updates"
 
 
@@ -46,9 +49,14 @@ class ModelUpdatesFollower:
         self.metrics = metrics
         self.sink = sink
         self.key = signing_key(settings)
-        # By number, in the order received (newest last): what a delta may build on and what
-        # an admin may roll back to.
+        # The version served, by number: what the next delta builds on. The learner makes every
+        # version on the one it published last, so an older one is never a parent; four were held
+        # (each with its own tables of ids and counts: about 20 MB at the million-shopper scale).
         self.held: dict[int, tuple[ServingRecModel, ServingClickModel]] = {}
+        # The numbers of the versions served last, newest last: what an admin may roll back to
+        # (the learner keeps their snapshots, `LearnerConfig.keep`).
+        self.recent: list[int] = []
+        self._asked_at = -ASK_AGAIN_S  # monotonic: when this gateway last asked for a whole version
         self.serving_version = 0
         self.caught_up = asyncio.Event()
         self._next_offset = 0
@@ -123,27 +131,37 @@ class ModelUpdatesFollower:
         """Build and serve `version` (on its parent, when a delta), whatever else is held."""
         base, base_click = self.held.get(version.parent, (None, ServingClickModel.empty()))
         if base is None and not version.full and version.parent != 0:
-            log.error("version %d needs parent %d, which this gateway does not hold; waiting for a full one",
+            log.error("version %d needs parent %d, which this gateway does not hold; asking the learner for a whole one",
                       version.number, version.parent)
             self.metrics.model_load_failures.inc()
+            await self._ask_for_whole(version.number)
             return
         if version.full:
             base_click = ServingClickModel.empty()  # a full version replaces everything anyway
         model = await asyncio.to_thread(serving_for, base, version)
         click = await asyncio.to_thread(base_click.apply, version)
-        self.held.pop(version.number, None)
-        self.held[version.number] = (model, click)
+        self.held = {version.number: (model, click)}
         self._install(version.number, rollback="rollback_to" in version.metrics)
-        self._prune()
+        self.recent = [n for n in self.recent if n != version.number][-(RECENT_VERSIONS - 1):] + [version.number]
         if "rollback_to" in version.metrics:
             log.warning("serving version %d: a rollback to version %d (%s)", version.number,
                         version.metrics["rollback_to"], version.metrics.get("reason", ""))
 
-    def _prune(self) -> None:
-        """Keep the KEEP_VERSIONS received last; never the one served."""
-        extra = len(self.held) - KEEP_VERSIONS
-        for number in [n for n in self.held if n != self.serving_version][:max(0, extra)]:
-            del self.held[number]
+    async def _ask_for_whole(self, number: int) -> None:
+        """Ask the learner to send its version whole (a signed republish command): without it this
+        gateway would refuse every delta until the learner restarts, and a parent can be missing
+        for good (refused, or deleted by the topic's retention before this gateway first read it)."""
+        now = time.monotonic()
+        if now - self._asked_at < ASK_AGAIN_S:
+            return  # one ask answers every delta refused until the whole version comes
+        self._asked_at = now
+        try:
+            await self.sink.send_model_command(*encode_command("republish", number, self.key))
+        except Exception:  # the broker is away: the next refused delta asks again
+            log.warning("could not ask the learner for a whole version", exc_info=True)
+            self._asked_at = -ASK_AGAIN_S
+            return
+        self.metrics.model_republish_requests.inc()
 
     def _install(self, number: int, rollback: bool = False) -> None:
         self.serving.install_online(*self.held[number], rollback=rollback)

@@ -3,8 +3,11 @@
 The worker's profile carries bookkeeping a gateway never reads (source offsets, the pending
 impressions of the click join) and, decoded from JSON, a dict per field and a fresh string per
 item id: about 5 KB per shopper, so a million shoppers did not fit one gateway. Here a profile
-is one exact tuple of tuples (`Record`); item ids and queries are interned, so an id held by
-many shoppers (and by the catalog) is stored once and each shopper keeps a pointer to it.
+is one `bytes` object (`Record`): its time, its counts and its item ids and queries as UTF-8,
+decoded where it is read. A tuple of interned strings was the form before: 410 bytes a shopper
+of the synthetic shop, where the bytes are about half that (tests/gateway/test_served_profiles.py);
+a profile that the bytes cannot hold exactly (a string with a NUL in it, a count past 2**32)
+is still held as that tuple, and read the same.
 
 `ServedProfile`, a view made where a record is read, answers the same reads as the profile dict
 (`profile["recent"]`, `.get("purchased", [])`, `["counts"]`), so the code shared with the
@@ -12,18 +15,26 @@ worker (tables.user_profiles) works on either.
 """
 from __future__ import annotations
 
+import struct
 import sys
-from typing import Any
+from typing import Any, Union
 
 from tables.wire.records import EVENT_TYPES
 
 _TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
 
 
-# One shopper as held: (recent, purchased, queries, ts, counts), an exact tuple of tuples, strings
-# and numbers. The cyclic GC stops tracking such a tuple after its first collection; a slotted
-# object stays tracked, and a million of them made every full collection a pause of seconds.
-Record = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], float, tuple[int, ...]]
+# The fallback form (see above): (recent, purchased, queries, ts, counts), an exact tuple of
+# tuples, strings and numbers, which the cyclic GC stops tracking after its first collection.
+Tuple = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], float, tuple[int, ...]]
+Record = Union[bytes, Tuple]
+
+# bytes: ts (float64), how many recent, purchased and queries (uint16 each), the counts (uint32
+# each, in EVENT_TYPES order), then the strings in that order, UTF-8, each ended by a NUL.
+_HEAD = struct.Struct(f"<dHHH{len(EVENT_TYPES)}I")
+_SEP = "\0"
+_MAX_COUNT = 2**32 - 1
+_MAX_STRINGS = 2**16 - 1
 
 
 def pack(value: dict[str, Any]) -> Record:
@@ -33,37 +44,38 @@ def pack(value: dict[str, Any]) -> Record:
         index = _TYPE_INDEX.get(etype)
         if index is not None:  # a type this version does not know is not served
             counts[index] = n
-    return (_interned(value["recent"]), _interned(value.get("purchased", ())), _interned(value["queries"]),
-            float(value["ts"]), tuple(counts))
+    recent, purchased, queries = value["recent"], value.get("purchased", ()), value["queries"]
+    ts = float(value["ts"])
+    strings = (*recent, *purchased, *queries)
+    if (max(len(recent), len(purchased), len(queries)) <= _MAX_STRINGS and all(0 <= n <= _MAX_COUNT for n in counts)
+            and not any(_SEP in x for x in strings)):
+        text = "".join(x + _SEP for x in strings).encode("utf-8")
+        return _HEAD.pack(ts, len(recent), len(purchased), len(queries), *counts) + text
+    return (_interned(recent), _interned(purchased), _interned(queries), ts, tuple(counts))
+
+
+def unpack(record: Record) -> Tuple:
+    """The fields of a record, in the tuple form."""
+    if type(record) is not bytes:
+        return record  # type: ignore[return-value]
+    ts, n_recent, n_purchased, n_queries, *counts = _HEAD.unpack_from(record)
+    strings = record[_HEAD.size:].decode("utf-8").split(_SEP)  # one more, empty, after the last NUL
+    a, b = n_recent, n_recent + n_purchased
+    return tuple(strings[:a]), tuple(strings[a:b]), tuple(strings[b:b + n_queries]), ts, tuple(counts)
 
 
 class ServedProfile:
     """A read view of a held record, made where it is read: answers the profile dict's reads."""
 
-    __slots__ = ("record",)
+    __slots__ = ("record", "recent", "purchased", "queries", "ts", "_counts")
 
     def __init__(self, record: Record) -> None:
         self.record = record
-
-    @property
-    def recent(self) -> tuple[str, ...]:
-        return self.record[0]
-
-    @property
-    def purchased(self) -> tuple[str, ...]:
-        return self.record[1]
-
-    @property
-    def queries(self) -> tuple[str, ...]:
-        return self.record[2]
-
-    @property
-    def ts(self) -> float:
-        return self.record[3]
+        self.recent, self.purchased, self.queries, self.ts, self._counts = unpack(record)
 
     @property
     def counts(self) -> dict[str, int]:
-        return {t: n for t, n in zip(EVENT_TYPES, self.record[4]) if n}
+        return {t: n for t, n in zip(EVENT_TYPES, self._counts) if n}
 
     # The profile dict's read interface.
     def __getitem__(self, key: str) -> Any:
@@ -84,9 +96,11 @@ DICT_SLOT_BYTES = 40
 
 
 def held_bytes(key: str, record: Record) -> int:
-    """Bytes one shopper costs the profile table: the key, the dict slot, the record's tuples
-    and number, its query strings; item ids are the catalog's (interned: a pointer each, in the
-    tuples), a query shared by shoppers is counted for each (an upper bound)."""
+    """Bytes one shopper costs the profile table: the key, the dict slot and the record (in the
+    tuple form: its tuples and number, its query strings; item ids are the catalog's, interned:
+    a pointer each, and a query shared by shoppers is counted for each, an upper bound)."""
+    if type(record) is bytes:
+        return sys.getsizeof(key) + DICT_SLOT_BYTES + sys.getsizeof(record)
     recent, purchased, queries, ts, counts = record
     return (sys.getsizeof(key) + DICT_SLOT_BYTES + sys.getsizeof(record) + sys.getsizeof(ts)
             + sys.getsizeof(counts) + (sys.getsizeof(recent) if recent else 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import chain
@@ -333,7 +334,10 @@ class TransitionCounts:
         ids: list[Id] = []
         for at in range(0, len(ends), SLICE):
             part = ends[at:at + SLICE].tolist()
-            ids.extend(blob[a:b].decode("utf-8") for a, b in zip([int(ends[at - 1]) if at else 0, *part], part))
+            # Interned: every version's delta decodes its ids anew, and a row's successors are
+            # the same few thousand items version after version (and the catalog's, and the
+            # profiles'): one string each, not one per row that names it in each version.
+            ids.extend(sys.intern(blob[a:b].decode("utf-8")) for a, b in zip([int(ends[at - 1]) if at else 0, *part], part))
         none = np.zeros(0, dtype=np.int64)
         upserted = [ids[i] for i in arrays.get("upserted", none).tolist()]  # a checkpoint before it: a full load
         for c in range(self.channels):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -116,7 +117,7 @@ class ServingRecModel:
         else:  # most versions evict nothing
             ids, rows, popularity = list(self.ids), self.rows.clone(), self.popularity.clone()
         index = {key: i for i, key in enumerate(ids)}
-        new = [key for key in version.row_ids if key not in index]
+        new = [_interned(key) for key in version.row_ids if key not in index]  # as the counts' ids are
         ids += new
         index.update({key: len(index) + n for n, key in enumerate(new)})
         rows = torch.cat([rows, torch.zeros(len(new), rows.shape[1], dtype=rows.dtype)])
@@ -332,6 +333,10 @@ def serving_for(base: ServingRecModel | None, version: Version) -> ServingRecMod
                                DenseScorer(dim, history, 0.0, 0.0, [0.0] * channels), TransitionCounts(gaps=channels),
                                history)
     return base.apply(version)
+
+
+def _interned(key: Id) -> Id:
+    return sys.intern(key) if type(key) is str else key
 
 
 def _summed(rows_parts: list[np.ndarray], value_parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

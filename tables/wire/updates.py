@@ -35,7 +35,9 @@ from models.online.versions import Version
 
 KINDS = ("version", "decision", "rollback", "command")
 VERSION_KINDS = ("version", "rollback")  # the payload is a whole or delta `Version`
-ACTIONS = ("rollback", "promote")  # what a command asks the learner to do
+# What a command asks the learner to do: serve a held version again (rollback, promote), or
+# send the version it serves whole (republish: a gateway that lacks a delta's parent asks).
+ACTIONS = ("rollback", "promote", "republish")
 HEADERS = ("type", "version", "signature")
 KEY_FILE = Path("secrets") / "model-signing.key"
 MIN_KEY_CHARS = 16
@@ -143,7 +145,8 @@ def encode_json(kind: str, version: int, body: dict[str, Any], key: bytes) -> tu
 
 def encode_command(action: str, version: int, key: bytes, now: float | None = None
                    ) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """A manual rollback/promote to `version`, for the learner."""
+    """A command for the learner: a manual rollback/promote to `version`, or a republish (`version`:
+    the one the sender could not build)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     body = {"action": action, "version": version, "issued": time.time() if now is None else now}

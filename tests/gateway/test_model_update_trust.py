@@ -1,5 +1,7 @@
 """The gateway's model-updates follower applies only signed records, skips every other record
 (dead-lettered, counted) instead of retrying it, and installs any version it is told to serve."""
+import dataclasses
+
 import torch
 from prometheus_client import generate_latest
 
@@ -70,19 +72,22 @@ async def test_a_lower_numbered_full_version_after_higher_ones_installs(client, 
     follower = follower_of(app)
     for version in versions(6):
         assert await publish(follower, version)
-    assert sorted(follower.held) == [3, 4, 5, 6]
+    assert follower.recent == [3, 4, 5, 6]
     learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
                             OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
     learner.step([(["a"], "x2")] * 80)
     learner.propose(1.0)
     whole = full_version(learner.serving_rec, learner.serving_click, 2, 6, 2.0, {})
     assert await publish(follower, whole)
-    assert follower.serving_version == 2 and sorted(follower.held) == [2, 4, 5, 6]
+    assert follower.serving_version == 2 and follower.recent == [4, 5, 6, 2] and list(follower.held) == [2]
     body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
     assert body["model_version"] == "online-v2" and body["items"][0]["item_id"] == "x2"
-    # and the versions after it go on from there
-    assert await publish(follower, versions(7)[6]) and follower.serving_version == 7
-    assert 2 in follower.held and len(follower.held) == 4
+    # and the versions after it go on from there: the learner makes each on the one it published
+    # last, so a delta on a version no longer served is not built (its parent's model is dropped)
+    seventh = versions(7)[6]
+    assert await publish(follower, seventh) and follower.serving_version == 2
+    assert await publish(follower, dataclasses.replace(seventh, parent=2)) and follower.serving_version == 7
+    assert follower.recent == [5, 6, 2, 7] and list(follower.held) == [7]
     assert sink.dead_letters == []
 
 

@@ -11,7 +11,7 @@ from app.gateway.keys import METRICS, READ_MODEL, SERVING
 from tables.wire.updates import decode, read_command, signing_key
 from models.online.click_model import OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
-from models.online.versions import LearnerConfig, OnlineLearner
+from models.online.versions import LearnerConfig, OnlineLearner, full_version
 from tests.gateway.conftest import follower_of, publish, shopper, until, versions
 
 
@@ -45,7 +45,8 @@ async def test_every_answer_comes_from_one_whole_version_while_versions_arrive(a
     for version, item in online:
         number = int(version.rsplit("online-v", 1)[1])
         assert item == f"x{number}", (version, item)  # never the rows of one version with another's counts
-    assert follower.serving_version == 6 and sorted(follower.held) == [3, 4, 5, 6]
+    assert follower.serving_version == 6 and follower.recent == [3, 4, 5, 6]
+    assert list(follower.held) == [6]  # the parent of the next delta; the others' models are dropped
     assert app[METRICS].online_version._value.get() == 6
 
 
@@ -79,16 +80,31 @@ async def test_a_cached_list_outlives_a_new_version_for_the_grace_and_a_rollback
     assert await top() == ("online-v3", "x3")  # a rollback: at once, no grace
 
 
-async def test_a_delta_without_its_parent_is_refused_and_serving_goes_on(client):
+async def test_a_delta_without_its_parent_is_refused_and_the_learner_is_asked_for_a_whole_version(client, sink, settings):
     app = client.server.app
     shopper(app[READ_MODEL])
     follower = follower_of(app)
-    published = versions(2)
+    published = versions(3)
     await publish(follower, published[1])  # version 2 is a delta on 1, which never came
     assert follower.serving_version == 0
     assert app[METRICS].model_load_failures._value.get() == 1
     body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
     assert "online-v" not in body["model_version"]
+    # Asked once, signed (the learner carries out only signed commands), for what it could not build.
+    [(value, headers)] = zip(sink.commands, sink.command_headers)
+    command = read_command(decode(value, headers, signing_key(settings)))
+    assert (command.action, command.version) == ("republish", 2)
+    await publish(follower, published[2])  # the next delta: refused too, and not asked for again so soon
+    assert follower.serving_version == 0 and len(sink.commands) == 1
+    assert app[METRICS].model_republish_requests._value.get() == 1
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
+                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
+    learner.step([(["a"], "x4")] * 80)
+    learner.propose(1.0)
+    whole = full_version(learner.serving_rec, learner.serving_click, 4, 3, 4.0, {"republished": "requested"})
+    assert await publish(follower, whole) and follower.serving_version == 4  # the learner's answer
+    body = await (await client.get("/v1/recommend?user_id=u&k=1")).json()
+    assert body["model_version"] == "online-v4" and body["items"][0]["item_id"] == "x4"
 
 
 @pytest.mark.parametrize("token, header, status", [

@@ -154,6 +154,35 @@ async def test_only_signed_fresh_commands_for_held_versions_are_carried_out(serv
     assert version.metrics["reason"] == "manual_rollback"
 
 
+async def test_a_gateways_ask_for_a_whole_version_is_answered_once_for_every_ask_before_it(service, monkeypatch):
+    """A gateway that cannot build a delta (its parent refused, or gone from the topic before it
+    first read it) asks with a signed republish command; gateways that ask before the whole
+    version goes out are answered by it, and a later ask gets another."""
+    monkeypatch.setattr(service, "_checkpoint", _no_checkpoint)
+    learner = service.learner
+    for seed in (1, 2):
+        learner.step(chain_stream(20, seed=seed))
+        assert learner.propose(float(seed)).action == "promote"
+    service.published = 2
+    tp, key = service.commands_tp, service.key
+    asks = [encode_command("republish", 2, key), encode_command("republish", 2, key)]  # two gateways
+    service._updates = FakeConsumer({tp: [record(tp, i, v, h) for i, (v, h) in enumerate(asks)]})
+    await service._apply_commands()
+    [whole] = published(service)
+    version = read_version(whole)
+    assert whole.kind == "version" and version.full and version.number == 3 and version.parent == 2
+    assert version.metrics["republished"] == "requested" and learner.version == 3 and 3 in learner.held()
+    later = encode_command("republish", 4, key, now=time.time() + 1.0)  # asked after it went out
+    service._updates.records[tp].append(record(tp, 2, *later))
+    await service._apply_commands()
+    assert [read_version(r).number for r in published(service)] == [3, 4]
+    assert dead_letters(service) == []
+
+
+async def _no_checkpoint() -> None:
+    return None
+
+
 def topic_of(service: LearnerService, records: list[tuple[bytes | None, list]]) -> FakeConsumer:
     tp = service.updates_tp
     return FakeConsumer({tp: [record(tp, i, v, h) for i, (v, h) in enumerate(records)]})

@@ -15,8 +15,11 @@ from aiohttp import web
 
 from app.gateway.errors import error_response, json_response
 from app.gateway.keys import MODEL_UPDATES, SETTINGS, SINK
-from tables.wire.updates import ACTIONS, encode_command, signing_key
+from tables.wire.updates import encode_command, signing_key
 from models.errors import ValidationError
+
+# The commands an operator sends (a gateway sends `republish` itself: app/gateway/model_updates.py).
+ADMIN_ACTIONS = ("rollback", "promote")
 
 
 def _authorised(request: web.Request) -> web.Response | None:
@@ -34,7 +37,7 @@ async def model_status(request: web.Request) -> web.Response:
     if (refused := _authorised(request)) is not None:
         return refused
     follower = request.app.get(MODEL_UPDATES)
-    held = sorted(follower.held) if follower is not None else []
+    held = sorted(follower.recent) if follower is not None else []
     serving = follower.serving_version if follower is not None else 0
     return json_response({"serving_version": serving, "held_versions": held})
 
@@ -49,13 +52,13 @@ async def model_command(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object")
     action, version = body.get("action"), body.get("version")
-    if action not in ACTIONS:
-        raise ValidationError(f"'action' must be one of {', '.join(ACTIONS)}")
+    if action not in ADMIN_ACTIONS:
+        raise ValidationError(f"'action' must be one of {', '.join(ADMIN_ACTIONS)}")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValidationError("'version' must be a positive integer")
     follower = request.app.get(MODEL_UPDATES)
-    if follower is not None and version not in follower.held:
-        raise ValidationError(f"version {version} is not held; held versions: {sorted(follower.held)}")
+    if follower is not None and version not in follower.recent:
+        raise ValidationError(f"version {version} is not held; held versions: {sorted(follower.recent)}")
     key = await asyncio.to_thread(signing_key, request.app[SETTINGS])
     await request.app[SINK].send_model_command(*encode_command(action, version, key))
     return json_response({"accepted": True, "action": action, "version": version}, status=202)
