@@ -128,6 +128,10 @@ class ServingModels:
 
     def install_online(self, model: VersionedRanker, click: Any = None, rollback: bool = False) -> None:
         self.online, self.online_click = model, click
+        if self.transitions.events:
+            # The learner's version holds its own transitions: the gateway's are no longer read
+            # (nor learned: on_change), and their memory goes.
+            self.transitions = OnlineTransitions(self.transitions.config)
         if rollback or self.online_staleness_s <= 0:
             self.generation += 1
             return
@@ -147,7 +151,7 @@ class ServingModels:
         return oldest
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
-        if table == user_profiles.NAME and new is not None:
+        if table == user_profiles.NAME and new is not None and self.online is None:
             previous, items = user_profiles.appended_items(old, new)
             self.transitions.learn_sequence(items, previous)
         elif table == catalog.NAME:
@@ -310,7 +314,10 @@ class ServingModels:
         profile = self.read_model.profile(user_id)
         if profile is None or not profile["recent"]:
             return hits
-        boost = self.transitions.scores(profile["recent"])
+        online = self.online
+        successors = getattr(online, "successor_scores", None)  # a learner's version (ServingRecModel)
+        boost = (successors(profile["recent"], self.transitions.config.weights) if successors is not None
+                 else self.transitions.scores(profile["recent"]))
         peak = max(boost.values(), default=0.0) or 1.0
         # at most a tenth of the score scale: personalisation reorders near-ties
         return [(i, s + 0.1 * scale * boost.get(i, 0.0) / peak) for i, s in hits]

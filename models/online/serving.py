@@ -151,6 +151,12 @@ class ServingRecModel:
         out._refresh_terms([item for item in memo if item not in out._terms][-REFRESHED_TERMS:])
         return out
 
+    def successor_scores(self, history: Sequence[Id], weights: Sequence[float]) -> dict[Id, float]:
+        """What came right after each of the last `len(weights)` history items (channel 0),
+        weighted, each count over sqrt(1 + degree): models.rec.online_transitions's scores."""
+        k = len(weights)
+        return self.counts.weighted_sum(history, k, [*weights, *[0.0] * (k * (self.counts.channels - 1))])
+
     # ---- scoring (same math as OnlineRecModel) ---------------------------------------------
     def _locate(self, ids: Sequence[Id]) -> list[tuple[int, int] | None]:
         return [None if (i := self.index.get(key)) is None else (0, i) for key in ids]

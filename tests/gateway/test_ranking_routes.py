@@ -63,6 +63,35 @@ async def test_search_personalisation_reorders_near_ties(client, read_model):
         assert body["items"][0]["item_id"] == want
 
 
+async def test_once_a_learner_version_serves_the_gateway_drops_its_own_transitions_and_personalises_by_it(client, read_model):
+    from app.gateway.keys import SERVING
+    from models.online.click_model import OnlineClickModel
+    from models.online.rec_model import OnlineRecConfig, OnlineRecModel
+    from models.online.serving import ServingRecModel
+    from models.online.versions import LearnerConfig, OnlineLearner
+
+    serving = client.server.app[SERVING]
+    fill(read_model)
+    put_item(read_model, "c", "Cordless drill 18V", stock=5)  # b and c tie on text
+    for n in range(10):  # the gateway learns that people take c after a
+        read_model.apply(user_profiles.NAME, f"c{n}", profile(["a", "c"]))
+    read_model.apply(user_profiles.NAME, "fan", profile(["a"]))
+
+    async def top() -> str:
+        return (await (await client.get("/v1/search?q=cordless drill&user_id=fan")).json())["items"][0]["item_id"]
+
+    assert await top() == "c" and serving.transitions.events > 0  # (c is also the better text match)
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
+                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
+    learner.step([(["a"], "b")] * 80)  # the learner has seen people take b after a
+    learner.propose(1.0)
+    serving.install_online(ServingRecModel.from_model(learner.serving_rec, version=1))
+    assert serving.transitions.events == 0  # emptied: the version holds its own
+    read_model.apply(user_profiles.NAME, "late", profile(["a", "c", "a", "c"]))
+    assert serving.transitions.events == 0  # and no longer learned
+    assert await top() == "b"  # personalised by the version's counts, over the better text match
+
+
 async def test_bad_parameters_get_400_with_a_message(client):
     for url in ("/v1/search", "/v1/search?q=%20", "/v1/recommend?k=0", "/v1/recommend?k=abc",
                 "/v1/recommend?in_stock=maybe", "/v1/recommend?max_price=cheap", "/v1/items/a/similar?k=101",

@@ -32,6 +32,14 @@ async def test_item_view_joins_stats_and_catalog(client, read_model):
     assert (await client.get("/v1/items/zzz")).status == 404
 
 
+def test_a_gateway_holds_item_stats_without_the_workers_replay_offsets(read_model):
+    stats = item_stats.apply_event(item_stats.empty(), "view", 10.0, 3, 41, 86400.0, 3600.0)
+    read_model.apply(item_stats.NAME, "a", stats)
+    held = read_model.tables[item_stats.NAME]["a"]
+    assert stats["src"] == {"3": 41} and "src" not in held  # the caller's record is left as it was
+    assert held == {k: v for k, v in stats.items() if k != "src"}
+
+
 async def test_popular_orders_by_decayed_popularity_and_skips_deleted_items(client, read_model):
     fill(read_model)
     body = await (await client.get("/v1/items/popular?k=5")).json()
