@@ -172,12 +172,13 @@ async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
     """Every record on the model-updates topic (one partition) so far, oldest first (one whose
     header key is not UTF-8 among them: `app.kafka_compat`)."""
     tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=model_update_bytes(settings))
+    consumer = make_consumer(settings, enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_partition_fetch_bytes=model_update_bytes(settings))
     await consumer.start()
     try:
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, 0)
+        consumer.seek(tp, 0)  # the first record still there (see auto_offset_reset)
         records: list[ConsumerRecord] = []
         while await consumer.position(tp) < end:
             records.extend((await consumer.getmany(tp, timeout_ms=1000, max_records=500)).get(tp, []))

@@ -50,8 +50,9 @@ class ModelUpdatesFollower:
         self.sink = sink
         self.key = signing_key(settings)
         # The version served, by number: what the next delta builds on. The learner makes every
-        # version on the one it published last, so an older one is never a parent; four were held
-        # (each with its own tables of ids and counts: about 20 MB at the million-shopper scale).
+        # version on the one it published last, so an older one is never a parent. Four were held,
+        # each with its own tables of count rows (24 MB for the four at 600k events of
+        # bench/scale.py's shop, tracemalloc), ids and index.
         self.held: dict[int, tuple[ServingRecModel, ServingClickModel]] = {}
         # The numbers of the versions served last, newest last: what an admin may roll back to
         # (the learner keeps their snapshots, `LearnerConfig.keep`).
@@ -80,8 +81,11 @@ class ModelUpdatesFollower:
 
     async def _follow(self) -> None:
         tp = TopicPartition(self.settings.topics.model_updates, 0)
-        consumer = make_consumer(self.settings, enable_auto_commit=False,
-                                    max_partition_fetch_bytes=model_update_bytes(self.settings))
+        # From the topic's first record when its offset is before it (retention deleted the
+        # records there): aiokafka's default, the end, skipped every version held and never
+        # reached `caught_up`.
+        consumer = make_consumer(self.settings, enable_auto_commit=False, auto_offset_reset="earliest",
+                                 max_partition_fetch_bytes=model_update_bytes(self.settings))
         await consumer.start()
         try:
             while tp.topic not in await consumer.topics():

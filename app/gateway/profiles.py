@@ -4,10 +4,11 @@ The worker's profile carries bookkeeping a gateway never reads (source offsets, 
 impressions of the click join) and, decoded from JSON, a dict per field and a fresh string per
 item id: about 5 KB per shopper, so a million shoppers did not fit one gateway. Here a profile
 is one `bytes` object (`Record`): its time, its counts and its item ids and queries as UTF-8,
-decoded where it is read. A tuple of interned strings was the form before: 410 bytes a shopper
-of the synthetic shop, where the bytes are about half that (tests/gateway/test_served_profiles.py);
-a profile that the bytes cannot hold exactly (a string with a NUL in it, a count past 2**32)
-is still held as that tuple, and read the same.
+decoded where it is read (a few microseconds, once a cache miss). Tuples of interned strings were
+the form before: 406 B a shopper of bench/scale.py's shop as counted (`held_bytes`), where the
+bytes hold 207 B (docs/results/scale-600k-memory.json). A profile that the bytes cannot hold
+exactly (a string with a NUL in it, a count past 2**32) is still held as that tuple, and read
+the same.
 
 `ServedProfile`, a view made where a record is read, answers the same reads as the profile dict
 (`profile["recent"]`, `.get("purchased", [])`, `["counts"]`), so the code shared with the

@@ -335,8 +335,8 @@ class TransitionCounts:
         for at in range(0, len(ends), SLICE):
             part = ends[at:at + SLICE].tolist()
             # Interned: every version's delta decodes its ids anew, and a row's successors are
-            # the same few thousand items version after version (and the catalog's, and the
-            # profiles'): one string each, not one per row that names it in each version.
+            # the same few thousand items version after version: one string each, not one per
+            # row that names it in each version a gateway has built.
             ids.extend(sys.intern(blob[a:b].decode("utf-8")) for a, b in zip([int(ends[at - 1]) if at else 0, *part], part))
         none = np.zeros(0, dtype=np.int64)
         upserted = [ids[i] for i in arrays.get("upserted", none).tolist()]  # a checkpoint before it: a full load

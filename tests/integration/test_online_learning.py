@@ -135,16 +135,65 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
         worker.stop()
 
 
-def rollback_counted(settings) -> bool:
+async def test_a_gateway_started_after_retention_deleted_the_whole_versions_asks_for_one(
+        learner_settings, events, aiohttp_client, tmp_path):
+    """Retention (7 days by default) deletes model-updates' oldest records, whole versions with
+    them. A gateway started then read from the topic's end (aiokafka's default reset), so it
+    served no learner version and never caught up; and reading from the first record left,
+    a delta, it lacks that delta's parent until the learner sends a version whole."""
+    from aiokafka.admin.records_to_delete import RecordsToDelete
+
+    from app.gateway.keys import METRICS, MODEL_UPDATES
+    from app.kafka_io import make_admin, model_update_records
+    from tables.wire.updates import decode, read_version, signing_key
+
+    settings = learner_settings
+    worker = worker_process(settings, tmp_path / "worker.log").start()
+    learner = learner_process(settings, tmp_path / "learner.log").start()
+    try:
+        for wave in range(2):  # a whole version, then a delta on it
+            await produce(settings, events[wave * N_EVENTS // 3:(wave + 1) * N_EVENTS // 3])
+            await wait_for(lambda wave=wave: learner_metric(settings, "streamrank_learner_serving_version") >= wave + 1,
+                           300, f"version {wave + 1}", worker, learner)
+        key = signing_key(settings)
+        records = [(m.offset, decode(m.value, m.headers, key)) for m in await model_update_records(settings)]
+        last_offset, last = [(o, r) for o, r in records if r.kind == "version"][-1]
+        assert not read_version(last).full
+        admin = make_admin(settings)
+        await admin.start()
+        try:  # what retention does to the oldest segments
+            tp = TopicPartition(settings.topics.model_updates, 0)
+            await admin.delete_records({tp: RecordsToDelete(before_offset=last_offset)})
+        finally:
+            await admin.close()
+        app = init_app(settings)
+        await aiohttp_client(app)
+        follower, asks = app[MODEL_UPDATES], app[METRICS].model_republish_requests
+        await wait_for(follower.caught_up.is_set, 60, "the gateway reading the topic", worker, learner)
+        await wait_for(lambda: asks._value.get() == 1, 60, "the gateway's ask", worker, learner)
+        await wait_for(lambda: decision_count(settings, "republish") == 1, 60, "the learner's answer", worker, learner)
+        # Nothing else it read could be built: whatever it serves now stands on the whole version.
+        await wait_for(lambda: follower.serving_version > last.version, 60, "the whole version served", worker, learner)
+        assert asks._value.get() == 1 and "sent whole as version" in learner.tail(400)
+    finally:
+        learner.stop()
+        worker.stop()
+
+
+def decision_count(settings, decision: str) -> int:
     import urllib.request
 
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{settings.learner.metrics_port}/metrics", timeout=2) as r:
             text = r.read().decode()
     except OSError:
-        return False
-    return any(line.startswith('streamrank_model_decisions_total{decision="manual_rollback"} 1')
-               for line in text.splitlines())
+        return 0
+    prefix = f'streamrank_model_decisions_total{{decision="{decision}"}} '
+    return sum(int(float(line[len(prefix):])) for line in text.splitlines() if line.startswith(prefix))
+
+
+def rollback_counted(settings) -> bool:
+    return decision_count(settings, "manual_rollback") == 1
 
 
 async def test_a_standby_learner_takes_over_from_a_killed_one_without_losing_or_repeating_samples(
