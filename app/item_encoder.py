@@ -81,8 +81,7 @@ class ItemEncoder:
     async def read_published(self) -> None:
         """The vectors on the topic now (to its end offsets): only what differs is published again."""
         topic = self.settings.topics.item_vectors
-        consumer = make_consumer(self.settings, topic, group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest")
+        consumer = make_consumer(self.settings, topic, group_id=None, enable_auto_commit=False)
         await consumer.start()
         ends: dict[TopicPartition, int] | None = None
         try:

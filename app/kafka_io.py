@@ -127,8 +127,14 @@ def client_config(settings: Settings, role: Role = "process") -> dict[str, Any]:
 
 
 def make_consumer(settings: Settings, *topics: str, role: Role = "process", **options: Any) -> AIOKafkaConsumer:
-    """A consumer with the settings' connection and security; `options` as for aiokafka."""
-    return AIOKafkaConsumer(*topics, **client_config(settings, role), **options)
+    """A consumer with the settings' connection and security; `options` as for aiokafka.
+
+    An offset that is gone (before the first record retention left, or none committed) resumes
+    at the first record left, not at aiokafka's default, the end: every streamrank reader seeks
+    where it stopped or reads a topic whole, and the end skipped every record still there (a
+    gateway started after retention served no learner version; a learner resumed from an old
+    checkpoint skipped every sample left)."""
+    return AIOKafkaConsumer(*topics, **client_config(settings, role), **{"auto_offset_reset": "earliest", **options})
 
 
 def make_admin(settings: Settings, *, role: Role = "process", **options: Any) -> AIOKafkaAdminClient:
@@ -172,13 +178,12 @@ async def model_update_records(settings: Settings) -> list[ConsumerRecord]:
     """Every record on the model-updates topic (one partition) so far, oldest first (one whose
     header key is not UTF-8 among them: `app.kafka_compat`)."""
     tp = TopicPartition(settings.topics.model_updates, 0)
-    consumer = make_consumer(settings, enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_partition_fetch_bytes=model_update_bytes(settings))
+    consumer = make_consumer(settings, enable_auto_commit=False, max_partition_fetch_bytes=model_update_bytes(settings))
     await consumer.start()
     try:
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
-        consumer.seek(tp, 0)  # the first record still there (see auto_offset_reset)
+        consumer.seek(tp, 0)  # the first record still there (see make_consumer)
         records: list[ConsumerRecord] = []
         while await consumer.position(tp) < end:
             records.extend((await consumer.getmany(tp, timeout_ms=1000, max_records=500)).get(tp, []))

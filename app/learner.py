@@ -245,13 +245,9 @@ class LearnerService:
         self.next_sample_offset = offsets.get("samples", 0)
         self.next_command_offset = offsets.get("commands", 0)
         self.dedupe = SampleDedupe(offsets)
-        # A checkpoint's offset that retention has deleted since resumes at the topic's first
-        # record: aiokafka's default, its end, skipped every sample still there.
         self._samples = make_consumer(self.settings, role="learner", enable_auto_commit=False,
-                                      auto_offset_reset="earliest",
                                       max_partition_fetch_bytes=self.settings.limits.request_bytes * 2)
         self._updates = make_consumer(self.settings, role="learner", enable_auto_commit=False,
-                                      auto_offset_reset="earliest",
                                       max_partition_fetch_bytes=model_update_bytes(self.settings))
         self._producer = make_model_update_producer(self.settings)
         await self._samples.start()

@@ -59,6 +59,7 @@ class LearnerLock:
             session_timeout_ms=session_ms, heartbeat_interval_ms=max(100, session_ms // 5),
             # A rebalance waits this long for members to rejoin: a standby must not wait minutes.
             max_poll_interval_ms=max(session_ms * 3, 30_000),
+            auto_offset_reset="latest",  # for the group's membership only: it reads no command
             metadata_max_age_ms=10_000)  # a learner started before the topics finds them soon
 
     async def start(self) -> None:

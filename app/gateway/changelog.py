@@ -95,7 +95,7 @@ class ChangelogFollower:
     async def _follow(self) -> None:
         consumer = make_consumer(
             self.settings, *sorted(self.following), group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest", metadata_max_age_ms=5000)
+            enable_auto_commit=False, metadata_max_age_ms=5000)
         await consumer.start()
         targets: dict[TopicPartition, int] | None = None
         resumed: set[TopicPartition] = set()

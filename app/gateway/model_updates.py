@@ -81,10 +81,7 @@ class ModelUpdatesFollower:
 
     async def _follow(self) -> None:
         tp = TopicPartition(self.settings.topics.model_updates, 0)
-        # From the topic's first record when its offset is before it (retention deleted the
-        # records there): aiokafka's default, the end, skipped every version held and never
-        # reached `caught_up`.
-        consumer = make_consumer(self.settings, enable_auto_commit=False, auto_offset_reset="earliest",
+        consumer = make_consumer(self.settings, enable_auto_commit=False,
                                  max_partition_fetch_bytes=model_update_bytes(self.settings))
         await consumer.start()
         try:
