@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -344,6 +345,7 @@ def main() -> None:
     workers = [worker_process(c, c.runtime.state_dir / "worker.log").start() for c in configs]
     procs = [gateway, learner, *workers]
     pool = ThreadPoolExecutor(32)  # a probe behind a backlog polls for minutes: one thread each
+    finished = False
     try:
         wait_until(lambda: get_json(f"{base}/readyz") is not None, 300, 0.5, "gateway answering")
         rss0 = rss_mb(gateway.proc.pid)  # type: ignore[union-attr]
@@ -444,10 +446,17 @@ def main() -> None:
                "items": args.items, "events": args.events, "offered_rate": args.rate, "workers": args.workers,
                "learner_cpu_priority": settings.learner.cpu_priority, "seed": args.seed, "targets": TARGETS}
         print(json.dumps(out))
+        finished = True
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         for p in reversed(procs):
             p.stop()
+        # A run's state (the worker's stores, the learner's snapshots, the logs) is 0.6-0.8 GB
+        # at 600k events: kept only where the run failed, for its logs.
+        if finished:
+            shutil.rmtree(state, ignore_errors=True)
+        else:
+            print(f"state and logs kept in {state}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tables.wire.records import latest_ts
-from app.gateway import profiles
+from app.gateway import held_stats, profiles
 from app.gateway.top_keys import TopKeys
 from app.settings import Settings
 from tables import ad_spend, campaigns, catalog, item_stats, user_profiles
@@ -39,12 +39,11 @@ class ReadModel:
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
         rows = self.tables[table]
+        stats = value  # item stats as the dict they came as: read once below, held packed
         if table == user_profiles.NAME and value is not None:
             value = profiles.pack(value)  # the served fields, compactly
-        elif table == item_stats.NAME and value is not None and "src" in value:
-            # the worker's replay bookkeeping (an offset per source partition), never read here:
-            # about 300 B an item
-            value = {k: v for k, v in value.items() if k != "src"}
+        elif table == item_stats.NAME and value is not None:
+            value = held_stats.pack(value)  # likewise (and without the worker's replay offsets)
         old = rows.pop(key, None) if value is None else rows.get(key)
         if value is not None:
             rows[key] = value
@@ -52,12 +51,12 @@ class ReadModel:
             self.profile_bytes += ((0 if value is None else profiles.held_bytes(key, value))
                                    - (0 if old is None else profiles.held_bytes(key, old)))
         if table == item_stats.NAME:
-            if value is None:
+            if stats is None:
                 self._pop_keys.pop(key)
             else:
                 max_ts = latest_ts(self.settings.limits.clock_skew_s)
-                self.clock = max(self.clock, min(value["ts"], max_ts))
-                self._pop_keys.set(key, item_stats.popularity_key(value, self.settings.features.popularity_half_life_s, max_ts))
+                self.clock = max(self.clock, min(stats["ts"], max_ts))
+                self._pop_keys.set(key, item_stats.popularity_key(stats, self.settings.features.popularity_half_life_s, max_ts))
         elif table == catalog.NAME:
             self.catalog_changes += 1
         if self.listeners:
@@ -80,8 +79,12 @@ class ReadModel:
         profile = self.profile(user_id)
         return None if profile is None else user_profiles.public_view(user_id, profile)
 
+    def stats(self, item_id: str) -> Any:
+        """An item's stats, read as the stats dict is (held as a compact record), or None."""
+        return held_stats.view(self.tables[item_stats.NAME].get(item_id))
+
     def item(self, item_id: str) -> dict[str, Any] | None:
-        stats = self.tables[item_stats.NAME].get(item_id)
+        stats = self.stats(item_id)
         entry = self.tables[catalog.NAME].get(item_id)
         if stats is None and not catalog.is_live(entry):
             return None
@@ -112,7 +115,7 @@ class ReadModel:
             depth = want
             while True:
                 keys = self._pop_keys.largest(depth)  # not a scan of every item: see top_keys.py
-                top = [(i, item_stats.popularity_at(stats[i], self.clock, half_life)) for i, _ in keys
+                top = [(i, item_stats.popularity_at(held_stats.view(stats[i]), self.clock, half_life)) for i, _ in keys
                        if not live or i not in live or catalog.is_live(live[i])]
                 if len(top) >= want or depth >= len(self._pop_keys):
                     break
@@ -126,5 +129,7 @@ class ReadModel:
 
 
 def _as_read(table: str, value: Any) -> Any:
-    """A row as listeners read it: a profile as the dict it came as (a view of its record)."""
-    return profiles.view(value) if table == user_profiles.NAME else value
+    """A row as listeners read it: a profile or stats as the dict it came as (a view of its record)."""
+    if table == user_profiles.NAME:
+        return profiles.view(value)
+    return held_stats.view(value) if table == item_stats.NAME else value

@@ -327,9 +327,8 @@ class ServingModels:
 
         Called from the search thread: it only reads, and stats records are replaced whole.
         """
-        rows = self.read_model.tables[item_stats.NAME]
         now, half_life = self.read_model.clock, self.read_model.settings.features.popularity_half_life_s
-        found = [rows.get(i) for i in item_ids]
+        found = list(map(self.read_model.stats, item_ids))
         popularity = np.array([item_stats.popularity_at(s, now, half_life) if s else 0.0 for s in found], np.float32)
         ctr = np.array([(item_stats.ctr(s) or 0.0) if s else 0.0 for s in found], np.float32)
         return popularity, ctr

@@ -79,7 +79,7 @@ async def test_wrong_shapes_for_stats_and_profiles_are_dead_lettered(settings):
                                         (b'"u1"', orjson.dumps(user_profiles.empty()))]))
     assert len(sink.dead_letters) == 3
     assert "item_stats value must be" in dead_reasons(sink)[0] and "user_profiles value" in dead_reasons(sink)[2]
-    assert f.model.tables[item_stats.NAME]["i1"]["counts"] == {"view": 1}
+    assert f.model.stats("i1")["counts"] == {"view": 1}
     assert "u1" in f.model.tables[user_profiles.NAME]
 
 

@@ -32,12 +32,26 @@ async def test_item_view_joins_stats_and_catalog(client, read_model):
     assert (await client.get("/v1/items/zzz")).status == 404
 
 
-def test_a_gateway_holds_item_stats_without_the_workers_replay_offsets(read_model):
+def test_a_gateway_holds_item_stats_packed_without_the_workers_replay_offsets(read_model):
+    import sys
+
     stats = item_stats.apply_event(item_stats.empty(), "view", 10.0, 3, 41, 86400.0, 3600.0)
+    stats = item_stats.apply_event(stats, "impression", 12.5, 3, 42, 86400.0, 3600.0)
+    stats = item_stats.apply_event(stats, "click", 13.25, 3, 43, 86400.0, 3600.0)
     read_model.apply(item_stats.NAME, "a", stats)
     held = read_model.tables[item_stats.NAME]["a"]
-    assert stats["src"] == {"3": 41} and "src" not in held  # the caller's record is left as it was
-    assert held == {k: v for k, v in stats.items() if k != "src"}
+    assert stats["src"] == {"3": 43} and type(held) is bytes and sys.getsizeof(held) <= 81
+    read = read_model.stats("a")
+    assert (read["counts"], read["pop"], read["trend"], read["ts"]) == (stats["counts"], stats["pop"], stats["trend"], stats["ts"])
+    now, half_life, trend_half_life = 20.0, 86400.0, 3600.0
+    assert (item_stats.public_view("a", read, now, half_life, trend_half_life)
+            == item_stats.public_view("a", stats, now, half_life, trend_half_life))  # every read the same
+    # what the bytes cannot hold exactly stays the dict, without the offsets, and reads the same
+    for odd in ({**stats, "counts": {**stats["counts"], "refund": 1}}, {**stats, "counts": {"view": 2**32}}):
+        read_model.apply(item_stats.NAME, "b", odd)
+        assert read_model.tables[item_stats.NAME]["b"] == {k: v for k, v in odd.items() if k != "src"}
+        assert read_model.stats("b")["counts"] == odd["counts"]
+    assert read_model.stats("nothing") is None
 
 
 async def test_popular_orders_by_decayed_popularity_and_skips_deleted_items(client, read_model):

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from models.rec.baselines import Transition
 from models.rec.online_transitions import OnlineTransitions
@@ -232,3 +233,53 @@ def test_a_sources_strongest_successors_are_found_again_as_it_grows_or_changes()
     assert counts.strongest(0, "s", 2) == ("z",)
     counts.drop(["s"])
     assert counts._strongest == [{}]  # nothing kept for a dropped row
+
+
+def test_a_readers_rows_are_compact_and_read_as_the_writers_counters():
+    import random
+    import tracemalloc
+
+    from models.online.counts import Successors, TransitionCounts
+
+    writer = TransitionCounts(gaps=2, reverse=True)
+    rng = random.Random(11)
+    for _ in range(3000):
+        history = [f"i{min(rng.randrange(300), rng.randrange(300))}" for _ in range(rng.randrange(1, 4))]
+        writer.add_sample(history, f"i{rng.randrange(300)}")
+    whole = max(len(n) for t in writer.neighbours for n in t.values())
+    reader = TransitionCounts(gaps=2, reverse=True)
+    reader.load_arrays(writer.to_arrays(), keep=whole)  # every row whole: the same numbers
+    assert all(type(n) is Successors for t in reader.neighbours for n in t.values())
+    assert reader.neighbours == writer.neighbours and reader.to_json() == writer.to_json()
+    histories = [[f"i{rng.randrange(300)}" for _ in range(rng.randrange(0, 5))] for _ in range(80)]
+    column = {f"i{i}": n for n, i in enumerate(rng.sample(range(300), 200))}
+    weights = [rng.random() for _ in range(3 * writer.channels)]
+    for history in histories:
+        assert reader.weighted_sum(history, 3, weights) == writer.weighted_sum(history, 3, weights)
+    for per_source in (0, whole):
+        mine, theirs = (set(zip(*c.features_among(histories, 3, column, per_source))) for c in (reader, writer))
+        assert mine == theirs and mine
+
+    learner = TransitionCounts(gaps=2, reverse=True)
+    learner.load_arrays(writer.to_arrays(), keep=whole)
+    row = learner.next["i0"]
+    first = next(iter(row))
+    learner.add("i0", first)  # writing to a read row makes it a Counter; the reader's stays
+    assert learner.next["i0"][first] == row[first] + 1 and reader.next["i0"][first] == row[first]
+
+    ints = Successors([(1, 2), (2, 1), (5, 1)])  # ids that equal counts: found only as ids
+    assert (ints[1], ints[2], ints[5], len(ints), list(ints), 3 in ints, 2 in ints) == (2, 1, 1, 3, [1, 2, 5], False, True)
+    assert dict(ints.items()) == {1: 2, 2: 1, 5: 1} and ints.keys() == (1, 2, 5) and ints.values() == (2, 1, 1)
+    with pytest.raises(KeyError):
+        ints[3]
+
+    def held(keep):  # bytes of the counts loaded, as a reader (keep) or as a learner (0)
+        out = TransitionCounts(gaps=2, reverse=True)
+        arrays = writer.to_arrays()
+        tracemalloc.start()
+        out.load_arrays(arrays, keep=keep)
+        size = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        return size
+
+    assert held(whole) < 0.75 * held(0)  # rows of about ten here; a shop's are mostly one or two (about half)
