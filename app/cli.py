@@ -39,23 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser(argv).parse_args(argv)
     try:
-        set_up_process()
+        limit_job_threads()
         return int(args.run(args) or 0)
     except StreamrankError as exc:
         print(f"streamrank {args.job}: {exc}", file=sys.stderr)
         return 2
 
 
-def set_up_process() -> None:
-    """Every job's allocator (app/allocator.py) and its BLAS and torch threads (app/threads.py),
-    before it loads numpy or torch or starts a thread."""
-    from app.allocator import tune_allocator
+def limit_job_threads() -> None:
+    """Every job's BLAS and torch threads, before it loads numpy or torch (see app/threads.py)."""
     from app.settings import Settings
     from app.threads import limit_threads
 
-    runtime = Settings.from_env().runtime
-    tune_allocator(runtime.malloc_arena_max, runtime.malloc_mmap_threshold)
-    limit_threads(runtime.torch_threads)
+    limit_threads(Settings.from_env().runtime.torch_threads)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import logging
 
 from prometheus_client import start_http_server
 
-from app.allocator import tune_allocator
 from app.kafka_io import ensure_topics
 from app.settings import Settings
 from app import worker_dump
@@ -14,7 +13,6 @@ from app.threads import limit_threads
 from app.worker import create_worker
 
 settings = Settings.from_env()
-tune_allocator(settings.runtime.malloc_arena_max, settings.runtime.malloc_mmap_threshold)
 limit_threads(settings.runtime.torch_threads)
 if settings.kafka.faust_broker.startswith("kafka://"):
     # Before Faust subscribes (see ensure_topics): on a loop of its own, closed again, so

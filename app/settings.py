@@ -192,10 +192,6 @@ class RuntimeSettings(Group):
     # Intra-op threads of torch on CPU (0: torch's default). 1 by default: on a small shared
     # machine, extra threads spin against other processes (measured 7x slower with 2 on 2 busy cores).
     torch_threads: int = knob(1, rule=_at_least(0))
-    # glibc's malloc (app/allocator.py; 0: glibc's default): arenas, and the size from which a
-    # block is mapped on its own (and unmapped when freed) rather than cut from the heap.
-    malloc_arena_max: int = knob(2, rule=_at_least(0))
-    malloc_mmap_threshold: int = knob(128 * 1024, rule=_at_least(0))
     # HMAC-SHA256 key that signs model-updates records (versions, decisions, commands).
     # Empty: a random key kept in <state_dir>/secrets/model-signing.key, made by the first
     # process that needs it (processes on other machines must be given the same key).
@@ -284,6 +280,10 @@ class GatewaySettings(Group):
     # A gateway builds each model version in a thread, and every request that comes meanwhile
     # waits for the GIL once or more per step of the event loop (bench/version_install.py).
     gil_switch_ms: float = knob(0.5, rule=_POSITIVE)
+    # The gateway's glibc malloc (app/allocator.py; 0: glibc's default): arenas, and the size
+    # from which a block is mapped on its own (and unmapped when freed) rather than cut from the heap.
+    malloc_arena_max: int = knob(2, rule=_at_least(0))
+    malloc_mmap_threshold: int = knob(128 * 1024, rule=_at_least(0))
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ Decoded from JSON, a stats record is two dicts, three floats and its counts: abo
 held for every item the shop's events have touched. Packed here: the decayed popularity, the
 trend and the time (float64 each) and the counts in EVENT_TYPES order (uint32 each), 81 B. A
 record whose counts these cannot hold exactly (a type this version does not know, a count past
-2**32) is kept as its dict, and read the same. The worker's replay offsets (`src`) are dropped
+2**32, or below 0, which the changelog's check refuses before) is kept as its dict, and read the same. The worker's replay offsets (`src`) are dropped
 either way: a gateway never reads them.
 
 `ServedStats` answers the reads tables.item_stats makes of the stats dict (`stats["pop"]`,
@@ -29,7 +29,7 @@ def pack(value: dict[str, Any]) -> Record:
     counts = [0] * len(EVENT_TYPES)
     for etype, n in value["counts"].items():
         index = _TYPE_INDEX.get(etype)
-        if index is None or n > _MAX_COUNT:
+        if index is None or not 0 <= n <= _MAX_COUNT:
             return {k: v for k, v in value.items() if k != "src"}
         counts[index] = n
     return _RECORD.pack(value["pop"], value["trend"], value["ts"], *counts)

@@ -7,6 +7,7 @@ import asyncio
 import uvloop
 from aiohttp import web
 
+from app.allocator import tune_allocator
 from app.gateway.app import init_app
 from app.gateway.loop_stalls import hand_over_gil_often
 from app.settings import Settings
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    tune_allocator(settings.gateway.malloc_arena_max, settings.gateway.malloc_mmap_threshold)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     hand_over_gil_often(settings.gateway.gil_switch_ms)
     # reuse_port: several gateway processes can share one port; the kernel spreads connections.

@@ -47,7 +47,8 @@ def test_a_gateway_holds_item_stats_packed_without_the_workers_replay_offsets(re
     assert (item_stats.public_view("a", read, now, half_life, trend_half_life)
             == item_stats.public_view("a", stats, now, half_life, trend_half_life))  # every read the same
     # what the bytes cannot hold exactly stays the dict, without the offsets, and reads the same
-    for odd in ({**stats, "counts": {**stats["counts"], "refund": 1}}, {**stats, "counts": {"view": 2**32}}):
+    for odd in ({**stats, "counts": {**stats["counts"], "refund": 1}}, {**stats, "counts": {"view": 2**32}},
+                {**stats, "counts": {"view": -1}}):
         read_model.apply(item_stats.NAME, "b", odd)
         assert read_model.tables[item_stats.NAME]["b"] == {k: v for k, v in odd.items() if k != "src"}
         assert read_model.stats("b")["counts"] == odd["counts"]

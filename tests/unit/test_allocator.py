@@ -58,9 +58,10 @@ def test_glibcs_own_variables_win_over_the_settings() -> None:
     assert got == {"done": {}, "mapped": 0}  # 512 KiB is under the 2 MiB the variable set
 
 
-def test_the_defaults_are_two_arenas_and_a_128k_threshold_and_0_leaves_glibcs() -> None:
-    runtime = Settings.from_env({}).runtime
-    assert (runtime.malloc_arena_max, runtime.malloc_mmap_threshold) == (2, 128 * 1024)
-    off = Settings.from_env({"STREAMRANK_MALLOC_ARENA_MAX": "0", "STREAMRANK_MALLOC_MMAP_THRESHOLD": "0"}).runtime
+def test_a_gateways_defaults_are_two_arenas_and_a_128k_threshold_and_0_leaves_glibcs() -> None:
+    gateway = Settings.from_env({}).gateway
+    assert (gateway.malloc_arena_max, gateway.malloc_mmap_threshold) == (2, 128 * 1024)
+    off = Settings.from_env({"STREAMRANK_GATEWAY_MALLOC_ARENA_MAX": "0",
+                             "STREAMRANK_GATEWAY_MALLOC_MMAP_THRESHOLD": "0"}).gateway
     assert (off.malloc_arena_max, off.malloc_mmap_threshold) == (0, 0)
     assert tune_allocator(0, 0) == {}
