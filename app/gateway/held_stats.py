@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Union
 
+from app.gateway.record_views import DictReads
 from tables.wire.records import EVENT_TYPES
 
 _TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
@@ -35,10 +36,11 @@ def pack(value: dict[str, Any]) -> Record:
     return _RECORD.pack(value["pop"], value["trend"], value["ts"], *counts)
 
 
-class ServedStats:
+class ServedStats(DictReads):
     """A read view of a packed record (unpacked when made: a few hundred nanoseconds)."""
 
     __slots__ = ("pop", "trend", "ts", "_counts")
+    FIELDS = frozenset(("pop", "trend", "ts", "counts"))
 
     def __init__(self, record: bytes) -> None:
         self.pop, self.trend, self.ts, *counts = _RECORD.unpack(record)
@@ -48,18 +50,8 @@ class ServedStats:
     def counts(self) -> dict[str, int]:
         return {t: n for t, n in zip(EVENT_TYPES, self._counts) if n}
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in _FIELDS:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in _FIELDS else default
-
 
 def view(record: Record | None) -> Any:
     """What readers take for a stats dict: the view of a packed record, a kept dict as it is."""
     return ServedStats(record) if type(record) is bytes else record
 
-
-_FIELDS = frozenset(("pop", "trend", "ts", "counts"))

@@ -20,6 +20,7 @@ import struct
 import sys
 from typing import Any, Union
 
+from app.gateway.record_views import DictReads
 from tables.wire.records import EVENT_TYPES
 
 _TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
@@ -65,12 +66,13 @@ def unpack(record: Record) -> Tuple:
     return tuple(strings[:a]), tuple(strings[a:b]), tuple(strings[b:b + n_queries]), ts, tuple(counts)
 
 
-class ServedProfile:
+class ServedProfile(DictReads):
     """A read view of a held record, made where it is read: answers the profile dict's reads.
     The record is decoded at the first read: a listener handed a view it does not read (every
     profile change passes two) costs no decode."""
 
     __slots__ = ("record", "_fields")
+    FIELDS = frozenset(("recent", "purchased", "queries", "ts", "counts"))
 
     def __init__(self, record: Record) -> None:
         self.record = record
@@ -101,15 +103,6 @@ class ServedProfile:
     def counts(self) -> dict[str, int]:
         return {t: n for t, n in zip(EVENT_TYPES, self._unpacked()[4]) if n}
 
-    # The profile dict's read interface.
-    def __getitem__(self, key: str) -> Any:
-        if key not in _FIELDS:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in _FIELDS else default
-
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ServedProfile) and self.record == other.record
 
@@ -136,7 +129,6 @@ def view(record: Record | None) -> ServedProfile | None:
     return None if record is None else ServedProfile(record)
 
 
-_FIELDS = frozenset(("recent", "purchased", "queries", "ts", "counts"))
 _EMPTY: tuple[str, ...] = ()
 
 
