@@ -20,10 +20,8 @@ import struct
 import sys
 from typing import Any, Union
 
-from app.gateway.record_views import DictReads
+from app.gateway.record_views import MAX_COUNT, TYPE_INDEX, DictReads, counts_by_type
 from tables.wire.records import EVENT_TYPES
-
-_TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
 
 
 # The fallback form (see above): (recent, purchased, queries, ts, counts), an exact tuple of
@@ -35,7 +33,6 @@ Record = Union[bytes, Tuple]
 # each, in EVENT_TYPES order), then the strings in that order, UTF-8, each ended by a NUL.
 _HEAD = struct.Struct(f"<dHHH{len(EVENT_TYPES)}I")
 _SEP = "\0"
-_MAX_COUNT = 2**32 - 1
 _MAX_STRINGS = 2**16 - 1
 
 
@@ -43,13 +40,13 @@ def pack(value: dict[str, Any]) -> Record:
     """The held record of a validated user_profiles changelog value."""
     counts = [0] * len(EVENT_TYPES)
     for etype, n in value["counts"].items():
-        index = _TYPE_INDEX.get(etype)
+        index = TYPE_INDEX.get(etype)
         if index is not None:  # a type this version does not know is not served
             counts[index] = n
     recent, purchased, queries = value["recent"], value.get("purchased", ()), value["queries"]
     ts = float(value["ts"])
     strings = (*recent, *purchased, *queries)
-    if (max(len(recent), len(purchased), len(queries)) <= _MAX_STRINGS and all(0 <= n <= _MAX_COUNT for n in counts)
+    if (max(len(recent), len(purchased), len(queries)) <= _MAX_STRINGS and all(0 <= n <= MAX_COUNT for n in counts)
             and not any(_SEP in x for x in strings)):
         text = "".join(x + _SEP for x in strings).encode("utf-8")
         return _HEAD.pack(ts, len(recent), len(purchased), len(queries), *counts) + text
@@ -101,7 +98,7 @@ class ServedProfile(DictReads):
 
     @property
     def counts(self) -> dict[str, int]:
-        return {t: n for t, n in zip(EVENT_TYPES, self._unpacked()[4]) if n}
+        return counts_by_type(self._unpacked()[4])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ServedProfile) and self.record == other.record

@@ -39,7 +39,7 @@ class ReadModel:
     def apply(self, table: str, key: str, value: Any) -> None:
         """One changelog record: a value replaces, None deletes."""
         rows = self.tables[table]
-        stats = value  # item stats as the dict they came as: read once below, held packed
+        decoded = value  # as it came: item stats are read below, and held packed
         if table == user_profiles.NAME and value is not None:
             value = profiles.pack(value)  # the served fields, compactly
         elif table == item_stats.NAME and value is not None:
@@ -51,12 +51,12 @@ class ReadModel:
             self.profile_bytes += ((0 if value is None else profiles.held_bytes(key, value))
                                    - (0 if old is None else profiles.held_bytes(key, old)))
         if table == item_stats.NAME:
-            if stats is None:
+            if decoded is None:
                 self._pop_keys.pop(key)
             else:
                 max_ts = latest_ts(self.settings.limits.clock_skew_s)
-                self.clock = max(self.clock, min(stats["ts"], max_ts))
-                self._pop_keys.set(key, item_stats.popularity_key(stats, self.settings.features.popularity_half_life_s, max_ts))
+                self.clock = max(self.clock, min(decoded["ts"], max_ts))
+                self._pop_keys.set(key, item_stats.popularity_key(decoded, self.settings.features.popularity_half_life_s, max_ts))
         elif table == catalog.NAME:
             self.catalog_changes += 1
         if self.listeners:

@@ -7,7 +7,7 @@ nearly symmetric). Every channel keeps its own source degree for the normalisati
 Popularity lives beside the embedding rows (see rec_model) so that it is evicted with them.
 
 A reader (a gateway's serving model, the learner's snapshot of it) holds rows it never writes
-as `Successors`, a flat tuple (3-4x smaller than a Counter of a few entries, most rows).
+as `Successors`, a flat tuple: about half a Counter's bytes (see there).
 
 Copies share their per-source Counters copy-on-write: the learner snapshots its model at every
 version, and copying ~600k counts took about a second where sharing takes milliseconds. Each
@@ -38,8 +38,10 @@ class Successors(Mapping[Id, int]):
     A gateway holds hundreds of thousands of rows, most of one or two successors: as a Counter
     such a row took 217 B, as this about 100 B (3,361 B against 1,689 B at a hundred), and the
     counts of a 600k-event scale run's learner, loaded as a gateway loads them, 35.6 MB against
-    18.0 MB (tracemalloc). Reading its pairs in order costs what a dict's does; a lookup by id
-    is a scan, so readers go through `items()` or `among` (a row holds at most `features_per_source`).
+    18.0 MB (tracemalloc). Reading its pairs in order costs about what a dict's does (a history's
+    `weighted_sum` over those counts, 21-23 µs against 20 µs, timed beside a bench: rough); a
+    lookup by id is a scan, so readers go through `items()` or `among` (a row holds at most
+    `features_per_source`).
     """
 
     __slots__ = ("_pairs",)
@@ -181,11 +183,8 @@ class TransitionCounts:
     def drop(self, items: Iterable[Id]) -> None:
         """Forget the rows of these sources (they were evicted). Counts INTO them stay until pruned."""
         for item in items:
-            for neighbours, degree, owned, strongest in zip(self.neighbours, self.degrees, self._owned, self._strongest):
-                neighbours.pop(item, None)
-                degree.pop(item, None)
-                owned.discard(item)
-                strongest.pop(item, None)
+            for c in range(self.channels):
+                self._remove_row(c, item)
 
     def __contains__(self, source: Id) -> bool:
         return any(source in n for n in self.neighbours)
@@ -335,16 +334,9 @@ class TransitionCounts:
             channels = [row[1:3], *(row[3] if len(row) > 3 else [])]
             for c, (degree, pairs) in enumerate(channels[: self.channels]):
                 if pairs or degree:
-                    if 0 < keep < len(pairs):
-                        pairs = heapq.nlargest(keep, pairs, key=itemgetter(1))
-                    self.neighbours[c][a] = self._row(((b, n) for b, n in pairs), keep)
-                    self.degrees[c][a] = degree
-                    (self._owned[c].discard if keep > 0 else self._owned[c].add)(a)
+                    self._put_row(c, a, pairs, len(pairs), degree, keep)
                 else:
-                    self.neighbours[c].pop(a, None)
-                    self.degrees[c].pop(a, None)
-                    self._owned[c].discard(a)
-                self._strongest[c].pop(a, None)
+                    self._remove_row(c, a)
 
     def to_arrays(self, sources: Iterable[Id] | None = None) -> dict[str, np.ndarray]:
         """Every count, or the rows of `sources`, as flat arrays (`load_arrays` / `upsert_arrays`
@@ -412,7 +404,6 @@ class TransitionCounts:
         none = np.zeros(0, dtype=np.int64)
         upserted = [ids[i] for i in arrays.get("upserted", none).tolist()]  # a checkpoint before it: a full load
         for c in range(self.channels):
-            table, degrees, owned, strongest = self.neighbours[c], self.degrees[c], self._owned[c], self._strongest[c]
             given = set()
             targets, counts = arrays.get(f"c{c}.targets", none), arrays.get(f"c{c}.counts", none)
             row_ends = arrays.get(f"c{c}.ends", none).tolist()
@@ -426,28 +417,35 @@ class TransitionCounts:
                     loaded = list(map(ids.__getitem__, targets[start:stop].tolist()))
                     loaded_counts = counts[start:stop].tolist()
                 pairs = zip(loaded[start - base:end - base], loaded_counts[start - base:end - base])
-                table[a] = self._row(heapq.nlargest(keep, pairs, key=itemgetter(1)) if 0 < keep < end - start else pairs,
-                                     keep)
-                degrees[a] = degree
-                (owned.discard if keep > 0 else owned.add)(a)
-                strongest.pop(a, None)
+                self._put_row(c, a, pairs, end - start, degree, keep)
                 given.add(a)
             for a in upserted:
                 if a not in given:
-                    table.pop(a, None)
-                    degrees.pop(a, None)
-                    owned.discard(a)
-                    strongest.pop(a, None)
+                    self._remove_row(c, a)
         return upserted
 
-    @staticmethod
-    def _row(pairs: Iterable[tuple[Id, int]], keep: int) -> Row:
-        """A loaded row: a reader's (`keep` > 0) read-only and compact, else a Counter to count on."""
+    def _put_row(self, channel: int, source: Id, pairs: Iterable[Sequence[Any]], n: int, degree: int, keep: int) -> None:
+        """A loaded row of `n` (successor, count) pairs: cut to its `keep` strongest (ties in the
+        row's order) and, for a reader (`keep` > 0), read-only and compact (`Successors`, never
+        owned: written to, it becomes a Counter), else a Counter this object owns and counts on."""
+        if 0 < keep < n:
+            pairs = heapq.nlargest(keep, pairs, key=itemgetter(1))
         if keep > 0:
-            return Successors(pairs)
-        row: Counter[Id] = Counter()
-        dict.update(row, pairs)  # dict.update: Counter.update would add
-        return row
+            row: Row = Successors(pairs)  # type: ignore[arg-type]
+            self._owned[channel].discard(source)
+        else:
+            row = Counter()
+            dict.update(row, pairs)  # type: ignore[arg-type]  # dict.update: Counter.update would add
+            self._owned[channel].add(source)
+        self.neighbours[channel][source] = row
+        self.degrees[channel][source] = degree
+        self._strongest[channel].pop(source, None)
+
+    def _remove_row(self, channel: int, source: Id) -> None:
+        self.neighbours[channel].pop(source, None)
+        self.degrees[channel].pop(source, None)
+        self._owned[channel].discard(source)
+        self._strongest[channel].pop(source, None)
 
     def without(self, sources: Iterable[Id]) -> "TransitionCounts":
         """A new object sharing the rows (Counters) of every source but `sources`."""
