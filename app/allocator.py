@@ -2,8 +2,9 @@
 
 Two defaults let a long-running gateway hold memory it has freed (which of the two matters
 more is not measured apart):
-- a thread gets an arena of its own (up to 8 per core): a gateway builds each learner version
-  in a thread, and what that thread freed sat in its arena, unused by the event loop's;
+- a thread gets an arena of its own (up to 8 per core): a gateway built each learner version
+  in a thread when this was measured, and what that thread freed sat in its arena, unused by
+  the event loop's;
 - the mmap threshold rises to the largest block freed so far (up to 32 MiB), so after one large
   array was freed, every later one (a version's count arrays, its rows) came from the heap,
   where the small objects between them keep its pages from being handed back.

@@ -136,6 +136,9 @@ def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+RAW_RESULTS: Path | None = None  # --raw-results
+
+
 def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: float,
                    keep: list[float] | None = None) -> dict:
     """Percentiles of one open-loop pass; every request's latency (ms) goes to `keep` (for the plot)."""
@@ -144,6 +147,9 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
                             input=targets.encode(), capture_output=True, check=True)
     if keep is not None:
         keep.extend(request_latencies_ms(vegeta, attack.stdout))
+        if RAW_RESULTS is not None:  # `vegeta encode` reads them: each request's start and latency
+            RAW_RESULTS.mkdir(parents=True, exist_ok=True)
+            (RAW_RESULTS / f"pass-{len(list(RAW_RESULTS.glob('pass-*.bin'))):02d}.bin").write_bytes(attack.stdout)
     report = json.loads(subprocess.run([vegeta, "report", "-type=json"], input=attack.stdout,
                                        capture_output=True, check=True).stdout)
     lat = report["latencies"]
@@ -251,6 +257,7 @@ def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base:
     missing = [f"{p.replace('&k=10', '')}&k={11 + n // len(paths)}" for n, p in
                enumerate(itertools.islice(itertools.cycle(paths), args.rate * args.seconds))]
     counters, version = serving_counters(base), gauge(base, "streamrank_gateway_online_version")
+    gc_before = gc_pauses(base)
     with EventStream(settings, events, args.live_rate) as stream:
         time.sleep(args.live_lead_s)  # the worker and the learner busy, versions coming
         lead_version = gauge(base, "streamrank_gateway_online_version")
@@ -264,6 +271,7 @@ def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base:
         after_miss = serving_counters(base)
         fixed = vegeta_latency(vegeta, fixed_base, paths, args.rate, args.seconds, samples.setdefault("fixed body live", []))
         streamed = stream.rate_so_far()
+    gc_after = gc_pauses(base)
 
     def hit_ratio(a: dict[str, float], b: dict[str, float]) -> float:
         hits, misses = b["hits"] - a["hits"], b["misses"] - a["misses"]
@@ -275,7 +283,8 @@ def live_pass(tools: tuple[str, str], settings: Settings, base: str, fixed_base:
                                    "versions_installed_during_pass": during_miss},
             "fixed_body": fixed, "events_per_s_offered": args.live_rate, "events_per_s_sent": streamed,
             "versions_installed": gauge(base, "streamrank_gateway_online_version") - version,
-            "online_staleness_s": settings.recommend.online_staleness_s}
+            "online_staleness_s": settings.recommend.online_staleness_s,
+            "gc_during_pass": {g: round(gc_after[g] - gc_before[g], 3) for g in gc_after}}
 
 
 def gc_pauses(base: str) -> dict[str, float]:
@@ -376,8 +385,13 @@ def main() -> None:
                         help="events/s streamed during the live pass (0: no live pass)")
     parser.add_argument("--live-lead-s", type=float, default=8.0,
                         help="seconds of streaming before the live pass is measured")
+    parser.add_argument("--raw-results", type=Path, default=None,
+                        help="write each measured pass's vegeta results there, in order (pass-NN.bin): when each "
+                             "request started and how long it took, to line slow ones up with the logs")
     add_plots_argument(parser)
     args = parser.parse_args()
+    global RAW_RESULTS
+    RAW_RESULTS = args.raw_results
     tools = ensure_tools()
     run = f"serve-{uuid.uuid4().hex[:8]}"
     base_settings = Settings.from_env()

@@ -1,20 +1,26 @@
 """How long a gateway's event loop waits while it installs the learner's versions.
 
-A gateway builds each version the learner publishes (every `version_interval_s`, 5 s) in a
-thread, off the event loop. A thread still holds the GIL: for up to the switch interval
-between bytecodes, and for the whole of one C call (a JSON parse, a collection). Every
-request that comes meanwhile waits that long, so a build shows in /v1/recommend's p99 though
-no handler got slower.
+A gateway builds each version the learner publishes (every `version_interval_s`, 5 s) on its
+event loop, in slices of about a millisecond between requests (`between_requests` in
+app/gateway/model_updates.py); it was a thread, which holds the GIL for up to the switch
+interval between bytecodes and for the whole of one C call (a JSON parse, a collection).
+Every request that comes during a slice, a C call or a collection waits that long, so a
+build shows in /v1/recommend's p99 though no handler got slower.
 
 The versions here are the learner's on the scale shop of bench/scale.py (default 1M
 shoppers, 100k items, Zipf popularity), one per `--version-every` events (the worker's 3,000
 events/s times the interval). They are signed and handed to the gateway's own follower
 (`ModelUpdatesFollower.receive`: verify, decode, build, install, freeze), as Kafka would, while
-a timer due every millisecond on the loop measures how late it ran. The later half of the
-versions is measured, where count rows are largest. Baseline, same run: the timer with no
-build running (the pauses between versions).
+a timer due every millisecond on the loop (a fixed schedule: after a stall, every probe that
+fell due meanwhile is late) measures how late it ran. Each probe also ranks a shopper's
+history on the version served, as each of 1,000 cache misses a second would (`--no-rank`: an
+idle gateway); a memo of count terms builds up, which each version then finds again.
+The later half of the versions is measured, where count rows are largest. Baselines, same
+run: the timer with no build running (the pauses between versions), and the same versions
+built in a thread (how a gateway built them before `between_requests`).
 
-Last line: {"installing": {lag percentiles, ms}, "idle": {...}, "versions": n, "version_mb": ..., ...}.
+Last line: {"loop": {"installing": {lag percentiles, ms}, "idle": {...}, ...}, "thread": {...},
+"versions": n, ...}.
 """
 from __future__ import annotations
 
@@ -46,14 +52,16 @@ from models.data.synthetic_shop import ShopConfig, SyntheticShop
 from models.online.click_model import OnlineClickConfig, OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import OnlineLearner
+from models.steps import run_steps
 from tables.wire.updates import encode_version, signing_key
 
 PROBE_S = 0.001
 Record = tuple[bytes, list[tuple[str, bytes]]]  # a model-updates record: value, headers
 
 
-def published_versions(settings: Settings, args: argparse.Namespace) -> list[Record]:
-    """The learner's versions on the shop's first `--events` events, as it signs and publishes them."""
+def published_versions(settings: Settings, args: argparse.Namespace) -> tuple[list[Record], list[list[str]]]:
+    """The learner's versions on the shop's first `--events` events, as it signs and publishes
+    them, and the histories of the last batches' samples (shoppers to rank)."""
     shop = SyntheticShop(ShopConfig(shoppers=args.shoppers, items=args.items))
     stream = shop_batches(settings, shop, args.events, settings.learner.batch)
     o = settings.online
@@ -70,7 +78,8 @@ def published_versions(settings: Settings, args: argparse.Namespace) -> list[Rec
             assert decision.version is not None, decision.reason
             out.append(decision.version)
     key = signing_key(settings)
-    return [encode_version(version, key) for version in out]
+    histories = [list(history) for rec_samples, _ in stream[-40:] for history, _ in rec_samples]
+    return [encode_version(version, key) for version in out], histories
 
 
 def percentiles(lags: list[float]) -> dict[str, float]:
@@ -80,18 +89,29 @@ def percentiles(lags: list[float]) -> dict[str, float]:
             "share_over_5ms": round(sum(lag > 0.005 for lag in lags) / len(lags), 4)}
 
 
-async def install_all(settings: Settings, records: list[Record], pause_s: float) -> dict:
-    """Hand every version to a gateway's follower; the loop's lateness during builds and between them."""
+async def install_all(settings: Settings, records: list[Record], pause_s: float, histories: list[list[str]],
+                      in_thread: bool = False) -> dict:
+    """Hand every version to a gateway's follower (building each in a thread with `in_thread`);
+    the loop's lateness during builds and between them."""
     follower = ModelUpdatesFollower(settings, ServingModels(ReadModel(settings)), Metrics(), None)  # type: ignore[arg-type]
+    if in_thread:
+        follower.build = lambda steps: asyncio.to_thread(run_steps, steps)
     lags: dict[bool, list[float]] = {True: [], False: []}
     state = {"installing": False, "measure": False, "stop": False}
 
     async def probe() -> None:
+        start, n = time.perf_counter(), 0
         while not state["stop"]:
-            installing, due = state["installing"], time.perf_counter() + PROBE_S
-            await asyncio.sleep(PROBE_S)
+            # Due on a fixed schedule, as vegeta sends requests: after a stall, every probe that
+            # fell due meanwhile runs late, not just the one that was waiting.
+            n += 1
+            installing, due = state["installing"], start + n * PROBE_S
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if state["measure"]:  # a probe that spans a build's start or end counts as during it
                 lags[installing or state["installing"]].append(max(0.0, time.perf_counter() - due))
+            online = follower.serving.online
+            if histories and online is not None:  # a cache miss's ranking, on the version served
+                online.rank(histories[n % len(histories)], 10)
 
     timer = asyncio.create_task(probe())
     walls, cpus = [], []
@@ -124,6 +144,8 @@ def main() -> None:
     parser.add_argument("--shoppers", type=int, default=ShopConfig.shoppers)
     parser.add_argument("--items", type=int, default=ShopConfig.items)
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between versions (the idle baseline)")
+    parser.add_argument("--rank", action=argparse.BooleanOptionalAction, default=True,
+                        help="each probe ranks a shopper's history on the version served, as a cache miss does")
     args = parser.parse_args()
     limit_threads(1)
     with tempfile.TemporaryDirectory() as state_dir:
@@ -131,12 +153,16 @@ def main() -> None:
         os.environ["STREAMRANK_STATE_DIR"] = state_dir
         settings = Settings.from_env()
         started = time.perf_counter()
-        records = published_versions(settings, args)
+        records, histories = published_versions(settings, args)
         print(f"{len(records)} versions in {time.perf_counter() - started:.0f} s", flush=True)
         hand_over_gil_often(settings.gateway.gil_switch_ms)  # as `streamrank gateway` does
-        result = asyncio.run(install_all(settings, records, args.pause))
-    print(json.dumps({**result, "versions": len(records), "events": args.events, "version_every": args.version_every,
-                      "shoppers": args.shoppers, "items": args.items, "switch_interval_ms": sys.getswitchinterval() * 1000}))
+        histories = histories if args.rank else []
+        result = {"loop": asyncio.run(install_all(settings, records, args.pause, histories)),
+                  "thread": asyncio.run(install_all(settings, records, args.pause, histories, in_thread=True))}
+        print(f"loop: {json.dumps(result['loop'])}", flush=True)
+    print(json.dumps({**result, "rank": args.rank, "versions": len(records), "events": args.events,
+                      "version_every": args.version_every, "shoppers": args.shoppers, "items": args.items,
+                      "switch_interval_ms": sys.getswitchinterval() * 1000}))
 
 
 if __name__ == "__main__":

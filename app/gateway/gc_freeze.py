@@ -18,12 +18,12 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def freeze_long_lived(why: str, full: bool = False) -> None:
+def freeze_long_lived(why: str, full: bool = False, quiet: bool = False) -> None:
     """Collect (the young generations; all of them with `full`, a pause fit for start-up only),
-    then freeze every tracked object."""
+    then freeze every tracked object; logged unless `quiet`."""
     gc.collect(2 if full else 1)
     gc.freeze()
     if full:  # counting walks every frozen object (88 ms for 3M): at start-up only, not per version
         log.info("%s: %d objects frozen out of the cyclic GC", why, gc.get_freeze_count())
-    else:
+    elif not quiet:
         log.info("%s: its objects frozen out of the cyclic GC", why)

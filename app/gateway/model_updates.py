@@ -3,8 +3,9 @@
 Every gateway reads the one partition from the start (no consumer group), so all of them
 apply the same versions in the same order. A version record holds the rows changed since
 its parent (or everything, for a rollback or a restarted learner); the gateway builds the
-new serving model off the event loop, copy-on-write from the parent it keeps, and installs
-it with one reference assignment: a request ranks against one whole version. Decisions on
+new serving model copy-on-write from the parent it keeps, on the event loop a millisecond at a
+time between requests, and installs it with one reference assignment: a request ranks
+against one whole version. Decisions on
 the same topic are for the logs.
 
 Only signed records are applied (`tables/wire/updates.py`): anyone able to write to Kafka could
@@ -18,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import TypeVar
 
 from aiokafka import TopicPartition
 
@@ -33,13 +35,42 @@ from tables.wire.updates import (VERSION_KINDS, UpdateRecord, decode, encode_com
                                  signing_key)
 from models.errors import ValidationError
 from models.online.click_serving import ServingClickModel
-from models.online.serving import ServingRecModel, serving_for
+from models.online.serving import ServingRecModel, serving_for_in_steps
+from models.steps import Steps
 from models.online.versions import Version
 
 log = logging.getLogger(__name__)
 RECENT_VERSIONS = 4  # version numbers an admin may name (see ModelUpdatesFollower.recent)
+# A version's build runs on the event loop for about this long at a time (`between_requests`),
+# and takes at most this share of the loop's time: a build has the version interval (5 s).
+BUILD_SLICE_S = 0.001
+BUILD_SHARE = 0.25
 ASK_AGAIN_S = 30.0  # between a gateway's asks for a whole version (the learner answers all asks at once)
 SOURCE = "model-updates"
+
+
+T = TypeVar("T")
+
+
+async def between_requests(steps: Steps[T], slice_s: float = BUILD_SLICE_S, share: float = BUILD_SHARE) -> T:
+    """Run `steps` on the event loop: about `slice_s` of them at a time, then a pause that leaves
+    the loop to requests for the rest (a `share` of the loop's time at most, 1: no pause).
+
+    Not in a thread: a thread that wants the GIL takes it from the loop at every switch
+    interval, so at 1,000 requests/s a build halved the loop's speed while it ran (bench/serve.py's
+    live pass: all-miss p99 70-450 ms, every slow request in a build). Nor all the time the
+    loop is free: a build's few hundred milliseconds of CPU (most of it finding terms again)
+    on top of 1,000 cache misses a second left the loop no spare time, and requests queued."""
+    while True:
+        started = time.perf_counter()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if time.perf_counter() - started >= slice_s:
+                break
+        await asyncio.sleep((time.perf_counter() - started) * (1.0 / share - 1.0))
 
 
 class ModelUpdatesFollower:
@@ -60,6 +91,7 @@ class ModelUpdatesFollower:
         self._asked_at = -ASK_AGAIN_S  # monotonic: when this gateway last asked for a whole version
         self.serving_version = 0
         self.caught_up = asyncio.Event()
+        self.build = between_requests  # how a version's steps run (bench/version_install.py times a thread too)
         self._next_offset = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -139,7 +171,10 @@ class ModelUpdatesFollower:
             return
         if version.full:
             base_click = ServingClickModel.empty()  # a full version replaces everything anyway
-        model = await asyncio.to_thread(serving_for, base, version)
+        # What this gateway holds now is not walked again by a full collection that the build's
+        # allocations start (one walked for 115 ms in bench/serve.py's live pass).
+        freeze_long_lived(f"version {version.number} to be built", quiet=True)
+        model = await self.build(serving_for_in_steps(base, version))
         click = await asyncio.to_thread(base_click.apply, version)
         self.held = {version.number: (model, click)}
         self._install(version.number, rollback="rollback_to" in version.metrics)

@@ -27,9 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from models.steps import Steps, run_steps
+
 Id = Hashable
 REMEMBER_FROM = 32  # successors from which a source's terms are kept for the rest of a features_among call
-SLICE = 4096  # ids decoded per Python step in upsert_arrays
+SLICE = 4096  # ids decoded per step of upsert_arrays_in_steps
+ROWS_PER_STEP = 256  # rows loaded per step of upsert_arrays_in_steps (well under a millisecond)
 
 
 class Successors(Mapping[Id, int]):
@@ -49,6 +52,16 @@ class Successors(Mapping[Id, int]):
     def __init__(self, pairs: Mapping[Id, int] | Iterable[tuple[Id, int]]) -> None:
         items = pairs.items() if isinstance(pairs, Mapping) else pairs
         self._pairs: tuple[Any, ...] = tuple(chain.from_iterable(items))
+
+    @classmethod
+    def of(cls, successors: Sequence[Id], counts: Sequence[int]) -> "Successors":
+        """The row of `successors` with their `counts`, in that order: how a load makes one (the
+        constructor's ABC check and pair tuples were half of a version build's time)."""
+        flat: list[Any] = [None] * (2 * len(successors))
+        flat[::2], flat[1::2] = successors, counts
+        row = cls.__new__(cls)
+        row._pairs = tuple(flat)
+        return row
 
     def __len__(self) -> int:
         return len(self._pairs) >> 1
@@ -334,7 +347,7 @@ class TransitionCounts:
             channels = [row[1:3], *(row[3] if len(row) > 3 else [])]
             for c, (degree, pairs) in enumerate(channels[: self.channels]):
                 if pairs or degree:
-                    self._put_row(c, a, pairs, len(pairs), degree, keep)
+                    self._put_row(c, a, [p[0] for p in pairs], [p[1] for p in pairs], degree, keep)
                 else:
                     self._remove_row(c, a)
 
@@ -387,11 +400,12 @@ class TransitionCounts:
         """Replace the rows of the sources `to_arrays` wrote (`upserted`, returned) in every
         channel; a source with no row in a channel loses the one it had there. `keep` > 0 holds
         only each row's `keep` strongest successors (ties in the row's order), degrees whole, as
-        `load_json` does.
+        `load_json` does."""
+        return run_steps(self.upsert_arrays_in_steps(arrays, keep))
 
-        Python steps over small slices, never one C call over a whole version: a gateway runs
-        this in a thread while its event loop serves, and the loop waits for every C call the
-        thread is in (see `to_arrays`)."""
+    def upsert_arrays_in_steps(self, arrays: Mapping[str, np.ndarray], keep: int = 0) -> Steps[list[Id]]:
+        """`upsert_arrays` in steps of a slice of ids or `ROWS_PER_STEP` rows, never one C call over
+        a whole version: a gateway runs them on its event loop, between requests (models/steps.py)."""
         blob = arrays["ids_blob"].tobytes()
         ends = arrays["ids_end"]
         ids: list[Id] = []
@@ -401,6 +415,7 @@ class TransitionCounts:
             # the same few thousand items version after version: one string each, not one per
             # row that names it in each version a gateway has built.
             ids.extend(sys.intern(blob[a:b].decode("utf-8")) for a, b in zip([int(ends[at - 1]) if at else 0, *part], part))
+            yield
         none = np.zeros(0, dtype=np.int64)
         upserted = [ids[i] for i in arrays.get("upserted", none).tolist()]  # a checkpoint before it: a full load
         for c in range(self.channels):
@@ -416,26 +431,31 @@ class TransitionCounts:
                     base, stop = start, max(end, start + 2 * SLICE)
                     loaded = list(map(ids.__getitem__, targets[start:stop].tolist()))
                     loaded_counts = counts[start:stop].tolist()
-                pairs = zip(loaded[start - base:end - base], loaded_counts[start - base:end - base])
-                self._put_row(c, a, pairs, end - start, degree, keep)
+                self._put_row(c, a, loaded[start - base:end - base], loaded_counts[start - base:end - base], degree, keep)
                 given.add(a)
+                if len(given) % ROWS_PER_STEP == 0:
+                    yield
             for a in upserted:
                 if a not in given:
                     self._remove_row(c, a)
+            yield
         return upserted
 
-    def _put_row(self, channel: int, source: Id, pairs: Iterable[Sequence[Any]], n: int, degree: int, keep: int) -> None:
-        """A loaded row of `n` (successor, count) pairs: cut to its `keep` strongest (ties in the
-        row's order) and, for a reader (`keep` > 0), read-only and compact (`Successors`, never
-        owned: written to, it becomes a Counter), else a Counter this object owns and counts on."""
-        if 0 < keep < n:
-            pairs = heapq.nlargest(keep, pairs, key=itemgetter(1))
+    def _put_row(self, channel: int, source: Id, successors: Sequence[Id], counts: Sequence[int], degree: int,
+                 keep: int) -> None:
+        """A loaded row of `successors` and their `counts`: cut to its `keep` strongest (ties in
+        the row's order) and, for a reader (`keep` > 0), read-only and compact (`Successors`,
+        never owned: written to, it becomes a Counter), else a Counter this object owns and
+        counts on."""
+        if 0 < keep < len(successors):
+            strongest = heapq.nlargest(keep, zip(successors, counts), key=itemgetter(1))
+            successors, counts = [s for s, _ in strongest], [n for _, n in strongest]
         if keep > 0:
-            row: Row = Successors(pairs)  # type: ignore[arg-type]
+            row: Row = Successors.of(successors, counts)
             self._owned[channel].discard(source)
         else:
             row = Counter()
-            dict.update(row, pairs)  # type: ignore[arg-type]  # dict.update: Counter.update would add
+            dict.update(row, zip(successors, counts))  # dict.update: Counter.update would add
             self._owned[channel].add(source)
         self.neighbours[channel][source] = row
         self.degrees[channel][source] = degree
@@ -449,9 +469,17 @@ class TransitionCounts:
 
     def without(self, sources: Iterable[Id]) -> "TransitionCounts":
         """A new object sharing the rows (Counters) of every source but `sources`."""
+        return run_steps(self.without_in_steps(sources))
+
+    def without_in_steps(self, sources: Iterable[Id]) -> Steps["TransitionCounts"]:
+        """`without`, a step per channel (a copy of a dict is one C call: about 1 ms per 100k rows)."""
         dropped = set(sources)
         out = self.empty_like()
-        out.neighbours = [{a: v for a, v in t.items() if a not in dropped} for t in self.neighbours]
-        out.degrees = [{a: v for a, v in t.items() if a not in dropped} for t in self.degrees]
+        for c in range(self.channels):
+            out.neighbours[c], out.degrees[c] = self.neighbours[c].copy(), self.degrees[c].copy()
+            for a in dropped:
+                out.neighbours[c].pop(a, None)
+                out.degrees[c].pop(a, None)
+            yield
         self._owned = [set() for _ in self.neighbours]  # shared with `out` now
         return out

@@ -18,13 +18,15 @@ import torch
 from models.online.counts import TransitionCounts
 from models.online.rec_model import FEATURES_PER_SOURCE, OnlineRecModel, top_k
 from models.online.scoring import DenseScorer, Table, scores_in_columns, target_ranks
+from models.steps import Steps, run_steps
 
 # Bytes of history items' count terms a serving model keeps (see _item_terms): a float64 per
 # channel for each of up to `per_source` (100) rows a channel, so 4-20 KB for a busy item.
 MAX_TERM_BYTES = 32 * 2**20
-# Memo entries a new version finds again while it is built (off the event loop), of those it
-# cannot carry over: the items asked for last, which the next requests ask for again.
+# Memo entries a new version finds again while it is built, of those it cannot carry over: the
+# items asked for last, which the next requests ask for again.
 REFRESHED_TERMS = 2048
+INDEX_STEP = 8192  # ids indexed per step of apply_in_steps (about half a millisecond)
 
 Id = Hashable
 
@@ -69,10 +71,10 @@ class ServingRecModel:
 
     def __init__(self, version: int, ids: list[Id], rows: torch.Tensor, popularity: torch.Tensor,
                  dense: DenseScorer, counts: TransitionCounts, history: int,
-                 per_source: int = FEATURES_PER_SOURCE) -> None:
+                 per_source: int = FEATURES_PER_SOURCE, index: dict[Id, int] | None = None) -> None:
         self.version = version
         self.ids = ids
-        self.index = {key: i for i, key in enumerate(ids)}
+        self.index = {key: i for i, key in enumerate(ids)} if index is None else index  # given: `apply` made it
         self.rows = rows
         self.popularity = popularity
         self.dense = dense
@@ -105,18 +107,30 @@ class ServingRecModel:
 
     def apply(self, version: Version) -> "ServingRecModel":
         """The next version: this one with the delta applied (this object is left unchanged)."""
+        return run_steps(self.apply_in_steps(version))
+
+    def apply_in_steps(self, version: Version) -> Steps["ServingRecModel"]:
+        """`apply` in steps of about a millisecond or less (models/steps.py): a gateway builds
+        each version on its event loop, between requests."""
         gone = [i for key in dict.fromkeys(version.evicted) if (i := self.index.get(key)) is not None]
         if gone:
             # A mask, not a list of the kept positions: torch turns a list into a tensor in one
-            # call that holds the GIL, and a gateway builds versions beside its event loop.
+            # call, and a gateway builds versions on its event loop, between requests.
             kept = torch.ones(len(self.ids), dtype=torch.bool)
             kept[gone] = False
             dropped = set(gone)
-            ids = [key for i, key in enumerate(self.ids) if i not in dropped]
+            ids: list[Id] = []
+            for start in range(0, len(self.ids), INDEX_STEP):
+                ids.extend(key for i, key in enumerate(self.ids[start:start + INDEX_STEP], start) if i not in dropped)
+                yield
             rows, popularity = self.rows[kept], self.popularity[kept]
         else:  # most versions evict nothing
             ids, rows, popularity = list(self.ids), self.rows.clone(), self.popularity.clone()
-        index = {key: i for i, key in enumerate(ids)}
+        yield
+        index: dict[Id, int] = {}
+        for start in range(0, len(ids), INDEX_STEP):
+            index.update(zip(ids[start:start + INDEX_STEP], range(start, start + INDEX_STEP)))
+            yield
         new = [_interned(key) for key in version.row_ids if key not in index]  # as the counts' ids are
         ids += new
         index.update({key: len(index) + n for n, key in enumerate(new)})
@@ -128,27 +142,31 @@ class ServingRecModel:
         if known:
             at, values = zip(*known)
             popularity[list(at)] = torch.tensor(values)
-        counts = self.counts.without(version.dropped_sources)
+        yield
+        counts = yield from self.counts.without_in_steps(version.dropped_sources)
         # new Counters: the old object's are not touched
         replaced: list[Id] = []  # a version without counts (the neural learner's) replaces none
         if isinstance(version.transitions, list):  # an SRV1 record, published before the counts were arrays
             counts.load_json(version.transitions, keep=self.per_source)
             replaced = [row[0] for row in version.transitions]
         elif version.transitions:
-            replaced = counts.upsert_arrays(version.transitions, keep=self.per_source)
+            replaced = yield from counts.upsert_arrays_in_steps(version.transitions, keep=self.per_source)
         dense = copy.deepcopy(self.dense)
         # versions from before the embedding gate had none: it was 1
         dense.load_state_dict({"embed_gate": torch.tensor(1.0), **version.dense})
-        out = ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source)
+        out = ServingRecModel(version.number, ids, rows, popularity, dense, counts, self.history, self.per_source,
+                              index=index)
+        yield
         # The terms are counts alone: the version's weights are not in them. Requests add to
-        # this model's memo while the next is built (this runs in a thread): read a copy, made
-        # in one step. Iterating the memo itself allocates a tuple per entry, an allocation can
-        # start a collection, a collection runs the gc callbacks (Python, the pause metric),
-        # and the loop then got the GIL and grew the memo: "dictionary changed size during
-        # iteration", and the version was refused (every later delta with it).
+        # this model's memo between the steps of the next one's build, and may in a thread: read
+        # a copy, made in one step. Iterating the memo itself allocates a tuple per entry, an
+        # allocation can start a collection, a collection runs the gc callbacks (Python, the
+        # pause metric), and another thread then got the GIL and grew the memo: "dictionary
+        # changed size during iteration", and the version was refused (every later delta with it).
         memo = self._terms.copy()
         out._terms, out._term_bytes = self._carried_terms(memo, version, new, replaced)
-        out._refresh_terms([item for item in memo if item not in out._terms][-REFRESHED_TERMS:])
+        yield
+        yield from out._refresh_terms([item for item in memo if item not in out._terms][-REFRESHED_TERMS:])
         return out
 
     def successor_scores(self, history: Sequence[Id], weights: Sequence[float]) -> dict[Id, float]:
@@ -303,12 +321,15 @@ class ServingRecModel:
         size = sum(t[0].nbytes + t[1].nbytes for t, _ in carried.values() if t is not None)
         return carried, size
 
-    def _refresh_terms(self, items: Sequence[Id]) -> None:
-        """Find the terms of `items` now, while this version is built, not on the request path:
-        after a version replaced the counts of the busiest items, every cache miss that read one
-        found its terms again (a third of the gateway's ranking time in bench/serve.py's live pass)."""
+    def _refresh_terms(self, items: Sequence[Id]) -> Steps[None]:
+        """Find the terms of `items` now, an item a step, while this version is built, not on the
+        request path: after a version replaced the counts of the busiest items, every cache miss
+        that read one found its terms again (a third of the gateway's ranking time in
+        bench/serve.py's live pass), and found once the version served, they made each miss
+        several times dearer at once."""
         for item in items:
             self._item_terms(item)
+            yield
 
     def _sparse_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The count features' weights as [channel, history position] (float64), each row's
@@ -328,6 +349,11 @@ def serving_for(base: ServingRecModel | None, version: Version) -> ServingRecMod
     """The serving model of `version`: its parent's with the delta applied, or built whole
     from a full version (a rollback, or a reader that starts late) or from a first version
     (parent 0: the delta from a model that had learned nothing)."""
+    return run_steps(serving_for_in_steps(base, version))
+
+
+def serving_for_in_steps(base: ServingRecModel | None, version: Version) -> Steps[ServingRecModel]:
+    """`serving_for` in steps (models/steps.py)."""
     if version.full or base is None:
         if not version.full and version.parent != 0:
             raise ValueError(f"version {version.number} is a delta on {version.parent}, and no base was given")
@@ -338,7 +364,7 @@ def serving_for(base: ServingRecModel | None, version: Version) -> ServingRecMod
         base = ServingRecModel(0, [], torch.zeros(0, dim), torch.zeros(0),
                                DenseScorer(dim, history, 0.0, 0.0, [0.0] * channels), TransitionCounts(gaps=channels),
                                history)
-    return base.apply(version)
+    return (yield from base.apply_in_steps(version))
 
 
 def _interned(key: Id) -> Id:

@@ -90,3 +90,20 @@ def test_a_version_install_freezes_without_counting_the_frozen(monkeypatch):
         assert calls == [1]
     finally:
         gc.unfreeze()
+
+
+async def test_a_gateway_freezes_what_it_holds_before_each_build_and_after_each_install(client, monkeypatch):
+    """A full collection that a build's allocations start then walks the build's objects only
+    (one walked everything since the last install for 115 ms in bench/serve.py's live pass)."""
+    from tests.gateway.conftest import follower_of, publish, versions
+
+    follower = follower_of(client.server.app)
+    frozen_while = []
+    real_freeze = gc.freeze
+    monkeypatch.setattr(gc, "freeze", lambda: frozen_while.append(sorted(follower.held)) or real_freeze())
+    try:
+        for version in versions(2):
+            assert await publish(follower, version)
+    finally:
+        gc.unfreeze()
+    assert frozen_while == [[], [1], [1], [2]]  # before version 1's build, at its install, then version 2's

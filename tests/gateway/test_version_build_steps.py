@@ -1,0 +1,80 @@
+"""A gateway builds each version on its event loop in slices, between requests (models/steps.py)."""
+import asyncio
+import time
+
+from app.gateway.keys import READ_MODEL
+from app.gateway.model_updates import between_requests
+from models.online.serving import serving_for, serving_for_in_steps
+from models.steps import run_steps
+from tests.gateway.conftest import follower_of, publish, shopper, versions
+
+
+async def test_the_loop_runs_other_work_between_the_steps_of_a_build(client):
+    app = client.server.app
+    shopper(app[READ_MODEL])
+    follower = follower_of(app)
+    first, second = versions(2)
+    assert await publish(follower, first)
+    parent = follower.held[1][0]
+    steps = sum(1 for _ in serving_for_in_steps(parent, second))
+    assert steps > 3  # a build is many steps, not one call
+    turns = []
+
+    async def a_request_meanwhile():
+        while True:
+            turns.append(1)
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(a_request_meanwhile())
+    await asyncio.sleep(0)
+    before = len(turns)
+    built = await between_requests(serving_for_in_steps(parent, second), slice_s=0.0, share=1.0)
+    other.cancel()
+    assert len(turns) - before >= steps - 1  # a turn of the loop after every step
+    whole = run_steps(serving_for_in_steps(parent, second))
+    for history in (["a"], ["a", "x1"], ["x2"]):
+        assert built.rank(history, 5) == whole.rank(history, 5) == serving_for(parent, second).rank(history, 5)
+
+
+async def test_a_slice_runs_steps_until_its_time_is_up(client):
+    ran = []
+
+    def steps():
+        for n in range(50):
+            ran.append(n)
+            yield
+        return "built"
+
+    turns = []
+
+    async def other():
+        while True:
+            turns.append(len(ran))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other())
+    assert await between_requests(steps(), slice_s=60.0) == "built"  # one slice: no turn in between
+    task.cancel()
+    assert ran == list(range(50)) and all(n in (0, 50) for n in turns)
+
+
+async def test_a_build_takes_at_most_its_share_of_the_loop(monkeypatch):
+    import app.gateway.model_updates as model_updates
+    pauses = []
+    real_sleep = asyncio.sleep
+
+    async def recorded(seconds):
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(model_updates.asyncio, "sleep", recorded)
+
+    def steps():
+        for _ in range(6):
+            until = time.perf_counter() + 0.002  # each step 2 ms of work: one a slice
+            while time.perf_counter() < until:
+                pass
+            yield
+
+    await between_requests(steps(), slice_s=0.001, share=0.25)
+    assert len(pauses) == 6 and all(p >= 3 * 0.002 for p in pauses)  # the loop's for 3x what the build took
