@@ -4,9 +4,8 @@ Every gateway reads the one partition from the start (no consumer group), so all
 apply the same versions in the same order. A version record holds the rows changed since
 its parent (or everything, for a rollback or a restarted learner); the gateway builds the
 new serving model copy-on-write from the parent it keeps, on the event loop a millisecond at a
-time between requests, and installs it with one reference assignment: a request ranks
-against one whole version. Decisions on
-the same topic are for the logs.
+time between requests (`between_requests`), and installs it with one reference assignment: a
+request ranks against one whole version. Decisions on the same topic are for the logs.
 
 Only signed records are applied (`tables/wire/updates.py`): anyone able to write to Kafka could
 otherwise choose the model every gateway serves. A record that is unsigned, forged or
@@ -59,8 +58,9 @@ async def between_requests(steps: Steps[T], slice_s: float = BUILD_SLICE_S, shar
     Not in a thread: a thread that wants the GIL takes it from the loop at every switch
     interval, so at 1,000 requests/s a build halved the loop's speed while it ran (bench/serve.py's
     live pass: all-miss p99 70-450 ms, every slow request in a build). Nor all the time the
-    loop is free: a build's few hundred milliseconds of CPU (most of it finding terms again)
-    on top of 1,000 cache misses a second left the loop no spare time, and requests queued."""
+    loop has: with no pause, the loop ran flat out for a while after each version came (its
+    timer 15-30 ms late with as much CPU spent), and requests queued. The cap's own effect on
+    p99 is not measured apart."""
     while True:
         started = time.perf_counter()
         while True:

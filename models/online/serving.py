@@ -325,8 +325,7 @@ class ServingRecModel:
         """Find the terms of `items` now, an item a step, while this version is built, not on the
         request path: after a version replaced the counts of the busiest items, every cache miss
         that read one found its terms again (a third of the gateway's ranking time in
-        bench/serve.py's live pass), and found once the version served, they made each miss
-        several times dearer at once."""
+        bench/serve.py's live pass)."""
         for item in items:
             self._item_terms(item)
             yield
