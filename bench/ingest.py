@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -190,7 +191,12 @@ def main() -> None:
     asyncio.run(produce(settings, args.events))
     raw, raw_cpu = asyncio.run(raw_consume(settings, args.events))
     print(f"bare aiokafka consumer: {raw:,.0f} events/s, {raw_cpu:.3f} CPU s per 1000 events")
-    pipe, pipe_cpu = pipeline_rate(settings, args.events, args.workers)
+    try:
+        pipe, pipe_cpu = pipeline_rate(settings, args.events, args.workers)
+    except BaseException:
+        print(f"state and logs kept in {settings.runtime.state_dir}", file=sys.stderr)
+        raise
+    shutil.rmtree(settings.runtime.state_dir, ignore_errors=True)  # the workers' stores: only a failed run's are read
     print(f"streamrank, {args.workers} worker(s) ({args.store}): {pipe:,.0f} events/s, "
           f"{pipe_cpu:.3f} CPU s per 1000 events")
     # CPU per event is the figure that survives a busy machine; events/s is what users see.

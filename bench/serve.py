@@ -385,6 +385,8 @@ def main() -> None:
                         help="events/s streamed during the live pass (0: no live pass)")
     parser.add_argument("--live-lead-s", type=float, default=8.0,
                         help="seconds of streaming before the live pass is measured")
+    parser.add_argument("--keep-state", action="store_true",
+                        help="keep the run's state folder and every process's log (a failed run keeps them anyway)")
     parser.add_argument("--raw-results", type=Path, default=None,
                         help="write each measured pass's vegeta results there, in order (pass-NN.bin): when each "
                              "request started and how long it took, to line slow ones up with the logs")
@@ -429,6 +431,7 @@ def main() -> None:
     fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
                     state / "fixed.log").start()
     base = f"http://127.0.0.1:{settings.gateway.port}"
+    finished = False
     try:
         wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items, 900, 2.0,
                    "catalog loaded")
@@ -494,9 +497,16 @@ def main() -> None:
         write_plots(plot_dir(base_settings.runtime.state_dir, "bench-serve", args.plots), results,
                     lambda d: plot_latencies(latencies, results, d))
         print(json.dumps(results))
+        finished = True
     finally:
         for p in (fixed, *gateways, encoder, learner, worker):
             p.stop()
+        # The run's tables, the learner's snapshots and every process's log: kept where it failed,
+        # or with --keep-state (the logs line slow requests of --raw-results up with versions).
+        if finished and not args.keep_state:
+            shutil.rmtree(state, ignore_errors=True)
+        else:
+            print(f"state and logs kept in {state}", file=sys.stderr)
 
 
 def plot_latencies(latencies: dict[str, list[float]], results: dict, directory: Path) -> list[Path]:
