@@ -20,7 +20,8 @@ run: the timer with no build running (the pauses between versions), and the same
 built in a thread (how a gateway built them before `between_requests`).
 
 Last line: {"loop": {"installing": {lag percentiles, ms}, "idle": {...}, ...}, "thread": {...},
-"versions": n, ...}.
+"versions": n, ...}. Its `install_cpu_ms` is the process's CPU while a version installs: with
+`--rank`, the probes' ranking meanwhile is in it too.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ MAX_TERM_BYTES = 32 * 2**20
 # Memo entries a new version finds again while it is built, of those it cannot carry over: the
 # items asked for last, which the next requests ask for again.
 REFRESHED_TERMS = 2048
-INDEX_STEP = 8192  # ids indexed per step of apply_in_steps (about half a millisecond)
+INDEX_STEP = 8192  # ids indexed per step of apply_in_steps (0.4 ms, timeit)
 
 Id = Hashable
 

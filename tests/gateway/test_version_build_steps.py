@@ -36,7 +36,7 @@ async def test_the_loop_runs_other_work_between_the_steps_of_a_build(client):
         assert built.rank(history, 5) == whole.rank(history, 5) == serving_for(parent, second).rank(history, 5)
 
 
-async def test_a_slice_runs_steps_until_its_time_is_up(client):
+async def test_a_slice_runs_steps_until_its_time_is_up():
     ran = []
 
     def steps():

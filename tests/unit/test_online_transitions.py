@@ -87,13 +87,8 @@ def test_copies_share_counts_until_either_side_learns():
 def test_weighted_sum_is_the_weighted_feature_list_summed_per_item():
     import random
 
-    from models.online.counts import TransitionCounts
-
-    counts = TransitionCounts(gaps=2, reverse=True)
     rng = random.Random(3)
-    for _ in range(300):
-        history = [f"i{rng.randrange(30)}" for _ in range(rng.randrange(1, 6))]
-        counts.add_sample(history, f"i{rng.randrange(30)}")
+    counts = _counts_of_random_samples(rng, 300, 5, lambda: f"i{rng.randrange(30)}", lambda: f"i{rng.randrange(30)}")
     k = 4
     weights = [rng.uniform(-1.0, 2.0) for _ in range(counts.channels * k)]
     history = ["i1", "i7", "i3", "i7", "i12"]
@@ -241,11 +236,9 @@ def test_a_readers_rows_are_compact_and_read_as_the_writers_counters():
 
     from models.online.counts import Successors, TransitionCounts
 
-    writer = TransitionCounts(gaps=2, reverse=True)
     rng = random.Random(11)
-    for _ in range(3000):
-        history = [f"i{min(rng.randrange(300), rng.randrange(300))}" for _ in range(rng.randrange(1, 4))]
-        writer.add_sample(history, f"i{rng.randrange(300)}")
+    writer = _counts_of_random_samples(rng, 3000, 3, lambda: f"i{min(rng.randrange(300), rng.randrange(300))}",
+                                       lambda: f"i{rng.randrange(300)}")
     whole = max(len(n) for t in writer.neighbours for n in t.values())
     reader = TransitionCounts(gaps=2, reverse=True)
     reader.load_arrays(writer.to_arrays(), keep=whole)  # every row whole: the same numbers
@@ -283,3 +276,14 @@ def test_a_readers_rows_are_compact_and_read_as_the_writers_counters():
         return size
 
     assert held(whole) < 0.75 * held(0)  # rows of about ten here; a shop's are mostly one or two (about half)
+
+
+def _counts_of_random_samples(rng, samples, longest, history_item, target):  # type: ignore[no-untyped-def]
+    """Counts (2 gaps, reverse) of `samples` samples: 1 to `longest` history items, then a target."""
+    from models.online.counts import TransitionCounts
+
+    counts = TransitionCounts(gaps=2, reverse=True)
+    for _ in range(samples):
+        history = [history_item() for _ in range(rng.randrange(1, longest + 1))]
+        counts.add_sample(history, target())
+    return counts
