@@ -50,8 +50,11 @@ class Process:
     def start(self) -> "Process":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        # A process group of its own (stopped whole by killpg), in this session: a session of its
+        # own would be an autogroup of its own, where the learner's SCHED_IDLE defers to nothing
+        # outside it (app/cpu_priority.py).
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, process_group=0)
         return self
 
     def alive(self) -> bool:

@@ -418,8 +418,9 @@ class LearnerSettings(Group):
     # Samples (scored before they are learned) that pick the neural model's blend weight.
     neural_blend_samples: int = knob(2000, rule=_at_least(1))
     # The learner's CPU priority: "idle" takes only CPU time no other process wants (Linux
-    # SCHED_IDLE), "low" is nice 10, "normal" leaves it. On shared cores a learner at normal
-    # priority delays the worker and the gateway; it catches up when the stream is quieter.
+    # SCHED_IDLE; nice 10 and its autogroup at 19 where it heads a session of its own:
+    # app/cpu_priority.py), "low" is nice 10, "normal" leaves it. On shared cores a learner at
+    # normal priority delays the worker and the gateway; it catches up when the stream is quieter.
     cpu_priority: str = knob("idle", rule=(lambda v: v in CPU_PRIORITIES, "idle, low or normal"))
     # The learner's own Kafka principal (only it may write model-updates); empty: the kafka group's.
     kafka_username: str = ""

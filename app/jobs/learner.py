@@ -11,12 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from typing import TYPE_CHECKING
 
 import uvloop
 
+from app.cpu_priority import set_cpu_priority
 from app.settings import Settings
 
 if TYPE_CHECKING:  # Kafka and torch load only when the job runs: `streamrank --help` stays quick
@@ -33,30 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    set_cpu_priority(settings.learner.cpu_priority)
+    got = set_cpu_priority(settings.learner.cpu_priority)
+    log.info("learner CPU priority: %s (asked for %s)", got, settings.learner.cpu_priority)
     uvloop.run(serve(settings))
     return 0
-
-
-LOW_NICE = 10
-
-
-def set_cpu_priority(priority: str) -> str:
-    """Lower this process's CPU priority as the setting says; what it got: the setting, or
-    "low" where the OS has no SCHED_IDLE or refuses it, or "normal" where it refuses both."""
-    if priority == "idle" and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            return "idle"
-        except OSError as exc:
-            log.warning("learner: no idle CPU priority (%s); trying nice %d", exc, LOW_NICE)
-    if priority in ("idle", "low"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), LOW_NICE))
-            return "low"
-        except OSError as exc:
-            log.warning("learner: could not lower the CPU priority (%s); it runs at normal priority", exc)
-    return "normal"
 
 
 async def serve(settings: Settings) -> None:

@@ -58,28 +58,3 @@ def test_learns_only_with_the_lock_and_reloads_after_another_term():
         assert service.calls[-3:] == ["abandon", "start", "tick"]
 
     asyncio.run(rounds())
-
-
-def _priority_in_child(priority: str) -> tuple[str, int, int]:
-    import os
-
-    from app.jobs.learner import set_cpu_priority
-
-    got = set_cpu_priority(priority)
-    return got, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
-
-
-def test_the_learner_lowers_its_cpu_priority_as_set():
-    """In a child process: the test process keeps its own priority (it cannot raise it back)."""
-    import multiprocessing
-    import os
-
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        idle = pool.apply(_priority_in_child, ("idle",))
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        low = pool.apply(_priority_in_child, ("low",))
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        normal = pool.apply(_priority_in_child, ("normal",))
-    assert idle[:2] == ("idle", os.SCHED_IDLE)
-    assert low[0] == "low" and low[1] == os.SCHED_OTHER and low[2] >= 10
-    assert normal == ("normal", os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))

@@ -1,0 +1,66 @@
+"""A background process's CPU priority (the learner's: `LearnerSettings.cpu_priority`).
+
+Linux shares the cores among groups first, then among the tasks of each group. With
+autogroups on (`/proc/sys/kernel/sched_autogroup_enabled`, the default of most kernels),
+every session (`setsid`) is a group, and groups at the same nice share evenly whatever
+their tasks' policy: a SCHED_IDLE learner that heads a session of its own defers only to
+itself. On this machine's kernel that was worse than no idle policy at all
+(`bench/cpu_priority.py`), as the cores it runs on count as idle ones where a waking
+gateway is placed. So a learner in its own session lowers its group's nice (19) and its own
+instead; one in its launcher's session (`make demo`, `app/processes.py`) is SCHED_IDLE.
+
+A container or a systemd unit is a cgroup, where the same holds and only the operator can
+help: give the learner's cgroup a low `cpu.weight`, or `cpu.idle` 1.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+LOW_NICE = 10  # "low", and the learner's own nice where it heads a session
+GROUP_NICE = 19  # its session's autogroup: the group holds only the learner
+AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUP_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def heads_own_autogroup() -> bool:
+    """True where autogroups are on and this process heads its session: its group is its own."""
+    try:
+        enabled = AUTOGROUP_ENABLED.read_text().strip() == "1"
+    except OSError:  # not Linux, or a kernel without autogroups
+        return False
+    return enabled and os.getsid(0) == os.getpid() and AUTOGROUP.exists()
+
+
+def set_cpu_priority(priority: str) -> str:
+    """Lower this process's CPU priority as `priority` ("idle", "low" or "normal") says, before
+    it starts threads (they inherit it). Returns what it got: "idle" (SCHED_IDLE), "low" (nice
+    10), "low, own autogroup" (nice 10 and its session's group at nice 19: an "idle" asked for
+    in a session of its own), or "normal" where the OS refused."""
+    if priority == "normal":
+        return "normal"
+    own_group = heads_own_autogroup()
+    if priority == "idle" and hasattr(os, "SCHED_IDLE") and not own_group:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return "idle"
+        except OSError as exc:
+            log.warning("no idle CPU priority (%s); trying nice %d", exc, LOW_NICE)
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), LOW_NICE))
+    except OSError as exc:
+        log.warning("could not lower the CPU priority (%s); it runs at normal priority", exc)
+        return "normal"
+    if not own_group:
+        return "low"
+    try:
+        AUTOGROUP.write_text(str(GROUP_NICE))
+    except OSError as exc:
+        log.warning("could not lower this session's autogroup (%s): it shares the cores evenly with the "
+                    "gateway's", exc)
+        return "low"
+    log.info("heads its own session: its autogroup runs at nice %d (SCHED_IDLE would defer only to itself)",
+             GROUP_NICE)
+    return "low, own autogroup"

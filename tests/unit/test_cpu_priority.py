@@ -1,0 +1,99 @@
+"""The learner's CPU priority (app/cpu_priority.py) and the session its launcher gives it
+(app/processes.py): SCHED_IDLE where it shares its launcher's session, a low nice and a
+low autogroup where it heads a session of its own (SCHED_IDLE would defer only to itself)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app.cpu_priority import AUTOGROUP_ENABLED, GROUP_NICE, LOW_NICE
+from app.processes import Process
+from app.settings import ROOT
+
+# Prints what set_cpu_priority got, the policy, the nice, and the autogroup line (or null).
+CHILD = """
+import json, os, sys
+from pathlib import Path
+from app.cpu_priority import set_cpu_priority
+got = set_cpu_priority(sys.argv[1])
+group = Path("/proc/self/autogroup")
+print(json.dumps([got, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0),
+                  group.read_text().strip() if group.exists() else None, os.getsid(0), os.getpgid(0)]))
+"""
+
+
+def _child(priority: str, own_session: bool) -> list:
+    out = subprocess.run([sys.executable, "-c", CHILD, priority], cwd=ROOT, capture_output=True, text=True,
+                         check=True, start_new_session=own_session)
+    return json.loads(out.stdout)
+
+
+def _autogroups_on() -> bool:
+    try:
+        return AUTOGROUP_ENABLED.read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def test_a_learner_in_its_launchers_session_is_idle() -> None:
+    """The test process keeps its own priority: each case runs in a child (no raising it back)."""
+    got, policy, _, _, _, _ = _child("idle", own_session=False)
+    assert (got, policy) == ("idle", os.SCHED_IDLE)
+
+
+def test_a_learner_heading_its_own_session_lowers_its_autogroup_instead() -> None:
+    got, policy, nice, group, sid, _ = _child("idle", own_session=True)
+    assert sid != os.getsid(0)
+    if _autogroups_on():
+        assert got == "low, own autogroup"
+        assert policy == os.SCHED_OTHER and nice >= LOW_NICE
+        assert group.endswith(f"nice {GROUP_NICE}")
+    else:  # no autogroups: the session is no group, and SCHED_IDLE defers to every other process
+        assert (got, policy) == ("idle", os.SCHED_IDLE)
+
+
+def test_low_and_normal_as_set() -> None:
+    low = _child("low", own_session=False)
+    assert low[0] == "low" and low[1] == os.SCHED_OTHER and low[2] >= LOW_NICE
+    normal = _child("normal", own_session=False)
+    assert normal[:3] == ["normal", os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)]
+    if _autogroups_on():  # "low" in its launcher's session leaves the group (the launcher's) alone
+        assert low[3] == Path("/proc/self/autogroup").read_text().strip()
+
+
+def test_processes_stay_in_this_session_in_a_group_of_their_own(tmp_path: Path) -> None:
+    """The demo's, tests' and benches' children share the launcher's session (so its autogroup),
+    and stop() still stops a child's own children (its process group)."""
+    script = ("import os, subprocess, sys, time; "
+              "kid = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              "print(os.getsid(0), os.getpgid(0), kid.pid, flush=True); time.sleep(60)")
+    proc = Process([sys.executable, "-c", script], dict(os.environ), tmp_path / "child.log").start()
+    try:
+        for _ in range(200):
+            text = (tmp_path / "child.log").read_text()
+            if text.strip():
+                break
+            time.sleep(0.05)
+        sid, pgid, grandchild = map(int, text.split())
+        assert sid == os.getsid(0)
+        assert pgid == proc.proc.pid != os.getpgid(0)
+    finally:
+        proc.stop(timeout_s=5)
+    assert proc.proc.poll() is not None
+    for _ in range(100):
+        if not _running(grandchild):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the child's own child outlived stop()")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
