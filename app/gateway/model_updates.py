@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from typing import TypeVar
@@ -44,6 +45,9 @@ RECENT_VERSIONS = 4  # version numbers an admin may name (see ModelUpdatesFollow
 # and takes at most this share of the loop's time: a build has the version interval (5 s).
 BUILD_SLICE_S = 0.001
 BUILD_SHARE = 0.25
+# While a replaced version is freed in a thread, the loop takes the GIL back this often (the
+# default, 5 ms, let a free of 5-8 ms hold the loop in one piece).
+RELEASE_SWITCH_S = 0.0005
 ASK_AGAIN_S = 30.0  # between a gateway's asks for a whole version (the learner answers all asks at once)
 SOURCE = "model-updates"
 
@@ -71,6 +75,21 @@ async def between_requests(steps: Steps[T], slice_s: float = BUILD_SLICE_S, shar
             if time.perf_counter() - started >= slice_s:
                 break
         await asyncio.sleep((time.perf_counter() - started) * (1.0 / share - 1.0))
+
+
+async def release(retired: list[object]) -> None:
+    """Free the versions just replaced: their last references go in a thread, which the loop
+    interrupts every RELEASE_SWITCH_S. Freeing one at once held the loop 5-8 ms (Beauty's
+    versions, the old counts' dicts most of it): right after each install, in bench/serve.py's
+    live pass, a cluster of slow requests. A request that still holds one frees it itself."""
+    if not retired:
+        return
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, RELEASE_SWITCH_S))
+    try:
+        await asyncio.to_thread(retired.clear)
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class ModelUpdatesFollower:
@@ -176,12 +195,15 @@ class ModelUpdatesFollower:
         freeze_long_lived(f"version {version.number} to be built", quiet=True)
         model = await self.build(serving_for_in_steps(base, version))
         click = await asyncio.to_thread(base_click.apply, version)
+        retired = [held for number, held in self.held.items() if number != version.number]
+        del base, base_click
         self.held = {version.number: (model, click)}
         self._install(version.number, rollback="rollback_to" in version.metrics)
         self.recent = [n for n in self.recent if n != version.number][-(RECENT_VERSIONS - 1):] + [version.number]
         if "rollback_to" in version.metrics:
             log.warning("serving version %d: a rollback to version %d (%s)", version.number,
                         version.metrics["rollback_to"], version.metrics.get("reason", ""))
+        await release(retired)
 
     async def _ask_for_whole(self, number: int) -> None:
         """Ask the learner to send its version whole (a signed republish command): without it this
