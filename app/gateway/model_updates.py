@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from typing import TypeVar
@@ -45,9 +44,6 @@ RECENT_VERSIONS = 4  # version numbers an admin may name (see ModelUpdatesFollow
 # and takes at most this share of the loop's time: a build has the version interval (5 s).
 BUILD_SLICE_S = 0.001
 BUILD_SHARE = 0.25
-# While a replaced version is freed in a thread, the loop takes the GIL back this often (the
-# default, 5 ms, let a free of 5-8 ms hold the loop in one piece).
-RELEASE_SWITCH_S = 0.0005
 ASK_AGAIN_S = 30.0  # between a gateway's asks for a whole version (the learner answers all asks at once)
 SOURCE = "model-updates"
 
@@ -78,18 +74,13 @@ async def between_requests(steps: Steps[T], slice_s: float = BUILD_SLICE_S, shar
 
 
 async def release(retired: list[object]) -> None:
-    """Free the versions just replaced: their last references go in a thread, which the loop
-    interrupts every RELEASE_SWITCH_S. Freeing one at once held the loop 5-8 ms (Beauty's
-    versions, the old counts' dicts most of it): right after each install, in bench/serve.py's
-    live pass, a cluster of slow requests. A request that still holds one frees it itself."""
-    if not retired:
-        return
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, RELEASE_SWITCH_S))
-    try:
+    """Free the versions just replaced in a thread: their last references go there, and the
+    loop takes the GIL back within the gateway's switch interval (`gil_switch_ms`, 0.5 ms).
+    Freed on the loop, when `_apply_version` returned, a replaced Beauty version held it for
+    5-8 ms (a replay of ten versions: the old counts' dicts most of it) right after each
+    install. A request that still holds one frees it itself."""
+    if retired:
         await asyncio.to_thread(retired.clear)
-    finally:
-        sys.setswitchinterval(previous)
 
 
 class ModelUpdatesFollower:
