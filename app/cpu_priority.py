@@ -4,10 +4,11 @@ Linux shares the cores among groups first, then among the tasks of each group. W
 autogroups on (`/proc/sys/kernel/sched_autogroup_enabled`, the default of most kernels),
 every session (`setsid`) is a group, and groups at the same nice share evenly whatever
 their tasks' policy: a SCHED_IDLE learner that heads a session of its own defers only to
-itself. On this machine's kernel that was worse than no idle policy at all
-(`bench/cpu_priority.py`), as the cores it runs on count as idle ones where a waking
-gateway is placed. So a learner in its own session lowers its group's nice (19) and its own
-instead; one in its launcher's session (`make demo`, `app/processes.py`) is SCHED_IDLE.
+itself. On this machine's kernel it was nearly as bad as no idle policy at all
+(`bench/cpu_priority.py`: a gateway-like probe waited for a core 26% of its time beside it,
+32% beside a learner at normal priority, 7% beside none). So a learner in its own session
+lowers its group's nice (19) and its own instead (18% there); one in its launcher's session
+(`make demo`, `app/processes.py`) is SCHED_IDLE (11%, against 5.5% beside none).
 
 A container or a systemd unit is a cgroup, where the same holds and only the operator can
 help: give the learner's cgroup a low `cpu.weight`, or `cpu.idle` 1.
