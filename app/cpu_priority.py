@@ -26,13 +26,17 @@ AUTOGROUP = Path("/proc/self/autogroup")
 AUTOGROUP_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
 
 
-def heads_own_autogroup() -> bool:
-    """True where autogroups are on and this process heads its session: its group is its own."""
+def autogroups_on() -> bool:
+    """True where the kernel groups processes by session."""
     try:
-        enabled = AUTOGROUP_ENABLED.read_text().strip() == "1"
+        return AUTOGROUP_ENABLED.read_text().strip() == "1"
     except OSError:  # not Linux, or a kernel without autogroups
         return False
-    return enabled and os.getsid(0) == os.getpid() and AUTOGROUP.exists()
+
+
+def heads_own_autogroup() -> bool:
+    """True where autogroups are on and this process heads its session: its group is its own."""
+    return autogroups_on() and os.getsid(0) == os.getpid() and AUTOGROUP.exists()
 
 
 def set_cpu_priority(priority: str) -> str:

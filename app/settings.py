@@ -277,8 +277,8 @@ class GatewaySettings(Group):
     # handshakes, and each one waited for its SYN retransmission, a second or more (bench/scale.py).
     listen_backlog: int = knob(4096, rule=_at_least(1))
     # How long a thread may hold the GIL while another waits for it (ms; Python's default is 5).
-    # A gateway's threads (a version's signature check, search's query and catalog threads)
-    # hold it while the event loop waits for it (bench/version_install.py).
+    # A gateway's threads (a version's signature check, a replaced version's free, search's query
+    # and catalog threads) hold it while the event loop waits for it (bench/version_install.py).
     gil_switch_ms: float = knob(0.5, rule=_POSITIVE)
     # The gateway's glibc malloc (app/allocator.py; 0: glibc's default): arenas, and the size
     # from which a block is mapped on its own (and unmapped when freed) rather than cut from the heap.

@@ -28,6 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ingest import cpu_seconds  # the learner's CPU from /proc, as bench/serve.py counts each process's
+from app.cpu_priority import autogroups_on
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
@@ -86,10 +91,6 @@ def start(code: str, *args: str, own_session: bool) -> subprocess.Popen:  # type
                             **session)  # type: ignore[call-overload]
 
 
-def cpu_seconds(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-
-
 def one_case(own_session: bool, learner_priority: str | None, seconds: float) -> dict[str, float]:
     others = [start(BURSTY, str(i), own_session=own_session) for i in range(2)]
     if learner_priority is not None:
@@ -120,11 +121,7 @@ def main() -> None:
             print(f"round {round_ + 1} {name}: {json.dumps(runs[name][-1])}", flush=True)
     result = {name: {key: round(statistics.median(r[key] for r in rs), 3) for key in rs[0]}
               for name, rs in runs.items()}
-    try:
-        autogroups = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
-    except OSError:
-        autogroups = False
-    print(json.dumps({"cases": result, "autogroups": autogroups, "cores": os.cpu_count(), "rounds": args.rounds,
+    print(json.dumps({"cases": result, "autogroups": autogroups_on(), "cores": os.cpu_count(), "rounds": args.rounds,
                       "seconds": args.seconds}))
 
 

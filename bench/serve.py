@@ -137,6 +137,7 @@ def wrk_peak(wrk: str, base: str, paths: list[str], seconds: int) -> float:
 
 
 RAW_RESULTS: Path | None = None  # --raw-results
+_PASSES = itertools.count()  # the measured passes so far: each one's raw results file
 
 
 def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds: float,
@@ -149,7 +150,7 @@ def vegeta_latency(vegeta: str, base: str, paths: list[str], rate: int, seconds:
         keep.extend(request_latencies_ms(vegeta, attack.stdout))
         if RAW_RESULTS is not None:  # `vegeta encode` reads them: each request's start and latency
             RAW_RESULTS.mkdir(parents=True, exist_ok=True)
-            (RAW_RESULTS / f"pass-{len(list(RAW_RESULTS.glob('pass-*.bin'))):02d}.bin").write_bytes(attack.stdout)
+            (RAW_RESULTS / f"pass-{next(_PASSES):02d}.bin").write_bytes(attack.stdout)
     report = json.loads(subprocess.run([vegeta, "report", "-type=json"], input=attack.stdout,
                                        capture_output=True, check=True).stdout)
     lat = report["latencies"]

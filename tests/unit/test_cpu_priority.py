@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.cpu_priority import AUTOGROUP_ENABLED, GROUP_NICE, LOW_NICE
+from app.cpu_priority import GROUP_NICE, LOW_NICE, autogroups_on
 from app.processes import Process
 from app.settings import ROOT
 
@@ -32,13 +32,6 @@ def _child(priority: str, own_session: bool) -> list:
     return json.loads(out.stdout)
 
 
-def _autogroups_on() -> bool:
-    try:
-        return AUTOGROUP_ENABLED.read_text().strip() == "1"
-    except OSError:
-        return False
-
-
 def test_a_learner_in_its_launchers_session_is_idle() -> None:
     """The test process keeps its own priority: each case runs in a child (no raising it back)."""
     got, policy, _, _, _, _ = _child("idle", own_session=False)
@@ -48,7 +41,7 @@ def test_a_learner_in_its_launchers_session_is_idle() -> None:
 def test_a_learner_heading_its_own_session_lowers_its_autogroup_instead() -> None:
     got, policy, nice, group, sid, _ = _child("idle", own_session=True)
     assert sid != os.getsid(0)
-    if _autogroups_on():
+    if autogroups_on():
         assert got == "low, own autogroup"
         assert policy == os.SCHED_OTHER and nice >= LOW_NICE
         assert group.endswith(f"nice {GROUP_NICE}")
@@ -61,7 +54,7 @@ def test_low_and_normal_as_set() -> None:
     assert low[0] == "low" and low[1] == os.SCHED_OTHER and low[2] >= LOW_NICE
     normal = _child("normal", own_session=False)
     assert normal[:3] == ["normal", os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)]
-    if _autogroups_on():  # "low" in its launcher's session leaves the group (the launcher's) alone
+    if autogroups_on():  # "low" in its launcher's session leaves the group (the launcher's) alone
         assert low[3] == Path("/proc/self/autogroup").read_text().strip()
 
 
