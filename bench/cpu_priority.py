@@ -11,7 +11,10 @@ starts all of them one way:
 - `one session, set_cpu_priority`: as app/processes.py and `make demo` start them now (one
   session; the learner SCHED_IDLE);
 - `one session, normal learner`: a learner at normal priority, for scale;
-and `... no learner`: each layout without the learner, the baseline.
+and `... no learner`: each layout without the learner, the baseline. Each one-session case
+runs again with the probe asking for the gateway's CPU slice (`..., gateway slice`:
+`GatewaySettings.cpu_slice_ms` through `request_cpu_slice`, as `streamrank gateway` does);
+its baseline is the same case at the kernel's slice.
 
 Figures per case (the median of `--rounds` rounds, the cases interleaved): the share of the
 probe's wall time spent waiting for a core (runnable, not run: /proc schedstat), its timer's
@@ -31,13 +34,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest import cpu_seconds  # the learner's CPU from /proc, as bench/serve.py counts each process's
-from app.cpu_priority import autogroups_on
+from app.cpu_priority import autogroups_on, request_cpu_slice
+from app.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json, sys, time
 seconds = float(sys.argv[1])
+if len(sys.argv) > 2:
+    from app.cpu_priority import request_cpu_slice
+    assert request_cpu_slice(float(sys.argv[2])) is not None, "this kernel keeps no slice per task"
 def sched():
     return [int(x) for x in open("/proc/thread-self/schedstat").read().split()[:2]]
 late = []
@@ -75,14 +82,17 @@ x = 0
 while True:
     x += 1
 """
-CASES = {  # name: (each child a session of its own, the learner's priority or None for no learner)
-    "own sessions, no learner": (True, None),
-    "own sessions, SCHED_IDLE": (True, "sched_idle"),
-    "own sessions, set_cpu_priority": (True, "set_cpu_priority"),
-    "one session, no learner": (False, None),
-    "one session, set_cpu_priority": (False, "set_cpu_priority"),
-    "one session, normal learner": (False, "normal"),
+# name: (each child a session of its own, the learner's priority or None for no learner,
+# whether the probe asks for the gateway's slice)
+CASES = {
+    "own sessions, no learner": (True, None, False),
+    "own sessions, SCHED_IDLE": (True, "sched_idle", False),
+    "own sessions, set_cpu_priority": (True, "set_cpu_priority", False),
+    "one session, no learner": (False, None, False),
+    "one session, set_cpu_priority": (False, "set_cpu_priority", False),
+    "one session, normal learner": (False, "normal", False),
 }
+SLICED = {f"{name}, gateway slice": (own, priority, True) for name, (own, priority, _) in CASES.items() if not own}
 
 
 def start(code: str, *args: str, own_session: bool) -> subprocess.Popen:  # type: ignore[type-arg]
@@ -91,14 +101,15 @@ def start(code: str, *args: str, own_session: bool) -> subprocess.Popen:  # type
                             **session)  # type: ignore[call-overload]
 
 
-def one_case(own_session: bool, learner_priority: str | None, seconds: float) -> dict[str, float]:
+def one_case(own_session: bool, learner_priority: str | None, sliced: bool, seconds: float) -> dict[str, float]:
     others = [start(BURSTY, str(i), own_session=own_session) for i in range(2)]
     if learner_priority is not None:
         others.append(start(LEARNER, learner_priority, own_session=own_session))
     try:
         time.sleep(0.5)
         learner_cpu, started = (cpu_seconds(others[-1].pid) if learner_priority else 0.0), time.monotonic()
-        probe = start(PROBE, str(seconds), own_session=own_session)
+        slice_ms = [str(GatewaySettings().cpu_slice_ms)] if sliced else []
+        probe = start(PROBE, str(seconds), *slice_ms, own_session=own_session)
         out = json.loads(probe.communicate()[0])
         if learner_priority is not None:
             out["learner_cores"] = (cpu_seconds(others[-1].pid) - learner_cpu) / (time.monotonic() - started)
@@ -114,15 +125,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="each probe's run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every case, interleaved")
     args = parser.parse_args()
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in CASES}
+    cases = {**CASES, **(SLICED if request_cpu_slice(0) is not None else {})}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
     for round_ in range(args.rounds):
-        for name, (own_session, priority) in CASES.items():
-            runs[name].append(one_case(own_session, priority, args.seconds))
+        for name, (own_session, priority, sliced) in cases.items():
+            runs[name].append(one_case(own_session, priority, sliced, args.seconds))
             print(f"round {round_ + 1} {name}: {json.dumps(runs[name][-1])}", flush=True)
     result = {name: {key: round(statistics.median(r[key] for r in rs), 3) for key in rs[0]}
               for name, rs in runs.items()}
-    print(json.dumps({"cases": result, "autogroups": autogroups_on(), "cores": os.cpu_count(), "rounds": args.rounds,
-                      "seconds": args.seconds}))
+    slice_ms = {"kernel": request_cpu_slice(0), "gateway": GatewaySettings().cpu_slice_ms}
+    print(json.dumps({"cases": result, "autogroups": autogroups_on(), "cores": os.cpu_count(), "slice_ms": slice_ms,
+                      "rounds": args.rounds, "seconds": args.seconds}))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,13 @@ fell due meanwhile is late) measures how late it ran. Each probe also ranks a sh
 history on the version served, as each of 1,000 cache misses a second would (`--no-rank`: an
 idle gateway); a memo of count terms builds up, which each version then finds again.
 The later half of the versions is measured, where count rows are largest. Baselines, same
-run: the timer with no build running (the pauses between versions), and the same versions
-built in a thread (how a gateway built them before `between_requests`).
+run: the timer with no build running (the pauses between versions), the same versions built
+in a thread (how a gateway built them before `between_requests`), and built on the loop with
+each replaced version freed in a thread (how a gateway freed them before `release` emptied
+them in steps).
 
-Last line: {"loop": {"installing": {lag percentiles, ms}, "idle": {...}, ...}, "thread": {...},
+Last line: {"loop": {"installing": {lag percentiles, ms}, "idle": {...}, ...},
+"loop, release in a thread": {...}, "thread": {...},
 "versions": n, ...}. Its `install_cpu_ms` is the process's CPU while a version installs: with
 `--rank`, the probes' ranking meanwhile is in it too.
 """
@@ -91,12 +94,15 @@ def percentiles(lags: list[float]) -> dict[str, float]:
 
 
 async def install_all(settings: Settings, records: list[Record], pause_s: float, histories: list[list[str]],
-                      in_thread: bool = False) -> dict:
-    """Hand every version to a gateway's follower (building each in a thread with `in_thread`);
+                      in_thread: bool = False, release_in_thread: bool = False) -> dict:
+    """Hand every version to a gateway's follower (building each in a thread with `in_thread`,
+    freeing each replaced one in a thread with `release_in_thread`, as stop 33's gateway did);
     the loop's lateness during builds and between them."""
     follower = ModelUpdatesFollower(settings, ServingModels(ReadModel(settings)), Metrics(), None)  # type: ignore[arg-type]
     if in_thread:
         follower.build = lambda steps: asyncio.to_thread(run_steps, steps)
+    if release_in_thread:
+        follower.release = lambda retired: asyncio.to_thread(retired.clear)
     lags: dict[bool, list[float]] = {True: [], False: []}
     state = {"installing": False, "measure": False, "stop": False}
 
@@ -159,6 +165,8 @@ def main() -> None:
         hand_over_gil_often(settings.gateway.gil_switch_ms)  # as `streamrank gateway` does
         histories = histories if args.rank else []
         result = {"loop": asyncio.run(install_all(settings, records, args.pause, histories)),
+                  "loop, release in a thread": asyncio.run(install_all(settings, records, args.pause, histories,
+                                                                       release_in_thread=True)),
                   "thread": asyncio.run(install_all(settings, records, args.pause, histories, in_thread=True))}
         print(f"loop: {json.dumps(result['loop'])}", flush=True)
     print(json.dumps({**result, "rank": args.rank, "versions": len(records), "events": args.events,

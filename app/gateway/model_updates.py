@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from typing import TypeVar
@@ -73,14 +74,18 @@ async def between_requests(steps: Steps[T], slice_s: float = BUILD_SLICE_S, shar
         await asyncio.sleep((time.perf_counter() - started) * (1.0 / share - 1.0))
 
 
-async def release(retired: list[object]) -> None:
-    """Free the versions just replaced in a thread: their last references go there, and the
-    loop takes the GIL back within the gateway's switch interval (`gil_switch_ms`, 0.5 ms).
-    Freed on the loop, when `_apply_version` returned, a replaced Beauty version held it for
-    5-8 ms (a replay of ten versions: the old counts' dicts most of it) right after each
-    install. A request that still holds one frees it itself."""
-    if retired:
-        await asyncio.to_thread(retired.clear)
+async def release(retired: list[tuple[ServingRecModel, ServingClickModel]]) -> None:
+    """Free the versions just replaced: each one's rows between requests, as a build runs
+    (`between_requests`), then the rest (well under a millisecond). Dropped at once, a replaced
+    Beauty version's rows held the loop 4-5 ms (their free is one C call), and as long from a
+    thread, which holds the GIL through a call (a 0.5 ms timer on the loop ran 3.3 ms late,
+    1.1 ms with no free). A version a request still holds (one that ranks again after an await)
+    is left whole to it: that request frees it."""
+    while retired:
+        model, _ = retired.pop()
+        if sys.getrefcount(model) == 2:  # this name and the call's argument: nobody else
+            await between_requests(model.emptied_in_steps())
+        del model
 
 
 class ModelUpdatesFollower:
@@ -102,6 +107,7 @@ class ModelUpdatesFollower:
         self.serving_version = 0
         self.caught_up = asyncio.Event()
         self.build = between_requests  # how a version's steps run (bench/version_install.py times a thread too)
+        self.release = release  # how replaced versions are freed (bench/version_install.py times a thread too)
         self._next_offset = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -194,7 +200,7 @@ class ModelUpdatesFollower:
         if "rollback_to" in version.metrics:
             log.warning("serving version %d: a rollback to version %d (%s)", version.number,
                         version.metrics["rollback_to"], version.metrics.get("reason", ""))
-        await release(retired)
+        await self.release(retired)
 
     async def _ask_for_whole(self, number: int) -> None:
         """Ask the learner to send its version whole (a signed republish command): without it this

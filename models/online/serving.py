@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from models.online.counts import TransitionCounts
+from models.online.counts import EMPTY_STEP, TransitionCounts
 from models.online.rec_model import FEATURES_PER_SOURCE, OnlineRecModel, top_k
 from models.online.scoring import DenseScorer, Table, scores_in_columns, target_ranks
 from models.steps import Steps, run_steps
@@ -168,6 +168,18 @@ class ServingRecModel:
         yield
         yield from out._refresh_terms([item for item in memo if item not in out._terms][-REFRESHED_TERMS:])
         return out
+
+    def emptied_in_steps(self) -> Steps[None]:
+        """This version's count rows and memo dropped a step at a time (see
+        TransitionCounts.emptied_in_steps): only for a version no request holds any more, once a
+        newer one serves. Its apply made the newer one's own tables, so they keep every row."""
+        yield from self.counts.emptied_in_steps()
+        items = list(self._terms)
+        for start in range(0, len(items), EMPTY_STEP):
+            for item in items[start:start + EMPTY_STEP]:
+                del self._terms[item]
+            yield
+        self._term_bytes = 0
 
     def successor_scores(self, history: Sequence[Id], weights: Sequence[float]) -> dict[Id, float]:
         """What came right after each of the last `len(weights)` history items (channel 0),

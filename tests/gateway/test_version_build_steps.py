@@ -80,23 +80,70 @@ async def test_a_build_takes_at_most_its_share_of_the_loop(monkeypatch):
     assert len(pauses) == 6 and all(p >= 3 * 0.002 for p in pauses)  # the loop's for 3x what the build took
 
 
-async def test_a_replaced_version_is_freed_in_a_thread_not_on_the_loop(client):
-    """Freeing a version's dicts at once held the loop 5-8 ms: its last references go in a
-    thread (release), from which the loop takes the GIL back within its switch interval."""
-    import threading
+async def test_a_replaced_version_is_emptied_between_requests_then_freed(client, monkeypatch):
+    """Dropped at once, a version's rows held the loop 4-5 ms (one C call; as long from a thread,
+    which holds the GIL through it): release empties them a step at a time, with the loop's
+    other work in between, and the version is freed."""
     import weakref
 
+    import models.online.counts as counts
+    import models.online.serving as serving
+
+    import app.gateway.model_updates as model_updates
+
+    monkeypatch.setattr(counts, "EMPTY_STEP", 1)  # a row a step: the test's versions are small
+    monkeypatch.setattr(serving, "EMPTY_STEP", 1)
+    paced = model_updates.between_requests  # a slice a step, so that each step shows
+    monkeypatch.setattr(model_updates, "between_requests", lambda steps: paced(steps, slice_s=0.0))
     app = client.server.app
     shopper(app[READ_MODEL])
     follower = follower_of(app)
     first, second, third = versions(3)
     assert await publish(follower, first)
-    freed_in: list[int] = []
-    weakref.finalize(follower.held[1][0], lambda: freed_in.append(threading.get_ident()))
+    served = follower.held[1][0]
+    rows = sum(len(t) for t in served.counts.neighbours)
+    assert rows >= 2
+    emptied = []
+    real = type(served).emptied_in_steps
+
+    def counted(model):
+        for _ in real(model):
+            emptied.append(sum(len(t) for t in model.counts.neighbours))
+            yield
+
+    monkeypatch.setattr(type(served), "emptied_in_steps", counted)
+    turns = []
+
+    async def other_work():
+        while True:
+            turns.append(tuple(emptied))
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    gone = weakref.ref(served)
+    del served
     assert await publish(follower, second)
-    assert freed_in and freed_in[0] != threading.get_ident()  # freed, and not by the loop's thread
-    assert list(follower.held) == [2]
+    other.cancel()
+    assert gone() is None and list(follower.held) == [2]
+    assert emptied[:rows] == list(range(rows - 1, -1, -1))  # a row a step
+    assert len({t for t in turns if 0 < len(t) < rows}) >= rows - 1  # the loop ran between the steps
     # the version served is whole: it ranks as one built without any release
-    served = follower.held[2][0]
-    assert served.rank(["a"], 5) == serving_for(serving_for(None, first), second).rank(["a"], 5)
+    assert follower.held[2][0].rank(["a"], 5) == serving_for(serving_for(None, first), second).rank(["a"], 5)
     assert await publish(follower, third)  # and the next delta builds on it
+
+
+async def test_a_version_a_request_still_holds_is_left_whole(client):
+    """A request that ranks again after an await (a filtered one) keeps the version it began with."""
+    app = client.server.app
+    shopper(app[READ_MODEL])
+    follower = follower_of(app)
+    first, second = versions(2)
+    assert await publish(follower, first)
+    held_by_a_request = follower.held[1][0]
+    before = held_by_a_request.rank(["a"], 5)
+    rows = [dict(t) for t in held_by_a_request.counts.neighbours]
+    assert any(rows)
+    assert await publish(follower, second)
+    assert list(follower.held) == [2]
+    assert held_by_a_request.rank(["a"], 5) == before == serving_for(None, first).rank(["a"], 5)
+    assert held_by_a_request.counts.neighbours == rows

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.cpu_priority import request_cpu_slice
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -13,8 +15,12 @@ def test_every_case_reports_the_probes_wait_and_the_learners_cores():
                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     result = json.loads(out.stdout.splitlines()[-1])
     cases = result["cases"]
+    one_session = {"one session, no learner", "one session, set_cpu_priority", "one session, normal learner"}
+    # the gateway's slice is tried where the kernel keeps one per task (Linux 6.12+; this machine's)
+    sliced = {f"{name}, gateway slice" for name in one_session} if request_cpu_slice(0) is not None else set()
     assert set(cases) == {"own sessions, no learner", "own sessions, SCHED_IDLE", "own sessions, set_cpu_priority",
-                          "one session, no learner", "one session, set_cpu_priority", "one session, normal learner"}
+                          *one_session, *sliced}
+    assert result["slice_ms"]["kernel"] == request_cpu_slice(0)
     for name, case in cases.items():
         assert 0.0 < case["run_share"] <= 1.0 and 0.0 <= case["wait_share"] <= 1.0, name
         assert case["late_p99_ms"] >= 0.0, name

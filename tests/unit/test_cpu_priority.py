@@ -1,6 +1,8 @@
 """The learner's CPU priority (app/cpu_priority.py) and the session its launcher gives it
 (app/processes.py): SCHED_IDLE where it shares its launcher's session, a low nice and a
-low autogroup where it heads a session of its own (SCHED_IDLE would defer only to itself)."""
+low autogroup where it heads a session of its own (SCHED_IDLE would defer only to itself).
+And the gateway's CPU slice (request_cpu_slice): in effect for the thread that asks and the
+threads it starts, policy and nice unchanged, where the kernel keeps a slice per task."""
 from __future__ import annotations
 
 import json
@@ -90,3 +92,51 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+# Prints what request_cpu_slice returned, then for the asking thread and a thread it starts
+# after: the slice the kernel reports (/proc .../sched, ns), the policy and the nice.
+SLICE_CHILD = """
+import json, os, sys, threading
+from app.cpu_priority import request_cpu_slice
+def seen():
+    lines = open(f"/proc/self/task/{threading.get_native_id()}/sched").read().splitlines()
+    slices = [int(line.split(":")[1]) for line in lines if line.split(":")[0].strip() == "se.slice"]
+    return [slices[0] if slices else None, os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)]
+before = seen()
+got = request_cpu_slice(float(sys.argv[1]))
+later = []
+thread = threading.Thread(target=lambda: later.append(seen()))
+thread.start(); thread.join()
+print(json.dumps([got, before, seen(), later[0]]))
+"""
+
+
+def _kernel_keeps_a_slice_per_task() -> bool:
+    """Linux 6.12 or later (EEVDF with sched_attr.sched_runtime as a fair task's slice)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return (major, minor) >= (6, 12)
+
+
+def _slice_child(ms: float) -> list:
+    out = subprocess.run([sys.executable, "-c", SLICE_CHILD, str(ms)], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def test_a_gateway_slice_holds_for_its_thread_and_the_threads_it_starts() -> None:
+    got, before, after, thread = _slice_child(0.2)
+    if not _kernel_keeps_a_slice_per_task():
+        assert got is None and after == before
+        return
+    assert got == 0.2
+    assert after == thread == [200_000, before[1], before[2]]  # the slice, nothing else
+    assert before[0] != 200_000
+
+
+def test_no_slice_asked_leaves_the_kernels_and_reports_it() -> None:
+    got, before, after, _ = _slice_child(0)
+    assert after == before
+    assert got == (before[0] / 1e6 if _kernel_keeps_a_slice_per_task() else None)

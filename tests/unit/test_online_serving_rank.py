@@ -204,3 +204,33 @@ def test_a_version_is_built_while_requests_add_to_its_parents_memo():
         gc.callbacks.remove(a_request_meanwhile)
     assert next(added) > 0  # the memo did grow during the build
     assert built.rank(["i2"], 10) == serving_for(None, first).apply(second).rank(["i2"], 10)
+
+
+def test_emptying_a_replaced_version_leaves_the_next_one_whole():
+    """The next version shares the replaced one's rows (copy-on-write): emptying the replaced
+    one's tables and memo drops only its own references."""
+    from models.online.serving import serving_for
+    from models.online.versions import LearnerConfig, OnlineLearner
+    from models.online.click_model import OnlineClickModel
+    from models.steps import run_steps
+
+    rng = random.Random(5)
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(num_shards=1, capacity=500, dim=8)), OnlineClickModel(),
+                            LearnerConfig(min_samples=1, guard_ratio=0.01))
+    found = []
+    for v in range(1, 4):
+        learner.step([([f"i{rng.randrange(40)}" for _ in range(3)], f"i{rng.randrange(40)}") for _ in range(300)])
+        decision = learner.propose(float(v))
+        assert decision.action == "promote", decision.reason
+        found.append(decision.version)
+    old = serving_for(serving_for(None, found[0]), found[1])
+    histories = [[f"i{n}", f"i{(n * 7) % 40}"] for n in range(40)]
+    for history in histories:
+        old.rank(history, 10)  # fills the memo the next version carries
+    new = serving_for(old, found[2])
+    expected = [new.rank(h, 10) for h in histories]
+    run_steps(old.emptied_in_steps())
+    assert not any(old.counts.neighbours) and not old._terms
+    assert [new.rank(h, 10) for h in histories] == expected
+    fresh = serving_for(serving_for(serving_for(None, found[0]), found[1]), found[2])
+    assert [fresh.rank(h, 10) for h in histories] == expected

@@ -23,7 +23,9 @@ def test_defaults_and_environment_overrides():
 
 @pytest.mark.parametrize(("key", "value"), [("STREAMRANK_TOPIC_PARTITIONS", "many"),
                                             ("STREAMRANK_TOPIC_PARTITIONS", "0"),
-                                            ("STREAMRANK_POPULARITY_HALF_LIFE_S", "-3")])
+                                            ("STREAMRANK_POPULARITY_HALF_LIFE_S", "-3"),
+                                            ("STREAMRANK_GATEWAY_CPU_SLICE_MS", "0.05"),  # the kernel's least is 0.1
+                                            ("STREAMRANK_GATEWAY_CPU_SLICE_MS", "-1")])
 def test_bad_values_fail_fast_naming_the_variable(key, value):
     with pytest.raises(SettingsError, match=key):
         Settings.from_env({key: value})
