@@ -281,9 +281,10 @@ class GatewaySettings(Group):
     # and catalog threads) hold it while the event loop waits for it (bench/version_install.py).
     gil_switch_ms: float = knob(0.5, rule=_POSITIVE)
     # The CPU slice the gateway asks the kernel for (ms; 0: the kernel's, 1.4 ms here; Linux 6.12
-    # or later, app/cpu_priority.py). A shorter one lets a request's wakeup preempt the worker,
-    # the learner or a load generator on shared cores rather than wait out their slices.
-    cpu_slice_ms: float = knob(0.2, rule=((lambda v: v == 0 or 0.1 <= v <= 100), "0 (the kernel's) or 0.1 to 100"))
+    # or later, app/cpu_priority.py). A shorter one lets a request's wakeup preempt the worker
+    # or the learner rather than wait out their slices, but a gateway busy for longer than it is
+    # preempted sooner too: 0.2 made bench/serve.py's live pass slower (docs/design.md).
+    cpu_slice_ms: float = knob(0.0, rule=((lambda v: v == 0 or 0.1 <= v <= 100), "0 (the kernel's) or 0.1 to 100"))
     # The gateway's glibc malloc (app/allocator.py; 0: glibc's default): arenas, and the size
     # from which a block is mapped on its own (and unmapped when freed) rather than cut from the heap.
     malloc_arena_max: int = knob(2, rule=_at_least(0))

@@ -12,9 +12,9 @@ starts all of them one way:
   session; the learner SCHED_IDLE);
 - `one session, normal learner`: a learner at normal priority, for scale;
 and `... no learner`: each layout without the learner, the baseline. Each one-session case
-runs again with the probe asking for the gateway's CPU slice (`..., gateway slice`:
-`GatewaySettings.cpu_slice_ms` through `request_cpu_slice`, as `streamrank gateway` does);
-its baseline is the same case at the kernel's slice.
+runs again with the probe asking for a short CPU slice (`..., slice 0.2 ms`: what a gateway
+asks for with `STREAMRANK_GATEWAY_CPU_SLICE_MS=0.2`, through `request_cpu_slice`); its
+baseline is the same case at the kernel's slice.
 
 Figures per case (the median of `--rounds` rounds, the cases interleaved): the share of the
 probe's wall time spent waiting for a core (runnable, not run: /proc schedstat), its timer's
@@ -35,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest import cpu_seconds  # the learner's CPU from /proc, as bench/serve.py counts each process's
 from app.cpu_priority import autogroups_on, request_cpu_slice
-from app.settings import GatewaySettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +91,8 @@ CASES = {
     "one session, set_cpu_priority": (False, "set_cpu_priority", False),
     "one session, normal learner": (False, "normal", False),
 }
-SLICED = {f"{name}, gateway slice": (own, priority, True) for name, (own, priority, _) in CASES.items() if not own}
+SHORT_SLICE_MS = 0.2
+SLICED = {f"{name}, slice {SHORT_SLICE_MS:g} ms": (own, priority, True) for name, (own, priority, _) in CASES.items() if not own}
 
 
 def start(code: str, *args: str, own_session: bool) -> subprocess.Popen:  # type: ignore[type-arg]
@@ -108,7 +108,7 @@ def one_case(own_session: bool, learner_priority: str | None, sliced: bool, seco
     try:
         time.sleep(0.5)
         learner_cpu, started = (cpu_seconds(others[-1].pid) if learner_priority else 0.0), time.monotonic()
-        slice_ms = [str(GatewaySettings().cpu_slice_ms)] if sliced else []
+        slice_ms = [str(SHORT_SLICE_MS)] if sliced else []
         probe = start(PROBE, str(seconds), *slice_ms, own_session=own_session)
         out = json.loads(probe.communicate()[0])
         if learner_priority is not None:
@@ -133,7 +133,7 @@ def main() -> None:
             print(f"round {round_ + 1} {name}: {json.dumps(runs[name][-1])}", flush=True)
     result = {name: {key: round(statistics.median(r[key] for r in rs), 3) for key in rs[0]}
               for name, rs in runs.items()}
-    slice_ms = {"kernel": request_cpu_slice(0), "gateway": GatewaySettings().cpu_slice_ms}
+    slice_ms = {"kernel": request_cpu_slice(0), "short": SHORT_SLICE_MS}
     print(json.dumps({"cases": result, "autogroups": autogroups_on(), "cores": os.cpu_count(), "slice_ms": slice_ms,
                       "rounds": args.rounds, "seconds": args.seconds}))
 

@@ -29,9 +29,10 @@ def run(args: argparse.Namespace) -> int:
     tune_allocator(settings.gateway.malloc_arena_max, settings.gateway.malloc_mmap_threshold)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     hand_over_gil_often(settings.gateway.gil_switch_ms)
-    slice_ms = request_cpu_slice(settings.gateway.cpu_slice_ms)  # before any thread: they inherit it
-    log.info("gateway CPU slice: %s (asked for %s ms)",
-             "the kernel's (no slice per task)" if slice_ms is None else f"{slice_ms:g} ms", settings.gateway.cpu_slice_ms)
+    asked = settings.gateway.cpu_slice_ms
+    slice_ms = request_cpu_slice(asked)  # before any thread: they inherit it
+    log.info("gateway CPU slice: %s (asked for %s)", "the kernel's (no slice per task)" if slice_ms is None
+             else f"{slice_ms:g} ms", f"{asked:g} ms" if asked else "the kernel's")
     # reuse_port: several gateway processes can share one port; the kernel spreads connections.
     web.run_app(init_app(settings), host=args.host or settings.gateway.host,
                 port=args.port or settings.gateway.port, access_log=None, reuse_port=True,
