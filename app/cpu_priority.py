@@ -103,7 +103,9 @@ def request_cpu_slice(ms: float) -> float | None:
     needed, and one that asks for a shorter slice than the running task's preempts it when it
     wakes. A gateway's loop sleeps until a request comes, works a fraction of a millisecond,
     and sleeps again: at the kernel's 1.4 ms it waits behind whatever a worker, a learner or
-    a load generator started (`bench/cpu_priority.py`). Its own CPU share does not change."""
+    a load generator started (`bench/cpu_priority.py`). Its own CPU share does not change, but
+    when busy it is preempted sooner too: `bench/serve.py`'s live pass was slower at 0.2 ms, so
+    a gateway asks for none unless `GatewaySettings.cpu_slice_ms` says so."""
     syscalls = SCHED_ATTR_SYSCALLS.get(platform.machine())
     if not sys.platform.startswith("linux") or syscalls is None:
         return None

@@ -277,8 +277,8 @@ class GatewaySettings(Group):
     # handshakes, and each one waited for its SYN retransmission, a second or more (bench/scale.py).
     listen_backlog: int = knob(4096, rule=_at_least(1))
     # How long a thread may hold the GIL while another waits for it (ms; Python's default is 5).
-    # A gateway's threads (a version's signature check, a replaced version's free, search's query
-    # and catalog threads) hold it while the event loop waits for it (bench/version_install.py).
+    # A gateway's threads (a version's signature check, search's query and catalog threads) hold
+    # it while the event loop waits for it (bench/version_install.py).
     gil_switch_ms: float = knob(0.5, rule=_POSITIVE)
     # The CPU slice the gateway asks the kernel for (ms; 0: the kernel's, 1.4 ms here; Linux 6.12
     # or later, app/cpu_priority.py). A shorter one lets a request's wakeup preempt the worker

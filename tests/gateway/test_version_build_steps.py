@@ -9,23 +9,34 @@ from models.steps import run_steps
 from tests.gateway.conftest import follower_of, publish, shopper, versions
 
 
-async def test_the_loop_runs_other_work_between_the_steps_of_a_build(client):
+def other_work(seen):
+    """Other work on the loop (a request meanwhile): what `seen()` returns at each of its turns."""
+    turns = []
+
+    async def turn():
+        while True:
+            turns.append(seen())
+            await asyncio.sleep(0)
+
+    return asyncio.create_task(turn()), turns
+
+
+async def serving_the_first(client, n):
+    """A follower of the test gateway serving the first of `n` versions, and the versions."""
     app = client.server.app
     shopper(app[READ_MODEL])
     follower = follower_of(app)
-    first, second = versions(2)
-    assert await publish(follower, first)
+    found = versions(n)
+    assert await publish(follower, found[0])
+    return follower, found
+
+
+async def test_the_loop_runs_other_work_between_the_steps_of_a_build(client):
+    follower, (first, second) = await serving_the_first(client, 2)
     parent = follower.held[1][0]
     steps = sum(1 for _ in serving_for_in_steps(parent, second))
     assert steps > 3  # a build is many steps, not one call
-    turns = []
-
-    async def a_request_meanwhile():
-        while True:
-            turns.append(1)
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(a_request_meanwhile())
+    other, turns = other_work(lambda: 1)
     await asyncio.sleep(0)
     before = len(turns)
     built = await between_requests(serving_for_in_steps(parent, second), slice_s=0.0, share=1.0)
@@ -45,14 +56,7 @@ async def test_a_slice_runs_steps_until_its_time_is_up():
             yield
         return "built"
 
-    turns = []
-
-    async def other():
-        while True:
-            turns.append(len(ran))
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(other())
+    task, turns = other_work(lambda: len(ran))
     assert await between_requests(steps(), slice_s=60.0) == "built"  # one slice: no turn in between
     task.cancel()
     assert ran == list(range(50)) and all(n in (0, 50) for n in turns)
@@ -95,11 +99,7 @@ async def test_a_replaced_version_is_emptied_between_requests_then_freed(client,
     monkeypatch.setattr(serving, "EMPTY_STEP", 1)
     paced = model_updates.between_requests  # a slice a step, so that each step shows
     monkeypatch.setattr(model_updates, "between_requests", lambda steps: paced(steps, slice_s=0.0))
-    app = client.server.app
-    shopper(app[READ_MODEL])
-    follower = follower_of(app)
-    first, second, third = versions(3)
-    assert await publish(follower, first)
+    follower, (first, second, third) = await serving_the_first(client, 3)
     served = follower.held[1][0]
     rows = sum(len(t) for t in served.counts.neighbours)
     assert rows >= 2
@@ -112,14 +112,7 @@ async def test_a_replaced_version_is_emptied_between_requests_then_freed(client,
             yield
 
     monkeypatch.setattr(type(served), "emptied_in_steps", counted)
-    turns = []
-
-    async def other_work():
-        while True:
-            turns.append(tuple(emptied))
-            await asyncio.sleep(0)
-
-    other = asyncio.create_task(other_work())
+    other, turns = other_work(lambda: tuple(emptied))
     gone = weakref.ref(served)
     del served
     assert await publish(follower, second)
@@ -134,11 +127,7 @@ async def test_a_replaced_version_is_emptied_between_requests_then_freed(client,
 
 async def test_a_version_a_request_still_holds_is_left_whole(client):
     """A request that ranks again after an await (a filtered one) keeps the version it began with."""
-    app = client.server.app
-    shopper(app[READ_MODEL])
-    follower = follower_of(app)
-    first, second = versions(2)
-    assert await publish(follower, first)
+    follower, (first, second) = await serving_the_first(client, 2)
     held_by_a_request = follower.held[1][0]
     before = held_by_a_request.rank(["a"], 5)
     rows = [dict(t) for t in held_by_a_request.counts.neighbours]

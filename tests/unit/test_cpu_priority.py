@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -116,8 +117,8 @@ def _kernel_keeps_a_slice_per_task() -> bool:
     """Linux 6.12 or later (EEVDF with sched_attr.sched_runtime as a fair task's slice)."""
     if not sys.platform.startswith("linux"):
         return False
-    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
-    return (major, minor) >= (6, 12)
+    version = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return version is not None and (int(version[1]), int(version[2])) >= (6, 12)
 
 
 def _slice_child(ms: float) -> list:
