@@ -43,7 +43,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.kafka_io import ensure_topics, make_admin, make_producer, wait_for_broker
+from app.kafka_io import ensure_topics, make_producer, wait_for_broker
 from app.metrics import sample_totals
 from app.processes import free_port, gateway_process, wait_until
 from tables.wire.records import CatalogChange, UserEvent
@@ -51,6 +51,7 @@ from app.settings import Settings
 from tables.wire.names import changelog_topic
 from models.data.homedepot import load_homedepot
 from tables import catalog, item_stats, user_profiles
+from run_topics import drop_run_topics
 
 API_KEY = "abuse-bench-key"
 CATEGORIES = [f"cat-{n}" for n in range(10)]
@@ -239,26 +240,13 @@ def main() -> None:
             print(gateway.tail(60), file=sys.stderr)
     finally:
         gateway.stop()
-        asyncio.run(_drop_topics(settings))
+        drop_run_topics(settings)  # the broker is shared
 
 
 def _ready(base: str, n_items: int, dense: bool) -> bool:
     with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
         records = json.loads(r.read())["records"]
     return records["catalog"] >= n_items and (not dense or gauges(base).get("dense_items", 0) >= n_items)
-
-
-async def _drop_topics(settings: Settings) -> None:
-    """The run's topics go: the broker is shared."""
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.topics.prefix}.")
-                or t.startswith(f"{settings.topics.app_id}-")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
 
 
 if __name__ == "__main__":

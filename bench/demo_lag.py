@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import sample_sum
-from app.settings import ROOT
+from app.settings import ROOT, Settings
+from run_topics import drop_run_topics
 
 LAG = "streamrank_event_processing_lag_seconds"
 
@@ -87,9 +88,27 @@ def main() -> None:
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         demo.wait(timeout=120)
-        if finished:  # the demo's state and logs; kept where the run failed
+        if finished:  # the demo's state, logs and topics; kept where the run failed
             shutil.rmtree(env["STREAMRANK_STATE_DIR"], ignore_errors=True)
             log.unlink(missing_ok=True)
+            # Its processes are told to stop, not waited for: a worker still running asks for its
+            # topics again and the broker makes them anew (seen: the changelogs came back).
+            if group_gone(demo.pid, timeout_s=60):
+                drop_run_topics(Settings.from_env(env))
+            else:
+                print(f"the demo's processes outlived a minute; its topics ({run}*) stay", file=sys.stderr)
+
+
+def group_gone(pgid: int, timeout_s: float) -> bool:
+    """True once no process of the group is left, within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from tables.wire.records import UserEvent
 from app.replay_data import read_sequences, sequence_events
 from app.settings import ROOT, Settings
 from models.errors import BrokerUnavailable
+from run_topics import drop_run_topics
 
 
 def get_json(url: str) -> dict:
@@ -131,6 +132,7 @@ def main() -> None:
         gateway.stop()
         learner.stop()
         worker.stop()
+    drop_run_topics(settings)  # a run that failed raised before: its topics stay with its logs
 
 
 def plot_freshness(state_ms: list[float], model_ms: list[float], interval_s: float, directory: Path) -> list[Path]:

@@ -34,6 +34,7 @@ from app.processes import free_port, scrape, wait_until, worker_process
 from app.replay_data import read_sequences, sequence_events
 from app.settings import ROOT, Settings
 from models.errors import BrokerUnavailable
+from run_topics import drop_run_topics
 
 
 async def produce(settings: Settings, n: int) -> None:
@@ -197,6 +198,7 @@ def main() -> None:
         print(f"state and logs kept in {settings.runtime.state_dir}", file=sys.stderr)
         raise
     shutil.rmtree(settings.runtime.state_dir, ignore_errors=True)  # the workers' stores: only a failed run's are read
+    drop_run_topics(settings)
     print(f"streamrank, {args.workers} worker(s) ({args.store}): {pipe:,.0f} events/s, "
           f"{pipe_cpu:.3f} CPU s per 1000 events")
     # CPU per event is the figure that survives a busy machine; events/s is what users see.

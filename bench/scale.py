@@ -58,6 +58,7 @@ from abuse import rss_mb
 from prometheus_client.parser import text_string_to_metric_families
 from freshness import get_json, percentile
 from ingest import cpu_seconds, forwards_behind, local_broker_pid, machine_cpu, machine_share, major_faults
+from run_topics import drop_run_topics
 from serve import ensure_tools, gauge, measure, wait_for_learner
 
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
@@ -452,9 +453,10 @@ def main() -> None:
         for p in reversed(procs):
             p.stop()
         # A run's state (the worker's stores, the learner's snapshots, the logs) is 0.6-0.8 GB
-        # at 600k events: kept only where the run failed, for its logs.
+        # at 600k events, and its topics more: kept only where the run failed, for its logs.
         if finished:
             shutil.rmtree(state, ignore_errors=True)
+            drop_run_topics(settings)
         else:
             print(f"state and logs kept in {state}", file=sys.stderr)
 

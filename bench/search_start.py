@@ -47,14 +47,19 @@ from models.encoder import DIM, TextEncoder  # noqa: E402
 from models.item_vectors import encode_vector, model_digest  # noqa: E402
 from models.vector_cache import VectorCache  # noqa: E402
 from tables import catalog  # noqa: E402
+from run_topics import drop_run_topics  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+RUNS: list[Settings] = []  # every run's settings: their topics go when the bench is done
+
+
 def fresh(base: Settings, state: Path, **changes: object) -> Settings:
     run = f"bench-start-{uuid.uuid4().hex[:8]}"
-    return base.replace(app_id=run, topic_prefix=run, state_dir=state, gateway_port=free_port(),
-                   worker_metrics_port=free_port(), search_dense=True, **changes)  # type: ignore[arg-type]
+    RUNS.append(base.replace(app_id=run, topic_prefix=run, state_dir=state, gateway_port=free_port(),
+                             worker_metrics_port=free_port(), search_dense=True, **changes))  # type: ignore[arg-type]
+    return RUNS[-1]
 
 
 async def publish(settings: Settings, items: list[str], entries: list[dict], vectors: torch.Tensor | None) -> float:
@@ -172,6 +177,7 @@ def main() -> None:
                                                           entries[: args.encode]))
             print("encoder:", results["encoder"], flush=True)
         print(json.dumps(results, indent=1))
+        drop_run_topics(*RUNS)  # kept where the run failed, with the broker's record of it
     finally:
         shutil.rmtree(state, ignore_errors=True)
 

@@ -55,6 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest import cpu_and_wait_seconds, local_broker_pid
+from run_topics import drop_run_topics
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
 from app.metrics import sample_sum
 from app.plot_dir import add_plots_argument, plot_dir, write_plots
@@ -502,10 +503,11 @@ def main() -> None:
     finally:
         for p in (fixed, *gateways, encoder, learner, worker):
             p.stop()
-        # The run's tables, the learner's snapshots and every process's log: kept where it failed,
-        # or with --keep-state (the logs line slow requests of --raw-results up with versions).
+        # The run's tables, the learner's snapshots, every process's log and its topics: kept where
+        # it failed, or with --keep-state (the logs line slow requests of --raw-results up with versions).
         if finished and not args.keep_state:
             shutil.rmtree(state, ignore_errors=True)
+            drop_run_topics(settings)
         else:
             print(f"state and logs kept in {state}", file=sys.stderr)
 

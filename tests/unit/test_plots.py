@@ -28,7 +28,10 @@ def pngs(directory: Path) -> set[str]:
 
 
 def bench(name: str):
-    """A bench script as a module (they are scripts, not a package)."""
+    """A bench script as a module (they are scripts, not a package); it imports its siblings as a
+    script run from bench/ does."""
+    if str(ROOT / "bench") not in sys.path:
+        sys.path.insert(0, str(ROOT / "bench"))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
