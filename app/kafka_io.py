@@ -41,6 +41,21 @@ async def wait_for_broker(settings: Settings, timeout_s: float = 60.0) -> None:
             await admin.close()
 
 
+async def delete_run_topics(settings: Settings) -> list[str]:
+    """Delete the topics of the settings' prefix and of its app id (Faust's changelogs and its
+    own); their names. For benches and tests, each on a prefix of its own on a shared broker."""
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.topics.prefix}.")
+                or t.startswith(f"{settings.topics.app_id}-")]
+        if mine:
+            await admin.delete_topics(mine)
+        return mine
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     """Create the input topics and the tables' changelogs; returns those created.
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import sample_sum
+from app.processes import wait_until
 from app.settings import ROOT, Settings
 from run_topics import drop_run_topics
 
@@ -93,22 +94,19 @@ def main() -> None:
             log.unlink(missing_ok=True)
             # Its processes are told to stop, not waited for: a worker still running asks for its
             # topics again and the broker makes them anew (seen: the changelogs came back).
-            if group_gone(demo.pid, timeout_s=60):
+            try:
+                wait_until(lambda: not group_alive(demo.pid), 60, 0.5, "the demo's processes gone")
                 drop_run_topics(Settings.from_env(env))
-            else:
-                print(f"the demo's processes outlived a minute; its topics ({run}*) stay", file=sys.stderr)
+            except TimeoutError as exc:
+                print(f"{exc}: its topics ({run}*) stay", file=sys.stderr)
 
 
-def group_gone(pgid: int, timeout_s: float) -> bool:
-    """True once no process of the group is left, within `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.5)
-    return False
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

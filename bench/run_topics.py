@@ -10,21 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from app.kafka_io import make_admin
+from app.kafka_io import delete_run_topics
 from app.settings import Settings
-
-
-async def _drop(settings: Settings) -> list[str]:
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.topics.prefix}.")
-                or t.startswith(f"{settings.topics.app_id}-")]
-        if mine:
-            await admin.delete_topics(mine)
-        return mine
-    finally:
-        await admin.close()
 
 
 def drop_run_topics(*runs: Settings) -> list[str]:
@@ -35,7 +22,7 @@ def drop_run_topics(*runs: Settings) -> list[str]:
         if settings.topics.prefix == Settings().topics.prefix:
             raise ValueError("a bench's topics have a prefix of their own: refusing the default one")
         try:
-            dropped += asyncio.run(_drop(settings))
+            dropped += asyncio.run(delete_run_topics(settings))
         except Exception as exc:  # noqa: BLE001
             print(f"could not drop the run's topics ({exc}); they stay on the broker", file=sys.stderr)
     return dropped

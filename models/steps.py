@@ -8,8 +8,8 @@ whole build. Everyone else runs the steps whole (`run_steps`).
 """
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TypeVar
+from collections.abc import Generator, MutableMapping
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 Steps = Generator[None, None, T]
@@ -22,3 +22,13 @@ def run_steps(steps: Steps[T]) -> T:
             next(steps)
         except StopIteration as done:
             return done.value
+
+
+def emptied(table: MutableMapping[Any, Any], per_step: int) -> Steps[None]:
+    """Delete `table`'s keys, `per_step` a step: its values are freed a few at a time (a dict
+    dropped whole frees them all in one C call, which no switch interval interrupts)."""
+    keys = list(table)
+    for start in range(0, len(keys), per_step):
+        for key in keys[start:start + per_step]:
+            del table[key]
+        yield

@@ -18,7 +18,7 @@ import torch
 from models.online.counts import EMPTY_STEP, TransitionCounts
 from models.online.rec_model import FEATURES_PER_SOURCE, OnlineRecModel, top_k
 from models.online.scoring import DenseScorer, Table, scores_in_columns, target_ranks
-from models.steps import Steps, run_steps
+from models.steps import Steps, emptied, run_steps
 
 # Bytes of history items' count terms a serving model keeps (see _item_terms): a float64 per
 # channel for each of up to `per_source` (100) rows a channel, so 4-20 KB for a busy item.
@@ -174,11 +174,7 @@ class ServingRecModel:
         TransitionCounts.emptied_in_steps): only for a version no request holds any more, once a
         newer one serves. Its apply made the newer one's own tables, so they keep every row."""
         yield from self.counts.emptied_in_steps()
-        items = list(self._terms)
-        for start in range(0, len(items), EMPTY_STEP):
-            for item in items[start:start + EMPTY_STEP]:
-                del self._terms[item]
-            yield
+        yield from emptied(self._terms, EMPTY_STEP)
         self._term_bytes = 0
 
     def successor_scores(self, history: Sequence[Id], weights: Sequence[float]) -> dict[Id, float]:

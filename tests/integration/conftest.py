@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pytest
 from aiokafka import TopicPartition
 
-from app.kafka_io import ensure_topics, make_admin, make_consumer, make_producer, model_update_records, wait_for_broker
+from app.kafka_io import delete_run_topics, ensure_topics, make_admin, make_consumer, make_producer, model_update_records, wait_for_broker
 from app.processes import Process, free_port
 from app.settings import ROOT, Settings
 from models.errors import BrokerUnavailable
@@ -43,19 +43,7 @@ def stack_settings(broker: Settings, tmp_path) -> Iterator[Settings]:
                        worker_metrics_port=free_port(), gateway_port=free_port(), store="rocksdb://")
     asyncio.run(ensure_topics(settings))
     yield settings
-    asyncio.run(delete_topics(settings, run))
-
-
-async def delete_topics(settings: Settings, prefix: str) -> None:
-    """Every topic whose name starts with `prefix` (the run's inputs, changelogs and Faust's own)."""
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
+    asyncio.run(delete_run_topics(settings))  # the run's inputs, changelogs and Faust's own
 
 
 # ---- helpers shared by the integration tests --------------------------------------------

@@ -8,9 +8,8 @@ import uuid
 
 import pytest
 
-from app.kafka_io import ensure_topics, make_admin
+from app.kafka_io import delete_run_topics, ensure_topics, make_admin
 from app.settings import Settings
-from tests.integration.conftest import delete_topics
 from tests.unit.test_plots import bench
 
 
@@ -43,8 +42,8 @@ def test_a_run_drops_its_own_topics_and_no_one_elses(broker):
         assert not after & expected
         assert {t for t in before if t.startswith(other)} <= after
     finally:
-        asyncio.run(delete_topics(broker, run))
-        asyncio.run(delete_topics(broker, other))
+        asyncio.run(delete_run_topics(mine))
+        asyncio.run(delete_run_topics(theirs))
 
 
 def test_the_default_prefix_is_refused():
