@@ -136,10 +136,10 @@ class WorkerContext(Protocol):
     users: TableT[str, Profile]
     items: TableT[str, Stats]
     catalog: TableT[str, Item]
-    seen: TableT[str, list[int]]  # event id -> (partition, offset) that carried it
+    seen: TableT[str, list[int]]  # event id -> (partition, offset) that carried it, when (tables/expiry.py)
     campaigns: TableT[str, dict[str, Any]]  # campaign id -> the campaign's JSON object
     ad_spend: TableT[str, Spend]
-    charged_tokens: TableT[str, list[int]]  # ad token id -> (partition, offset) of the click charged
+    charged_tokens: TableT[str, list[int]]  # ad token id -> (partition, offset) of the click charged, when
 
     # Read-only here, so the worker's `Settings` and `Metrics` may be more than the agents use.
     @property

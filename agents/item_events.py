@@ -5,6 +5,7 @@ by several forwards of a batch is written once (app/batched_writes.py).
 """
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from agents.context import WorkerContext
 from agents.dead_letters import send_dead_letter
 from tables.wire.records import AdClick, ItemEvent, decode_item_events, latest_ts
 from models.errors import ValidationError
-from tables import ad_spend, charged_tokens, item_stats
+from tables import ad_spend, charged_tokens, expiry, item_stats
 
 
 @dataclass
@@ -42,7 +43,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
     batch = worker.batch()
     rows = batch.rows(worker.items)
     partitions = worker.item_events_topic.partitions or settings.topics.partitions
-    max_ts = latest_ts(settings.limits.clock_skew_s)
+    now, max_ts = time.time(), latest_ts(settings.limits.clock_skew_s)
     redelivered = 0
     ads = AdTally()
     for event in events:
@@ -58,7 +59,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
         for fwd in forwards:
             if fwd.charge is not None:
                 charge_click(batch.rows(worker.ad_spend), batch.rows(worker.charged_tokens), fwd, fwd.charge,
-                             msg.partition, ads)
+                             msg.partition, ads, now)
             item_id, src_partition, src_offset = fwd.item_id, fwd.src_partition, fwd.src_offset
             stats = rows.get(item_id, msg.partition) or item_stats.empty()
             if item_stats.already_applied(stats, src_partition, src_offset):
@@ -76,7 +77,8 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any]) -> None:
         _count_ads(metrics, ads)
 
 
-def charge_click(rows: Any, tokens: Any, fwd: ItemEvent, charge: AdClick, partition: int, ads: AdTally) -> None:
+def charge_click(rows: Any, tokens: Any, fwd: ItemEvent, charge: AdClick, partition: int, ads: AdTally,
+                 now: float) -> None:
     """Charge a sponsored click to its campaign's spend row (in this, the item's, partition),
     once per source position (a redelivered forward rewrites the row unchanged, see user_events)
     and once per ad token: a later click with a charged token is refused as "replayed"."""
@@ -85,7 +87,7 @@ def charge_click(rows: Any, tokens: Any, fwd: ItemEvent, charge: AdClick, partit
         if charged_tokens.is_replay(tokens.get(charge.token, partition), fwd.src_partition, fwd.src_offset):
             ads.refused["replayed"] += 1
             return
-        tokens.set(charge.token, partition, [fwd.src_partition, fwd.src_offset])
+        tokens.set(charge.token, partition, expiry.stamped(fwd.src_partition, fwd.src_offset, now))
     row = rows.get(charge.campaign_id, partition)
     if row is not None and ad_spend.already_applied(row, fwd.src_partition, fwd.src_offset):
         rows.set(charge.campaign_id, partition, row)

@@ -21,7 +21,7 @@ from tables.wire.ad_tokens import token_id, verify_token
 from tables.wire.dead_letters import reason_label
 from tables.wire.records import AdClick, ItemEvent, UserEvent, decode_event, item_events_json, latest_ts
 from tables.wire.updates import signing_key
-from tables import seen_events, user_profiles
+from tables import expiry, seen_events, user_profiles
 
 # Forwards per item-events record: a batch of 1,000 events makes records of some 25 KB.
 FORWARDS_PER_RECORD = 500
@@ -98,7 +98,7 @@ async def apply_batch(worker: WorkerContext, events: Sequence[Any], ad_key: byte
         # A redelivery (same position seen) rewrites what the local store already holds:
         # RocksDB keeps a write that a SIGKILL took from the producer buffer before its
         # changelog record left, and only the rewrite puts it back in the changelog.
-        seen.set(ev.event_id, partition, [partition, offset])
+        seen.set(ev.event_id, partition, expiry.stamped(partition, offset, now))
         profile = users.get(ev.user_id, partition) or user_profiles.empty()
         if user_profiles.already_applied(profile, partition, offset):
             users.set(ev.user_id, partition, profile)

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import rocksdict
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-Record = tuple[bytes | None, bytes]
+if TYPE_CHECKING:
+    from app.table_sweep import TableSweep
+
+Record = tuple[bytes | None, bytes | None]  # a None value is a tombstone: the key is deleted
 # (topic, partition, records) -> a future done when Kafka has them (None: nothing to wait for)
 SendRecords = Callable[[str, int, list[Record]], Awaitable["asyncio.Future[Any] | None"]]
 
@@ -72,13 +75,13 @@ class Rows:
         self.changed: dict[str, tuple[int, Any]] = {}
         # A Faust RocksDB store keeps one database per partition and stores the changelog's
         # bytes; the memory store (tests) keeps decoded values in one dict.
-        self._rocks = hasattr(self.store, "_db_for_partition")
+        self.is_rocksdb = hasattr(self.store, "_db_for_partition")
 
     def get(self, key: str, partition: int) -> Any:
         hit = self.changed.get(key)
         if hit is not None:
             return hit[1]
-        if not self._rocks:
+        if not self.is_rocksdb:
             return self.store.data.get(key)
         raw = self.store._db_for_partition(partition).get(orjson.dumps(key))
         return None if raw is None else orjson.loads(raw)
@@ -86,22 +89,34 @@ class Rows:
     def set(self, key: str, partition: int, value: Any) -> None:
         self.changed[key] = (partition, value)
 
+    def delete(self, key: str, partition: int) -> None:
+        """Dropped from the store, and a tombstone to the changelog (compaction then drops it there)."""
+        self.changed[key] = (partition, None)
+
     def write(self) -> dict[int, list[Record]]:
         """Write the changed rows to the store; the changelog records per partition."""
         by_partition: dict[int, list[Record]] = defaultdict(list)
-        if self._rocks:
+        if self.is_rocksdb:
             batches: dict[int, Any] = {}
             for key, (partition, value) in self.changed.items():
-                record = (orjson.dumps(key), orjson.dumps(value))
+                record = (orjson.dumps(key), None if value is None else orjson.dumps(value))
                 batch = batches.get(partition)
                 if batch is None:
                     batch = batches[partition] = rocksdict.WriteBatch(raw_mode=True)
-                batch.put(*record)
+                if record[1] is None:
+                    batch.delete(record[0])
+                else:
+                    batch.put(*record)
                 by_partition[partition].append(record)
             for partition, batch in batches.items():
                 self.store._db_for_partition(partition).write(batch)
         else:
             for key, (partition, value) in self.changed.items():
+                if value is None:
+                    self.store.data.pop(key, None)
+                    self.store._key_partition.pop(key, None)
+                    by_partition[partition].append((orjson.dumps(key), None))
+                    continue
                 self.store.data[key] = value
                 self.store._key_partition[key] = partition
                 by_partition[partition].append((orjson.dumps(key), orjson.dumps(value)))
@@ -122,8 +137,9 @@ class Rows:
 class BatchedWrites:
     """The rows and output records of one batch of events, written by `flush`."""
 
-    def __init__(self, send_records: SendRecords) -> None:
+    def __init__(self, send_records: SendRecords, sweeps: Mapping[str, TableSweep] | None = None) -> None:
         self._send = send_records
+        self._sweeps = sweeps or {}  # table name -> its expiry sweep (app/table_sweep.py)
         self._rows: dict[str, Rows] = {}
         self._out: dict[tuple[str, int], list[Record]] = defaultdict(list)
 
@@ -141,10 +157,14 @@ class BatchedWrites:
         self._out[(topic, partition)].extend(records)
 
     async def flush(self) -> None:
-        """Rows to the stores, then every record handed to the producer (in order per partition)."""
+        """Rows to the stores, then every record handed to the producer (in order per partition).
+        A table with a sweep first has its expired rows deleted in the partitions written."""
         for rows in self._rows.values():
             if not rows.changed:
                 continue
+            sweep = self._sweeps.get(rows.table.name)
+            if sweep is not None:  # its deletes go out with the batch's rows
+                sweep.run(rows)
             changelog = rows.table.changelog_topic.get_topic_name()
             for partition, records in rows.write().items():
                 fut = await self._send(changelog, partition, records)

@@ -72,6 +72,10 @@ class Metrics:
             registry=r)
         self.agent_batches = Counter(
             "streamrank_agent_batches_total", "Batches of records an agent has handled", ["agent"], registry=r)
+        # Rows of the dedup tables (seen event ids, charged ad tokens) dropped once past their window.
+        self.rows_expired = Counter(
+            "streamrank_table_rows_expired_total", "Table rows dropped once older than their table keeps them",
+            ["table"], registry=r)
         self.events_rekeyed = Counter(
             "streamrank_events_rekeyed_total", "Events re-sent keyed by their user id", registry=r)
         self.dead_letters = Counter(

@@ -253,6 +253,9 @@ class WorkerSettings(Group):
     # record at once: below a few thousand events/s the worker spent most of its CPU on
     # fetches of a few records each (app/faust_compat.py, 8.). Freshness pays at most this.
     fetch_wait_s: float = knob(0.1, rule=_POSITIVE)
+    # An event id is refused as a duplicate for this long after it was taken (seconds); then its
+    # row is dropped (tables/expiry.py), else the table grows by a row per event for good.
+    dedup_window_s: float = knob(24 * 3600.0, rule=_POSITIVE)
     metrics_port: int = 9101
 
 

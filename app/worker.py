@@ -17,6 +17,7 @@ from app.kafka_io import kafka_ssl_context
 from app.metrics import Metrics
 from app.producer_flush import make_flush_complete
 from app.settings import Settings
+from app.table_sweep import TableSweep
 from tables import ad_spend, campaigns, catalog, charged_tokens, item_stats, seen_events, user_profiles
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,13 @@ class Worker:
     charged_tokens: Any = None  # ad token id -> the click charged for it (tables/charged_tokens.py)
     learner: Any = None  # the LearnerService, when learner_enabled
     partition_of: KeyPartitions = field(default_factory=KeyPartitions)
+    # table name -> the sweep that drops its expired rows inside the batches (app/table_sweep.py)
+    sweeps: dict[str, TableSweep] = field(default_factory=dict)
     send_failure: BaseException | None = None  # a batch Kafka did not take (app/worker.py:_refuse_commits_after)
 
     def batch(self) -> BatchedWrites:
         """The rows and records of one batch of events, written by its `flush` (app/batched_writes.py)."""
-        return BatchedWrites(self.send_records)
+        return BatchedWrites(self.send_records, self.sweeps)
 
     async def send_records(self, topic: str, partition: int, records: list[Record]) -> Any:
         """Records to one topic partition as aiokafka batches; the future of the last batch.
@@ -64,7 +67,7 @@ class Worker:
                 fut = self._watch(await producer.send_batch(builder, topic, partition=partition))
                 builder = producer.create_batch()
                 if builder.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a record of {len(value)} bytes is larger than a producer batch")
+                    raise ValueError(f"a record of {len(value or b'')} bytes is larger than a producer batch")
         if builder.record_count():
             fut = self._watch(await producer.send_batch(builder, topic, partition=partition))
         return fut
@@ -204,6 +207,9 @@ def create_worker(settings: Settings, metrics: Metrics | None = None) -> Worker:
         ad_spend=_table(app, ad_spend.NAME, n),
         charged_tokens=_table(app, charged_tokens.NAME, n),
     )
+    worker.sweeps = {name: TableSweep(keep_s, worker.metrics.rows_expired.labels(table=name))
+                     for name, keep_s in ((seen_events.NAME, settings.worker.dedup_window_s),
+                                          (charged_tokens.NAME, charged_tokens.KEEP_S))}
     _refuse_commits_after_failed_sends(worker)
     # Imported here: agents depend on the Worker type above.
     from agents import campaign_changes, catalog_changes, item_events, user_events

@@ -137,9 +137,10 @@ async def forwards_behind(settings: Settings) -> int:
         await admin.close()
 
 
-def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, float]:
-    """(events/s, worker CPU s per 1000 events) from the first processed event until the n-th
-    is processed and every forward is in the item stats.
+def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, float, float]:
+    """(events/s, worker CPU s per 1000 events, table rows expired) from the first processed event
+    until the n-th is processed and every forward is in the item stats. Rows expire only with a
+    dedup window shorter than the run (`STREAMRANK_WORKER_DEDUP_WINDOW_S=3`: the sweep's cost).
 
     Several workers join one consumer group and split the partitions; each has its own
     state folder (RocksDB) and metrics port.
@@ -167,7 +168,9 @@ def pipeline_rate(settings: Settings, n: int, workers: int) -> tuple[float, floa
                 raise RuntimeError("worker died before the item stats caught up")
             time.sleep(0.5)
         rate = (last - 1.0) / (time.perf_counter() - start)  # from the event that started the clock
-        return rate, (cpu() - cpu0) / (last - 1.0) * 1000
+        cpu_ms = (cpu() - cpu0) / (last - 1.0) * 1000
+        expired = sum(scrape(c.worker.metrics_port).get("streamrank_table_rows_expired_total", 0.0) for c in configs)
+        return rate, cpu_ms, expired
     finally:
         for p in procs:
             p.stop()
@@ -193,18 +196,20 @@ def main() -> None:
     raw, raw_cpu = asyncio.run(raw_consume(settings, args.events))
     print(f"bare aiokafka consumer: {raw:,.0f} events/s, {raw_cpu:.3f} CPU s per 1000 events")
     try:
-        pipe, pipe_cpu = pipeline_rate(settings, args.events, args.workers)
+        pipe, pipe_cpu, expired = pipeline_rate(settings, args.events, args.workers)
     except BaseException:
         print(f"state and logs kept in {settings.runtime.state_dir}", file=sys.stderr)
         raise
     shutil.rmtree(settings.runtime.state_dir, ignore_errors=True)  # the workers' stores: only a failed run's are read
     drop_run_topics(settings)
     print(f"streamrank, {args.workers} worker(s) ({args.store}): {pipe:,.0f} events/s, "
-          f"{pipe_cpu:.3f} CPU s per 1000 events")
+          f"{pipe_cpu:.3f} CPU s per 1000 events; {expired:,.0f} rows expired (dedup window "
+          f"{settings.worker.dedup_window_s:g} s)")
     # CPU per event is the figure that survives a busy machine; events/s is what users see.
     out = {"pipeline_eps": round(pipe, 1), "raw_eps": round(raw, 1), "ratio": round(pipe / raw, 4),
            "pipeline_cpu_ms_per_event": round(pipe_cpu, 3), "raw_cpu_ms_per_event": round(raw_cpu, 4),
-           "events": args.events, "workers": args.workers, "store": args.store}
+           "events": args.events, "workers": args.workers, "store": args.store,
+           "rows_expired": expired, "dedup_window_s": settings.worker.dedup_window_s}
     write_plots(plot_dir(base.runtime.state_dir, "bench-ingest", args.plots), out, lambda d: plot_rates(out, d))
     print(orjson.dumps(out).decode())
 

@@ -1,7 +1,10 @@
-"""Event ids already taken, keyed by event id, valued by the (partition, offset) that carried it.
+"""Event ids already taken, keyed by event id, valued by the (partition, offset) that carried it
+and when (tables/expiry.py).
 
 The position tells a redelivery of the same message (same position: process again, the
 profile's offset guard decides) from a second message with a reused id (a duplicate: drop).
+A row is kept for the worker's dedup window (`STREAMRANK_WORKER_DEDUP_WINDOW_S`): an id
+reused after it is taken again.
 """
 from __future__ import annotations
 

@@ -5,8 +5,10 @@ import time
 
 import orjson
 
+from agents import user_events
 from models.ads.campaigns import Campaign
-from tables.wire.ad_tokens import AdCharge, sign_token, token_id
+from tables import charged_tokens
+from tables.wire.ad_tokens import MAX_AGE_S, AdCharge, sign_token, token_id
 from tables.wire.updates import signing_key
 
 
@@ -99,7 +101,8 @@ async def test_a_token_is_charged_once_however_many_click_events_carry_it(worker
     await forward_all(w, sent, put_all, times=2)  # every forward twice: a redelivery after a crash
     row = w.ad_spend["c1"]
     assert row["spend"] == 0.5 and row["clicks"] == 2 and row["refused"] == 0
-    assert w.charged_tokens[token_id(t)] == [0, 0] and w.charged_tokens[token_id(other)] == [0, 4]
+    assert w.charged_tokens[token_id(t)][:2] == [0, 0] and w.charged_tokens[token_id(other)][:2] == [0, 4]
+    assert abs(w.charged_tokens[token_id(t)][2] - time.time()) < 60  # charged now, by the worker's clock
     assert w.items["i1"]["counts"] == {"click": 6}  # every click counts as one
     assert w.metrics.ad_charges_refused.labels(reason="replayed")._value.get() == 2 * 4  # each delivery refused
     assert w.metrics.ad_clicks.labels(campaign="c1")._value.get() == 2
@@ -123,3 +126,34 @@ async def test_an_ad_token_on_a_view_is_a_dead_letter(worker, put_all):
     await put_all(w, "user-events", [(b"u1", orjson.dumps(view))], partition=0)
     (_, _, headers), = sent.to(w.dead_letters_topic)
     assert "accepted on clicks only" in dict(headers)["reason"].decode()
+
+
+async def test_a_charged_tokens_row_outlives_its_token_then_is_dropped(worker, put_all, monkeypatch):
+    """Kept while the token can still be charged (MAX_AGE_S, and the clock skew), dropped after
+    KEEP_S; by then user-events refuses the token as expired, so dropping it charges nothing twice."""
+    w, sent = worker
+    start = time.time()
+    sweep = w.sweeps[charged_tokens.NAME]
+
+    def fresh(at: float) -> str:
+        return sign_token(signing_key(w.settings), AdCharge("c1", "i1", 0.25, at, 10.0))
+
+    async def clicks(tokens: dict[str, str], at: float) -> None:
+        monkeypatch.setattr(user_events.time, "time", lambda: at)
+        sweep.clock, sweep._rest_until = (lambda: at), {}  # each batch's sweep a whole pass on this small table
+        done = len(sent.to(w.item_events_topic))
+        await put_all(w, "user-events", [(b"u1", click(tok, event_id, ts=at)) for event_id, tok in tokens.items()],
+                      partition=0)
+        home = w.partition_of(b"i1", w.settings.topics.partitions)
+        await put_all(w, "item-events", [(k, v) for k, v, _ in sent.to(w.item_events_topic)[done:]], partition=home)
+
+    first = fresh(start)
+    await clicks({"e1": first}, start)
+    last_chance = start + MAX_AGE_S + 300  # the token's age as user-events checks it, clock skew included
+    await clicks({"e2": fresh(last_chance)}, last_chance)  # a charge in the same partition: its sweep runs
+    assert token_id(first) in w.charged_tokens
+    after = start + charged_tokens.KEEP_S + 60
+    await clicks({"e3": first, "e4": fresh(after)}, after)  # a replay of the first token once its row may go
+    assert token_id(first) not in w.charged_tokens
+    assert w.metrics.rows_expired.labels(table=charged_tokens.NAME)._value.get() == 1
+    assert w.metrics.ad_charges_refused.labels(reason="expired")._value.get() == 1  # the replay: not charged

@@ -1,3 +1,5 @@
+import time
+
 import orjson
 
 from tables import user_profiles
@@ -83,3 +85,24 @@ async def test_sequences_and_impressions_become_training_samples(worker, put_all
     assert clicks == [("i8", 1, 1, "r1"), ("i7", 0, 0, "r1")]
     assert all(s["src"][0] == 0 for s in samples)
     assert w.users["u1"]["pending"] == []
+
+
+async def test_an_event_id_is_refused_for_the_dedup_window_then_its_row_is_dropped(worker, put_all):
+    w, sent = worker
+    window = w.settings.worker.dedup_window_s
+    await put_all(w, "user-events", [(b"u1", raw(event_id=e)) for e in ("a", "b", "c")], partition=0)
+    await put_all(w, "user-events", [(b"u1", raw(event_id="b"))], partition=0)  # reused within the window
+    assert w.metrics.events_duplicate._value.get() == 1
+    assert set(w.seen.data.keys()) == {"a", "b", "c"}
+
+    sweep = w.sweeps["seen_events"]
+    sweep.clock = lambda: time.time() + window + 60  # the window has passed for a, b and c
+    sweep._rest_until.clear()  # the first batch's pass ended on a small table: it rests otherwise
+    await put_all(w, "user-events", [(b"u1", raw(event_id="d"))], partition=0)
+    assert set(w.seen.data.keys()) == {"d"}
+    changelog = sent.by_topic[w.seen.changelog_topic.get_topic_name()]
+    assert sorted(orjson.loads(k) for k, v, _ in changelog if v is None) == ["a", "b", "c"]  # tombstones
+    assert w.metrics.rows_expired.labels(table="seen_events")._value.get() == 3
+
+    await put_all(w, "user-events", [(b"u1", raw(event_id="a"))], partition=0)  # reused after it: taken
+    assert w.metrics.events_duplicate._value.get() == 1 and set(w.seen.data.keys()) == {"a", "d"}
