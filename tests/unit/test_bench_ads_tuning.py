@@ -1,0 +1,26 @@
+"""bench/ads_tuning.py on a few queries and a small grid: each auction tuned on train, reported on dev."""
+from __future__ import annotations
+
+import json
+import sys
+
+from tests.unit.test_plots import bench
+
+
+def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch, capsys):
+    module = bench("ads_tuning")
+    monkeypatch.setattr(module, "FLOORS", (0.8, 0.9))
+    monkeypatch.setattr(module, "RESERVES", (0.05, 0.5))
+    monkeypatch.setattr(module, "ECPM_FLOORS", (0.0, 0.1))
+    monkeypatch.setattr(sys, "argv", ["ads_tuning.py", "--queries", "100", "--sessions-per-day", "150", "--days", "2",
+                                      "--ndcg-ratio", "0.9"])
+    module.main()
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for policy in ("model", "highest_bid", "counts_ctr"):
+        chosen = out[policy]
+        assert chosen["train"]["ndcg_ratio"] >= 0.9  # the page-quality bound held where it was chosen
+        assert chosen["config"]["relevance_floor"] in (0.8, 0.9) and chosen["config"]["reserve"] in (0.05, 0.5)
+        assert chosen["dev"]["revenue_per_1k"] >= 0 and 0 < chosen["dev"]["ndcg_ratio"] <= 1.5
+    assert out["highest_bid"]["config"]["min_expected_revenue"] == 0.0  # bid alone has no pCTR to floor
+    ratio = out["model"]["dev"]["revenue_per_1k"] / out["highest_bid"]["dev"]["revenue_per_1k"]
+    assert out["dev_revenue_model_over_highest_bid"] == round(ratio, 3)
