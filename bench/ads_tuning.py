@@ -17,7 +17,9 @@ import argparse
 import itertools
 import sys
 from dataclasses import replace
-from multiprocessing import Pool
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -47,7 +49,11 @@ def _load(sessions_per_day: int, days: int, queries: int) -> None:
         _state[split] = (picked, ea.organic_results(data, picked, plan.candidates))
 
 
-def _run(job: tuple[str, str, float, float, float]) -> tuple[tuple[str, str, float, float, float], dict[str, float]]:
+Job = tuple[str, str, float, float, float]  # (split, auction, relevance floor, reserve, expected-revenue floor)
+Result = tuple[Job, dict[str, float]]
+
+
+def _run(job: Job) -> Result:
     split, policy, floor, reserve, ecpm = job
     plan = _state["plan"]
     plan = replace(plan, auction=AuctionConfig(relevance_floor=floor, reserve=reserve, min_expected_revenue=ecpm))
@@ -64,25 +70,37 @@ def grid(policy: str) -> list[tuple[float, float, float]]:
     return list(itertools.product(FLOORS, RESERVES, ecpms))
 
 
+@contextmanager
+def simulations(processes: int, init: tuple[int, int, int]) -> Iterator[Callable[[Iterable[Job]], Iterable[Result]]]:
+    """Something that runs jobs: `processes` fresh interpreters (spawned: a fork of a process
+    with torch's threads, as a test's, can hang in the child), or this process for 1."""
+    if processes <= 1:
+        _load(*init)
+        yield lambda jobs: map(_run, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(processes, initializer=_load, initargs=init) as pool:
+        yield lambda jobs: pool.imap_unordered(_run, jobs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ndcg-ratio", type=float, default=0.98, help="least page nDCG@10 over organic")
     parser.add_argument("--sessions-per-day", type=int, default=ea.AdsEvalPlan.sessions_per_day)
     parser.add_argument("--days", type=int, default=ea.AdsEvalPlan.days)
     parser.add_argument("--queries", type=int, default=0, help="queries per split (0: all)")
-    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2, help="simulations at once (1: in this process)")
     args = parser.parse_args()
     init = (args.sessions_per_day, args.days, args.queries)
     jobs = [("train", policy, *config) for policy in ea.POLICIES for config in grid(policy)]
-    with Pool(args.processes, initializer=_load, initargs=init) as pool:
-        train = dict(pool.imap_unordered(_run, jobs))
+    with simulations(args.processes, init) as run_all:
+        train = dict(run_all(jobs))
         best: dict[str, tuple[str, str, float, float, float]] = {}
         for policy in ea.POLICIES:
             ok = [job for job in train if job[1] == policy and train[job]["ndcg_ratio"] >= args.ndcg_ratio]
             if not ok:
                 raise SystemExit(f"{policy}: no setting keeps page nDCG@10 at {args.ndcg_ratio} x organic on train")
             best[policy] = max(ok, key=lambda job: train[job]["revenue_per_1k"])
-        dev = dict(pool.imap_unordered(_run, [("dev", *job[1:]) for job in best.values()]))
+        dev = dict(run_all([("dev", *job[1:]) for job in best.values()]))
     out: dict[str, object] = {}
     print(f"{len(jobs)} settings on train; each auction's best with page nDCG@10 >= {args.ndcg_ratio} x organic, on dev:")
     for policy, job in best.items():

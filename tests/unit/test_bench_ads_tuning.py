@@ -13,7 +13,7 @@ def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch
     monkeypatch.setattr(module, "RESERVES", (0.05, 0.5))
     monkeypatch.setattr(module, "ECPM_FLOORS", (0.0, 0.1))
     monkeypatch.setattr(sys, "argv", ["ads_tuning.py", "--queries", "100", "--sessions-per-day", "150", "--days", "2",
-                                      "--ndcg-ratio", "0.9"])
+                                      "--ndcg-ratio", "0.9", "--processes", "1"])
     module.main()
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for policy in ("model", "highest_bid", "counts_ctr"):
