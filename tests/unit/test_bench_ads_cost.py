@@ -16,4 +16,5 @@ def test_the_ads_cost_bench_serves_ads_on_some_answers_and_reports_both_tails(mo
     assert out["campaigns"] == 400
     assert 0 < out["ads_per_answer"] <= 2  # some answers carry ads, never more than the two slots
     assert 0 < out["without_us"] and 0 < out["with_us"]
-    assert out["extra_us"] == round(out["with_us"] - out["without_us"], 1)
+    # each figure rounded on its own: the difference of the rounded two may be a unit off
+    assert abs(out["extra_us"] - (out["with_us"] - out["without_us"])) <= 0.11

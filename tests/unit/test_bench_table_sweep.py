@@ -17,4 +17,5 @@ def test_the_sweep_bench_drops_about_a_row_per_event_and_reports_both_costs(monk
     assert out["dropped_per_event"] == out["tombstones_per_event"]
     assert abs(out["dropped_per_event"] - (64 + 2 * 100) / 2 / 100) < 0.05
     assert out["baseline_us_per_event"] > 0 and out["sweep_us_per_event"] > 0
-    assert out["extra_us_per_event"] == round(out["sweep_us_per_event"] - out["baseline_us_per_event"], 2)
+    # each figure rounded on its own: the difference of the rounded two may be a unit off
+    assert abs(out["extra_us_per_event"] - (out["sweep_us_per_event"] - out["baseline_us_per_event"])) <= 0.011
