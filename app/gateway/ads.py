@@ -96,9 +96,12 @@ class SponsoredSlots:
                 categories: Callable[[], Sequence[str]], now: float) -> list[AdWinner]:
         """The page's winners: campaigns of candidates above the relevance floor that run now,
         target the page and pass pacing, ranked by pCTR x bid, each priced at its second price."""
+        by_item = self.by_item
+        if not any(by_item.get(item) for item, _ in items):  # many pages: no candidate is advertised
+            return []
         relevance = page_relevance(items)
         floor = self.config.relevance_floor
-        entered = [(c, r) for item, r in relevance.items() if r >= floor for c in self.by_item.get(item, {}).values()]
+        entered = [(c, r) for item, r in relevance.items() if r >= floor for c in by_item.get(item, {}).values()]
         if not entered:
             return []
         page_categories = categories() if any(c.categories for c, _ in entered) else ()
@@ -122,7 +125,7 @@ class SponsoredSlots:
         if click is None or not len(click):
             return [self.prior.mean] * len(item_ids)
         top = (getattr(click, "position_bias", None) or [0.0])[0]
-        known = [click_model_ctr(r, top) for r in click.relevance(item_ids).tolist()]
+        known = [click_model_ctr(r, top) for r in click.probabilities(item_ids)]
         return [self.prior.mean if p is None else p for p in known]
 
     def token(self, winner: PageEntry, now: float) -> str:

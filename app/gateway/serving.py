@@ -305,7 +305,7 @@ class ServingModels:
         click = self.online_click
         if click is None or not len(click) or not hits:
             return hits
-        relevance = click.relevance([i for i, _ in hits]).tolist()
+        relevance = click.probabilities([i for i, _ in hits])
         return [(i, s + self.click_weight * scale * r) for (i, s), r in zip(hits, relevance)]
 
     def _personalise(self, hits: list[tuple[str, float]], user_id: str | None, scale: float) -> list[tuple[str, float]]:

@@ -181,9 +181,8 @@ class FakeClick:
     def __len__(self) -> int:
         return 2
 
-    def relevance(self, ids):
-        import torch
-        return torch.tensor([{"d2": 0.5, "d3": 0.02}.get(i, 0.0) for i in ids])
+    def probabilities(self, ids):
+        return [{"d2": 0.5, "d3": 0.02}.get(i, 0.0) for i in ids]
 
 
 def test_pctr_from_the_click_model_outranks_a_higher_bid(settings):
