@@ -9,7 +9,8 @@ Pacing: a batch visits `VISITS_PER_WRITE` rows for each row it wrote to the tabl
 `MIN_VISITS`; after a whole pass a partition rests keep_s / `RESTS_PER_KEEP`, so a small table
 is not read over and over. A table that grows by w rows/s and keeps them `keep_s` holds about
 w x keep_s rows, so a pass takes at most about keep_s / 2, and a row lives at most about 1.6 x
-keep_s. A partition is swept while its events come; one that gets none does not grow either.
+keep_s. A partition is swept by the batches that write to it; one with no writes does not grow
+either, and keeps its old rows until writes come.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ RESTS_PER_KEEP = 8
 
 
 class TableSweep:
-    """Where the sweep of one table stands in each partition; `step` runs it on in a batch."""
+    """Where the sweep of one table stands in each partition; `run` takes it on in a batch."""
 
     def __init__(self, keep_s: float, expired: Any = None, clock: Callable[[], float] = time.time) -> None:
         self.keep_s = keep_s
