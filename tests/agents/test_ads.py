@@ -6,6 +6,7 @@ import time
 import orjson
 
 from agents import user_events
+from app.table_sweep import TableSweep
 from models.ads.campaigns import Campaign
 from tables import charged_tokens
 from tables.wire.ad_tokens import MAX_AGE_S, AdCharge, sign_token, token_id
@@ -133,14 +134,15 @@ async def test_a_charged_tokens_row_outlives_its_token_then_is_dropped(worker, p
     KEEP_S; by then user-events refuses the token as expired, so dropping it charges nothing twice."""
     w, sent = worker
     start = time.time()
-    sweep = w.sweeps[charged_tokens.NAME]
+    expired = w.metrics.rows_expired.labels(table=charged_tokens.NAME)
 
     def fresh(at: float) -> str:
         return sign_token(signing_key(w.settings), AdCharge("c1", "i1", 0.25, at, 10.0))
 
     async def clicks(tokens: dict[str, str], at: float) -> None:
         monkeypatch.setattr(user_events.time, "time", lambda: at)
-        sweep.clock, sweep._rest_until = (lambda: at), {}  # each batch's sweep a whole pass on this small table
+        # a new sweep at `at` each time: a whole pass on this small table, with no rest before it
+        w.sweeps[charged_tokens.NAME] = TableSweep(charged_tokens.KEEP_S, expired, clock=lambda: at)
         done = len(sent.to(w.item_events_topic))
         await put_all(w, "user-events", [(b"u1", click(tok, event_id, ts=at)) for event_id, tok in tokens.items()],
                       partition=0)

@@ -2,6 +2,7 @@ import time
 
 import orjson
 
+from app.table_sweep import TableSweep
 from tables import user_profiles
 
 
@@ -95,9 +96,10 @@ async def test_an_event_id_is_refused_for_the_dedup_window_then_its_row_is_dropp
     assert w.metrics.events_duplicate._value.get() == 1
     assert set(w.seen.data.keys()) == {"a", "b", "c"}
 
-    sweep = w.sweeps["seen_events"]
-    sweep.clock = lambda: time.time() + window + 60  # the window has passed for a, b and c
-    sweep._rest_until.clear()  # the first batch's pass ended on a small table: it rests otherwise
+    # The window has passed for a, b and c. A new sweep: the worker's rests, its first pass
+    # having ended at once on a small table.
+    w.sweeps["seen_events"] = TableSweep(window, w.metrics.rows_expired.labels(table="seen_events"),
+                                         clock=lambda: time.time() + window + 60)
     await put_all(w, "user-events", [(b"u1", raw(event_id="d"))], partition=0)
     assert set(w.seen.data.keys()) == {"d"}
     changelog = sent.by_topic[w.seen.changelog_topic.get_topic_name()]

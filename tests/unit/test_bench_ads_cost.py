@@ -1,18 +1,12 @@
 """bench/ads_cost.py on a small catalog: the same answers with and without campaigns."""
 from __future__ import annotations
 
-import json
-import sys
-
-from tests.unit.test_plots import bench
+from tests.unit.test_plots import bench, bench_json
 
 
 def test_the_ads_cost_bench_serves_ads_on_some_answers_and_reports_both_tails(monkeypatch, capsys):
-    module = bench("ads_cost")
-    monkeypatch.setattr(sys, "argv", ["ads_cost.py", "--items", "2000", "--share", "0.2", "--answers", "500",
-                                      "--rounds", "1"])
-    module.main()
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = bench_json(bench("ads_cost"), monkeypatch, capsys,
+                     "--items", "2000", "--share", "0.2", "--answers", "500", "--rounds", "1")
     assert out["campaigns"] == 400
     assert 0 < out["ads_per_answer"] <= 2  # some answers carry ads, never more than the two slots
     assert 0 < out["without_us"] and 0 < out["with_us"]

@@ -1,10 +1,7 @@
 """bench/ads_tuning.py on a few queries and a small grid: each auction tuned on train, reported on dev."""
 from __future__ import annotations
 
-import json
-import sys
-
-from tests.unit.test_plots import bench
+from tests.unit.test_plots import bench, bench_json
 
 
 def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch, capsys):
@@ -12,10 +9,8 @@ def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch
     monkeypatch.setattr(module, "FLOORS", (0.8, 0.9))
     monkeypatch.setattr(module, "RESERVES", (0.05, 0.5))
     monkeypatch.setattr(module, "ECPM_FLOORS", (0.0, 0.1))
-    monkeypatch.setattr(sys, "argv", ["ads_tuning.py", "--queries", "100", "--sessions-per-day", "150", "--days", "2",
-                                      "--ndcg-ratio", "0.9", "--processes", "1"])
-    module.main()
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = bench_json(module, monkeypatch, capsys, "--queries", "100", "--sessions-per-day", "150", "--days", "2",
+                     "--ndcg-ratio", "0.9", "--processes", "1")
     for policy in ("model", "highest_bid", "counts_ctr"):
         chosen = out[policy]
         assert chosen["train"]["ndcg_ratio"] >= 0.9  # the page-quality bound held where it was chosen

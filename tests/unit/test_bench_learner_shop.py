@@ -1,18 +1,12 @@
 """bench/learner_shop.py on a small shop: the worker's samples through two learners, same stream."""
 from __future__ import annotations
 
-import json
-import sys
-
-from tests.unit.test_plots import bench
+from tests.unit.test_plots import bench, bench_json
 
 
 def test_the_shop_learner_bench_runs_both_learners_on_one_stream(monkeypatch, capsys):
-    module = bench("learner_shop")
-    monkeypatch.setattr(sys, "argv", ["learner_shop.py", "--events", "6000", "--items", "300", "--shoppers", "400",
-                                      "--batch", "256"])
-    module.main()
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = bench_json(bench("learner_shop"), monkeypatch, capsys,
+                     "--events", "6000", "--items", "300", "--shoppers", "400", "--batch", "256")
     cut, every = out["learner"], out["all_successors"]
     assert out["rec_samples"] > 1000 and out["click_samples"] > 0  # searches make impressions and clicks
     # the same samples reached both, and both scored the same share of them

@@ -1,18 +1,12 @@
 """bench/table_sweep.py on a small table: the sweep drops a row per row written, with a tombstone each."""
 from __future__ import annotations
 
-import json
-import sys
-
-from tests.unit.test_plots import bench
+from tests.unit.test_plots import bench, bench_json
 
 
 def test_the_sweep_bench_drops_about_a_row_per_event_and_reports_both_costs(monkeypatch, capsys):
-    module = bench("table_sweep")
-    monkeypatch.setattr(sys, "argv", ["table_sweep.py", "--rows", "20000", "--batch", "100", "--batches", "20",
-                                      "--rounds", "1"])
-    module.main()
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = bench_json(bench("table_sweep"), monkeypatch, capsys,
+                     "--rows", "20000", "--batch", "100", "--batches", "20", "--rounds", "1")
     # 64 + 2 x 100 rows visited per batch of 100, about half of them past the window
     assert out["dropped_per_event"] == out["tombstones_per_event"]
     assert abs(out["dropped_per_event"] - (64 + 2 * 100) / 2 / 100) < 0.05

@@ -39,6 +39,13 @@ def bench(name: str):
     return module
 
 
+def bench_json(module, monkeypatch, capsys, *args: str) -> dict:
+    """Run a bench module's `main` with `args` on its command line; its last line, the JSON figures."""
+    monkeypatch.setattr(sys, "argv", [Path(module.__file__).name, *args])
+    module.main()
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 def test_grouped_bars_write_a_png(tmp_path):
     path = plot_bars({"model": {"HR@10": 0.3, "NDCG@10": 0.2}, "popularity": {"HR@10": 0.05, "NDCG@10": 0.02},
                       "transition": {"HR@10": 0.25}}, tmp_path / "sub" / "bars.png", "t", "metric")
