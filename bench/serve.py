@@ -22,12 +22,14 @@ the same rate, the stream still running. Beside each /v1/recommend part: each pr
 used and cores' worth of waiting for one (runnable, no core free: from /proc's schedstat).
 Last line: {"recommend": {...}, "search": {...}, "fixed_body": {...}, "live": {...}}
 
-With `--ads`, the same run then measures sponsored slots' cost: p99 of /v1/recommend and
-/v1/search over one set of paths, first with no campaign, then with synthetic campaigns over
-`--ad-share` of the catalog's and the events' items (log-normal bids, budgets no click spends),
-each pass after an unmeasured one over the same paths (so both find the cache and the query
-encoder's cache warm); the result gets "ads": {"recommend": {...}, "search": {...}} with both
-p99s and the ratio (target: within 1.10).
+With `--ads`, two more gateways start beside the first, alike but for sponsored slots (one has
+them, one has them off), and the same run then measures the slots' cost: synthetic campaigns
+over `--ad-share` of the catalog's and the events' items (log-normal bids, budgets no click
+spends) go to both, and each /v1/recommend and /v1/search attack sends every path to both in
+turn, so both see the same moments of the shared machine (after an unmeasured pass that warms
+their caches and query encoders), in `--ads-rounds` rounds; the result gets "ads":
+{"recommend": {...}, "search": {...}} with each round's p99, p50 and gateway CPU-us per
+request, and the medians of the rounds' ratios (p99 target: within 1.10).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,12 +52,13 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest import cpu_and_wait_seconds, local_broker_pid
+import numpy as np
+from ingest import cpu_and_wait_seconds, cpu_seconds, local_broker_pid
 from run_topics import drop_run_topics
 from app.kafka_io import ensure_topics, make_producer, wait_for_broker
 from app.metrics import sample_sum
@@ -298,6 +302,17 @@ def gc_pauses(base: str) -> dict[str, float]:
     return out
 
 
+def wait_loaded(base: str, n_items: int, n_users: int, n_event_items: int) -> None:
+    """Until the gateway at `base` holds the catalog, the users, every event's item stats and the
+    catalog's vectors for dense search."""
+    wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items, 900, 2.0, "catalog loaded")
+    wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= n_users, 900, 2.0, "users loaded")
+    # Measured once the worker is done: every event's item has its stats in the gateway.
+    wait_until(lambda: get_json(f"{base}/readyz")["records"]["item_stats"] >= n_event_items, 900, 2.0,
+               "item stats loaded")
+    wait_until(lambda: dense_items(base) >= n_items, 1800, 5.0, "catalog vectors for dense search")
+
+
 def wait_for_learner(base: str, quiet_s: float = 15.0, timeout_s: float = 600.0) -> float:
     """Wait until the served online version has not changed for `quiet_s` (the learner has
     learned the loaded events): measurements then see one version, not swaps."""
@@ -337,32 +352,66 @@ def ad_items(settings: Settings, args: argparse.Namespace) -> list[str]:
     return [*catalog_items, *sorted({e.item_id for e in events if e.item_id})]
 
 
-def p99_pass(vegeta: str, base: str, paths: list[str], rate: int, seconds: int) -> dict:
-    """One unmeasured pass over `paths`, then the measured one over the same paths."""
-    vegeta_latency(vegeta, base, paths, rate, max(1.0, seconds / 2))
-    time.sleep(1.0)
-    return vegeta_latency(vegeta, base, paths, rate, seconds)
+def paired_pass(vegeta: str, sides: Mapping[str, tuple[str, int]], paths: list[str], rate: int, seconds: float) -> dict:
+    """One open-loop attack that sends each path to every gateway of `sides` (name -> (base, pid)) in
+    turn, at `rate` each: the gateways see the same moments of the shared machine, which runs of
+    their own minutes apart do not. Per side: p50, p99, the share answered 200 and the gateway's
+    CPU-us per request (the figure a busy machine moves least)."""
+    names = list(sides)
+    targets = "".join(f"GET {sides[n][0]}{p}\n" for p in paths for n in names)
+    cpu = {n: cpu_seconds(sides[n][1]) for n in names}
+    attack = subprocess.run([vegeta, "attack", f"-rate={rate * len(names)}/s", f"-duration={seconds:g}s", "-timeout=5s"],
+                            input=targets.encode(), capture_output=True, check=True)
+    cpu = {n: cpu_seconds(sides[n][1]) - cpu[n] for n in names}
+    rows = subprocess.run([vegeta, "encode", "-to", "csv"], input=attack.stdout, capture_output=True, check=True).stdout
+    by_side: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
+    for row in csv.reader(io.StringIO(rows.decode())):  # timestamp, code, latency (ns), ..., method, URL, headers
+        side = next(n for n in names if row[10].startswith(sides[n][0] + "/"))
+        by_side[side].append((int(row[1]), int(row[2]) / 1e6))
+    out = {}
+    for n, results in by_side.items():
+        latencies = np.array([ms for _, ms in results])
+        out[n] = {"p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
+                  "requests": len(results), "success_ratio": sum(code == 200 for code, _ in results) / len(results),
+                  "cpu_us_per_request": 1e6 * cpu[n] / len(results)}
+    return out
 
 
-def ads_comparison(tools: tuple[str, str], settings: Settings, base: str, rec_paths: list[str],
-                   search_paths: list[str], items: Sequence[str], args: argparse.Namespace) -> dict:
-    """p99 without ads, then with campaigns loaded, over the same paths; the ratio of the two."""
+def ads_comparison(tools: tuple[str, str], settings: Settings, sides: Mapping[str, tuple[str, int]],
+                   rec_paths: list[str], search_paths: list[str], items: Sequence[str], args: argparse.Namespace) -> dict:
+    """Sponsored slots' cost, on two gateways started alike that hold the same tables and campaigns,
+    one with the slots and one without (`sides`: "with" / "without" -> (base, pid)): per route, an
+    unmeasured paired pass, then `--ads-rounds` measured ones (`paired_pass`); each round's p99, p50
+    and gateway CPU-us per request, and the medians over rounds of the ratios (with / without)."""
     vegeta = tools[1]
-    rec = rec_paths[: args.rate * args.seconds]
-    search = search_paths[: args.search_rate * args.search_seconds]
-    without = {"recommend": p99_pass(vegeta, base, rec, args.rate, args.seconds),
-               "search": p99_pass(vegeta, base, search, args.search_rate, args.search_seconds)}
+    routes = {"recommend": (rec_paths[: args.rate * args.seconds], args.rate, args.seconds),
+              "search": (search_paths[: args.search_rate * args.search_seconds], args.search_rate, args.search_seconds)}
     n = asyncio.run(load_campaigns(settings, items, args.ad_share))
-    wait_until(lambda: get_json(f"{base}/readyz")["records"].get("campaigns", 0) >= n, 300, 1.0, "campaigns loaded")
-    sponsored = sum(1 for p in search[:50] for i in get_json(base + p)["items"] if i.get("sponsored"))
-    with_ads = {"recommend": p99_pass(vegeta, base, rec, args.rate, args.seconds),
-                "search": p99_pass(vegeta, base, search, args.search_rate, args.search_seconds)}
-    out: dict = {"campaigns": n, "sponsored_per_search_page": round(sponsored / max(1, min(50, len(search))), 2)}
-    for name in ("recommend", "search"):
-        a, b = without[name]["p99_ms"], with_ads[name]["p99_ms"]
-        out[name] = {"p99_ms_without": round(a, 2), "p99_ms_with": round(b, 2), "p99_ratio": round(b / a, 3),
-                     "p50_ms_without": round(without[name]["p50_ms"], 2), "p50_ms_with": round(with_ads[name]["p50_ms"], 2),
-                     "success_ratio": min(without[name]["success_ratio"], with_ads[name]["success_ratio"])}
+    for side, (side_base, _) in sides.items():
+        wait_until(lambda url=f"{side_base}/readyz": get_json(url)["records"].get("campaigns", 0) >= n, 300, 1.0,
+                   f"campaigns loaded ({side} ads)")
+    base = sides["with"][0]
+    out: dict = {"campaigns": n, "rounds": args.ads_rounds,
+                 **{f"sponsored_per_{name}_page": round(sum(1 for p in paths[:50] for i in get_json(base + p)["items"]
+                                                            if i.get("sponsored")) / max(1, min(50, len(paths))), 2)
+                    for name, (paths, _, _) in routes.items()}}
+    keys = ("p99_ms", "p50_ms", "cpu_us_per_request")
+    for name, (paths, rate, seconds) in routes.items():
+        paired_pass(vegeta, sides, paths, rate, max(1.0, seconds / 2))  # warms both caches and encoders
+        rounds = []
+        for number in range(args.ads_rounds):
+            time.sleep(1.0)
+            rounds.append(paired_pass(vegeta, sides, paths, rate, seconds))
+            print(f"ads {name} round {number}: " + "; ".join(
+                f"{side} p99 {r['p99_ms']:.2f} ms, {r['cpu_us_per_request']:.0f} CPU-us" for side, r in rounds[-1].items()),
+                flush=True)
+        figures = {f"{key}_{side}": [round(r[side][key], 2 if key != "cpu_us_per_request" else 1) for r in rounds]
+                   for key in keys for side in ("without", "with")}
+        ratios = {key: round(statistics.median(r["with"][key] / max(1e-9, r["without"][key]) for r in rounds), 3)
+                  for key in keys}
+        out[name] = {**figures, "p99_ratio": ratios["p99_ms"], "p50_ratio": ratios["p50_ms"],
+                     "cpu_ratio": ratios["cpu_us_per_request"],
+                     "success_ratio": min(r[side]["success_ratio"] for r in rounds for side in r)}
     return out
 
 
@@ -383,6 +432,8 @@ def main() -> None:
     parser.add_argument("--ads", action="store_true",
                         help="then p99 of both routes without and with synthetic campaigns (same run, same paths)")
     parser.add_argument("--ad-share", type=float, default=0.1, help="share of the items --ads gives a campaign")
+    parser.add_argument("--ads-rounds", type=int, default=3,
+                        help="--ads: interleaved rounds over the gateway with ads and the one without")
     parser.add_argument("--live-rate", type=int, default=500,
                         help="events/s streamed during the live pass (0: no live pass)")
     parser.add_argument("--live-lead-s", type=float, default=8.0,
@@ -429,21 +480,23 @@ def main() -> None:
     # the gateways' was), and every gateway loads them from the item-vectors topic.
     encoder = Process([sys.executable, "-m", "app.cli", "encoder"], settings_env(settings), state / "encoder.log").start()
     gateways = [gateway_process(settings, state / f"gateway{i}.log").start() for i in range(args.gateways)]
+    # --ads: two more gateways, started alike on ports of their own, one with sponsored slots and
+    # one without, for ads_comparison alone; stopped once it is done.
+    ad_ports = {side: free_port() for side in ("with", "without")} if args.ads else {}
+    ad_gateways = {side: gateway_process(settings.replace(gateway_port=port, ads_enabled=side == "with"),
+                                         state / f"gateway-ads-{side}.log").start() for side, port in ad_ports.items()}
     fixed_port = free_port()
     fixed = Process([sys.executable, str(ROOT / "bench" / "fixed_body.py"), str(fixed_port)], dict(os.environ),
                     state / "fixed.log").start()
     base = f"http://127.0.0.1:{settings.gateway.port}"
     finished = False
     try:
-        wait_until(lambda: get_json(f"{base}/readyz")["records"]["catalog"] >= n_items, 900, 2.0,
-                   "catalog loaded")
-        wait_until(lambda: get_json(f"{base}/readyz")["records"]["user_profiles"] >= len(users), 900, 2.0,
-                   "users loaded")
-        # Measured once the worker is done: every event's item has its stats in the gateway.
-        wait_until(lambda: get_json(f"{base}/readyz")["records"]["item_stats"] >= n_event_items, 900, 2.0,
-                   "item stats loaded")
-        wait_until(lambda: dense_items(base) >= n_items, 1800, 5.0, "catalog vectors for dense search")
+        wait_loaded(base, n_items, len(users), n_event_items)
         version = wait_for_learner(base)
+        for side, port in ad_ports.items():
+            wait_loaded(f"http://127.0.0.1:{port}", n_items, len(users), n_event_items)
+            wait_until(lambda url=f"http://127.0.0.1:{port}": gauge(url, "streamrank_gateway_online_version") == version,
+                       300, 1.0, f"the online version in the gateway {side} ads")
         print(f"loaded: {get_json(f'{base}/readyz')['records']}, {dense_items(base):.0f} item vectors, "
               f"online version {version:.0f}", flush=True)
         probe = f"{base}/v1/recommend?user_id={users[0]}&k=10"
@@ -482,9 +535,12 @@ def main() -> None:
             results[name]["rps_ratio_vs_fixed"] = round(results[name]["rps"] / results["fixed_body"]["rps"], 3)
             results[name]["model_version"] = models[name]
         results["gateways"] = args.gateways
-        if args.ads:
-            results["ads"] = ads_comparison(tools, settings, base, rec_paths, search_paths, ad_items(settings, args), args)
+        if ad_gateways:
+            sides = {side: (f"http://127.0.0.1:{port}", ad_gateways[side].proc.pid) for side, port in ad_ports.items()}
+            results["ads"] = ads_comparison(tools, settings, sides, rec_paths, search_paths, ad_items(settings, args), args)
             print(f"ads: {json.dumps(results['ads'])}", flush=True)
+            for g in ad_gateways.values():
+                g.stop()  # the live pass measures the stack as it runs without them
         if args.live_rate > 0:
             cold_paths = rec_paths[: args.rate * max(1, cold_seconds)]
             pids = {**{f"gateway {i}": g.proc.pid for i, g in enumerate(gateways)}, "worker": worker.proc.pid,
@@ -501,7 +557,7 @@ def main() -> None:
         print(json.dumps(results))
         finished = True
     finally:
-        for p in (fixed, *gateways, encoder, learner, worker):
+        for p in (fixed, *gateways, *ad_gateways.values(), encoder, learner, worker):
             p.stop()
         # The run's tables, the learner's snapshots, every process's log and its topics: kept where
         # it failed, or with --keep-state (the logs line slow requests of --raw-results up with versions).

@@ -10,8 +10,8 @@ def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch
     monkeypatch.setattr(module, "RESERVES", (0.05, 0.5))
     monkeypatch.setattr(module, "ECPM_FLOORS", (0.0, 0.1))
     out = bench_json(module, monkeypatch, capsys, "--queries", "100", "--sessions-per-day", "150", "--days", "2",
-                     "--ndcg-ratio", "0.9", "--processes", "1")
-    for policy in ("model", "highest_bid", "counts_ctr"):
+                     "--ndcg-ratio", "0.9", "--processes", "1", "--oracle")
+    for policy in ("model", "highest_bid", "counts_ctr", "oracle"):
         chosen = out[policy]
         assert chosen["train"]["ndcg_ratio"] >= 0.9  # the page-quality bound held where it was chosen
         assert chosen["config"]["relevance_floor"] in (0.8, 0.9) and chosen["config"]["reserve"] in (0.05, 0.5)
@@ -19,3 +19,5 @@ def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch
     assert out["highest_bid"]["config"]["min_expected_revenue"] == 0.0  # bid alone has no pCTR to floor
     ratio = out["model"]["dev"]["revenue_per_1k"] / out["highest_bid"]["dev"]["revenue_per_1k"]
     assert out["dev_revenue_model_over_highest_bid"] == round(ratio, 3)
+    ceiling = out["oracle"]["dev"]["revenue_per_1k"] / out["highest_bid"]["dev"]["revenue_per_1k"]
+    assert out["dev_revenue_oracle_over_highest_bid"] == round(ceiling, 3)
