@@ -16,7 +16,7 @@ from typing import Any
 
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
-from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, PageEntry, relative_relevance, run_auction
+from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, PageEntry, run_auction
 from models.ads.campaigns import Campaign
 from models.ads.ctr import CtrPrior, click_model_ctr
 from models.ads.pacing import day_fraction, day_start, enters_auction, pacing_probability
@@ -40,18 +40,21 @@ def today(read_model: ReadModel, campaign_id: str, now: float) -> Today:
     return Today(ad_spend.spent_on(row, now), row["clicks"], row["refused"])
 
 
-def page_relevance(items: Sequence[tuple[str, float]]) -> dict[str, float]:
-    """Relative relevance (0..1) of a page's candidates. Scores >= 0 (BM25, recommenders) are
-    taken over the best; a ranker's logits can be negative, so they are spread over the
+def page_relevance(items: Sequence[tuple[str, float]],
+                   only: Sequence[tuple[str, float]] | None = None) -> dict[str, float]:
+    """Relative relevance (0..1) of a page's candidates (of `only`, some of them: an auction
+    needs the advertised ones'). Scores >= 0 (BM25, recommenders) are taken over the best
+    (`relative_relevance`); a ranker's logits can be negative, so they are spread over the
     page's range instead (the best 1, the worst 0)."""
     if not items:
         return {}
-    scores = dict(items)
-    low = min(scores.values())
+    scores = [s for _, s in items]
+    low, high = min(scores), max(scores)
+    chosen = items if only is None else only
     if low >= 0:
-        return relative_relevance(scores)
-    span = max(scores.values()) - low
-    return {i: (s - low) / span if span > 0 else 1.0 for i, s in scores.items()}
+        return {i: s / high for i, s in chosen} if high > 0 else {}
+    span = high - low
+    return {i: (s - low) / span if span > 0 else 1.0 for i, s in chosen}
 
 
 class SponsoredSlots:
@@ -81,7 +84,10 @@ class SponsoredSlots:
             return
         previous = self.campaigns.pop(key, None)
         if previous is not None:
-            self.by_item.get(previous.item_id, {}).pop(key, None)
+            of_item = self.by_item.get(previous.item_id, {})
+            of_item.pop(key, None)
+            if not of_item:  # `auction` takes an item in by_item for an advertised one
+                self.by_item.pop(previous.item_id, None)
         if new is not None:
             campaign = campaigns.from_value(new)  # validated by the follower already: this cannot fail
             self.campaigns[key] = campaign
@@ -97,25 +103,26 @@ class SponsoredSlots:
         """The page's winners: campaigns of candidates above the relevance floor that run now,
         target the page and pass pacing, ranked by pCTR x bid, each priced at its second price."""
         by_item = self.by_item
-        if not any(by_item.get(item) for item, _ in items):  # many pages: no candidate is advertised
+        advertised = [(item, score) for item, score in items if item in by_item]
+        if not advertised:  # most pages: no candidate is advertised
             return []
-        relevance = page_relevance(items)
         floor = self.config.relevance_floor
-        entered = [(c, r) for item, r in relevance.items() if r >= floor for c in by_item.get(item, {}).values()]
+        entered = [(c, r) for item, r in page_relevance(items, advertised).items() if r >= floor
+                   for c in by_item[item].values()]
         if not entered:
             return []
         page_categories = categories() if any(c.categories for c, _ in entered) else ()
-        running = [(c, r) for c, r in entered
-                   if c.is_running(now) and c.targets(query, page_categories) and self._paced(c, now)]
+        elapsed, spend = day_fraction(now), self.read_model.tables[ad_spend.NAME]
+        running = [(c, r) for c, r in entered if c.is_running(now) and c.targets(query, page_categories)
+                   and self._paced(c, ad_spend.spent_on(spend.get(c.campaign_id), now), elapsed)]
         if not running:
             return []
         pctr = self._pctr([c.item_id for c, _ in running])
         return run_auction([AdCandidate(c.campaign_id, c.item_id, c.bid_per_click, p, r)
                             for (c, r), p in zip(running, pctr)], self.config)
 
-    def _paced(self, campaign: Campaign, now: float) -> bool:
-        spent = today(self.read_model, campaign.campaign_id, now).spend
-        return enters_auction(pacing_probability(spent, campaign.daily_budget, day_fraction(now)), self.draw())
+    def _paced(self, campaign: Campaign, spent: float, elapsed: float) -> bool:
+        return enters_auction(pacing_probability(spent, campaign.daily_budget, elapsed), self.draw())
 
     def _pctr(self, item_ids: list[str]) -> list[float]:
         """The click model's top-slot click probability of each item; the prior's mean for an

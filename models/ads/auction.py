@@ -14,8 +14,9 @@ revenue; a = 0: bid alone). The reserves stay in true pCTR x bid: squashing move
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +60,7 @@ class AdWinner:
     price: float  # charged per click: reserve <= price <= bid
 
 
-@dataclass(frozen=True, slots=True)
-class PageEntry:
+class PageEntry(NamedTuple):  # a tuple: a page makes ten of them per answer, at a third of a dataclass's cost
     item_id: str
     sponsored: bool = False
     campaign_id: str | None = None
@@ -127,18 +127,17 @@ def merge_page(organic: Sequence[str], winners: Sequence[AdWinner], k: int) -> l
     An advertised item is shown once, as the ad: its organic copy is dropped and the results
     below move up. When the organic list runs short, later ads close up behind it.
     """
-    ads = sorted(winners, key=lambda w: w.position)
-    advertised = {w.item_id for w in ads}
-    rest: Iterator[str] | None = iter(dict.fromkeys(item for item in organic if item not in advertised))
+    advertised = {w.item_id for w in winners}
+    rest = [item for item in dict.fromkeys(organic) if item not in advertised]
     page: list[PageEntry] = []
-    while len(page) < k and (ads or rest is not None):
-        if ads and (ads[0].position <= len(page) or rest is None):
-            ad = ads.pop(0)
+    taken = 0  # organic results placed so far
+    for ad in sorted(winners, key=lambda w: w.position):
+        if len(page) >= k:
+            break
+        above = rest[taken : taken + max(0, min(ad.position, k) - len(page))]  # short: the ad closes up
+        page += [PageEntry(item) for item in above]
+        taken += len(above)
+        if len(page) < k:
             page.append(PageEntry(ad.item_id, True, ad.campaign_id, ad.price))
-            continue
-        item = next(rest, None) if rest is not None else None
-        if item is None:
-            rest = None
-            continue
-        page.append(PageEntry(item))
+    page += [PageEntry(item) for item in rest[taken : taken + k - len(page)]]
     return page

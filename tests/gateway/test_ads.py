@@ -8,7 +8,7 @@ import pytest
 
 from app.gateway.ads import SponsoredSlots, page_relevance
 from app.gateway.app import init_app
-from app.gateway.keys import SERVING
+from app.gateway.keys import ADS, SERVING
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
 from models.ads.campaigns import Campaign
@@ -203,6 +203,13 @@ def test_page_relevance_holds_for_logits():
     assert page_relevance([("a", 1.0), ("b", -1.0), ("c", -3.0)]) == {"a": 1.0, "b": 0.5, "c": 0.0}
 
 
+def test_page_relevance_of_some_candidates_is_still_over_the_whole_page():
+    page = [("a", 1.0), ("b", -1.0), ("c", -3.0)]
+    assert page_relevance(page, [("b", -1.0)]) == {"b": 0.5}  # the page's range, not b's alone
+    assert page_relevance([("a", 4.0), ("b", 1.0)], [("b", 1.0)]) == {"b": 0.25}
+    assert page_relevance([("a", 0.0), ("b", 0.0)], [("b", 0.0)]) == {}  # no score above 0: nothing fits
+
+
 async def test_a_deleted_campaign_leaves_the_page(client, read_model):
     shop(read_model)
     campaign(read_model, "c1", "d1", 5.0)
@@ -210,6 +217,7 @@ async def test_a_deleted_campaign_leaves_the_page(client, read_model):
     read_model.apply(campaigns.NAME, "c1", None)  # a tombstone on the changelog
     assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == []
     assert (await client.get("/v1/campaigns/c1")).status == 404
+    assert "d1" not in client.server.app[ADS].by_item  # campaigns come and go: nothing is left per item
 
 
 async def test_the_storefront_sends_the_token_with_the_click(client):

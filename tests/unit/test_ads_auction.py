@@ -138,3 +138,10 @@ def test_ads_close_up_behind_a_short_organic_list():
     page = merge_page(["o0", "o1"], [winner("x", 0), winner("y", 4)], k=10)
     assert [e.item_id for e in page] == ["x", "o0", "o1", "y"]
     assert [e.item_id for e in merge_page([], [winner("y", 4)], k=3)] == ["y"]
+
+
+def test_ads_past_the_page_or_in_any_order_and_repeated_organic_results():
+    organic = ["o0", "o1", "o0", "o2", "o3"]  # a result listed twice is shown once
+    page = merge_page(organic, [winner("y", 2), winner("x", 0), winner("z", 9)], k=5)
+    assert [e.item_id for e in page] == ["x", "o0", "y", "o1", "o2"]  # z's slot is past k=5
+    assert [e.item_id for e in merge_page(organic, [winner("x", 0)], k=0)] == []
