@@ -36,7 +36,7 @@ from models.data.homedepot import load_homedepot
 
 FLOORS = (0.7, 0.8, 0.9)
 RESERVES = (0.05, 0.25, 0.5, 0.75, 1.0)
-ECPM_FLOORS = (0.0, 0.1, 0.2)
+ECPM_FLOORS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 _state: dict[str, object] = {}  # per worker process: data, queries, organic results, campaigns
 
