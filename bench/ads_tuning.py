@@ -8,8 +8,8 @@ auction gets its own best knobs: a grid of relevance floors and per-click reserv
 the two with a pCTR, expected-revenue floors) runs on the train queries, each auction keeps
 the setting that earns most with the page's nDCG@10 at least `--ndcg-ratio` x organic (the
 issue's 0.98), and that setting runs on the held-out dev queries, the same sessions for all.
-`--oracle` tunes a fourth auction whose pCTR is the simulator's own click probability: the most
-any click model could earn here. Last line: {"model": {"config": ..., "train": {...}, "dev": {...}},
+`--oracle` tunes a fourth auction whose pCTR is the simulator's own click probability: a ceiling
+for any click model on the same grid. Last line: {"model": {"config": ..., "train": {...}, "dev": {...}},
 "highest_bid": ..., "counts_ctr": ..., ["oracle": ...,] "dev_revenue_model_over_highest_bid": ...
 [, "dev_revenue_oracle_over_highest_bid": ...]}.
 """
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=0, help="queries per split (0: all)")
     parser.add_argument("--processes", type=int, default=2, help="simulations at once (1: in this process)")
     parser.add_argument("--oracle", action="store_true",
-                        help="also tune the auction on the simulator's true click probabilities: what no pCTR beats")
+                        help="also tune the auction on the simulator's true click probabilities: a ceiling for any pCTR")
     args = parser.parse_args()
     init = (args.sessions_per_day, args.days, args.queries)
     policies = ea.POLICIES + (("oracle",) if args.oracle else ())

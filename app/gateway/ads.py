@@ -43,9 +43,9 @@ def today(read_model: ReadModel, campaign_id: str, now: float) -> Today:
 def page_relevance(items: Sequence[tuple[str, float]],
                    only: Sequence[tuple[str, float]] | None = None) -> dict[str, float]:
     """Relative relevance (0..1) of a page's candidates (of `only`, some of them: an auction
-    needs the advertised ones'). Scores >= 0 (BM25, recommenders) are taken over the best
-    (`relative_relevance`); a ranker's logits can be negative, so they are spread over the
-    page's range instead (the best 1, the worst 0)."""
+    needs the advertised ones'), over the whole page's scores. Scores >= 0 (BM25, recommenders)
+    are taken over the best, as `relative_relevance` does; a ranker's logits can be negative,
+    so they are spread over the page's range instead (the best 1, the worst 0)."""
     if not items:
         return {}
     scores = [s for _, s in items]
