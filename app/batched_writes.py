@@ -115,11 +115,10 @@ class Rows:
                 if value is None:
                     self.store.data.pop(key, None)
                     self.store._key_partition.pop(key, None)
-                    by_partition[partition].append((orjson.dumps(key), None))
-                    continue
-                self.store.data[key] = value
-                self.store._key_partition[key] = partition
-                by_partition[partition].append((orjson.dumps(key), orjson.dumps(value)))
+                else:
+                    self.store.data[key] = value
+                    self.store._key_partition[key] = partition
+                by_partition[partition].append((orjson.dumps(key), None if value is None else orjson.dumps(value)))
         return by_partition
 
     def on_changelog_sent(self, partition: int) -> Callable[[asyncio.Future[Any]], None]:

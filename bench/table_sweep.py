@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter
 from rocksdict import Options, Rdict, WriteBatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,6 +33,8 @@ from tables.expiry import stamped
 
 KEEP_S = 86_400.0
 NOW = 1_800_000_000.0
+REGISTRY = CollectorRegistry()
+DROPPED = Counter("dropped", "rows the sweep dropped", registry=REGISTRY)
 
 
 class Store:
@@ -74,11 +77,14 @@ def run(store: Store, sweep: TableSweep | None, batches: int, per_batch: int) ->
                 rows.set(f"new-{n:09d}", 0, stamped(0, n, NOW))
             await writes.flush()
 
-    dropped0 = sweep.expired._value.get() if sweep else 0
+    def dropped() -> float:  # the sweep's counter of rows dropped
+        return (REGISTRY.get_sample_value("dropped_total") or 0.0) if sweep else 0.0
+
+    dropped0 = dropped()
     cpu0 = time.process_time()
     asyncio.run(batches_written())
     cpu = time.process_time() - cpu0
-    return cpu, int(sweep.expired._value.get() - dropped0) if sweep else 0, tombstones
+    return cpu, int(dropped() - dropped0), tombstones
 
 
 def main() -> None:
@@ -88,8 +94,6 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="baseline and sweep runs, interleaved")
     args = parser.parse_args()
-    from prometheus_client import CollectorRegistry, Counter
-
     work = Path(tempfile.mkdtemp(prefix="streamrank-sweep-"))
     try:
         seed = work / "seed"
@@ -101,8 +105,7 @@ def main() -> None:
                 copy = work / f"{name}-{r}"
                 shutil.copytree(seed, copy)
                 store = Store(copy)
-                counter = Counter("dropped", "rows", registry=CollectorRegistry())
-                sweep = TableSweep(KEEP_S, counter, clock=lambda: NOW) if name == "sweep" else None
+                sweep = TableSweep(KEEP_S, DROPPED, clock=lambda: NOW) if name == "sweep" else None
                 cpu, d, t = run(store, sweep, args.batches, args.batch)
                 store.db.close()
                 shutil.rmtree(copy)

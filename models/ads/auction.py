@@ -60,7 +60,7 @@ class AdWinner:
     price: float  # charged per click: reserve <= price <= bid
 
 
-class PageEntry(NamedTuple):  # a tuple: a page makes ten of them per answer, at a third of a dataclass's cost
+class PageEntry(NamedTuple):  # a tuple: a page makes ten per answer, at half a frozen dataclass's cost
     item_id: str
     sponsored: bool = False
     campaign_id: str | None = None
