@@ -73,7 +73,8 @@ def new_learner(settings: Settings) -> OnlineLearner:
     rec = OnlineRecModel(OnlineRecConfig(dim=settings.online.dim, capacity=settings.online.capacity,
                                          num_shards=settings.online.shards, min_count=settings.online.min_count))
     click = OnlineClickModel(OnlineClickConfig(capacity=settings.online.capacity, num_shards=settings.online.shards,
-                                               min_count=settings.online.min_count))
+                                               min_count=settings.online.min_count,
+                                               ad_pair_capacity=settings.ads.pair_counts))
     return OnlineLearner(rec, click, guard_config(settings))
 
 

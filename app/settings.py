@@ -465,6 +465,9 @@ class AdsSettings(Group):
     # ad also pays over its pCTR per click. `streamrank evaluate ads --reserve` compares reserves offline.
     reserve: float = knob(AuctionConfig.reserve, rule=_NON_NEGATIVE)
     min_expected_revenue: float = knob(AuctionConfig.min_expected_revenue, rule=_NON_NEGATIVE)
+    # (item, query) click counts the learner's click model keeps for ads' pCTR and ships to the
+    # gateways, the least recently counted dropped first (a gateway holds ~360 bytes per key).
+    pair_counts: int = knob(100_000, rule=_at_least(2))
 
     @property
     def positions(self) -> tuple[int, ...]:

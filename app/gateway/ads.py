@@ -18,7 +18,7 @@ from app.gateway.read_model import ReadModel
 from app.settings import Settings
 from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, PageEntry, run_auction
 from models.ads.campaigns import Campaign
-from models.ads.ctr import CtrPrior, click_model_ctr
+from models.ads.ctr import CtrPrior
 from models.ads.pacing import day_fraction, day_start, enters_auction, pacing_probability
 from tables import ad_spend, campaigns
 from tables.wire.ad_tokens import AdCharge, sign_token
@@ -117,23 +117,22 @@ class SponsoredSlots:
                    and self._paced(c, ad_spend.spent_on(spend.get(c.campaign_id), now), elapsed)]
         if not running:
             return []
-        pctr = self._pctr([c.item_id for c, _ in running])
+        pctr = self._pctr([c.item_id for c, _ in running], context)
         return run_auction([AdCandidate(c.campaign_id, c.item_id, c.bid_per_click, p, r)
                             for (c, r), p in zip(running, pctr)], self.config)
 
     def _paced(self, campaign: Campaign, spent: float, elapsed: float) -> bool:
         return enters_auction(pacing_probability(spent, campaign.daily_budget, elapsed), self.draw())
 
-    def _pctr(self, item_ids: list[str]) -> list[float]:
-        """The click model's top-slot click probability of each item; the prior's mean for an
-        item it does not know (a new campaign's item). The gateway counts no ad clicks itself:
-        the learner's click model learns from every click, ads' included."""
+    def _pctr(self, item_ids: list[str], context: str) -> list[float]:
+        """Each item's top-slot pCTR on this page: the click model's estimate, moved by the
+        item's clicks and its clicks on pages about `context` (counted by the learner from
+        every impression, ads' included, and shipped with its versions); the prior's mean
+        before any version."""
         click = self.click_model()
         if click is None or not len(click):
             return [self.prior.mean] * len(item_ids)
-        top = (getattr(click, "position_bias", None) or [0.0])[0]
-        known = [click_model_ctr(r, top) for r in click.probabilities(item_ids)]
-        return [self.prior.mean if p is None else p for p in known]
+        return click.ad_ctr(item_ids, context, self.prior)
 
     def token(self, winner: PageEntry, now: float) -> str:
         campaign = self.campaigns[winner.campaign_id or ""]

@@ -9,7 +9,8 @@ candidates an ad must be among (the relevance floor). Synthetic campaigns (`Camp
 bid for two slots of each page. Three auctions run on the same sessions, each learning only
 from the pages it showed, each page auctioned before its clicks are learned:
 - model: pCTR x bid, pCTR from the position-debiased click model, learned online from every
-  impression, corrected by the ad's own clicks over examinations (`models/ads/ctr.py`);
+  impression, corrected by the item's clicks over examinations per query and overall, which
+  the click model counts as it learns (`models/ads/ctr.py`): what a gateway serves;
 - highest_bid: bid alone;
 - counts_ctr: pCTR from ad clicks over ad impressions, no model, no position correction.
 Clicks follow the relevance labels through the sessions' position click model. The first
@@ -25,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,13 +35,16 @@ from app.search_sessions import (AdTally, CampaignPlan, PositionClickModel, Sear
 from app.settings import Settings
 from models.ads.auction import AuctionConfig, PageEntry, merge_page
 from models.ads.campaigns import Campaign
-from models.ads.ctr import AdCtr, Key, CountsCtr, CtrPrior, DebiasedCtr, FlatCtr, click_model_ctr, examination_from_position_bias
+from models.ads.ctr import AdCtr, Key, CountsCtr, CtrPrior, FlatCtr, click_model_ctr, page_context
 from models.ads.market import AdMarket, ModelCtr
 from models.ads.pacing import DAY_S, PacingConfig
 from models.data.homedepot import SearchData, load_homedepot, split_queries
 from models.errors import DataError
 from models.lexical import BM25Index
 from models.metrics import ndcg_at_k
+
+if TYPE_CHECKING:
+    from models.online.click_model import OnlineClickModel
 
 POLICIES = ("model", "highest_bid", "counts_ctr")
 START_TS = 1_767_225_600.0  # 2026-01-01 00:00 UTC: simulated days are whole UTC days
@@ -193,8 +198,6 @@ class OracleCtr:
 
 
 def _ctr(name: str, data: SearchData, plan: AdsEvalPlan) -> AdCtr:
-    if name == "model":
-        return DebiasedCtr([1.0], plan.prior)
     if name == "oracle":
         return OracleCtr(data, PositionClickModel())
     return CountsCtr(plan.prior) if name == "counts_ctr" else FlatCtr()
@@ -204,11 +207,11 @@ def simulate(data: SearchData, queries: Sequence[str], organic: Organic, campaig
              policy: str, plan: AdsEvalPlan) -> PolicyRun:
     """One auction over every session, in time order; the warm-up days learn but are not tallied."""
     sim = SessionSimulator(data, queries, SessionPlan(run=f"ads-{policy}", users=plan.users, k=plan.k, seed=plan.seed))
-    ctr = _ctr(policy, data, plan)
+    learner = ClickLearner(policy == "model", plan.learn_every)
+    ctr = learner.ad_ctr(plan.prior) if policy == "model" else _ctr(policy, data, plan)
     # Bid alone knows no expected revenue per impression: its reserve is per click only.
     config = replace(plan.auction, min_expected_revenue=0.0) if policy == "highest_bid" else plan.auction
     market = AdMarket(campaigns, ctr, config, plan.pacing)
-    learner = ClickLearner(ctr if isinstance(ctr, DebiasedCtr) else None, plan.learn_every)
     out = PolicyRun(market, plan.reported_from)
     for number in range(plan.days * plan.sessions_per_day):
         ts = plan.session_ts(number)
@@ -231,15 +234,15 @@ def simulate(data: SearchData, queries: Sequence[str], organic: Organic, campaig
 
 
 class ClickLearner:
-    """The online click model, learning every page's impressions in micro-batches (as the learner
-    does), and feeding its position biases to the ad pCTR as examination. None: not used."""
+    """The online click model, learning every page's impressions in micro-batches as the learner
+    does; its ad counts (per item and query) are what the model's auction prices by, as a
+    gateway's are. Off (`on` False): learns nothing, for the auctions without the model."""
 
-    def __init__(self, ctr: DebiasedCtr | None, every: int) -> None:
+    def __init__(self, on: bool, every: int) -> None:
         from models.online.click_model import OnlineClickModel
 
-        self.ctr = ctr
         self.every = every
-        self.model = OnlineClickModel() if ctr is not None else None
+        self.model = OnlineClickModel() if on else None
         self.pending: list = []
         self.pages = 0
         self.model_ctr: ModelCtr | None = self._predict if self.model is not None else None
@@ -249,8 +252,12 @@ class ClickLearner:
         top = float(self.model.dense.position_bias.detach()[0])
         return [click_model_ctr(r, top) for r in self.model.relevance(items).tolist()]
 
+    def ad_ctr(self, prior: CtrPrior) -> "ClickModelCtr":
+        assert self.model is not None
+        return ClickModelCtr(self.model, prior)
+
     def add(self, user: str, query: str, page: Sequence[PageEntry], clicked: Sequence[bool]) -> None:
-        if self.model is None or self.ctr is None:
+        if self.model is None:
             return
         from models.online.click_model import ClickSample
 
@@ -259,7 +266,21 @@ class ClickLearner:
         if self.pages % self.every == 0:
             self.model.learn(self.pending)
             self.pending = []
-            self.ctr.examination = examination_from_position_bias(self.model.dense.position_bias.detach().tolist())
+
+
+class ClickModelCtr:
+    """The click model's ad pCTR (`AdClickCounts.predict` over its estimate). It learns only
+    through the click model's steps: `observe` is the learner's, not the market's, to do."""
+
+    def __init__(self, model: "OnlineClickModel", prior: CtrPrior) -> None:
+        self.model = model
+        self.prior = prior
+
+    def observe(self, item_id: Key, context: Key, position: int, clicked: bool) -> None:
+        return None
+
+    def predict(self, item_id: Key, context: Key, model_ctr: float | None = None) -> float:
+        return self.model.ad_counts.predict(item_id, page_context(str(context)), model_ctr, self.prior)
 
 
 def print_table(result: Mapping[str, Mapping[str, float]], details: Mapping[str, object]) -> None:

@@ -3,7 +3,9 @@
 logit = pos_bias[min(position, P - 1)] + sum(item row) + v . [log1p(impressions), smoothed CTR]
 The item row (a small sparse store row, summed) and the item's counters capture how
 attractive an item is; the position bias absorbs how much a slot is looked at, so
-`relevance` (the logit without it) can be used by a ranker.
+`relevance` (the logit without it) can be used by a ranker. It also counts clicks over
+examinations per (item, page context) (`ad_counts`, models/ads/ctr.py): an ad's pCTR for one
+query, which no per-item logit can give.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.ads.ctr import AdClickCounts, examination_from_position_bias, page_context
 from models.embedding_store import EmbeddingStore, StoreConfig, gradient_of
 from models.online.row_stats import RowStats
 
@@ -39,6 +42,7 @@ class OnlineClickConfig:
     row_lr: float = 0.05
     dense_lr: float = 0.01
     seed: int = 0
+    ad_pair_capacity: int = 100_000  # (item, page context) click counts kept (`AdClickCounts`)
 
 
 class ClickDense(nn.Module):
@@ -63,6 +67,7 @@ class OnlineClickModel:
         self.dense = ClickDense(c.positions).to(self.store.output_device)
         self.optimizer = torch.optim.AdamW(self.dense.parameters(), lr=c.dense_lr, weight_decay=0.0)
         self.changed_items: set[Id] = set()
+        self.ad_counts = AdClickCounts(c.ad_pair_capacity)
         self.samples_learned = 0
 
     def _features(self, items: Sequence[Id]) -> torch.Tensor:
@@ -91,7 +96,8 @@ class OnlineClickModel:
             return torch.sigmoid(self._relevance_logits(list(item_ids), rows))
 
     def learn(self, samples: Sequence[ClickSample]) -> float:
-        """One log-loss step (AdamW dense, Adagrad rows), then count the impressions."""
+        """One log-loss step (AdamW dense, Adagrad rows), then count the impressions (and each
+        one's examination per page context, by the position biases after the step)."""
         samples = list(samples)
         if not samples:
             return 0.0
@@ -106,5 +112,10 @@ class OnlineClickModel:
         self.store.apply_gradients(items, gradient_of(rows), self.config.row_lr)
         self.stats.add(items, torch.stack([torch.ones(len(samples)), labels.cpu()], dim=1))
         self.changed_items.update(items)
+        examination = examination_from_position_bias(self.dense.position_bias.detach().cpu().tolist())
+        last = len(examination) - 1
+        add = self.ad_counts.add
+        for s in samples:
+            add(s.item_id, page_context(s.query), examination[min(max(s.position, 0), last)], float(s.label))
         self.samples_learned += len(samples)
         return float(loss.detach())

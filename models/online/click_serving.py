@@ -1,8 +1,9 @@
 """Read-only click model for serving: each item's position-free attractiveness, learned online.
 
 Built from the click part of the learner's versions (rows, impression/click counts, dense
-weights) and moved forward copy-on-write like ServingRecModel. Search adds it to its
-ranking, so results people click more than their position explains move up.
+weights, ad counts) and moved forward copy-on-write like ServingRecModel. Search adds it to
+its ranking, so results people click more than their position explains move up; sponsored
+slots price by `ad_ctr`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import math
 
 import torch
 
+from models.ads.ctr import AdClickCounts, CtrPrior, click_model_ctr
+
 if TYPE_CHECKING:
     from models.online.versions import Version
 
@@ -21,7 +24,8 @@ Id = Hashable
 
 class ServingClickModel:
     def __init__(self, logit: dict[Id, float], stats: dict[Id, tuple[float, float]],
-                 weights: torch.Tensor, bias: float, position_bias: Sequence[float] = ()) -> None:
+                 weights: torch.Tensor, bias: float, position_bias: Sequence[float] = (),
+                 ad_counts: AdClickCounts | None = None) -> None:
         self.logit = logit  # per item: the sum of its row (its learned attractiveness)
         self.stats = stats  # per item: (impressions, clicks)
         self.weights = weights  # [2] over log1p(impressions), smoothed CTR
@@ -29,6 +33,7 @@ class ServingClickModel:
         # Per slot (logits, top first): how much less a lower slot is looked at. Sponsored
         # slots price by it (models/ads/ctr.py: the top slot's probability, examination per slot).
         self.position_bias = list(position_bias)
+        self.ad_counts = ad_counts if ad_counts is not None else AdClickCounts()
         w0, w1 = (float(w) for w in weights)
         self._feature_weights = (w0, w1)  # read once: a tensor's elements are slow to read per call
 
@@ -51,7 +56,8 @@ class ServingClickModel:
         weights = dense["feature_weight"].float().clone() if "feature_weight" in dense else self.weights
         bias = float(dense["bias"]) if "bias" in dense else self.bias
         position_bias = dense["position_bias"].float().tolist() if "position_bias" in dense else self.position_bias
-        return ServingClickModel(logit, stats, weights, bias, position_bias)
+        ads = self.ad_counts.replaced(version.ad_keys, version.ad_counts.tolist(), version.ad_evicted, version.full)
+        return ServingClickModel(logit, stats, weights, bias, position_bias, ads)
 
     def probabilities(self, item_ids: Sequence[Id]) -> list[float]:
         """Each item's click probability at a slot without position bias; 0 for items never shown.
@@ -68,6 +74,14 @@ class ServingClickModel:
                 z = logit.get(key, 0.0) + w0 * math.log1p(impressions) + w1 * (clicks + 1) / (impressions + 2) + bias
                 out[i] = 1.0 / (1.0 + math.exp(-z))
         return out
+
+    def ad_ctr(self, item_ids: Sequence[Id], context: str, prior: CtrPrior) -> list[float]:
+        """Each item's top-slot pCTR on a page about `context` (`page_context`): the model's
+        estimate moved by the item's clicks over examinations, then by the pair's."""
+        top = self.position_bias[0] if self.position_bias else 0.0
+        predict = self.ad_counts.predict
+        return [predict(item, context, click_model_ctr(r, top), prior)
+                for item, r in zip(item_ids, self.probabilities(item_ids))]
 
     def relevance(self, item_ids: Sequence[Id]) -> torch.Tensor:
         """[n] `probabilities` as a tensor, as the learner's click model answers."""

@@ -149,7 +149,11 @@ def rec_from_state(tensors: Tensors, meta: dict[str, Any], devices: list[torch.d
 
 def click_state(model: OnlineClickModel) -> tuple[Tensors, dict[str, Any]]:
     tensors, meta = _common_state(model, model.stats)
-    meta |= {"config": model.config.__dict__, "changed_items": list(model.changed_items)}
+    ads = model.ad_counts
+    keys, values = ads.export()  # least recent first: eviction goes on in the same order
+    tensors["ad_counts"] = torch.tensor(values, dtype=torch.float64).reshape(-1, 2)
+    meta |= {"config": model.config.__dict__, "changed_items": list(model.changed_items),
+             "ad_keys": keys, "ad_changed": list(ads.changed), "ad_evicted": list(ads.evicted)}
     return tensors, meta
 
 
@@ -157,6 +161,10 @@ def click_from_state(tensors: Tensors, meta: dict[str, Any], devices: list[torch
     model = OnlineClickModel(OnlineClickConfig(**meta["config"]), devices)
     _load_common(model, model.stats, tensors, meta, devices)
     model.changed_items = set(meta["changed_items"])
+    if "ad_keys" in meta:  # a checkpoint written before the click model counted ads has none
+        model.ad_counts = model.ad_counts.replaced(meta["ad_keys"], tensors["ad_counts"].tolist())
+        model.ad_counts.changed = {tuple(k) for k in meta["ad_changed"]}
+        model.ad_counts.evicted = {tuple(k) for k in meta["ad_evicted"]}
     return model
 
 

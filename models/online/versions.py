@@ -61,9 +61,14 @@ class Version:
     click_rows: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0))
     click_stats: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 2))
     click_dense: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The click model's ad counts (models/ads/ctr.py AdClickCounts): changed (item, context) keys,
+    # their [clicks, examinations], and keys dropped by its capacity.
+    ad_keys: list[Any] = field(default_factory=list)
+    ad_counts: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 2, dtype=torch.float64))
+    ad_evicted: list[Any] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    _TENSORS = ("rows", "popularity", "click_rows", "click_stats")
+    _TENSORS = ("rows", "popularity", "click_rows", "click_stats", "ad_counts")
     _DICTS = ("dense", "click_dense", "transitions")
 
     def to_bytes(self) -> bytes:
@@ -84,7 +89,8 @@ class Version:
         (size,) = struct.unpack("<Q", data[4:12])
         header = json.loads(data[12 : 12 + size])
         tensors = load_tensors(data[12 + size :])
-        fields: dict[str, Any] = {name: tensors[name] for name in cls._TENSORS}
+        # A version written before a tensor existed lacks it: the field's default (none).
+        fields: dict[str, Any] = {name: tensors[name] for name in cls._TENSORS if name in tensors}
         for name in cls._DICTS:
             fields[name] = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
         if data[:4] == MAGIC:
@@ -133,6 +139,7 @@ class OnlineLearner:
         self.live_rec.changed_popularity.clear()
         if self.live_click is not None:
             self.live_click.changed_items.clear()
+            self.live_click.ad_counts.mark()
         self.serving_rec = copy.deepcopy(self.live_rec)
         self.serving_click = copy.deepcopy(self.live_click)
         self.kept.append((number, self.serving_rec, self.serving_click))
@@ -403,7 +410,14 @@ def delta_version(rec: OnlineRecModel, since: OnlineRecModel, click: OnlineClick
         version.click_row_ids, version.click_rows, _ = click.store.export_rows(changed)
         version.click_stats = click.stats.get(version.click_row_ids).cpu()
         version.click_dense = _dense(click)
+        _ad_counts(version, click, click.ad_counts.changed)
+        version.ad_evicted = list(click.ad_counts.evicted)
     return version
+
+
+def _ad_counts(version: Version, click: OnlineClickModel, keys: Any) -> None:
+    version.ad_keys, values = click.ad_counts.export(keys)
+    version.ad_counts = torch.tensor(values, dtype=torch.float64).reshape(-1, 2)
 
 
 def full_version(rec: OnlineRecModel, click: OnlineClickModel | None, number: int, parent: int, now: float,
@@ -419,4 +433,5 @@ def full_version(rec: OnlineRecModel, click: OnlineClickModel | None, number: in
         version.click_row_ids, version.click_rows, _ = click.store.export_rows(ids)
         version.click_stats = click.stats.get(version.click_row_ids).cpu()
         version.click_dense = _dense(click)
+        _ad_counts(version, click, None)
     return version

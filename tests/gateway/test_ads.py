@@ -2,9 +2,11 @@
 recommendations (floor, targeting, budget, GSP price, tokens), and the cache keeping tokens per page."""
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
+import torch
 
 from app.gateway.ads import SponsoredSlots, page_relevance
 from app.gateway.app import init_app
@@ -12,8 +14,10 @@ from app.gateway.keys import ADS, SERVING
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
 from models.ads.campaigns import Campaign
+from models.ads.ctr import AdClickCounts, page_context
 from models.ads.pacing import DAY_S, day_start
 from models.errors import ValidationError
+from models.online.click_serving import ServingClickModel
 from tables import ad_spend, campaigns, item_stats
 from tables.wire.ad_tokens import verify_token
 from tables.wire.updates import signing_key
@@ -173,21 +177,16 @@ async def test_ads_off_means_no_sponsored_results(aiohttp_client, settings, sink
 
 # ---- the auction's inputs --------------------------------------------------------------------
 
-class FakeClick:
-    """A click model that knows d2 is clicked far more than d3 at the top slot."""
-
-    position_bias = [0.0, -1.0]
-
-    def __len__(self) -> int:
-        return 2
-
-    def probabilities(self, ids):
-        return [{"d2": 0.5, "d3": 0.02}.get(i, 0.0) for i in ids]
+def click_model(ad_counts: AdClickCounts | None = None) -> ServingClickModel:
+    """A serving click model that knows d2 is clicked far more than d3 at the top slot."""
+    logit = {"d2": 0.0, "d3": math.log(0.02 / 0.98)}
+    return ServingClickModel(logit, {"d2": (10.0, 5.0), "d3": (10.0, 0.0)}, torch.zeros(2), 0.0, [0.0, -1.0],
+                             ad_counts)
 
 
 def test_pctr_from_the_click_model_outranks_a_higher_bid(settings):
     read_model = ReadModel(settings)
-    slots = SponsoredSlots(settings, read_model, lambda: FakeClick())
+    slots = SponsoredSlots(settings, read_model, click_model)
     campaign(read_model, "high-bid", "d3", 6.0)
     campaign(read_model, "clicked", "d2", 1.0)
     winners = slots.auction([("d2", 1.0), ("d3", 1.0)], "drill", None, tuple, time.time())
@@ -196,6 +195,22 @@ def test_pctr_from_the_click_model_outranks_a_higher_bid(settings):
     # Without the model both have the prior's pCTR (0.05): the low bid no longer earns its slot.
     assert [w.campaign_id for w in SponsoredSlots(settings, read_model, lambda: None).auction(
         [("d2", 1.0), ("d3", 1.0)], "drill", None, tuple, time.time())] == ["high-bid"]
+
+
+def test_pctr_follows_the_items_clicks_on_pages_about_the_query(settings):
+    """d3 is clicked on 'saw' pages and not on 'drill' ones (the learner's counts, shipped with
+    its version): on 'saw' it outranks d2, on 'drill' its pCTR x bid is under the floor."""
+    read_model = ReadModel(settings)
+    counts = AdClickCounts()
+    for n in range(40):
+        counts.add("d3", page_context("Saw"), 1.0, float(n % 10 < 9))
+        counts.add("d3", page_context("drill"), 1.0, 0.0)
+    slots = SponsoredSlots(settings, read_model, lambda: click_model(counts))
+    campaign(read_model, "high-bid", "d3", 1.2)
+    campaign(read_model, "clicked", "d2", 1.0)
+    page = [("d2", 1.0), ("d3", 1.0)]
+    assert [w.campaign_id for w in slots.auction(page, "saw", "saw", tuple, time.time())] == ["high-bid", "clicked"]
+    assert [w.campaign_id for w in slots.auction(page, "drill", "drill", tuple, time.time())] == ["clicked"]
 
 
 def test_page_relevance_holds_for_logits():

@@ -4,12 +4,15 @@ import math
 import pytest
 
 from models.ads.ctr import (
+    ITEM_LEVEL,
+    AdClickCounts,
     CountsCtr,
     CtrPrior,
     DebiasedCtr,
     FlatCtr,
     click_model_ctr,
     examination_from_position_bias,
+    page_context,
 )
 
 PRIOR = CtrPrior(strength=10.0, mean=0.05)
@@ -72,3 +75,44 @@ def test_bad_priors_are_refused():
     for strength, mean in ((0.0, 0.1), (1.0, 0.0), (1.0, 1.0)):
         with pytest.raises(ValueError):
             CtrPrior(strength, mean)
+
+
+def test_page_context_is_the_normalised_query_or_rec():
+    assert page_context("  Cordless   DRILL ") == "cordless drill"
+    assert page_context(None) == page_context("") == page_context("   ") == "rec"
+
+
+def test_ad_counts_keep_the_most_recently_counted_within_capacity():
+    counts = AdClickCounts(capacity=4)
+    counts.add("a", "q", 1.0, 1.0)
+    counts.add("b", "q", 0.5, 0.0)
+    assert counts.counts == {("a", "q"): (1.0, 1.0), ("a", ITEM_LEVEL): (1.0, 1.0),
+                             ("b", "q"): (0.0, 0.5), ("b", ITEM_LEVEL): (0.0, 0.5)}
+    counts.mark()
+    counts.add("a", "q", 1.0, 0.0)  # a is the most recent now: b goes first
+    counts.add("c", "q", 1.0, 1.0)  # 6 keys: the oldest go, down to 9/10 of the capacity
+    assert list(counts.counts) == [("a", ITEM_LEVEL), ("c", "q"), ("c", ITEM_LEVEL)]
+    assert counts.counts[("a", ITEM_LEVEL)] == (1.0, 2.0)
+    assert counts.evicted == {("b", "q"), ("b", ITEM_LEVEL), ("a", "q")}
+    assert counts.changed == {("a", ITEM_LEVEL), ("c", "q"), ("c", ITEM_LEVEL)}  # a's pair is gone, not changed
+    counts.add("b", "q", 1.0, 0.0)  # back: no longer dropped, and the oldest go again
+    assert ("b", "q") not in counts.evicted and ("a", ITEM_LEVEL) in counts.evicted
+    assert len(counts) == 3
+    with pytest.raises(ValueError):
+        AdClickCounts(capacity=1)
+
+
+def test_a_version_of_counts_applies_over_a_copy():
+    held = AdClickCounts()
+    held.add("a", "q", 1.0, 1.0)
+    moved = held.replaced([["b", "q"]], [[2.0, 3.0]], evicted=[["a", "q"]])
+    assert moved.counts == {("a", ITEM_LEVEL): (1.0, 1.0), ("b", "q"): (2.0, 3.0)}
+    assert len(held) == 2 and ("a", "q") in held.counts  # the old one is left as it was
+    assert held.replaced([["b", "q"]], [[2.0, 3.0]], full=True).counts == {("b", "q"): (2.0, 3.0)}
+
+
+def test_debiased_ctr_predicts_from_its_counts():
+    ctr = DebiasedCtr([1.0, 0.5], PRIOR)
+    ctr.observe("a", "q", 1, clicked=True)
+    assert ctr.counts.counts[("a", "q")] == (1.0, 0.5)
+    assert ctr.predict("a", "q", 0.2) == ctr.counts.predict("a", "q", 0.2, PRIOR)

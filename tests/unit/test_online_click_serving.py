@@ -1,10 +1,12 @@
-"""The serving click model equals the live one on what a version carried."""
+"""The serving click model equals the live one on what a version carried, ad counts included."""
 import torch
 
-from models.online.click_model import ClickSample, OnlineClickModel
+from models.ads.ctr import CtrPrior
+from models.online import state
+from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
 from models.online.click_serving import ServingClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
-from models.online.versions import LearnerConfig, OnlineLearner
+from models.online.versions import LearnerConfig, OnlineLearner, Version, full_version
 
 
 def test_serving_relevance_matches_the_live_model_and_follows_clicks():
@@ -22,3 +24,50 @@ def test_serving_relevance_matches_the_live_model_and_follows_clicks():
     assert torch.allclose(got[:2], want, atol=1e-5)
     assert got[0] > got[1] and got[2] == 0.0
     assert len(ServingClickModel.empty()) == 0  # apply did not touch the empty model
+
+
+def _promoted(learner: OnlineLearner, samples: list[ClickSample], now: float):
+    for start in range(0, len(samples), 50):
+        learner.step([], samples[start:start + 50])
+    decision = learner.propose(now)
+    assert decision.action == "promote", decision.reason
+    return decision.version
+
+
+def test_ad_counts_per_query_reach_the_gateway_with_the_versions():
+    """An item clicked on one query's pages and ignored on another's has two pCTRs at the
+    gateway, and a later delta carries only the pairs that changed since the last version."""
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=4, num_shards=1, capacity=100, negatives=4)),
+                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
+    shown = [ClickSample("u", "drill", 0, 1, "Cordless  DRILL"), ClickSample("u", "drill", 0, 0, "saw")] * 50
+    first = _promoted(learner, shown, 1.0)
+    serving = ServingClickModel.empty().apply(first)
+    prior = CtrPrior()
+    on_drill, on_saw, on_new = serving.ad_ctr(["drill"] * 3, "cordless drill", prior), \
+        serving.ad_ctr(["drill"], "saw", prior), serving.ad_ctr(["drill"], "hammer", prior)
+    assert on_drill[0] > on_new[0] > on_saw[0]  # a query never seen: the item's record over all pages
+    assert on_drill[0] == on_drill[2]
+    want = learner.serving_click.ad_counts
+    assert serving.ad_counts.counts == want.counts and len(want) == 3  # two pairs and the item
+
+    second = _promoted(learner, [ClickSample("u", "nail", 1, 1, None)] * 2, 2.0)
+    assert sorted(map(tuple, second.ad_keys)) == [("nail", ""), ("nail", "rec")]
+    moved = serving.apply(second)
+    assert moved.ad_counts.counts == learner.serving_click.ad_counts.counts
+    assert len(serving.ad_counts) == 3  # the older model is left as it was (copy-on-write)
+    restarted = ServingClickModel.empty().apply(Version.from_bytes(full_version(
+        learner.serving_rec, learner.serving_click, 3, 2, 3.0, {}).to_bytes()))
+    assert restarted.ad_counts.counts == moved.ad_counts.counts
+
+
+def test_a_learner_checkpoint_keeps_the_ad_counts(tmp_path):
+    click = OnlineClickModel(OnlineClickConfig(ad_pair_capacity=4))
+    click.learn([ClickSample("u", f"i{n}", n, n % 2, "q") for n in range(4)])
+    assert len(click.ad_counts) <= 4 and click.ad_counts.evicted  # capacity 4: the oldest went
+    tensors, meta = state.click_state(click)
+    state.write_state_dir(tmp_path / "s", tensors, meta)
+    back_tensors, back_meta = state.read_state_dir(tmp_path / "s")
+    back = state.click_from_state(back_tensors, back_meta)
+    assert back.ad_counts.counts == click.ad_counts.counts
+    assert list(back.ad_counts.counts) == list(click.ad_counts.counts)  # eviction order kept
+    assert back.ad_counts.changed == click.ad_counts.changed and back.ad_counts.evicted == click.ad_counts.evicted

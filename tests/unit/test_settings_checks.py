@@ -39,7 +39,7 @@ def test_each_rule_refuses_a_bad_value_naming_its_variable(key):
 def test_keys_are_unique_and_the_defaults_pass():
     keys = [key for group in dataclasses.fields(Settings) for key, _ in getattr(Settings(), group.name).keys()]
     assert len(keys) == len(set(keys)) == len(Settings().values())
-    assert len(RULES) == 54
+    assert len(RULES) == 55
     Settings().check()
 
 

@@ -13,6 +13,7 @@ from app.gateway.keys import ADS, DENSE, METRICS, READ_MODEL, SERVING
 from app.gateway.params import float_param, id_param, int_param, path_id, text_param
 from app.gateway.serving import Filters, Ranking
 from models.ads.auction import merge_page
+from models.ads.ctr import page_context
 from models.errors import ValidationError
 from tables import catalog
 
@@ -92,7 +93,7 @@ async def recommend(request: web.Request) -> web.Response:
     k = int_param(request, "k", default=10, lo=1, hi=MAX_K)
     filters = _filters(request)
     ranking = await request.app[SERVING].recommend(user_id, _depth(request, k), filters)
-    return _with_ads(request, ranking, k, "rec", None, filters, user_id=user_id, strategy=ranking.strategy)
+    return _with_ads(request, ranking, k, page_context(None), None, filters, user_id=user_id, strategy=ranking.strategy)
 
 
 async def similar(request: web.Request) -> web.Response:
@@ -118,5 +119,5 @@ async def search(request: web.Request) -> web.Response:
     else:
         dense_hits = await dense.search(query, depth) if dense is not None else []
         ranking = serving.search(query, user_id, n, filters, dense_hits, dense.version if dense is not None else None)
-    return _with_ads(request, ranking, k, " ".join(query.lower().split()), query, filters,
+    return _with_ads(request, ranking, k, page_context(query), query, filters,
                      query=query, user_id=user_id)
