@@ -86,17 +86,23 @@ class AdClickCounts:
         self.evicted: set[tuple[Key, Key]] = set()
 
     def add(self, item_id: Key, context: Key, examination: float, clicked: float) -> None:
-        counts = self.counts
-        for key in ((item_id, context), (item_id, ITEM_LEVEL)):
-            clicks, exams = counts.pop(key, _ZERO)  # popped and put back: now the most recent
-            counts[key] = (clicks + clicked, exams + examination)
-            self.changed.add(key)
-            self.evicted.discard(key)
+        self.add_all([(item_id, context, examination, clicked)])
+
+    def add_all(self, rows: Iterable[tuple[Key, Key, float, float]]) -> None:
+        """Count (item, context, examination, clicked) rows, then drop what passes the capacity."""
+        counts, changed, evicted, zero = self.counts, self.changed, self.evicted, _ZERO
+        for item_id, context, examination, clicked in rows:
+            for key in ((item_id, context), (item_id, ITEM_LEVEL)):
+                clicks, exams = counts.pop(key, zero)  # popped and put back: now the most recent
+                counts[key] = (clicks + clicked, exams + examination)
+                changed.add(key)
+                if evicted:
+                    evicted.discard(key)
         if len(counts) > self.capacity:
             for key in list(itertools.islice(counts, len(counts) - self.capacity * 9 // 10)):
                 del counts[key]
-                self.changed.discard(key)
-                self.evicted.add(key)
+                changed.discard(key)
+                evicted.add(key)
 
     def predict(self, item_id: Key, context: Key, model_ctr: float | None, prior: CtrPrior) -> float:
         """Top-slot pCTR: the model's estimate (the prior's mean when None), moved by the item's

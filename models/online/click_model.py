@@ -114,8 +114,9 @@ class OnlineClickModel:
         self.changed_items.update(items)
         examination = examination_from_position_bias(self.dense.position_bias.detach().cpu().tolist())
         last = len(examination) - 1
-        add = self.ad_counts.add
-        for s in samples:
-            add(s.item_id, page_context(s.query), examination[min(max(s.position, 0), last)], float(s.label))
+        contexts: dict[str | None, str] = {}  # a page's samples share its query: normalised once
+        self.ad_counts.add_all(
+            (s.item_id, contexts.get(s.query) or contexts.setdefault(s.query, page_context(s.query)),
+             examination[min(max(s.position, 0), last)], float(s.label)) for s in samples)
         self.samples_learned += len(samples)
         return float(loss.detach())
