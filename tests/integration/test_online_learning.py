@@ -12,6 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from app.gateway.app import init_app
+from app.gateway.keys import SERVING
 from app.kafka_io import make_consumer, produce_events
 from app.learner import SampleDedupe, load_latest
 from app.processes import Process, free_port, learner_process, scrape, worker_process
@@ -118,6 +119,18 @@ async def test_versions_reach_the_gateway_and_an_admin_rollback_goes_through_the
             assert time.monotonic() < deadline, (similar, scrape(settings.learner.metrics_port),
                                                  await (await client.get("/v1/users/fresh-u")).text())
             await asyncio.sleep(0.5)
+
+        # A click on a search result counts for its (item, query) in the click model, and the
+        # counts reach the gateway with the versions: an ad for it is priced by them.
+        shown = replace(events[0], event_id="fresh-3", user_id="fresh-u", item_id="fresh-x", type="impression",
+                        position=0, request_id="fresh-r", query="Fresh  QUERY")
+        await produce(settings, [shown, replace(shown, event_id="fresh-4", type="click")])
+        deadline = time.monotonic() + 60
+        while (click := client.server.app[SERVING].online_click) is None or \
+                click.ad_counts.counts.get(("fresh-x", "fresh query"), (0.0, 0.0))[0] < 1.0:
+            assert time.monotonic() < deadline, scrape(settings.learner.metrics_port)
+            await asyncio.sleep(0.5)
+        assert click.ad_counts.counts[("fresh-x", "")][0] >= 1.0  # and for the item over every page
 
         before = await status()
         target = before["held_versions"][-2]
