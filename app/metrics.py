@@ -155,6 +155,10 @@ class Metrics:
         # Per campaign (an id as a label, unlike the rest): what an advertiser is billed on must be seen per campaign.
         self.ad_impressions = Counter(
             "streamrank_ad_impressions_total", "Sponsored results served, per campaign", ["campaign"], registry=r)
+        self.ads_seconds = Counter(
+            "streamrank_gateway_ads_seconds_total",
+            "Time answers spent on sponsored slots: every auction, and the page, tokens and metrics of those with ads",
+            registry=r)
         self.state_records = Gauge(
             "streamrank_gateway_state_records", "Records held in gateway memory", ["table"], registry=r)
         self.profile_bytes = Gauge(

@@ -114,6 +114,9 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
+ADS_SECONDS = "streamrank_gateway_ads_seconds_total"
+
+
 def gauge(base: str, name: str, **labels: str) -> float:
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
         return sample_sum(r.read().decode(), name, **labels)
@@ -356,13 +359,16 @@ def paired_pass(vegeta: str, sides: Mapping[str, tuple[str, int]], paths: list[s
     """One open-loop attack that sends each path to every gateway of `sides` (name -> (base, pid)) in
     turn, at `rate` each: the gateways see the same moments of the shared machine, which runs of
     their own minutes apart do not. Per side: p50, p99, the share answered 200 and the gateway's
-    CPU-us per request (the figure a busy machine moves least)."""
+    CPU-us per request (the figure a busy machine moves least), and the us per request its answers
+    spent on sponsored slots (`streamrank_gateway_ads_seconds_total`: 0 without them)."""
     names = list(sides)
     targets = "".join(f"GET {sides[n][0]}{p}\n" for p in paths for n in names)
+    ads = {n: gauge(sides[n][0], ADS_SECONDS) for n in names}
     cpu = {n: cpu_seconds(sides[n][1]) for n in names}
     attack = subprocess.run([vegeta, "attack", f"-rate={rate * len(names)}/s", f"-duration={seconds:g}s", "-timeout=5s"],
                             input=targets.encode(), capture_output=True, check=True)
     cpu = {n: cpu_seconds(sides[n][1]) - cpu[n] for n in names}
+    ads = {n: gauge(sides[n][0], ADS_SECONDS) - ads[n] for n in names}
     rows = subprocess.run([vegeta, "encode", "-to", "csv"], input=attack.stdout, capture_output=True, check=True).stdout
     by_side: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
     for row in csv.reader(io.StringIO(rows.decode())):  # timestamp, code, latency (ns), ..., method, URL, headers
@@ -373,7 +379,7 @@ def paired_pass(vegeta: str, sides: Mapping[str, tuple[str, int]], paths: list[s
         latencies = np.array([ms for _, ms in results])
         out[n] = {"p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
                   "requests": len(results), "success_ratio": sum(code == 200 for code, _ in results) / len(results),
-                  "cpu_us_per_request": 1e6 * cpu[n] / len(results)}
+                  "cpu_us_per_request": 1e6 * cpu[n] / len(results), "ads_us_per_request": 1e6 * ads[n] / len(results)}
     return out
 
 
@@ -403,12 +409,14 @@ def ads_comparison(tools: tuple[str, str], settings: Settings, sides: Mapping[st
             time.sleep(1.0)
             rounds.append(paired_pass(vegeta, sides, paths, rate, seconds))
             print(f"ads {name} round {number}: " + "; ".join(
-                f"{side} p99 {r['p99_ms']:.2f} ms, {r['cpu_us_per_request']:.0f} CPU-us" for side, r in rounds[-1].items()),
+                f"{side} p99 {r['p99_ms']:.2f} ms, {r['cpu_us_per_request']:.0f} CPU-us, {r['ads_us_per_request']:.1f} us on ads"
+                for side, r in rounds[-1].items()),
                 flush=True)
         figures = {f"{key}_{side}": [round(r[side][key], 2 if key != "cpu_us_per_request" else 1) for r in rounds]
                    for key in keys for side in ("without", "with")}
         ratios = {key: round(statistics.median(r["with"][key] / max(1e-9, r["without"][key]) for r in rounds), 3)
                   for key in keys}
+        figures["ads_us_per_request_with"] = [round(r["with"]["ads_us_per_request"], 1) for r in rounds]
         out[name] = {**figures, "p99_ratio": ratios["p99_ms"], "p50_ratio": ratios["p50_ms"],
                      "cpu_ratio": ratios["cpu_us_per_request"],
                      "success_ratio": min(r[side]["success_ratio"] for r in rounds for side in r)}

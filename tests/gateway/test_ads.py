@@ -10,7 +10,7 @@ import torch
 
 from app.gateway.ads import SponsoredSlots, page_relevance
 from app.gateway.app import init_app
-from app.gateway.keys import ADS, SERVING
+from app.gateway.keys import ADS, METRICS, SERVING
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
 from models.ads.campaigns import Campaign
@@ -173,6 +173,24 @@ async def test_ads_off_means_no_sponsored_results(aiohttp_client, settings, sink
     campaign(read_model, "c2", "t1", 5.0)
     assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == []
     assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+    assert ads_seconds(client) == 0.0  # no time is counted on ads that are off
+
+
+def ads_seconds(client) -> float:
+    return client.app[METRICS].registry.get_sample_value("streamrank_gateway_ads_seconds_total")
+
+
+async def test_the_time_answers_spend_on_ads_is_counted(client, read_model):
+    shop(read_model)
+    assert ads_seconds(client) == 0.0
+    await page(client, "/v1/search?q=cordless+drill")  # no campaign yet: no auction
+    assert ads_seconds(client) == 0.0
+    campaign(read_model, "c1", "d1", 5.0)
+    assert ads_of(await page(client, "/v1/search?q=cordless+drill")) == [(0, "d1", "c1")]
+    with_ad = ads_seconds(client)
+    assert with_ad > 0.0
+    await page(client, "/v1/search?q=hammer")  # an auction that no ad wins counts too
+    assert ads_seconds(client) > with_ad
 
 
 # ---- the auction's inputs --------------------------------------------------------------------

@@ -64,6 +64,10 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
     """The page with its sponsored slots, added after the ranking (and its cache): each ad's
     token is signed for this answer alone."""
     ads = request.app[ADS]
+    if not (ads.enabled and ads.campaigns):
+        return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
     entries = request.app[READ_MODEL].tables[catalog.NAME]
     now = time.time()
 
@@ -72,12 +76,13 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
             return [filters.category]
         return [c for i, _ in ranking.items[:k] if (c := (entries.get(i) or {}).get("category"))]
 
-    winners = ads.auction(ranking.items, context, text, categories, now) if ads.enabled and ads.campaigns else []
+    winners = ads.auction(ranking.items, context, text, categories, now)
     if not winners:  # most pages: the organic answer as it was
+        metrics.ads_seconds.inc(time.perf_counter() - started)
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
     page = merge_page([i for i, _ in ranking.items], winners, k)
     scores = dict(ranking.items)
-    impressions = request.app[METRICS].ad_impressions
+    impressions = metrics.ad_impressions
     items = []
     for entry in page:
         item = _item(entries, entry.item_id, scores.get(entry.item_id))
@@ -85,6 +90,7 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
             item.update(sponsored=True, campaign_id=entry.campaign_id, ad_token=ads.token(entry, now))
             impressions.labels(campaign=entry.campaign_id).inc()
         items.append(item)
+    metrics.ads_seconds.inc(time.perf_counter() - started)  # the page's entries too: an organic page builds them alike
     return _answer(items, ranking, extra)
 
 
