@@ -2,10 +2,10 @@
 
 The rules are models/ads' (targeting, pacing, relevance floor, pCTR x bid, generalised
 second price, set positions); this module only feeds them what the gateway holds: the
-campaigns and today's spend from the changelogs (read model), the click model's estimate
-and its click counts per (item, query) from the learner's current version. Ads are added to a page after the ranking and its cache:
-a token is per page (it carries the time it was served), so it must never be cached and
-handed to another shopper.
+campaigns and today's spend from the changelogs (read model), the click model's estimate and
+its click counts per (item, query) from the learner's current version. Ads are added to a page
+after the ranking and its cache: a token is per page (it carries the time it was served), so
+it must never be cached and handed to another shopper.
 """
 from __future__ import annotations
 
