@@ -127,7 +127,10 @@ class AdClickCounts:
 
     def replaced(self, keys: Sequence[Sequence[Key]], values: Sequence[Sequence[float]],
                  evicted: Sequence[Sequence[Key]] = (), full: bool = False) -> "AdClickCounts":
-        """A copy with a version's counts applied (keys may come as JSON lists); this one is left unchanged."""
+        """A copy with a version's counts applied (keys may come as JSON lists); this one is left
+        unchanged, and is the answer itself when the version changes nothing (no copy of every key)."""
+        if not (keys or evicted or full):
+            return self
         out = AdClickCounts(self.capacity)
         counts = {} if full else dict(self.counts)
         for item, context in evicted:

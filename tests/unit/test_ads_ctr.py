@@ -109,10 +109,13 @@ def test_a_version_of_counts_applies_over_a_copy():
     assert moved.counts == {("a", ITEM_LEVEL): (1.0, 1.0), ("b", "q"): (2.0, 3.0)}
     assert len(held) == 2 and ("a", "q") in held.counts  # the old one is left as it was
     assert held.replaced([["b", "q"]], [[2.0, 3.0]], full=True).counts == {("b", "q"): (2.0, 3.0)}
+    assert held.replaced([], []) is held  # nothing changed: shared, not copied
+    assert held.replaced([], [], full=True).counts == {}
 
 
 def test_debiased_ctr_predicts_from_its_counts():
     ctr = DebiasedCtr([1.0, 0.5], PRIOR)
     ctr.observe("a", "q", 1, clicked=True)
     assert ctr.counts.counts[("a", "q")] == (1.0, 0.5)
-    assert ctr.predict("a", "q", 0.2) == ctr.counts.predict("a", "q", 0.2, PRIOR)
+    item = (1 + 10 * 0.2) / (0.5 + 10)  # one click in half an examination, over the model's 0.2
+    assert ctr.predict("a", "q", 0.2) == pytest.approx((1 + 10 * item) / (0.5 + 10))
