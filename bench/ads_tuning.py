@@ -8,6 +8,9 @@ auction gets its own best knobs: a grid of relevance floors and per-click reserv
 the two with a pCTR, expected-revenue floors) runs on the train queries, each auction keeps
 the setting that earns most with the page's nDCG@10 at least `--ndcg-ratio` x organic (the
 issue's 0.98), and that setting runs on the held-out dev queries, the same sessions for all.
+Both splits run `streamrank evaluate ads`'s horizon (a week of warm-up, three reported days) and
+the train queries are drawn down to as many as dev has, so each query comes back as often in
+both and the model has learned as much where its knobs are chosen as where they are reported.
 `--oracle` tunes a fourth auction whose pCTR is the simulator's own click probability: a ceiling
 for any click model on the same grid. Last line: {"model": {"config": ..., "train": {...}, "dev": {...}},
 "highest_bid": ..., "counts_ctr": ..., ["oracle": ...,] "dev_revenue_model_over_highest_bid": ...
@@ -41,13 +44,15 @@ ECPM_FLOORS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 _state: dict[str, object] = {}  # per worker process: data, queries, organic results, campaigns
 
 
-def _load(sessions_per_day: int, days: int, queries: int) -> None:
+def _load(sessions_per_day: int, days: int, warmup_days: int, queries: int) -> None:
     settings = Settings.from_env()
     data = load_homedepot((settings.runtime.data_dir / "homedepot" / "train.csv.gz").resolve())
-    plan = replace(ea.AdsEvalPlan(), sessions_per_day=sessions_per_day, days=days)
+    plan = replace(ea.AdsEvalPlan(), sessions_per_day=sessions_per_day, days=days, warmup_days=warmup_days)
     _state.update(data=data, plan=plan, campaigns=synthetic_campaigns(data.items, plan.campaigns))
-    for split in ("train", "dev"):
-        picked = ea.held_out_queries(data, settings, queries, split, plan.seed)
+    dev = ea.held_out_queries(data, settings, queries, "dev", plan.seed)
+    # As many train queries as dev ones: the same sessions a day then show each as often.
+    train = ea.held_out_queries(data, settings, len(dev), "train", plan.seed)
+    for split, picked in (("train", train), ("dev", dev)):
         _state[split] = (picked, ea.organic_results(data, picked, plan.candidates))
 
 
@@ -73,7 +78,7 @@ def grid(policy: str) -> list[tuple[float, float, float]]:
 
 
 @contextmanager
-def simulations(processes: int, init: tuple[int, int, int]) -> Iterator[Callable[[Iterable[Job]], Iterable[Result]]]:
+def simulations(processes: int, init: tuple[int, int, int, int]) -> Iterator[Callable[[Iterable[Job]], Iterable[Result]]]:
     """Something that runs jobs: `processes` fresh interpreters (spawned: a fork of a process
     with torch's threads, as a test's, can hang in the child), or this process for 1."""
     if processes <= 1:
@@ -89,12 +94,16 @@ def main() -> None:
     parser.add_argument("--ndcg-ratio", type=float, default=0.98, help="least page nDCG@10 over organic")
     parser.add_argument("--sessions-per-day", type=int, default=ea.AdsEvalPlan.sessions_per_day)
     parser.add_argument("--days", type=int, default=ea.AdsEvalPlan.days)
-    parser.add_argument("--queries", type=int, default=0, help="queries per split (0: all)")
+    parser.add_argument("--warmup-days", type=int, default=ea.AdsEvalPlan.warmup_days, help="days learned, not reported")
+    parser.add_argument("--queries", type=int, default=0,
+                        help="dev queries (0: all); train draws as many")
     parser.add_argument("--processes", type=int, default=2, help="simulations at once (1: in this process)")
     parser.add_argument("--oracle", action="store_true",
                         help="also tune the auction on the simulator's true click probabilities: a ceiling for any pCTR")
     args = parser.parse_args()
-    init = (args.sessions_per_day, args.days, args.queries)
+    if not 0 <= args.warmup_days < args.days:
+        parser.error(f"need 0 <= --warmup-days < --days (got {args.warmup_days} and {args.days})")
+    init = (args.sessions_per_day, args.days, args.warmup_days, args.queries)
     policies = ea.POLICIES + (("oracle",) if args.oracle else ())
     jobs = [("train", policy, *config) for policy in policies for config in grid(policy)]
     with simulations(args.processes, init) as run_all:

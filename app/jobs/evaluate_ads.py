@@ -14,9 +14,11 @@ from the pages it showed, each page auctioned before its clicks are learned:
 - highest_bid: bid alone;
 - counts_ctr: pCTR from ad clicks over ad impressions, no model, no position correction.
 Clicks follow the relevance labels through the sessions' position click model. The first
-`--warmup-days` only warm up what the auctions learn; the others are reported: revenue per
-1,000 searches, ad CTR, spend past the daily budgets (a share of spend) and the page's nDCG@10
-against the organic results alone. The last line printed is one JSON object.
+`--warmup-days` (a week) only warm up what the auctions learn; the others are reported: revenue
+per 1,000 searches, ad CTR, spend past the daily budgets (a share of spend) and the page's
+nDCG@10 against the organic results alone. A shop's ads run on: its click model has long seen
+its queries, which is what the reported days measure; every day's figures are printed too, the
+first ones the cold start. The last line printed is one JSON object.
 """
 from __future__ import annotations
 
@@ -53,8 +55,10 @@ Organic = Mapping[str, list[tuple[str, float]]]  # query -> (item, BM25 score), 
 
 @dataclass(frozen=True)
 class AdsEvalPlan:
-    days: int = 4
-    warmup_days: int = 1
+    # A week learned before three reported days: the model's pair counts need a query seen a
+    # few times, and every query comes back about twice a day (1,926 dev queries, 4,000 searches).
+    days: int = 10
+    warmup_days: int = 7
     sessions_per_day: int = 4000
     k: int = 10
     candidates: int = 100  # BM25 results an ad's item must be among
@@ -103,7 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.warmup_days < args.days or args.sessions_per_day < 1:
-        raise DataError("need 0 <= --warmup-days < --days and --sessions-per-day >= 1")
+        raise DataError(f"need 0 <= --warmup-days < --days (got {args.warmup_days} and {args.days}) "
+                        f"and --sessions-per-day >= 1")
     settings = Settings.from_env()
     started = time.monotonic()
     data = load_homedepot((args.data or settings.runtime.data_dir / "homedepot" / "train.csv.gz").resolve())
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
           f"pacing; model and counts_ctr also need pCTR x bid >= {plan.auction.min_expected_revenue}; "
           f"rank by pCTR^{plan.auction.pctr_exponent} x bid")
     print_table(result, details)
+    print_days(details, plan)
     print(json.dumps(result))
     return 0
 
@@ -163,6 +169,22 @@ class PolicyRun:
     tally: AdTally = field(default_factory=AdTally)
     page_ndcg: float = 0.0
     organic_ndcg_sum: float = 0.0
+    day_sums: list[list[float]] = field(default_factory=list)  # per day, warm-up too: revenue, searches, nDCG@10s
+
+    def add_day(self, day: int, charged: float, page_ndcg: float, organic_ndcg: float) -> None:
+        while len(self.day_sums) <= day:
+            self.day_sums.append([0.0, 0.0, 0.0, 0.0])
+        sums = self.day_sums[day]
+        sums[0] += charged
+        sums[1] += 1
+        sums[2] += page_ndcg
+        sums[3] += organic_ndcg
+
+    def by_day(self) -> list[dict[str, float]]:
+        """Each simulated day's revenue per 1,000 searches and page nDCG@10 over organic: how
+        the auction does as what it learns grows."""
+        return [{"revenue_per_1k": round(1000 * revenue / n, 2), "ndcg_ratio": round(page / organic, 4) if organic else 1.0}
+                for revenue, n, page, organic in self.day_sums if n]
 
     def summary(self) -> dict[str, float]:
         spend = self.market.spend(self.since)
@@ -175,11 +197,12 @@ class PolicyRun:
     def organic_ndcg(self) -> float:
         return round(self.organic_ndcg_sum / max(self.tally.searches, 1), 4)
 
-    def details(self) -> dict[str, float]:
+    def details(self) -> dict[str, object]:
         worst = max((max(0.0, spend - self.market.campaigns[cid].daily_budget) / self.market.campaigns[cid].bid_per_click
                      for cid, day, spend in self.market.ledger.items() if day >= self.since), default=0.0)
         return {**self.tally.as_dict(), "searches": self.tally.searches,
-                "spend": round(self.market.spend(self.since), 2), "max_overspend_clicks": round(worst, 3)}
+                "spend": round(self.market.spend(self.since), 2), "max_overspend_clicks": round(worst, 3),
+                "by_day": self.by_day()}
 
 
 class OracleCtr:
@@ -225,11 +248,14 @@ def simulate(data: SearchData, queries: Sequence[str], organic: Organic, campaig
         clicked = page_clicks(page, events)
         charged = market.feedback(page, clicked, session.query, ts)
         learner.add(session.user_id, session.query, page, clicked)
+        gains = data.gains(session.query)
+        page_ndcg = ndcg_at_k([e.item_id for e in page], gains, 10)
+        organic_ndcg = ndcg_at_k([item for item, _ in ranked[: plan.k]], gains, 10)
+        out.add_day(number // plan.sessions_per_day, charged, page_ndcg, organic_ndcg)
         if ts >= plan.reported_from:
-            gains = data.gains(session.query)
             out.tally.add(page, clicked, charged)
-            out.page_ndcg += ndcg_at_k([e.item_id for e in page], gains, 10)
-            out.organic_ndcg_sum += ndcg_at_k([item for item, _ in ranked[: plan.k]], gains, 10)
+            out.page_ndcg += page_ndcg
+            out.organic_ndcg_sum += organic_ndcg
     return out
 
 
@@ -298,6 +324,20 @@ def print_table(result: Mapping[str, Mapping[str, float]], details: Mapping[str,
     base = result["highest_bid"]["revenue_per_1k"]
     print(f"model revenue / highest bid: {_ratio(result['model']['revenue_per_1k'], base)} (target 1.3x); "
           f"model page nDCG@10 / organic: {_ratio(result['model']['ndcg@10'], result['organic']['ndcg@10'])} (target 0.98x)")
+
+
+def print_days(details: Mapping[str, object], plan: AdsEvalPlan) -> None:
+    """Every simulated day, warm-up ones marked: revenue per 1k searches (and over highest bid's)
+    and page nDCG@10 over organic, per auction."""
+    days = {name: details[name]["by_day"] for name in POLICIES}  # type: ignore[index]
+    print("by day (* warm-up): revenue / 1k searches (model over highest bid), page nDCG@10 x organic")
+    for d, base in enumerate(days["highest_bid"]):
+        cells = []
+        for name in POLICIES:
+            day = days[name][d]
+            extra = f" ({_ratio(day['revenue_per_1k'], base['revenue_per_1k'])})" if name == "model" else ""
+            cells.append(f"{name} {day['revenue_per_1k']}{extra} {day['ndcg_ratio']}x")
+        print(f"  day {d + 1:>2}{'*' if d < plan.warmup_days else ' '}  " + "   ".join(cells))
 
 
 def _ratio(a: float, b: float) -> str:

@@ -9,7 +9,7 @@ def test_each_auction_keeps_its_best_setting_that_holds_page_quality(monkeypatch
     monkeypatch.setattr(module, "FLOORS", (0.8, 0.9))
     monkeypatch.setattr(module, "RESERVES", (0.05, 0.5))
     monkeypatch.setattr(module, "ECPM_FLOORS", (0.0, 0.1))
-    out = bench_json(module, monkeypatch, capsys, "--queries", "100", "--sessions-per-day", "150", "--days", "2",
+    out = bench_json(module, monkeypatch, capsys, "--queries", "100", "--sessions-per-day", "150", "--days", "2", "--warmup-days", "1",
                      "--ndcg-ratio", "0.9", "--processes", "1", "--oracle")
     for policy in ("model", "highest_bid", "counts_ctr", "oracle"):
         chosen = out[policy]

@@ -73,7 +73,7 @@ def test_the_command_ends_with_the_json_line(tmp_path, capsys):
         for n, (query, judged) in enumerate(data.judgments.items()):
             for item, rel in judged.items():
                 writer.writerow((n, item, data.titles[data.items.index(item)], data.query_text[query], rel))
-    code = main(["evaluate", "ads", "--data", str(path), "--queries", "5", "--days", "2",
+    code = main(["evaluate", "ads", "--data", str(path), "--queries", "5", "--days", "2", "--warmup-days", "1",
                  "--sessions-per-day", "30", "--share", "0.5", "--json"])
     assert code == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -98,3 +98,15 @@ def test_the_per_click_reserve_holds_in_every_auction():
     result, _ = evaluate_ads(data, queries, plan)
     for name in ("model", "highest_bid", "counts_ctr"):
         assert result[name]["ad_ctr"] == 0 == result[name]["revenue_per_1k"]
+
+
+def test_each_day_is_reported_and_the_reported_ones_make_the_summary(outcome):
+    """The learning curve: one entry per simulated day, warm-up included; the reported day's
+    figures are the summary's."""
+    _, _, (result, details) = outcome
+    for name in ("model", "highest_bid", "counts_ctr"):
+        days = details[name]["by_day"]
+        assert len(days) == PLAN.days
+        reported = days[PLAN.warmup_days]  # PLAN reports one day
+        assert reported["revenue_per_1k"] == result[name]["revenue_per_1k"]
+        assert reported["ndcg_ratio"] == pytest.approx(result[name]["ndcg@10"] / result["organic"]["ndcg@10"], abs=1e-3)
