@@ -9,7 +9,7 @@ import pytest
 from app.gateway.app import init_app
 from app.gateway.keys import METRICS, READ_MODEL, SERVING
 from tables.wire.updates import decode, read_command, signing_key
-from models.online.click_model import OnlineClickModel
+from models.online.click_model import ClickSample, OnlineClickModel
 from models.online.rec_model import OnlineRecConfig, OnlineRecModel
 from models.online.versions import LearnerConfig, OnlineLearner, full_version
 from tests.gateway.conftest import follower_of, publish, shopper, until, versions
@@ -162,3 +162,18 @@ async def test_search_moves_up_what_people_click_more_than_its_position_explains
     await publish(follower, decision.version)
     after = [i["item_id"] for i in (await (await client.get("/v1/search?q=cordless+drill&k=2")).json())["items"]]
     assert after == [winner, loser]
+
+
+async def test_the_ad_count_keys_a_version_brings_are_gauged(aiohttp_client, settings, sink, read_model):
+    app = init_app(settings, sink=sink, read_model=read_model, follow_changelogs=False)
+    await aiohttp_client(app)
+    follower = follower_of(app)
+    learner = OnlineLearner(OnlineRecModel(OnlineRecConfig(dim=8, num_shards=1, capacity=1000, negatives=8)),
+                            OnlineClickModel(), LearnerConfig(min_samples=1, guard_ratio=0.01))
+    learner.step([(["a"], "x1")] * 40, [ClickSample("u", "drill", 0, 1, "drill"), ClickSample("u", "saw", 1, 0, "drill"),
+                                         ClickSample("u", "drill", 0, 0, None)] * 20)
+    decision = learner.propose(1.0)
+    assert decision.action == "promote", decision.reason
+    assert await publish(follower, decision.version)
+    # (drill, "drill"), (drill, "rec"), (saw, "drill") and the two items
+    assert app[METRICS].ad_pair_keys._value.get() == 5 == len(app[SERVING].online_click.ad_counts)
