@@ -12,9 +12,12 @@ Both splits run `streamrank evaluate ads`'s horizon (a week of warm-up, three re
 the train queries are drawn down to as many as dev has, so each query comes back as often in
 both and the model has learned as much where its knobs are chosen as where they are reported.
 `--oracle` tunes a fourth auction whose pCTR is the simulator's own click probability: a ceiling
-for any click model on the same grid. Last line: {"model": {"config": ..., "train": {...}, "dev": {...}},
-"highest_bid": ..., "counts_ctr": ..., ["oracle": ...,] "dev_revenue_model_over_highest_bid": ...
-[, "dev_revenue_oracle_over_highest_bid": ...]}.
+for any click model on the same grid. `--seeds 7,8,9` runs the chosen settings on dev with other
+shoppers too (the sessions' seed; knobs are chosen on the first). Last line: {"model": {"config": ...,
+"train": {...}, "dev": {...}, "dev_by_seed": {seed: {... "by_day": [...]}}}, "highest_bid": ...,
+"counts_ctr": ..., ["oracle": ...,] "dev_revenue_model_over_highest_bid": ..., "dev_ratio_by_seed":
+{seed: ...} [, "dev_revenue_oracle_over_highest_bid": ...]}; `by_day` is each simulated day's
+revenue and page nDCG over organic, the warm-up days first (the cold start).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from dataclasses import replace
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 from pathlib import Path
 
 import orjson
@@ -56,19 +60,21 @@ def _load(sessions_per_day: int, days: int, warmup_days: int, queries: int) -> N
         _state[split] = (picked, ea.organic_results(data, picked, plan.candidates))
 
 
-Job = tuple[str, str, float, float, float]  # (split, auction, relevance floor, reserve, expected-revenue floor)
-Result = tuple[Job, dict[str, float]]
+Job = tuple[str, str, float, float, float, int]  # (split, auction, relevance floor, reserve, expected-revenue floor, seed)
+Result = tuple[Job, dict[str, Any]]
 
 
 def _run(job: Job) -> Result:
-    split, policy, floor, reserve, ecpm = job
+    split, policy, floor, reserve, ecpm, seed = job
     plan = _state["plan"]
-    plan = replace(plan, auction=AuctionConfig(relevance_floor=floor, reserve=reserve, min_expected_revenue=ecpm))
+    plan = replace(plan, seed=seed, auction=AuctionConfig(relevance_floor=floor, reserve=reserve, min_expected_revenue=ecpm))
     queries, organic = _state[split]
     run = ea.simulate(_state["data"], queries, organic, _state["campaigns"], policy, plan)
-    summary = run.summary()
+    summary: dict[str, Any] = run.summary()
     organic_ndcg = run.organic_ndcg()
     summary["ndcg_ratio"] = round(summary["ndcg@10"] / organic_ndcg, 4) if organic_ndcg else 0.0
+    if split == "dev":
+        summary["by_day"] = [[day["revenue_per_1k"], day["ndcg_ratio"]] for day in run.by_day()]
     return job, summary
 
 
@@ -98,37 +104,46 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=0,
                         help="dev queries (0: all); train draws as many")
     parser.add_argument("--processes", type=int, default=2, help="simulations at once (1: in this process)")
+    parser.add_argument("--seeds", default=str(ea.AdsEvalPlan.seed),
+                        help="sessions' seeds the chosen settings run on dev with, comma-separated (the first tunes)")
     parser.add_argument("--oracle", action="store_true",
                         help="also tune the auction on the simulator's true click probabilities: a ceiling for any pCTR")
     args = parser.parse_args()
     if not 0 <= args.warmup_days < args.days:
         parser.error(f"need 0 <= --warmup-days < --days (got {args.warmup_days} and {args.days})")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     init = (args.sessions_per_day, args.days, args.warmup_days, args.queries)
     policies = ea.POLICIES + (("oracle",) if args.oracle else ())
-    jobs = [("train", policy, *config) for policy in policies for config in grid(policy)]
+    jobs = [("train", policy, *config, seeds[0]) for policy in policies for config in grid(policy)]
     with simulations(args.processes, init) as run_all:
         train = dict(run_all(jobs))
-        best: dict[str, tuple[str, str, float, float, float]] = {}
+        best: dict[str, Job] = {}
         for policy in policies:
             ok = [job for job in train if job[1] == policy and train[job]["ndcg_ratio"] >= args.ndcg_ratio]
             if not ok:
                 raise SystemExit(f"{policy}: no setting keeps page nDCG@10 at {args.ndcg_ratio} x organic on train")
             best[policy] = max(ok, key=lambda job: train[job]["revenue_per_1k"])
-        dev = dict(run_all([("dev", *job[1:]) for job in best.values()]))
+        dev = dict(run_all([("dev", *job[1:5], seed) for job in best.values() for seed in seeds]))
+
+    def on_dev(policy: str, seed: int = seeds[0]) -> dict[str, Any]:
+        return dev[("dev", *best[policy][1:5], seed)]
+
     out: dict[str, object] = {}
     print(f"{len(jobs)} settings on train; each auction's best with page nDCG@10 >= {args.ndcg_ratio} x organic, on dev:")
     for policy, job in best.items():
-        _, _, floor, reserve, ecpm = job
-        got = dev[("dev", *job[1:])]
+        floor, reserve, ecpm = job[2:5]
+        got = {k: v for k, v in on_dev(policy).items() if k != "by_day"}
         out[policy] = {"config": {"relevance_floor": floor, "reserve": reserve, "min_expected_revenue": ecpm},
-                       "train": train[job], "dev": got}
+                       "train": train[job], "dev": got, "dev_by_seed": {str(seed): on_dev(policy, seed) for seed in seeds}}
         print(f"{policy:<12} floor {floor}, reserve {reserve}, eCPM floor {ecpm}: train {train[job]['revenue_per_1k']}"
               f"/1k searches; dev {got['revenue_per_1k']}/1k, ad CTR {got['ad_ctr']}, nDCG {got['ndcg_ratio']}x organic")
-    ratio = dev[("dev", *best["model"][1:])]["revenue_per_1k"] / dev[("dev", *best["highest_bid"][1:])]["revenue_per_1k"]
-    out["dev_revenue_model_over_highest_bid"] = round(ratio, 3)
-    print(f"model revenue / highest bid on dev, each tuned: {ratio:.2f}x")
+    ratios = {seed: on_dev("model", seed)["revenue_per_1k"] / on_dev("highest_bid", seed)["revenue_per_1k"] for seed in seeds}
+    out["dev_revenue_model_over_highest_bid"] = round(ratios[seeds[0]], 3)
+    out["dev_ratio_by_seed"] = {str(seed): round(ratio, 3) for seed, ratio in ratios.items()}
+    print("model revenue / highest bid on dev, each tuned: "
+          + ", ".join(f"{ratio:.2f}x (seed {seed})" for seed, ratio in ratios.items()))
     if args.oracle:
-        ceiling = dev[("dev", *best["oracle"][1:])]["revenue_per_1k"] / dev[("dev", *best["highest_bid"][1:])]["revenue_per_1k"]
+        ceiling = on_dev("oracle")["revenue_per_1k"] / on_dev("highest_bid")["revenue_per_1k"]
         out["dev_revenue_oracle_over_highest_bid"] = round(ceiling, 3)
         print(f"oracle revenue / highest bid on dev, each tuned: {ceiling:.2f}x")
     print(orjson.dumps(out).decode())
