@@ -174,7 +174,7 @@ class Metrics:
             "streamrank_model_swaps_total", "Model versions installed for serving", registry=r)
         self.online_version = Gauge(
             "streamrank_gateway_online_version", "Online model version this gateway serves", registry=r)
-        self.ad_pair_keys = Gauge(
+        self.ad_count_keys = Gauge(
             "streamrank_gateway_ad_count_keys",
             "Ad click-count keys the served click model holds: (item, query) pairs and items (about 360 bytes each)",
             registry=r)

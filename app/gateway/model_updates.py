@@ -224,7 +224,7 @@ class ModelUpdatesFollower:
         freeze_long_lived(f"online version {number} installed")
         self.serving_version = number
         self.metrics.online_version.set(number)
-        self.metrics.ad_pair_keys.set(len(self.held[number][1].ad_counts))
+        self.metrics.ad_count_keys.set(len(self.held[number][1].ad_counts))
         self.metrics.model_swaps.inc()
 
     async def _refuse(self, key: bytes | None, value: bytes | None, reason: str, offset: int) -> None:

@@ -1,6 +1,6 @@
 """`streamrank evaluate ads`: sponsored slots offline on held-out Home Depot sessions, beside two baselines.
 
-    streamrank evaluate ads [--data CSV] [--queries N] [--days D] [--sessions-per-day S]
+    streamrank evaluate ads [--data CSV] [--queries N] [--days D] [--warmup-days W] [--sessions-per-day S]
                             [--reserve R] [--min-ecpm E] [--pctr-exponent A] [--split train] [--json]
 
 Simulated shoppers search the dev-split queries (never in the search model's training nor in

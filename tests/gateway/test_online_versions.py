@@ -176,4 +176,4 @@ async def test_the_ad_count_keys_a_version_brings_are_gauged(aiohttp_client, set
     assert decision.action == "promote", decision.reason
     assert await publish(follower, decision.version)
     # (drill, "drill"), (drill, "rec"), (saw, "drill") and the two items
-    assert app[METRICS].ad_pair_keys._value.get() == 5 == len(app[SERVING].online_click.ad_counts)
+    assert app[METRICS].ad_count_keys._value.get() == 5 == len(app[SERVING].online_click.ad_counts)
