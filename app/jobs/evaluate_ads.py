@@ -166,9 +166,8 @@ def evaluate_ads(data: SearchData, queries: Sequence[str], plan: AdsEvalPlan = A
 class PolicyRun:
     market: AdMarket
     since: float
+    first_reported_day: int  # the days before it are warm-up
     tally: AdTally = field(default_factory=AdTally)
-    page_ndcg: float = 0.0
-    organic_ndcg_sum: float = 0.0
     day_sums: list[list[float]] = field(default_factory=list)  # per day, warm-up too: revenue, searches, nDCG@10s
 
     def add_day(self, day: int, charged: float, page_ndcg: float, organic_ndcg: float) -> None:
@@ -191,11 +190,14 @@ class PolicyRun:
         n = max(self.tally.searches, 1)
         return {"revenue_per_1k": round(1000 * self.tally.revenue / n, 2),
                 "ad_ctr": round(self.tally.clicks / self.tally.impressions, 4) if self.tally.impressions else 0.0,
-                "ndcg@10": round(self.page_ndcg / n, 4),
+                "ndcg@10": round(self._reported_sum(2) / n, 4),
                 "budget_overspend": round(self.market.overspend(self.since) / spend, 4) if spend else 0.0}
 
     def organic_ndcg(self) -> float:
-        return round(self.organic_ndcg_sum / max(self.tally.searches, 1), 4)
+        return round(self._reported_sum(3) / max(self.tally.searches, 1), 4)
+
+    def _reported_sum(self, column: int) -> float:
+        return sum(day[column] for day in self.day_sums[self.first_reported_day:])
 
     def details(self) -> dict[str, object]:
         worst = max((max(0.0, spend - self.market.campaigns[cid].daily_budget) / self.market.campaigns[cid].bid_per_click
@@ -235,7 +237,7 @@ def simulate(data: SearchData, queries: Sequence[str], organic: Organic, campaig
     # Bid alone knows no expected revenue per impression: its reserve is per click only.
     config = replace(plan.auction, min_expected_revenue=0.0) if policy == "highest_bid" else plan.auction
     market = AdMarket(campaigns, ctr, config, plan.pacing)
-    out = PolicyRun(market, plan.reported_from)
+    out = PolicyRun(market, plan.reported_from, plan.warmup_days)
     for number in range(plan.days * plan.sessions_per_day):
         ts = plan.session_ts(number)
         session = sim.session(number)
@@ -249,13 +251,10 @@ def simulate(data: SearchData, queries: Sequence[str], organic: Organic, campaig
         charged = market.feedback(page, clicked, session.query, ts)
         learner.add(session.user_id, session.query, page, clicked)
         gains = data.gains(session.query)
-        page_ndcg = ndcg_at_k([e.item_id for e in page], gains, 10)
-        organic_ndcg = ndcg_at_k([item for item, _ in ranked[: plan.k]], gains, 10)
-        out.add_day(number // plan.sessions_per_day, charged, page_ndcg, organic_ndcg)
+        out.add_day(number // plan.sessions_per_day, charged, ndcg_at_k([e.item_id for e in page], gains, 10),
+                    ndcg_at_k([item for item, _ in ranked[: plan.k]], gains, 10))
         if ts >= plan.reported_from:
             out.tally.add(page, clicked, charged)
-            out.page_ndcg += page_ndcg
-            out.organic_ndcg_sum += organic_ndcg
     return out
 
 
