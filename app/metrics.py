@@ -155,8 +155,9 @@ class Metrics:
         # Per campaign (an id as a label, unlike the rest): what an advertiser is billed on must be seen per campaign.
         self.ad_impressions = Counter(
             "streamrank_ad_impressions_total", "Sponsored results served, per campaign", ["campaign"], registry=r)
-        self.ads_seconds = Counter(
-            "streamrank_gateway_ads_seconds_total",
+        self._ad_impression_children: dict[str, Any] = {}
+        self.ads_seconds = ObservedCounter(  # read from the gateway's SponsoredSlots: a float added to, no lock a request
+            "streamrank_gateway_ads_seconds",
             "Time answers spent on sponsored slots: every auction, and the page, tokens and metrics of those with ads",
             registry=r)
         self.state_records = Gauge(
@@ -220,6 +221,13 @@ class Metrics:
                 self.http_requests.labels(route=route, method=method, status=str(status)),
                 self.http_latency.labels(route=route))
         return children
+
+    def ad_impression(self, campaign_id: str) -> Any:
+        """The impressions counter of one campaign, kept (as `http_request`'s children)."""
+        child = self._ad_impression_children.get(campaign_id)
+        if child is None:
+            child = self._ad_impression_children[campaign_id] = self.ad_impressions.labels(campaign=campaign_id)
+        return child
 
     def observe_event_lags(self, lags: list[float]) -> None:
         """The worker's per-event processing lags, a batch at a time (see observe_all)."""

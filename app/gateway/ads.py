@@ -9,6 +9,7 @@ it must never be cached and handed to another shopper.
 """
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,12 +17,12 @@ from typing import Any
 
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
-from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, PageEntry, run_auction
+from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, run_auction
 from models.ads.campaigns import Campaign
 from models.ads.ctr import CtrPrior
 from models.ads.pacing import day_fraction, day_start, enters_auction, pacing_probability
 from tables import ad_spend, campaigns
-from tables.wire.ad_tokens import AdCharge, sign_token
+from tables.wire.ad_tokens import AdCharge, TokenMac
 from tables.wire.updates import signing_key
 
 
@@ -57,6 +58,17 @@ def page_relevance(items: Sequence[tuple[str, float]],
     return {i: (s - low) / span if span > 0 else 1.0 for i, s in chosen}
 
 
+def score_cutoff(items: Sequence[tuple[str, float]], floor: float) -> float:
+    """A score under which no candidate reaches relevance `floor` (`page_relevance`), a little
+    low so rounding drops none: the auction weighs only those above it, most pages none."""
+    if not items:
+        return math.inf
+    scores = [s for _, s in items]
+    low, high = min(scores), max(scores)
+    at = floor * high if low >= 0 else low + floor * (high - low)
+    return at - 1e-9 * (abs(at) + 1.0)
+
+
 class SponsoredSlots:
     """Campaigns by advertised item, kept from the read model; `auction` runs one page's."""
 
@@ -70,14 +82,12 @@ class SponsoredSlots:
                                     relevance_floor=settings.ads.relevance_floor, reserve=settings.ads.reserve,
                                     min_expected_revenue=settings.ads.min_expected_revenue)
         self.prior = CtrPrior()
+        self.enabled = settings.ads.enabled and self.config.max_ads > 0
         self.campaigns: dict[str, Campaign] = {}
         self.by_item: dict[str, dict[str, Campaign]] = {}
-        self._key: bytes | None = None
+        self._mac: TokenMac | None = None
+        self.seconds = 0.0  # spent on ads by the answers (streamrank_gateway_ads_seconds_total reads it)
         read_model.subscribe(self.on_change)
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.ads.enabled and self.config.max_ads > 0
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table != campaigns.NAME:
@@ -93,21 +103,21 @@ class SponsoredSlots:
             self.campaigns[key] = campaign
             self.by_item.setdefault(campaign.item_id, {})[key] = campaign
 
-    def signing_key(self) -> bytes:
-        if self._key is None:  # read (or made) once, on the first ad served
-            self._key = signing_key(self.settings)
-        return self._key
+    def token_mac(self) -> TokenMac:
+        if self._mac is None:  # the key read (or made) once, on the first ad served
+            self._mac = TokenMac(signing_key(self.settings))
+        return self._mac
 
     def auction(self, items: Sequence[tuple[str, float]], context: str, query: str | None,
                 categories: Callable[[], Sequence[str]], now: float) -> list[AdWinner]:
         """The page's winners: campaigns of candidates above the relevance floor that run now,
         target the page and pass pacing, ranked by pCTR x bid, each priced at its second price."""
-        by_item = self.by_item
-        advertised = [(item, score) for item, score in items if item in by_item]
-        if not advertised:  # most pages: no candidate is advertised
+        by_item, floor = self.by_item, self.config.relevance_floor
+        cutoff = score_cutoff(items, floor)  # most pages: no advertised candidate is near it
+        near = [(item, score) for item, score in items if score >= cutoff and item in by_item]
+        if not near:
             return []
-        floor = self.config.relevance_floor
-        entered = [(c, r) for item, r in page_relevance(items, advertised).items() if r >= floor
+        entered = [(c, r) for item, r in page_relevance(items, near).items() if r >= floor
                    for c in by_item[item].values()]
         if not entered:
             return []
@@ -134,7 +144,7 @@ class SponsoredSlots:
             return [self.prior.mean] * len(item_ids)
         return click.ad_ctr(item_ids, context, self.prior)
 
-    def token(self, winner: PageEntry, now: float) -> str:
-        campaign = self.campaigns[winner.campaign_id or ""]
-        charge = AdCharge(campaign.campaign_id, winner.item_id, winner.price or 0.0, now, campaign.daily_budget)
-        return sign_token(self.signing_key(), charge)
+    def token(self, winner: AdWinner, now: float) -> str:
+        campaign = self.campaigns[winner.campaign_id]
+        charge = AdCharge(campaign.campaign_id, winner.item_id, winner.price, now, campaign.daily_budget)
+        return self.token_mac().sign(charge)

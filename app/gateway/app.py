@@ -51,7 +51,8 @@ def init_app(
                                  cache_bytes=settings.recommend.cache_bytes,
                                  online_staleness_s=settings.recommend.online_staleness_s)
     serving = app[SERVING]
-    app[ADS] = SponsoredSlots(settings, app[READ_MODEL], lambda: serving.online_click)
+    ads = app[ADS] = SponsoredSlots(settings, app[READ_MODEL], lambda: serving.online_click)
+    app[METRICS].ads_seconds.labels().set_function(lambda: ads.seconds)
     app[SINK] = sink or KafkaSink(settings)
     _serving_gauges(app[METRICS], app[SERVING])
     setup_routes(app)

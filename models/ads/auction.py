@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class AdCandidate:
+class AdCandidate(NamedTuple):  # tuples: a gateway makes some an answer, at a third of a frozen dataclass's cost
     campaign_id: str
     item_id: str
     bid: float  # bid per click
@@ -38,8 +37,11 @@ class AuctionConfig:
     # its pCTR per click. Keeps ads few shoppers click off the page, and prices them by it.
     min_expected_revenue: float = 0.1
     pctr_exponent: float = 1.0  # ranking score pCTR^a x bid (squashing); 1: expected revenue
+    # The slots a page's ads take, in order: the first max_ads of `slots`, sorted (set by __post_init__).
+    page_slots: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "page_slots", tuple(sorted(self.slots)[: max(self.max_ads, 0)]))
         if not self.slots or any(s < 0 for s in self.slots) or len(set(self.slots)) != len(self.slots):
             raise ValueError(f"slots must be distinct non-negative positions, got {self.slots}")
         if self.max_ads < 0 or not self.reserve >= 0 or not self.min_expected_revenue >= 0:
@@ -50,8 +52,7 @@ class AuctionConfig:
             raise ValueError(f"pctr_exponent must be finite and >= 0, got {self.pctr_exponent}")
 
 
-@dataclass(frozen=True, slots=True)
-class AdWinner:
+class AdWinner(NamedTuple):
     campaign_id: str
     item_id: str
     position: int  # 0-based page position
@@ -91,7 +92,9 @@ def rank_score(candidate: AdCandidate, exponent: float = 1.0) -> float:
 def rank_ads(candidates: Iterable[AdCandidate], exponent: float = 1.0) -> list[AdCandidate]:
     """Best score (`rank_score`) first; ties go to the higher bid, then the campaign id (so every
     replica ranks alike). Only an item's best campaign stays: an item is shown once a page."""
-    ordered = sorted(candidates, key=lambda c: (-rank_score(c, exponent), -c.bid, c.campaign_id))
+    ordered = sorted(candidates, key=lambda c: (-(c.pctr ** exponent * c.bid), -c.bid, c.campaign_id))
+    if len(ordered) < 2:
+        return ordered
     seen: set[str] = set()
     out = []
     for c in ordered:
@@ -112,7 +115,7 @@ def gsp_price(winner: AdCandidate, runner_up: AdCandidate | None, config: Auctio
 def run_auction(candidates: Iterable[AdCandidate], config: AuctionConfig) -> list[AdWinner]:
     """Winners in slot order (best ad in the first slot), each with its second price."""
     ranked = rank_ads(eligible(candidates, config), config.pctr_exponent)
-    slots = sorted(config.slots)[: config.max_ads]
+    slots = config.page_slots
     winners = []
     for i, (ad, position) in enumerate(zip(ranked, slots)):
         runner_up = ranked[i + 1] if i + 1 < len(ranked) else None
@@ -121,23 +124,29 @@ def run_auction(candidates: Iterable[AdCandidate], config: AuctionConfig) -> lis
     return winners
 
 
-def merge_page(organic: Sequence[str], winners: Sequence[AdWinner], k: int) -> list[PageEntry]:
-    """Up to k entries: each ad at its slot, organic results around them in order.
+def page_order(organic: Sequence[str], winners: Sequence[AdWinner], k: int) -> list[str | AdWinner]:
+    """Up to k results: each ad (the winner itself) at its slot, organic items around them in order.
 
     An advertised item is shown once, as the ad: its organic copy is dropped and the results
     below move up. When the organic list runs short, later ads close up behind it.
     """
     advertised = {w.item_id for w in winners}
     rest = [item for item in dict.fromkeys(organic) if item not in advertised]
-    page: list[PageEntry] = []
+    page: list[str | AdWinner] = []
     taken = 0  # organic results placed so far
-    for ad in sorted(winners, key=lambda w: w.position):
+    for ad in sorted(winners, key=lambda w: w.position) if len(winners) > 1 else winners:
         if len(page) >= k:
             break
         above = rest[taken : taken + max(0, min(ad.position, k) - len(page))]  # short: the ad closes up
-        page += [PageEntry(item) for item in above]
+        page += above
         taken += len(above)
         if len(page) < k:
-            page.append(PageEntry(ad.item_id, True, ad.campaign_id, ad.price))
-    page += [PageEntry(item) for item in rest[taken : taken + k - len(page)]]
+            page.append(ad)
+    page += rest[taken : taken + k - len(page)]
     return page
+
+
+def merge_page(organic: Sequence[str], winners: Sequence[AdWinner], k: int) -> list[PageEntry]:
+    """`page_order` as page entries (the gateway reads `page_order` itself: no entry per result)."""
+    return [PageEntry(x.item_id, True, x.campaign_id, x.price) if isinstance(x, AdWinner) else PageEntry(x)
+            for x in page_order(organic, winners, k)]

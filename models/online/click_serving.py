@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from models.online.versions import Version
 
 Id = Hashable
+AD_CTR_MEMO = 50_000  # (context, item) pCTRs a version remembers: ~4 MB
 
 
 class ServingClickModel:
@@ -36,6 +37,12 @@ class ServingClickModel:
         self.ad_counts = ad_counts if ad_counts is not None else AdClickCounts()
         w0, w1 = (float(w) for w in weights)
         self._feature_weights = (w0, w1)  # read once: a tensor's elements are slow to read per call
+        # `ad_ctr`'s answers, per context then item: this version's estimate of a pair never
+        # changes, and a gateway prices the same advertised items on page after page. Dicts of
+        # strings and floats, which the cyclic GC does not track; bounded by AD_CTR_MEMO entries.
+        self._ad_ctr_memo: dict[str, dict[Id, float]] = {}
+        self._ad_ctr_memo_size = 0
+        self._ad_ctr_prior: CtrPrior | None = None
 
     @classmethod
     def empty(cls) -> "ServingClickModel":
@@ -77,7 +84,20 @@ class ServingClickModel:
 
     def ad_ctr(self, item_ids: Sequence[Id], context: str, prior: CtrPrior) -> list[float]:
         """Each item's top-slot pCTR on a page about `context` (`page_context`): the model's
-        estimate moved by the item's clicks over examinations, then by the pair's."""
+        estimate moved by the item's clicks over examinations, then by the pair's. Remembered
+        (up to AD_CTR_MEMO pairs, then forgotten all at once) for the same `prior`."""
+        if prior is not self._ad_ctr_prior or self._ad_ctr_memo_size >= AD_CTR_MEMO:
+            self._ad_ctr_memo, self._ad_ctr_memo_size, self._ad_ctr_prior = {}, 0, prior
+        memo = self._ad_ctr_memo.get(context)
+        if memo is None:
+            memo = self._ad_ctr_memo[context] = {}
+        missing = [item for item in item_ids if item not in memo]
+        if missing:
+            memo.update(zip(missing, self._ad_ctr(missing, context, prior)))
+            self._ad_ctr_memo_size += len(missing)
+        return [memo[item] for item in item_ids]
+
+    def _ad_ctr(self, item_ids: Sequence[Id], context: str, prior: CtrPrior) -> list[float]:
         top = self.position_bias[0] if self.position_bias else 0.0
         predict = self.ad_counts.predict
         return [predict(item, context, click_model_ctr(r, top), prior)

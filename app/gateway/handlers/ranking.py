@@ -12,7 +12,7 @@ from app.gateway.errors import json_response
 from app.gateway.keys import ADS, DENSE, METRICS, READ_MODEL, SERVING
 from app.gateway.params import float_param, id_param, int_param, path_id, text_param
 from app.gateway.serving import Filters, Ranking
-from models.ads.auction import merge_page
+from models.ads.auction import AdWinner, page_order
 from models.ads.ctr import page_context
 from models.errors import ValidationError
 from tables import catalog
@@ -66,7 +66,6 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
     ads = request.app[ADS]
     if not (ads.enabled and ads.campaigns):
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
-    metrics = request.app[METRICS]
     started = time.perf_counter()
     entries = request.app[READ_MODEL].tables[catalog.NAME]
     now = time.time()
@@ -78,19 +77,20 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
 
     winners = ads.auction(ranking.items, context, text, categories, now)
     if not winners:  # most pages: the organic answer as it was
-        metrics.ads_seconds.inc(time.perf_counter() - started)
+        ads.seconds += time.perf_counter() - started
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
-    page = merge_page([i for i, _ in ranking.items], winners, k)
+    metrics = request.app[METRICS]
     scores = dict(ranking.items)
-    impressions = metrics.ad_impressions
     items = []
-    for entry in page:
-        item = _item(entries, entry.item_id, scores.get(entry.item_id))
-        if entry.sponsored and entry.campaign_id is not None:
+    for entry in page_order([i for i, _ in ranking.items], winners, k):
+        if isinstance(entry, AdWinner):
+            item = _item(entries, entry.item_id, scores.get(entry.item_id))
             item.update(sponsored=True, campaign_id=entry.campaign_id, ad_token=ads.token(entry, now))
-            impressions.labels(campaign=entry.campaign_id).inc()
+            metrics.ad_impression(entry.campaign_id).inc()
+        else:
+            item = _item(entries, entry, scores.get(entry))
         items.append(item)
-    metrics.ads_seconds.inc(time.perf_counter() - started)  # the page's entries too: an organic page builds them alike
+    ads.seconds += time.perf_counter() - started  # the page's entries too: an organic page builds them alike
     return _answer(items, ranking, extra)
 
 
