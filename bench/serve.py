@@ -403,7 +403,7 @@ def ads_comparison(tools: tuple[str, str], settings: Settings, sides: Mapping[st
                     for name, (paths, _, _) in routes.items()}}
     keys = ("p99_ms", "p50_ms", "cpu_us_per_request")
     for name, (paths, rate, seconds) in routes.items():
-        paired_pass(vegeta, sides, paths, rate, max(1.0, seconds / 2))  # warms both caches and encoders
+        paired_pass(vegeta, sides, paths, rate, seconds)  # warms both caches and encoders: every path once
         rounds = []
         for number in range(args.ads_rounds):
             time.sleep(1.0)
@@ -440,7 +440,7 @@ def main() -> None:
     parser.add_argument("--ads", action="store_true",
                         help="then p99 of both routes without and with synthetic campaigns (same run, same paths)")
     parser.add_argument("--ad-share", type=float, default=0.1, help="share of the items --ads gives a campaign")
-    parser.add_argument("--ads-rounds", type=int, default=3,
+    parser.add_argument("--ads-rounds", type=int, default=5,
                         help="--ads: interleaved rounds over the gateway with ads and the one without")
     parser.add_argument("--live-rate", type=int, default=500,
                         help="events/s streamed during the live pass (0: no live pass)")

@@ -69,6 +69,10 @@ def score_cutoff(items: Sequence[tuple[str, float]], floor: float) -> float:
     return at - 1e-9 * (abs(at) + 1.0)
 
 
+Worth = tuple[str, str, float, float, float]  # campaign id, item id, bid, relevance, pCTR
+PLANS = 20_000  # cached lists whose ads a gateway keeps (`SponsoredSlots._planned`), then forgotten at once
+
+
 class SponsoredSlots:
     """Campaigns by advertised item, kept from the read model; `auction` runs one page's."""
 
@@ -87,11 +91,18 @@ class SponsoredSlots:
         self.by_item: dict[str, dict[str, Campaign]] = {}
         self._mac: TokenMac | None = None
         self.seconds = 0.0  # spent on ads by the answers (streamrank_gateway_ads_seconds_total reads it)
+        # A cached recommendation list's ads that can pay their way (`worth`), by the list's id:
+        # a shopper asks for the same list on page after page, and what it holds changes only
+        # with the campaigns or the click model, which empty this. Entries are tuples of strings
+        # and numbers, which the cyclic GC stops tracking (app/gateway/gc_freeze.py).
+        self._plans: dict[int, tuple[tuple[Any, ...], tuple[Worth, ...]]] = {}
+        self._plans_click: Any = None
         read_model.subscribe(self.on_change)
 
     def on_change(self, table: str, key: str, old: Any, new: Any) -> None:
         if table != campaigns.NAME:
             return
+        self._plans.clear()
         previous = self.campaigns.pop(key, None)
         if previous is not None:
             of_item = self.by_item.get(previous.item_id, {})
@@ -109,27 +120,56 @@ class SponsoredSlots:
         return self._mac
 
     def auction(self, items: Sequence[tuple[str, float]], context: str, query: str | None,
-                categories: Callable[[], Sequence[str]], now: float) -> list[AdWinner]:
-        """The page's winners: campaigns of candidates above the relevance floor that run now,
-        target the page and pass pacing, ranked by pCTR x bid, each priced at its second price."""
+                categories: Callable[[], Sequence[str]], now: float,
+                source: tuple[Any, ...] | None = None) -> list[AdWinner]:
+        """The page's winners: campaigns of candidates above the relevance floor that can pay
+        the reserves, run now, target the page and pass pacing, ranked by pCTR x bid, each priced
+        at its second price. `source`: the cached list `items` came from, whose `worth` is kept."""
+        worth = self._worth(items, context) if source is None else self._planned(source, items, context)
+        if not worth:
+            return []
+        held = self.campaigns
+        page_categories = categories() if any(held[w[0]].categories for w in worth) else ()
+        elapsed, spend = day_fraction(now), self.read_model.tables[ad_spend.NAME]
+        running = []
+        for campaign_id, item_id, bid, relevance, pctr in worth:
+            c = held[campaign_id]
+            if (c.is_running(now) and c.targets(query, page_categories)
+                    and self._paced(c, ad_spend.spent_on(spend.get(campaign_id), now), elapsed)):
+                running.append(AdCandidate(campaign_id, item_id, bid, pctr, relevance))
+        return run_auction(running, self.config) if running else []
+
+    def _planned(self, source: tuple[Any, ...], items: Sequence[tuple[str, float]], context: str) -> tuple[Worth, ...]:
+        click = self.click_model()
+        if click is not self._plans_click:  # a new version: new pCTRs
+            self._plans.clear()
+            self._plans_click = click
+        entry = self._plans.get(id(source))
+        if entry is not None and entry[0] is source:  # held, so its id names no other list
+            return entry[1]
+        if len(self._plans) >= PLANS:
+            self._plans.clear()
+        worth = self._worth(items, context)
+        self._plans[id(source)] = (source, worth)
+        return worth
+
+    def _worth(self, items: Sequence[tuple[str, float]], context: str) -> tuple[Worth, ...]:
+        """(campaign, item, bid, relevance, pCTR) of the page's ads that neither the clock nor
+        spend can change: above the relevance floor, bidding the reserve and pCTR x bid at least
+        the least expected revenue (`eligible` would drop the others anyway)."""
         by_item, floor = self.by_item, self.config.relevance_floor
         cutoff = score_cutoff(items, floor)  # most pages: no advertised candidate is near it
         near = [(item, score) for item, score in items if score >= cutoff and item in by_item]
         if not near:
-            return []
+            return ()
         entered = [(c, r) for item, r in page_relevance(items, near).items() if r >= floor
                    for c in by_item[item].values()]
         if not entered:
-            return []
-        page_categories = categories() if any(c.categories for c, _ in entered) else ()
-        elapsed, spend = day_fraction(now), self.read_model.tables[ad_spend.NAME]
-        running = [(c, r) for c, r in entered if c.is_running(now) and c.targets(query, page_categories)
-                   and self._paced(c, ad_spend.spent_on(spend.get(c.campaign_id), now), elapsed)]
-        if not running:
-            return []
-        pctr = self._pctr([c.item_id for c, _ in running], context)
-        return run_auction([AdCandidate(c.campaign_id, c.item_id, c.bid_per_click, p, r)
-                            for (c, r), p in zip(running, pctr)], self.config)
+            return ()
+        reserve, least = self.config.reserve, self.config.min_expected_revenue
+        pctr = self._pctr([c.item_id for c, _ in entered], context)
+        return tuple((c.campaign_id, c.item_id, c.bid_per_click, r, p) for (c, r), p in zip(entered, pctr)
+                     if c.bid_per_click >= reserve and p * c.bid_per_click >= least)
 
     def _paced(self, campaign: Campaign, spent: float, elapsed: float) -> bool:
         return enters_auction(pacing_probability(spent, campaign.daily_budget, elapsed), self.draw())

@@ -65,6 +65,9 @@ class Ranking:
     items: list[tuple[str, float]]
     version: str
     strategy: str = "personal"
+    # The cached list this answer was served from (the same object for every answer from it):
+    # sponsored slots keep what they worked out for it (app/gateway/ads.py, `_planned`).
+    source: tuple[tuple[str, float], ...] | None = None
 
 
 @dataclass
@@ -199,7 +202,7 @@ class ServingModels:
         cached = self.cache.get(key, stamp, extra=(trending,), valid=lambda entry: entry[3] >= oldest)
         if cached is not None:
             items, version, strategy, _ = cached
-            return Ranking(list(items), version, strategy)
+            return Ranking(list(items), version, strategy, source=items)
         online_generation = self.online_generation  # read before the await: the list is of this one's model
         ranking, used_trending = await self._recommend(profiles.view(record), embedding, online, trending, k, filters)
         self.cache.put(key, (*stamp, trending) if used_trending else stamp,

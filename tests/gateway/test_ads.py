@@ -3,12 +3,13 @@ recommendations (floor, targeting, budget, GSP price, tokens), and the cache kee
 from __future__ import annotations
 
 import math
+import random
 import time
 
 import pytest
 import torch
 
-from app.gateway.ads import SponsoredSlots, page_relevance
+from app.gateway.ads import SponsoredSlots, page_relevance, score_cutoff
 from app.gateway.app import init_app
 from app.gateway.keys import ADS, METRICS, SERVING
 from app.gateway.read_model import ReadModel
@@ -274,3 +275,22 @@ def test_the_reserve_and_least_expected_revenue_are_the_gateways_settings(settin
     assert set(winners()) == {"c1", "c2"}
     assert winners(ads_reserve=2.8) == {"c1": pytest.approx(2.8)}  # over 0.1 / 0.05 = 2.0
     assert winners(ads_min_expected_revenue=0.13) == {"c1": pytest.approx(2.6)}  # 0.13 / 0.05
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.5, 0.8, 0.95, 1.0])
+def test_the_score_cutoff_drops_no_candidate_the_relevance_floor_keeps(floor):
+    """The auction weighs only candidates scored at or above `score_cutoff`: every one that
+    `page_relevance` puts at or over the floor must be among them, on pages of BM25-like scores,
+    of logits below zero, of ties and of one result; and most others are left out."""
+    rng = random.Random(int(floor * 100))
+    pages = [[(f"i{n}", rng.uniform(0.0, 30.0)) for n in range(12)] for _ in range(300)]
+    pages += [[(f"i{n}", rng.uniform(-8.0, 3.0)) for n in range(12)] for _ in range(300)]
+    pages += [[("a", 0.1 + 0.2), ("b", 0.3), ("c", 0.1)], [("a", -1.5), ("b", -1.5)], [("a", 2.0)], [("a", 0.0), ("b", 0.0)]]
+    left_out = 0
+    for page in pages:
+        cutoff = score_cutoff(page, floor)
+        kept = {item for item, r in page_relevance(page).items() if r >= floor}
+        assert kept <= {item for item, s in page if s >= cutoff}, (page, floor, cutoff)
+        left_out += sum(s < cutoff for _, s in page)
+    assert floor == 0.0 or left_out > len(pages) * 12 * floor / 2  # it does cut: half the share under the floor at least
+    assert score_cutoff([], floor) == math.inf

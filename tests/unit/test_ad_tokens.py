@@ -1,8 +1,11 @@
 """Ad tokens: a gateway's signed charge for a sponsored slot, checked by the worker."""
+import hashlib
+import hmac
+
 import pytest
 
 from models.errors import ValidationError
-from tables.wire.ad_tokens import MAX_AGE_S, AdCharge, sign_token, token_id, verify_token
+from tables.wire.ad_tokens import MAX_AGE_S, AdCharge, TokenMac, sign_token, token_id, verify_token
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0
@@ -45,3 +48,16 @@ def test_a_token_for_another_item_another_key_or_too_old_is_refused():
         verify_token(KEY, token, "i1", NOW + MAX_AGE_S + 1)
     with pytest.raises(ValueError):
         sign_token(KEY, AdCharge("c1", "i1", float("nan"), NOW, 10.0))
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 32, b"\x00\xff" * 32, b"long" * 40])  # empty, short, a block, past one
+def test_the_gateways_token_mac_is_rfc_2104_hmac(key):
+    """TokenMac keeps the key's padded hash states; it must sign as the standard library's HMAC,
+    which the worker verifies with."""
+    charge = AdCharge("c1", "i/ü", 0.123456, NOW, 99.5)
+    mac = TokenMac(key)
+    token = mac.sign(charge)
+    assert verify_token(key, token, "i/ü", NOW) == charge
+    body = token.rsplit(".", 1)[0]
+    assert token.rsplit(".", 1)[1] == hmac.new(key, b"streamrank-ad-token\0" + body.encode(), hashlib.sha256).hexdigest()
+    assert mac.sign(charge) == token == sign_token(key, charge)  # the states are copied, not used up

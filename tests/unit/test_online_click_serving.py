@@ -1,7 +1,7 @@
 """The serving click model equals the live one on what a version carried, ad counts included."""
 import torch
 
-from models.ads.ctr import CtrPrior
+from models.ads.ctr import AdClickCounts, CtrPrior
 from models.online import state
 from models.online.click_model import ClickSample, OnlineClickConfig, OnlineClickModel
 from models.online.click_serving import ServingClickModel
@@ -71,3 +71,26 @@ def test_a_learner_checkpoint_keeps_the_ad_counts(tmp_path):
     assert back.ad_counts.counts == click.ad_counts.counts
     assert list(back.ad_counts.counts) == list(click.ad_counts.counts)  # eviction order kept
     assert back.ad_counts.changed == click.ad_counts.changed and back.ad_counts.evicted == click.ad_counts.evicted
+
+
+def _click_with_pairs() -> ServingClickModel:
+    counts = AdClickCounts()
+    counts.add_all([("a", "q1", 5.0, 3.0), ("b", "q1", 10.0, 0.0), ("a", "q2", 4.0, 0.0)])
+    return ServingClickModel({"a": 0.5, "b": -1.0}, {"a": (40.0, 4.0), "b": (30.0, 1.0)}, torch.tensor([0.1, 1.0]),
+                             -1.0, [0.0, -0.5], counts)
+
+
+def test_remembered_ad_ctr_answers_as_a_fresh_model_does_per_context_and_prior(monkeypatch):
+    """pCTRs a version remembers are the ones it would compute: per context (a pair's clicks
+    count on its own query only), per prior, and again after the memo is forgotten at its bound."""
+    monkeypatch.setattr("models.online.click_serving.AD_CTR_MEMO", 3)
+    prior, strong = CtrPrior(), CtrPrior(strength=100.0)
+    model = _click_with_pairs()
+    asked = [(["a", "b", "c"], "q1", prior), (["a"], "q2", prior), (["b", "a"], "q1", prior), (["a", "b"], "q1", strong),
+             (["c", "a", "a"], "q2", prior), (["a"], "q1", prior), (["a", "b"], "q3", strong)]
+    for items, context, p in asked:
+        assert model.ad_ctr(items, context, p) == _click_with_pairs().ad_ctr(items, context, p), (items, context)
+        assert model._ad_ctr_memo_size <= 3 + len(items)  # forgotten once past the bound
+    on_q1, on_q2 = model.ad_ctr(["a"], "q1", prior), model.ad_ctr(["a"], "q2", prior)
+    assert on_q1[0] > on_q2[0]  # clicked on q1's pages, not on q2's
+    assert model.ad_ctr(["a"], "q1", strong)[0] != on_q1[0]  # another prior: not the remembered answer

@@ -67,7 +67,6 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
     if not (ads.enabled and ads.campaigns):
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
     started = time.perf_counter()
-    entries = request.app[READ_MODEL].tables[catalog.NAME]
     now = time.time()
 
     def categories() -> list[str]:  # what the page is about, for campaigns that target categories
@@ -75,7 +74,8 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
             return [filters.category]
         return [c for i, _ in ranking.items[:k] if (c := (entries.get(i) or {}).get("category"))]
 
-    winners = ads.auction(ranking.items, context, text, categories, now)
+    entries = ads.read_model.tables[catalog.NAME]
+    winners = ads.auction(ranking.items, context, text, categories, now, ranking.source)
     if not winners:  # most pages: the organic answer as it was
         ads.seconds += time.perf_counter() - started
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
