@@ -55,11 +55,12 @@ class TokenMac:
         return outer.hexdigest()
 
     def sign(self, charge: AdCharge) -> str:
-        for amount, name in ((charge.price, "price"), (charge.daily_budget, "daily_budget")):
-            if not (math.isfinite(amount) and amount >= 0):
-                raise ValueError(f"an ad {name} must be a finite amount >= 0; got {amount!r}")
-        body = ".".join(("v1", charge.campaign_id.encode().hex(), charge.item_id.encode().hex(),
-                         str(round(charge.price * 1e6)), str(round(charge.ts * 1e3)), str(round(charge.daily_budget * 1e6))))
+        price, budget = charge.price, charge.daily_budget
+        if not (0 <= price < math.inf and 0 <= budget < math.inf):  # NaN fails both
+            name, amount = ("price", price) if not 0 <= price < math.inf else ("daily_budget", budget)
+            raise ValueError(f"an ad {name} must be a finite amount >= 0; got {amount!r}")
+        body = (f"v1.{charge.campaign_id.encode().hex()}.{charge.item_id.encode().hex()}."
+                f"{round(price * 1e6)}.{round(charge.ts * 1e3)}.{round(budget * 1e6)}")
         return f"{body}.{self.hexdigest(body)}"
 
 

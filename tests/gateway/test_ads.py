@@ -294,3 +294,20 @@ def test_the_score_cutoff_drops_no_candidate_the_relevance_floor_keeps(floor):
         left_out += sum(s < cutoff for _, s in page)
     assert floor == 0.0 or left_out > len(pages) * 12 * floor / 2  # it does cut: half the share under the floor at least
     assert score_cutoff([], floor) == math.inf
+
+
+async def test_a_cached_lists_kept_ads_follow_campaigns_and_click_model_versions(client, read_model):
+    """The ads a gateway keeps for a cached recommendation list are worked out again when a
+    campaign changes or a new click model serves: a kept plan must never hide a new bid or
+    keep an ad the new model says cannot pay its way."""
+    trending(read_model)
+    campaign(read_model, "c1", "t1", 5.0)
+    for _ in range(3):  # a miss, then the cache's list twice: its ads kept after the first
+        assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "c1")]
+    assert len(client.app[ADS]._plans) == 1
+    campaign(read_model, "c2", "t1", 50.0)  # a higher bid for the same item
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "c2")]
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "c2")]
+    # A version that has seen t1 shown a thousand times and never clicked: pCTR x bid under the least.
+    client.app[SERVING].online_click = ServingClickModel({"t1": -20.0}, {"t1": (1000.0, 0.0)}, torch.zeros(2), -10.0, [0.0])
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == []

@@ -61,3 +61,11 @@ def test_the_gateways_token_mac_is_rfc_2104_hmac(key):
     body = token.rsplit(".", 1)[0]
     assert token.rsplit(".", 1)[1] == hmac.new(key, b"streamrank-ad-token\0" + body.encode(), hashlib.sha256).hexdigest()
     assert mac.sign(charge) == token == sign_token(key, charge)  # the states are copied, not used up
+
+
+@pytest.mark.parametrize("price, budget, named", [(float("nan"), 10.0, "price"), (-0.01, 10.0, "price"),
+                                                  (float("inf"), 10.0, "price"), (0.5, float("inf"), "daily_budget"),
+                                                  (0.5, float("nan"), "daily_budget")])
+def test_a_charge_that_is_not_a_finite_amount_is_never_signed(price, budget, named):
+    with pytest.raises(ValueError, match=f"an ad {named} must be a finite amount"):
+        TokenMac(KEY).sign(AdCharge("c1", "i1", price, NOW, budget))
