@@ -38,8 +38,8 @@ class ServingClickModel:
         w0, w1 = (float(w) for w in weights)
         self._feature_weights = (w0, w1)  # read once: a tensor's elements are slow to read per call
         # `ad_ctr`'s answers, per context then item: this version's estimate of a pair never
-        # changes, and a gateway prices the same advertised items on page after page. Dicts of
-        # strings and floats, which the cyclic GC does not track; bounded by AD_CTR_MEMO entries.
+        # changes, and a gateway prices the same advertised items on page after page. A dict per
+        # context of floats, which the cyclic GC does not track; bounded by AD_CTR_MEMO entries.
         self._ad_ctr_memo: dict[str, dict[Id, float]] = {}
         self._ad_ctr_memo_size = 0
         self._ad_ctr_prior: CtrPrior | None = None

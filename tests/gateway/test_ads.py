@@ -2,6 +2,7 @@
 recommendations (floor, targeting, budget, GSP price, tokens), and the cache keeping tokens per page."""
 from __future__ import annotations
 
+import gc
 import math
 import random
 import time
@@ -311,3 +312,19 @@ async def test_a_cached_lists_kept_ads_follow_campaigns_and_click_model_versions
     # A version that has seen t1 shown a thousand times and never clicked: pCTR x bid under the least.
     client.app[SERVING].online_click = ServingClickModel({"t1": -20.0}, {"t1": (1000.0, 0.0)}, torch.zeros(2), -10.0, [0.0])
     assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+
+
+def test_kept_plans_and_pctrs_are_plain_data_the_cyclic_gc_stops_tracking(settings):
+    """What sponsored slots keep per cached list and per (context, item) must not add objects a
+    full collection walks (app/gateway/gc_freeze.py): tuples and dicts of strings and numbers."""
+    read_model = ReadModel(settings)
+    model = click_model()
+    slots = SponsoredSlots(settings, read_model, lambda: model)
+    campaign(read_model, "clicked", "d2", 1.0)
+    source = (("d2", 1.0), ("d3", 0.9))
+    assert [w.campaign_id for w in slots.auction(list(source), "rec", None, tuple, time.time(), source)] == ["clicked"]
+    for _ in range(4):  # a collection untracks a tuple whose items were untracked when it looked: inner ones first
+        gc.collect()
+    assert slots._plans and not any(map(gc.is_tracked, slots._plans.values()))
+    # One dict per version holds a dict per context, of floats: those the GC never tracks.
+    assert model._ad_ctr_memo and not any(map(gc.is_tracked, model._ad_ctr_memo.values()))
