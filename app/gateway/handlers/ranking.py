@@ -68,13 +68,13 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
     started = time.perf_counter()
     now = time.time()
+    entries = ads.read_model.tables[catalog.NAME]
 
     def categories() -> list[str]:  # what the page is about, for campaigns that target categories
         if filters.category is not None:
             return [filters.category]
         return [c for i, _ in ranking.items[:k] if (c := (entries.get(i) or {}).get("category"))]
 
-    entries = ads.read_model.tables[catalog.NAME]
     winners = ads.auction(ranking.items, context, text, categories, now, ranking.source)
     if not winners:  # most pages: the organic answer as it was
         ads.seconds += time.perf_counter() - started
