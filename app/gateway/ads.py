@@ -70,7 +70,10 @@ def score_cutoff(items: Sequence[tuple[str, float]], floor: float) -> float:
 
 
 Worth = tuple[str, str, float, float, float]  # campaign id, item id, bid, relevance, pCTR
-PLANS = 20_000  # cached lists whose ads a gateway keeps (`SponsoredSlots._planned`), then forgotten at once
+# Cached lists whose ads a gateway keeps (`SponsoredSlots._planned`), then forgotten at once. They
+# hold their lists: 27 MB at most for 20,000 lists of 12 the recommendation cache has dropped
+# (tracemalloc; lists it still holds cost nothing more).
+PLANS = 20_000
 
 
 class SponsoredSlots:

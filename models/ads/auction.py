@@ -92,7 +92,7 @@ def rank_score(candidate: AdCandidate, exponent: float = 1.0) -> float:
 def rank_ads(candidates: Iterable[AdCandidate], exponent: float = 1.0) -> list[AdCandidate]:
     """Best score (`rank_score`) first; ties go to the higher bid, then the campaign id (so every
     replica ranks alike). Only an item's best campaign stays: an item is shown once a page."""
-    ordered = sorted(candidates, key=lambda c: (-(c.pctr ** exponent * c.bid), -c.bid, c.campaign_id))
+    ordered = sorted(candidates, key=lambda c: (-rank_score(c, exponent), -c.bid, c.campaign_id))
     if len(ordered) < 2:
         return ordered
     seen: set[str] = set()

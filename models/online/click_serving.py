@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from models.online.versions import Version
 
 Id = Hashable
-AD_CTR_MEMO = 50_000  # (context, item) pCTRs a version remembers: ~4 MB
+AD_CTR_MEMO = 50_000  # (context, item) pCTRs a version remembers: ~3 MB (tracemalloc, 1 or 5,000 contexts)
 
 
 class ServingClickModel:
@@ -91,7 +91,7 @@ class ServingClickModel:
         memo = self._ad_ctr_memo.get(context)
         if memo is None:
             memo = self._ad_ctr_memo[context] = {}
-        missing = [item for item in item_ids if item not in memo]
+        missing = [item for item in dict.fromkeys(item_ids) if item not in memo]  # once each: the size counts pairs
         if missing:
             memo.update(zip(missing, self._ad_ctr(missing, context, prior)))
             self._ad_ctr_memo_size += len(missing)
