@@ -5,7 +5,7 @@ import gc
 import time
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
@@ -24,20 +24,32 @@ class ObservedCounter(Collector):
                  registry: CollectorRegistry | None = None) -> None:
         self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
         self._reads: dict[tuple[str, ...], Callable[[], float]] = {}
+        self._counts: Callable[[], Mapping[str, float]] | None = None
         if registry is not None:
             registry.register(self)
 
     def labels(self, **labels: str) -> _ObservedChild:
         return _ObservedChild(self._reads, tuple(str(labels[n]) for n in self.labelnames))
 
-    def describe(self) -> list[CounterMetricFamily]:
-        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+    def count_by(self, read: Callable[[], Mapping[str, float]]) -> None:
+        """Read a one-label counter's values from a dict kept by the counter (label value -> count):
+        one series per key, which a plain `dict[k] += 1` adds without a lock or a child per key."""
+        if len(self.labelnames) != 1:
+            raise ValueError(f"count_by needs exactly one label, {self.name} has {self.labelnames}")
+        self._counts = read
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for key, read in list(self._reads.items()):
             family.add_metric(list(key), float(read()))
+        if self._counts is not None:
+            for value, count in list(self._counts().items()):
+                family.add_metric([value], float(count))
         yield family
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
 
 
 class _ObservedChild:
@@ -153,9 +165,8 @@ class Metrics:
         self.events_rejected = Counter(
             "streamrank_http_events_rejected_total", "Events refused over HTTP", ["kind"], registry=r)
         # Per campaign (an id as a label, unlike the rest): what an advertiser is billed on must be seen per campaign.
-        self.ad_impressions = Counter(
-            "streamrank_ad_impressions_total", "Sponsored results served, per campaign", ["campaign"], registry=r)
-        self._ad_impression_children: dict[str, Any] = {}
+        self.ad_impressions = ObservedCounter(  # counted by the gateway's SponsoredSlots (`impressions`)
+            "streamrank_ad_impressions", "Sponsored results served, per campaign", ["campaign"], registry=r)
         self.ads_seconds = ObservedCounter(  # read from the gateway's SponsoredSlots: a float added to, no lock a request
             "streamrank_gateway_ads_seconds",
             "Time answers spent on sponsored slots: every auction, and the page, tokens and metrics of those with ads",
@@ -221,13 +232,6 @@ class Metrics:
                 self.http_requests.labels(route=route, method=method, status=str(status)),
                 self.http_latency.labels(route=route))
         return children
-
-    def ad_impression(self, campaign_id: str) -> Any:
-        """The impressions counter of one campaign, kept (as `http_request`'s children)."""
-        child = self._ad_impression_children.get(campaign_id)
-        if child is None:
-            child = self._ad_impression_children[campaign_id] = self.ad_impressions.labels(campaign=campaign_id)
-        return child
 
     def observe_event_lags(self, lags: list[float]) -> None:
         """The worker's per-event processing lags, a batch at a time (see observe_all)."""

@@ -64,7 +64,12 @@ def apply_click(row: Spend | None, price: float, budget: float, ts: float, src_p
 
 def spent_on(row: Spend | None, ts: float) -> float:
     """The spend counted for the UTC day holding `ts` (0 when the row is of another day)."""
-    return row["spend"] if row is not None and row["day"] == day_start(ts) else 0.0
+    return spent_on_day(row, day_start(ts))
+
+
+def spent_on_day(row: Spend | None, day: float) -> float:
+    """The spend counted for the UTC day starting at `day` (0 when the row is of another day)."""
+    return row["spend"] if row is not None and row["day"] == day else 0.0
 
 
 def validate(value: Any) -> None:

@@ -17,12 +17,12 @@ from typing import Any
 
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
-from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, run_auction
+from models.ads.auction import AdCandidate, AdWinner, AuctionConfig, page_order, run_auction
 from models.ads.campaigns import Campaign
 from models.ads.ctr import CtrPrior
-from models.ads.pacing import day_fraction, day_start, enters_auction, pacing_probability
+from models.ads.pacing import DAY_S, day_start, enters_auction, pacing_probability
 from tables import ad_spend, campaigns
-from tables.wire.ad_tokens import AdCharge, TokenMac
+from tables.wire.ad_tokens import TokenHead, TokenMac, token_head
 from tables.wire.updates import signing_key
 
 
@@ -70,14 +70,24 @@ def score_cutoff(items: Sequence[tuple[str, float]], floor: float) -> float:
 
 
 Worth = tuple[str, str, float, float, float]  # campaign id, item id, bid, relevance, pCTR
+# A page's result: item id, score, and for an ad its campaign id and price per click (None, None
+# for an organic result). Plain tuples: kept in plans, which the cyclic GC must not walk.
+Result = tuple[str, "float | None", "str | None", "float | None"]
 # Cached lists whose ads a gateway keeps (`SponsoredSlots._planned`), then forgotten at once. They
 # hold their lists: 27 MB at most for 20,000 lists of 12 the recommendation cache has dropped
 # (tracemalloc; lists it still holds cost nothing more).
 PLANS = 20_000
 
 
+def layout(items: Sequence[tuple[str, float]], winners: Sequence[AdWinner], k: int) -> tuple[Result, ...]:
+    """The page's k results (`page_order`), each with its score from `items`."""
+    scores = dict(items)
+    return tuple((x.item_id, scores.get(x.item_id), x.campaign_id, x.price) if isinstance(x, AdWinner)
+                 else (x, scores.get(x), None, None) for x in page_order([i for i, _ in items], winners, k))
+
+
 class SponsoredSlots:
-    """Campaigns by advertised item, kept from the read model; `auction` runs one page's."""
+    """Campaigns by advertised item, kept from the read model; `page` lays out one page's ads."""
 
     def __init__(self, settings: Settings, read_model: ReadModel, click_model: Callable[[], Any],
                  draw: Callable[[], float] = random.random) -> None:
@@ -93,12 +103,17 @@ class SponsoredSlots:
         self.campaigns: dict[str, Campaign] = {}
         self.by_item: dict[str, dict[str, Campaign]] = {}
         self._mac: TokenMac | None = None
+        self._heads: dict[str, TokenHead] = {}  # each shown campaign's token head, by id
         self.seconds = 0.0  # spent on ads by the answers (streamrank_gateway_ads_seconds_total reads it)
+        self.impressions: dict[str, int] = {}  # ads shown, by campaign id (streamrank_ad_impressions_total reads it)
         # A cached recommendation list's ads that can pay their way (`worth`), by the list's id:
         # a shopper asks for the same list on page after page, and what it holds changes only
-        # with the campaigns or the click model, which empty this. Entries are tuples of strings
-        # and numbers, which the cyclic GC stops tracking (app/gateway/gc_freeze.py).
-        self._plans: dict[int, tuple[tuple[Any, ...], tuple[Worth, ...]]] = {}
+        # with the campaigns or the click model, which empty this. With them, once asked, the
+        # page they make when all of them enter (k, results): the auction and the layout are
+        # pure functions of who enters, and on most pages all do (running, targeted, unpaced).
+        # Entries are tuples of strings and numbers, which the cyclic GC stops tracking
+        # (app/gateway/gc_freeze.py).
+        self._plans: dict[int, tuple[tuple[Any, ...], tuple[Worth, ...], int, tuple[Result, ...]]] = {}
         self._plans_click: Any = None
         read_model.subscribe(self.on_change)
 
@@ -106,6 +121,7 @@ class SponsoredSlots:
         if table != campaigns.NAME:
             return
         self._plans.clear()
+        self._heads.pop(key, None)
         previous = self.campaigns.pop(key, None)
         if previous is not None:
             of_item = self.by_item.get(previous.item_id, {})
@@ -122,39 +138,71 @@ class SponsoredSlots:
             self._mac = TokenMac(signing_key(self.settings))
         return self._mac
 
+    def page(self, items: Sequence[tuple[str, float]], k: int, context: str, query: str | None,
+             categories: Callable[[], Sequence[str]], now: float,
+             source: tuple[Any, ...] | None = None) -> tuple[Result, ...]:
+        """The page's k results with the auction's ads in their slots; () when no ad wins (the
+        organic page stands). `source`: the cached list `items` came from, whose plan is kept."""
+        if source is None:
+            winners = self.auction(items, context, query, categories, now)
+            return layout(items, winners, k) if winners else ()
+        plan = self._planned(source, items, context)
+        worth = plan[1]
+        if not worth:
+            return ()
+        entered = self._entered(worth, query, categories, now)
+        if len(entered) < len(worth):
+            winners = self._run(entered) if entered else []
+            return layout(items, winners, k) if winners else ()
+        if plan[2] != k:  # the first answer all enter: the plan's page, kept
+            plan = self._plans[id(source)] = (source, worth, k, layout(items, self._run(entered), k))
+        return plan[3]
+
     def auction(self, items: Sequence[tuple[str, float]], context: str, query: str | None,
-                categories: Callable[[], Sequence[str]], now: float,
-                source: tuple[Any, ...] | None = None) -> list[AdWinner]:
+                categories: Callable[[], Sequence[str]], now: float) -> list[AdWinner]:
         """The page's winners: campaigns of candidates above the relevance floor that can pay
         the reserves, run now, target the page and pass pacing, ranked by pCTR x bid, each priced
-        at its second price. `source`: the cached list `items` came from, whose `worth` is kept."""
-        worth = self._worth(items, context) if source is None else self._planned(source, items, context)
-        if not worth:
-            return []
-        held = self.campaigns
-        page_categories = categories() if any(held[w[0]].categories for w in worth) else ()
-        elapsed, spend = day_fraction(now), self.read_model.tables[ad_spend.NAME]
-        running = []
-        for campaign_id, item_id, bid, relevance, pctr in worth:
-            c = held[campaign_id]
-            if (c.is_running(now) and c.targets(query, page_categories)
-                    and self._paced(c, ad_spend.spent_on(spend.get(campaign_id), now), elapsed)):
-                running.append(AdCandidate(campaign_id, item_id, bid, pctr, relevance))
-        return run_auction(running, self.config) if running else []
+        at its second price."""
+        worth = self._worth(items, context)
+        entered = self._entered(worth, query, categories, now) if worth else []
+        return self._run(entered) if entered else []
 
-    def _planned(self, source: tuple[Any, ...], items: Sequence[tuple[str, float]], context: str) -> tuple[Worth, ...]:
+    def _entered(self, worth: tuple[Worth, ...], query: str | None, categories: Callable[[], Sequence[str]],
+                 now: float) -> list[Worth]:
+        """The ads of `worth` that run now, target the page and pass pacing."""
+        held, spend = self.campaigns, self.read_model.tables[ad_spend.NAME]
+        day = day_start(now)
+        elapsed = (now - day) / DAY_S
+        page_categories: Sequence[str] | None = None  # asked for the first campaign that targets some
+        entered = []
+        for ad in worth:
+            c = held[ad[0]]
+            if not c.is_running(now):
+                continue
+            if c.categories and page_categories is None:
+                page_categories = categories()
+            if c.targets(query, page_categories or ()) and self._paced(c, ad_spend.spent_on_day(spend.get(ad[0]), day),
+                                                                       elapsed):
+                entered.append(ad)
+        return entered
+
+    def _run(self, entered: Sequence[Worth]) -> list[AdWinner]:
+        return run_auction([AdCandidate(campaign_id, item_id, bid, pctr, relevance)
+                            for campaign_id, item_id, bid, relevance, pctr in entered], self.config)
+
+    def _planned(self, source: tuple[Any, ...], items: Sequence[tuple[str, float]],
+                 context: str) -> tuple[tuple[Any, ...], tuple[Worth, ...], int, tuple[Result, ...]]:
         click = self.click_model()
         if click is not self._plans_click:  # a new version: new pCTRs
             self._plans.clear()
             self._plans_click = click
-        entry = self._plans.get(id(source))
-        if entry is not None and entry[0] is source:  # held, so its id names no other list
-            return entry[1]
+        plan = self._plans.get(id(source))
+        if plan is not None and plan[0] is source:  # held, so its id names no other list
+            return plan
         if len(self._plans) >= PLANS:
             self._plans.clear()
-        worth = self._worth(items, context)
-        self._plans[id(source)] = (source, worth)
-        return worth
+        plan = self._plans[id(source)] = (source, self._worth(items, context), -1, ())
+        return plan
 
     def _worth(self, items: Sequence[tuple[str, float]], context: str) -> tuple[Worth, ...]:
         """(campaign, item, bid, relevance, pCTR) of the page's ads that neither the clock nor
@@ -175,7 +223,9 @@ class SponsoredSlots:
                      if c.bid_per_click >= reserve and p * c.bid_per_click >= least)
 
     def _paced(self, campaign: Campaign, spent: float, elapsed: float) -> bool:
-        return enters_auction(pacing_probability(spent, campaign.daily_budget, elapsed), self.draw())
+        probability = pacing_probability(spent, campaign.daily_budget, elapsed)
+        # Certain entry takes no draw: most campaigns are on or behind their spread most of the day.
+        return probability >= 1.0 or enters_auction(probability, self.draw())
 
     def _pctr(self, item_ids: list[str], context: str) -> list[float]:
         """Each item's top-slot pCTR on this page: the click model's estimate, moved by the
@@ -187,7 +237,9 @@ class SponsoredSlots:
             return [self.prior.mean] * len(item_ids)
         return click.ad_ctr(item_ids, context, self.prior)
 
-    def token(self, winner: AdWinner, now: float) -> str:
-        campaign = self.campaigns[winner.campaign_id]
-        charge = AdCharge(campaign.campaign_id, winner.item_id, winner.price, now, campaign.daily_budget)
-        return self.token_mac().sign(charge)
+    def token(self, campaign_id: str, item_id: str, price: float, now: float) -> str:
+        """The signed token of one ad shown now at `price` per click."""
+        head = self._heads.get(campaign_id)
+        if head is None:
+            head = self._heads[campaign_id] = token_head(campaign_id, item_id, self.campaigns[campaign_id].daily_budget)
+        return self.token_mac().sign_with(head, price, now)

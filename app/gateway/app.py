@@ -53,6 +53,7 @@ def init_app(
     serving = app[SERVING]
     ads = app[ADS] = SponsoredSlots(settings, app[READ_MODEL], lambda: serving.online_click)
     app[METRICS].ads_seconds.labels().set_function(lambda: ads.seconds)
+    app[METRICS].ad_impressions.count_by(lambda: ads.impressions)
     app[SINK] = sink or KafkaSink(settings)
     _serving_gauges(app[METRICS], app[SERVING])
     setup_routes(app)

@@ -55,13 +55,26 @@ class TokenMac:
         return outer.hexdigest()
 
     def sign(self, charge: AdCharge) -> str:
-        price, budget = charge.price, charge.daily_budget
-        if not (0 <= price < math.inf and 0 <= budget < math.inf):  # NaN fails both
-            name, amount = ("price", price) if not 0 <= price < math.inf else ("daily_budget", budget)
-            raise ValueError(f"an ad {name} must be a finite amount >= 0; got {amount!r}")
-        body = (f"v1.{charge.campaign_id.encode().hex()}.{charge.item_id.encode().hex()}."
-                f"{round(price * 1e6)}.{round(charge.ts * 1e3)}.{round(budget * 1e6)}")
+        return self.sign_with(token_head(charge.campaign_id, charge.item_id, charge.daily_budget), charge.price,
+                              charge.ts)
+
+    def sign_with(self, head: TokenHead, price: float, ts: float) -> str:
+        """The token of a charge whose campaign, item and budget `head` holds (a gateway keeps a
+        campaign's head: most of a token's text is the same on every page it is shown on)."""
+        if not 0 <= price < math.inf:  # NaN fails too
+            raise ValueError(f"an ad price must be a finite amount >= 0; got {price!r}")
+        body = f"{head[0]}{round(price * 1e6)}.{round(ts * 1e3)}.{head[1]}"
         return f"{body}.{self.hexdigest(body)}"
+
+
+TokenHead = tuple[str, int]  # "v1.<campaign_id hex>.<item_id hex>.", the daily budget in millionths
+
+
+def token_head(campaign_id: str, item_id: str, daily_budget: float) -> TokenHead:
+    """The parts of a token that are the same on every page a campaign is shown on."""
+    if not 0 <= daily_budget < math.inf:  # NaN fails too
+        raise ValueError(f"an ad daily_budget must be a finite amount >= 0; got {daily_budget!r}")
+    return f"v1.{campaign_id.encode().hex()}.{item_id.encode().hex()}.", round(daily_budget * 1e6)
 
 
 def _mac(key: bytes, body: str) -> str:

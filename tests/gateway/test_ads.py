@@ -15,6 +15,7 @@ from app.gateway.app import init_app
 from app.gateway.keys import ADS, METRICS, SERVING
 from app.gateway.read_model import ReadModel
 from app.settings import Settings
+from models.ads.auction import AdWinner, page_order
 from models.ads.campaigns import Campaign
 from models.ads.ctr import AdClickCounts, page_context
 from models.ads.pacing import DAY_S, day_start
@@ -322,9 +323,63 @@ def test_kept_plans_and_pctrs_are_plain_data_the_cyclic_gc_stops_tracking(settin
     slots = SponsoredSlots(settings, read_model, lambda: model)
     campaign(read_model, "clicked", "d2", 1.0)
     source = (("d2", 1.0), ("d3", 0.9))
-    assert [w.campaign_id for w in slots.auction(list(source), "rec", None, tuple, time.time(), source)] == ["clicked"]
+    assert [(item, campaign_id) for item, _, campaign_id, _ in slots.page(list(source), 2, "rec", None, tuple,
+                                                                          time.time(), source)] == [("d2", "clicked"),
+                                                                                                    ("d3", None)]
     for _ in range(4):  # a collection untracks a tuple whose items were untracked when it looked: inner ones first
         gc.collect()
     assert slots._plans and not any(map(gc.is_tracked, slots._plans.values()))
     # One dict per version holds a dict per context, of floats: those the GC never tracks.
     assert model._ad_ctr_memo and not any(map(gc.is_tracked, model._ad_ctr_memo.values()))
+
+
+def test_a_cached_lists_kept_page_is_the_page_its_auction_lays_out(settings):
+    """`page` keeps a cached list's page for answers all of whose ads enter: on every page,
+    asked again and again, it must be the page laid out from `auction`'s winners, and when some
+    ads sit out (paced, stopped), the page of those that enter; pacing draws for the one campaign
+    ahead of its spread alone."""
+    rng = random.Random(5)
+    read_model = ReadModel(settings)
+    items = [f"i{n}" for n in range(60)]
+    now = time.time()
+    for n, item in enumerate(rng.sample(items, 30)):
+        campaign(read_model, f"c{n}", item, round(rng.uniform(0.5, 6.0), 2), budget=100.0,
+                 **({"stop_ts": now - 1.0} if n % 9 == 8 else {}))
+    spend(read_model, "c3", 99.0)  # far ahead of an even spread: paced by the draw
+    draws = []
+
+    def draw() -> float:
+        draws.append(0.0 if len(draws) % 2 else 0.999)  # in, then out, in turn
+        return draws[-1]
+
+    slots = SponsoredSlots(settings, read_model, lambda: None, draw=draw)
+    lists = [tuple((item, rng.uniform(0.85, 1.0)) for item in rng.sample(items, 12)) for _ in range(200)]
+    laid_out = sponsored = 0
+    for answer in range(3):
+        for source in lists:
+            before = len(draws)
+            got = slots.page(list(source), 10, "rec", None, tuple, now, source)
+            drew = len(draws) - before
+            assert drew == sum(item == read_model.tables[campaigns.NAME]["c3"]["item_id"] for item, _ in source)
+            del draws[before:]  # the same draws again, for the auction this page must equal
+            winners = slots.auction(list(source), "rec", None, tuple, now)
+            want = tuple((w.item_id, dict(source)[w.item_id], w.campaign_id, w.price) if isinstance(w, AdWinner)
+                         else (w, dict(source)[w], None, None) for w in page_order([i for i, _ in source], winners, 10))
+            assert got == (want if winners else ()), (answer, source)
+            laid_out += bool(got)
+            sponsored += sum(c is not None for _, _, c, _ in got)
+    assert laid_out > 100 and sponsored > laid_out  # most lists carry an ad, many two
+    assert sum(bool(plan[3]) for plan in slots._plans.values()) > 50  # and most kept their page
+
+
+async def test_a_token_carries_the_campaigns_budget_now(client, read_model, settings):
+    """A gateway keeps each campaign's token head (ids and budget): a new budget must reach the
+    next page's token, which the worker caps spend with."""
+    shop(read_model)
+    campaign(read_model, "c1", "d1", 5.0, budget=100.0)
+    first = (await page(client, "/v1/search?q=cordless+drill"))[0]
+    campaign(read_model, "c1", "d1", 5.0, budget=40.0)
+    second = (await page(client, "/v1/search?q=cordless+drill"))[0]
+    assert first["campaign_id"] == second["campaign_id"] == "c1"
+    key = signing_key(settings)
+    assert [verify_token(key, i["ad_token"], "d1", time.time()).daily_budget for i in (first, second)] == [100.0, 40.0]

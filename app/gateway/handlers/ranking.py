@@ -9,10 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from app.gateway.errors import json_response
-from app.gateway.keys import ADS, DENSE, METRICS, READ_MODEL, SERVING
+from app.gateway.keys import ADS, DENSE, READ_MODEL, SERVING
 from app.gateway.params import float_param, id_param, int_param, path_id, text_param
 from app.gateway.serving import Filters, Ranking
-from models.ads.auction import AdWinner, page_order
 from models.ads.ctr import page_context
 from models.errors import ValidationError
 from tables import catalog
@@ -75,21 +74,16 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
             return [filters.category]
         return [c for i, _ in ranking.items[:k] if (c := (entries.get(i) or {}).get("category"))]
 
-    winners = ads.auction(ranking.items, context, text, categories, now, ranking.source)
-    if not winners:  # most pages: the organic answer as it was
+    results = ads.page(ranking.items, k, context, text, categories, now, ranking.source)
+    if not results:  # most pages: no ad wins, the organic answer as it was
         ads.seconds += time.perf_counter() - started
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
-    metrics = request.app[METRICS]
-    scores = dict(ranking.items)
-    items = []
-    for entry in page_order([i for i, _ in ranking.items], winners, k):
-        if isinstance(entry, AdWinner):
-            item = _item(entries, entry.item_id, scores.get(entry.item_id))
-            item.update(sponsored=True, campaign_id=entry.campaign_id, ad_token=ads.token(entry, now))
-            metrics.ad_impression(entry.campaign_id).inc()
-        else:
-            item = _item(entries, entry, scores.get(entry))
-        items.append(item)
+    impressions = ads.impressions
+    items = [_item(entries, item_id, score) for item_id, score, _, _ in results]
+    for item, (item_id, _, campaign_id, price) in zip(items, results):
+        if campaign_id is not None:
+            item.update(sponsored=True, campaign_id=campaign_id, ad_token=ads.token(campaign_id, item_id, price, now))
+            impressions[campaign_id] = impressions.get(campaign_id, 0) + 1
     ads.seconds += time.perf_counter() - started  # the page's entries too: an organic page builds them alike
     return _answer(items, ranking, extra)
 
