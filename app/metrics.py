@@ -169,7 +169,8 @@ class Metrics:
             "streamrank_ad_impressions", "Sponsored results served, per campaign", ["campaign"], registry=r)
         self.ads_seconds = ObservedCounter(  # read from the gateway's SponsoredSlots: a float added to, no lock a request
             "streamrank_gateway_ads_seconds",
-            "Time answers spent on sponsored slots: every auction, and the page, tokens and metrics of those with ads",
+            "Time answers spent on sponsored slots: every auction run (a cached list known to hold no payable ad runs "
+            "none), and the page, tokens and counts of those with ads",
             registry=r)
         self.state_records = Gauge(
             "streamrank_gateway_state_records", "Records held in gateway memory", ["table"], registry=r)

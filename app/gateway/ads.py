@@ -138,6 +138,15 @@ class SponsoredSlots:
             self._mac = TokenMac(signing_key(self.settings))
         return self._mac
 
+    def holds_no_ad(self, source: tuple[Any, ...] | None) -> bool:
+        """True when `source` is a cached list whose kept plan has no ad that can pay its way (for
+        the click model serving now): its page is the organic one, with no auction to run. Most
+        recommendation pages are such, and this is all the ads cost them."""
+        if source is None:
+            return False
+        plan = self._plans.get(id(source))
+        return plan is not None and plan[0] is source and not plan[1] and self._plans_click is self.click_model()
+
     def page(self, items: Sequence[tuple[str, float]], k: int, context: str, query: str | None,
              categories: Callable[[], Sequence[str]], now: float,
              source: tuple[Any, ...] | None = None) -> tuple[Result, ...]:

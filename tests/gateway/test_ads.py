@@ -383,3 +383,24 @@ async def test_a_token_carries_the_campaigns_budget_now(client, read_model, sett
     assert first["campaign_id"] == second["campaign_id"] == "c1"
     key = signing_key(settings)
     assert [verify_token(key, i["ad_token"], "d1", time.time()).daily_budget for i in (first, second)] == [100.0, 40.0]
+
+
+async def test_a_cached_list_known_to_hold_no_ad_is_asked_again_when_bids_or_the_click_model_change(client, read_model):
+    """A cached list whose kept plan has no payable ad skips the auction (`holds_no_ad`), but only
+    while the campaigns and the click model that made the plan serve: a new bid or a model that
+    finds the item clicked must bring the ad back on the very next answer."""
+    trending(read_model)
+    campaign(read_model, "low", "t1", 1.0)  # the prior's pCTR 0.05 x 1.0: under the least expected revenue
+    slots = client.app[ADS]
+    for _ in range(3):
+        assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+    assert len(slots._plans) == 1 and slots.holds_no_ad(next(iter(slots._plans.values()))[0])
+    # A version that has seen t1 clicked half the time: 0.5 x 1.0 pays its way.
+    client.app[SERVING].online_click = ServingClickModel({"t1": 0.0}, {"t1": (10.0, 5.0)}, torch.zeros(2), 0.0,
+                                                         [0.0, -1.0])
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "low")]
+    client.app[SERVING].online_click = None  # back to the prior: no ad, known again after one answer
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+    campaign(read_model, "high", "t1", 5.0)
+    assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "high")]

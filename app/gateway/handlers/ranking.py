@@ -63,7 +63,7 @@ def _with_ads(request: web.Request, ranking: Ranking, k: int, context: str, text
     """The page with its sponsored slots, added after the ranking (and its cache): each ad's
     token is signed for this answer alone."""
     ads = request.app[ADS]
-    if not (ads.enabled and ads.campaigns):
+    if not (ads.enabled and ads.campaigns) or ads.holds_no_ad(ranking.source):
         return _ranked(request, Ranking(ranking.items[:k], ranking.version, ranking.strategy), **extra)
     started = time.perf_counter()
     now = time.time()
