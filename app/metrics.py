@@ -32,11 +32,14 @@ class ObservedCounter(Collector):
         return _ObservedChild(self._reads, tuple(str(labels[n]) for n in self.labelnames))
 
     def count_by(self, read: Callable[[], Mapping[str, float]]) -> None:
-        """Read a one-label counter's values from a dict kept by the counter (label value -> count):
-        one series per key, which a plain `dict[k] += 1` adds without a lock or a child per key."""
+        """Read a one-label counter's values from a dict the counting object keeps (label value ->
+        count): one series per key, which a plain `d[k] = d.get(k, 0) + 1` adds, no lock, no child."""
         if len(self.labelnames) != 1:
             raise ValueError(f"count_by needs exactly one label, {self.name} has {self.labelnames}")
         self._counts = read
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -46,10 +49,6 @@ class ObservedCounter(Collector):
             for value, count in list(self._counts().items()):
                 family.add_metric([value], float(count))
         yield family
-
-    def describe(self) -> list[CounterMetricFamily]:
-        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
-
 
 
 class _ObservedChild:

@@ -1,6 +1,7 @@
 """The metrics registry follows Prometheus practice: counters end in `_total`, the process collector is there."""
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -74,3 +75,19 @@ def test_observe_all_equals_one_observe_per_value():
                 if not s.name.endswith("_created")] for h in (one, many)]
     assert samples[0] == samples[1]
     assert dict(((s[0], s[1].get("le")), s[2]) for s in samples[1])[("bucket", "0.005")] == 2
+
+
+def test_a_counter_counted_by_a_dict_is_one_total_series_per_key():
+    """`ObservedCounter.count_by`: the gateway counts ad impressions in a dict, read at scrape time."""
+    metrics = Metrics()
+    counts: dict[str, int] = {}
+    metrics.ad_impressions.count_by(lambda: counts)
+    assert sample_sum(generate_latest(metrics.registry).decode(), "streamrank_ad_impressions_total") == 0.0
+    counts["c1"] = 2
+    counts["c2"] = 1
+    text = generate_latest(metrics.registry).decode()
+    assert exposition(metrics)["streamrank_ad_impressions"] == "counter"
+    assert sample_sum(text, "streamrank_ad_impressions_total", campaign="c1") == 2.0
+    assert sample_sum(text, "streamrank_ad_impressions_total") == 3.0
+    with pytest.raises(ValueError, match="exactly one label"):
+        metrics.ads_seconds.count_by(lambda: counts)
