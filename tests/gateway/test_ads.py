@@ -353,6 +353,8 @@ def test_a_cached_lists_kept_page_is_the_page_its_auction_lays_out(settings):
         return draws[-1]
 
     slots = SponsoredSlots(settings, read_model, lambda: None, draw=draw)
+    c3 = read_model.tables[campaigns.NAME]["c3"]  # can pay its way (at the prior's pCTR) wherever its item is
+    assert c3["bid_per_click"] * slots.prior.mean >= slots.config.min_expected_revenue
     lists = [tuple((item, rng.uniform(0.85, 1.0)) for item in rng.sample(items, 12)) for _ in range(200)]
     laid_out = sponsored = 0
     for answer in range(3):
@@ -360,7 +362,7 @@ def test_a_cached_lists_kept_page_is_the_page_its_auction_lays_out(settings):
             before = len(draws)
             got = slots.page(list(source), 10, "rec", None, tuple, now, source)
             drew = len(draws) - before
-            assert drew == sum(item == read_model.tables[campaigns.NAME]["c3"]["item_id"] for item, _ in source)
+            assert drew == sum(item == c3["item_id"] for item, _ in source)
             del draws[before:]  # the same draws again, for the auction this page must equal
             winners = slots.auction(list(source), "rec", None, tuple, now)
             want = tuple((w.item_id, dict(source)[w.item_id], w.campaign_id, w.price) if isinstance(w, AdWinner)
@@ -401,6 +403,7 @@ async def test_a_cached_list_known_to_hold_no_ad_is_asked_again_when_bids_or_the
     assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "low")]
     client.app[SERVING].online_click = None  # back to the prior: no ad, known again after one answer
     assert ads_of(await page(client, "/v1/recommend?k=3")) == []
+    assert slots.holds_no_ad(next(iter(slots._plans.values()))[0])
     assert ads_of(await page(client, "/v1/recommend?k=3")) == []
     campaign(read_model, "high", "t1", 5.0)
     assert ads_of(await page(client, "/v1/recommend?k=3")) == [(0, "t1", "high")]
