@@ -73,6 +73,9 @@ Worth = tuple[str, str, float, float, float]  # campaign id, item id, bid, relev
 # A page's result: item id, score, and for an ad its campaign id and price per click (None, None
 # for an organic result). Plain tuples: kept in plans, which the cyclic GC must not walk.
 Result = tuple[str, "float | None", "str | None", "float | None"]
+# A cached list's plan: the list, its payable ads, and once every ad entered an answer the k
+# and page it made (-1, () before). A plain tuple, like what it holds: the GC stops tracking it.
+Plan = tuple[tuple[Any, ...], tuple[Worth, ...], int, tuple[Result, ...]]
 # Cached lists whose ads a gateway keeps (`SponsoredSlots._planned`), then forgotten at once. They
 # hold their lists: 27 MB at most for 20,000 lists of 12 the recommendation cache has dropped
 # (tracemalloc; lists it still holds cost nothing more), and a kept page of 10 adds 840 bytes
@@ -114,7 +117,7 @@ class SponsoredSlots:
         # pure functions of who enters, and on most pages all do (running, targeted, unpaced).
         # Entries are tuples of strings and numbers, which the cyclic GC stops tracking
         # (app/gateway/gc_freeze.py).
-        self._plans: dict[int, tuple[tuple[Any, ...], tuple[Worth, ...], int, tuple[Result, ...]]] = {}
+        self._plans: dict[int, Plan] = {}
         self._plans_click: Any = None
         read_model.subscribe(self.on_change)
 
@@ -143,30 +146,28 @@ class SponsoredSlots:
         """True when `source` is a cached list whose kept plan has no ad that can pay its way (for
         the click model serving now): its page is the organic one, with no auction to run. Most
         recommendation pages are such, and this is all the ads cost them."""
-        if source is None:
-            return False
-        plan = self._plans.get(id(source))
-        return plan is not None and plan[0] is source and not plan[1] and self._plans_click is self.click_model()
+        plan = self._kept(source) if source is not None else None
+        return plan is not None and not plan[1] and self._plans_click is self.click_model()
 
     def page(self, items: Sequence[tuple[str, float]], k: int, context: str, query: str | None,
              categories: Callable[[], Sequence[str]], now: float,
              source: tuple[Any, ...] | None = None) -> tuple[Result, ...]:
         """The page's k results with the auction's ads in their slots; () when no ad wins (the
         organic page stands). `source`: the cached list `items` came from, whose plan is kept."""
-        if source is None:
+        if source is None:  # search, a recommendation just ranked
             winners = self.auction(items, context, query, categories, now)
             return layout(items, winners, k) if winners else ()
-        plan = self._planned(source, items, context)
-        worth = plan[1]
+        _, worth, kept_k, kept_page = self._planned(source, items, context)
         if not worth:
             return ()
         entered = self._entered(worth, query, categories, now)
-        if len(entered) < len(worth):
+        if len(entered) < len(worth):  # some sit out (pacing, a stop time): the auction of those that enter
             winners = self._run(entered) if entered else []
             return layout(items, winners, k) if winners else ()
-        if plan[2] != k:  # the first answer all enter: the plan's page, kept
-            plan = self._plans[id(source)] = (source, worth, k, layout(items, self._run(entered), k))
-        return plan[3]
+        if kept_k != k:  # the first answer every ad enters: its page, kept
+            kept_page = layout(items, self._run(entered), k)
+            self._plans[id(source)] = (source, worth, k, kept_page)
+        return kept_page
 
     def auction(self, items: Sequence[tuple[str, float]], context: str, query: str | None,
                 categories: Callable[[], Sequence[str]], now: float) -> list[AdWinner]:
@@ -201,18 +202,22 @@ class SponsoredSlots:
                             for campaign_id, item_id, bid, relevance, pctr in entered], self.config)
 
     def _planned(self, source: tuple[Any, ...], items: Sequence[tuple[str, float]],
-                 context: str) -> tuple[tuple[Any, ...], tuple[Worth, ...], int, tuple[Result, ...]]:
+                 context: str) -> Plan:
         click = self.click_model()
         if click is not self._plans_click:  # a new version: new pCTRs
             self._plans.clear()
             self._plans_click = click
-        plan = self._plans.get(id(source))
-        if plan is not None and plan[0] is source:  # held, so its id names no other list
+        plan = self._kept(source)
+        if plan is not None:
             return plan
         if len(self._plans) >= PLANS:
             self._plans.clear()
         plan = self._plans[id(source)] = (source, self._worth(items, context), -1, ())
         return plan
+
+    def _kept(self, source: tuple[Any, ...]) -> Plan | None:
+        plan = self._plans.get(id(source))
+        return plan if plan is not None and plan[0] is source else None  # held, so its id names no other list
 
     def _worth(self, items: Sequence[tuple[str, float]], context: str) -> tuple[Worth, ...]:
         """(campaign, item, bid, relevance, pCTR) of the page's ads that neither the clock nor
